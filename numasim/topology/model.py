@@ -1,0 +1,227 @@
+"""The machine: nodes, CPUs, memory, zones, distances, latency and bandwidth.
+
+A :class:`Machine` is what every loader produces and every other part reads.  It is frozen and
+made of tuples, so two machines compare equal exactly when they describe the same hardware
+(the YAML round trip relies on this).  Matrices are indexed by a node's *position* in
+``nodes`` (sorted by id), not by its id: real machines have node ids with gaps (node 252).
+
+What Linux derives from the hardware at boot (zone layout, fallback zonelists, policy_zone,
+watermarks) is computed on demand by :mod:`numasim.topology.zones` and
+:mod:`numasim.topology.zonelist` and cached in :attr:`Machine.derived`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import Enum, IntEnum
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from numasim.topology.derive import Derived
+
+PAGE_SIZE = 4096
+HUGE_PAGE_SIZE = 2 << 20
+CACHE_LINE = 64
+
+LOCAL_DISTANCE = 10
+REMOTE_DISTANCE = 20
+
+
+class ZoneType(IntEnum):
+    """x86-64 zone indexes, as ``enum zone_type`` numbers them (no HIGHMEM on 64-bit)."""
+
+    DMA = 0
+    DMA32 = 1
+    NORMAL = 2
+    MOVABLE = 3
+    DEVICE = 4
+
+    @property
+    def kname(self) -> str:
+        """The name /proc/zoneinfo and the boot log use."""
+        return {0: "DMA", 1: "DMA32", 2: "Normal", 3: "Movable", 4: "Device"}[int(self)]
+
+    @classmethod
+    def from_name(cls, name: str) -> ZoneType:
+        for z in cls:
+            if z.kname.lower() == name.strip().lower() or z.name.lower() == name.strip().lower():
+                return z
+        raise ValueError(f"unknown zone {name!r}; valid: DMA, DMA32, Normal, Movable")
+
+
+MAX_NR_ZONES = 5
+
+
+class MemKind(str, Enum):
+    """What a node's memory is made of; decides derived latency/bandwidth defaults."""
+
+    DRAM = "DRAM"
+    HBM = "HBM"
+    CXL = "CXL"
+    NVM = "NVM"
+
+
+@dataclass(frozen=True)
+class ZoneSpec:
+    """One populated zone of a node, in pages of ``Machine.page_size``.
+
+    ``managed`` is what the buddy allocator owns after boot-time reservations (memmap, kernel
+    image, firmware); watermarks are computed from it, as Linux does.
+    """
+
+    type: ZoneType
+    start_pfn: int
+    spanned: int
+    present: int
+    managed: int
+
+
+@dataclass(frozen=True)
+class Node:
+    """A NUMA node: CPUs (possibly none), memory (possibly none) and what kind it is."""
+
+    id: int
+    cpus: tuple[int, ...] = ()
+    mem_bytes: int = 0
+    kind: MemKind = MemKind.DRAM
+    zones: tuple[ZoneSpec, ...] | None = None
+    """Explicit zones; ``None`` means derive them from ``mem_bytes`` as x86-64 Linux lays
+    physical memory out."""
+    mc_bandwidth_GBps: float | None = None
+    """Memory-controller bandwidth; ``None`` means the bandwidth-matrix diagonal."""
+    movable_bytes: int = 0
+    """Memory of this node placed in ZONE_MOVABLE (like ``movable_node``/``movablecore=``)."""
+    free_bytes: int | None = None
+    """Free memory as the source reported it (``numactl --hardware`` "free"); informative."""
+
+    @property
+    def has_cpus(self) -> bool:
+        return bool(self.cpus)
+
+    @property
+    def has_memory(self) -> bool:
+        return self.mem_bytes > 0 or bool(self.zones and any(z.present for z in self.zones))
+
+
+@dataclass(frozen=True)
+class Link:
+    """An interconnect link between two nodes (both directions share ``bandwidth_GBps`` each
+    way), for contention modelling."""
+
+    a: int
+    b: int
+    bandwidth_GBps: float
+    latency_ns: float = 0.0
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A NUMA machine as the simulator sees it."""
+
+    name: str
+    nodes: tuple[Node, ...]
+    distance: tuple[tuple[int, ...], ...]
+    """SLIT, ``distance[i][j]`` between ``nodes[i]`` and ``nodes[j]``."""
+    latency_ns: tuple[tuple[float, ...], ...]
+    """Idle load latency from the CPUs of ``nodes[i]`` to the memory of ``nodes[j]``."""
+    bandwidth_GBps: tuple[tuple[float, ...], ...]
+    """Read bandwidth from all CPUs of ``nodes[i]`` to the memory of ``nodes[j]``."""
+    links: tuple[Link, ...] = ()
+    cpu_ghz: float = 2.0
+    page_size: int = PAGE_SIZE
+    huge_page_size: int = HUGE_PAGE_SIZE
+    cache_line: int = CACHE_LINE
+    min_free_kbytes: int | None = None
+    """``vm.min_free_kbytes``; ``None`` derives it as Linux does at boot."""
+    watermark_scale_factor: int = 10
+    lowmem_reserve_ratio: tuple[int, ...] = (256, 256, 32, 0, 0)
+    wi_weights: tuple[int, ...] | None = None
+    """Weighted-interleave weights per node position (sysfs ``weighted_interleave/nodeN``);
+    ``None`` = 1 for every node."""
+    derived: frozenset[str] = frozenset()
+    """Which of ``distance``, ``latency``, ``bandwidth`` were not given and were derived."""
+    source: str = ""
+    """Where the description came from (file and format); informative, not compared."""
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    # ------------------------------------------------------------------ lookups
+    @cached_property
+    def node_ids(self) -> tuple[int, ...]:
+        return tuple(n.id for n in self.nodes)
+
+    @cached_property
+    def _index(self) -> dict[int, int]:
+        return {n.id: i for i, n in enumerate(self.nodes)}
+
+    def index_of(self, node_id: int) -> int:
+        """Position of a node id in ``nodes`` (and in the matrices)."""
+        return self._index[node_id]
+
+    def node(self, node_id: int) -> Node:
+        return self.nodes[self._index[node_id]]
+
+    @property
+    def nr_node_ids(self) -> int:
+        """One more than the highest node id, as the kernel's ``nr_node_ids``."""
+        return max(self.node_ids) + 1
+
+    @cached_property
+    def cpus(self) -> tuple[int, ...]:
+        return tuple(sorted(c for n in self.nodes for c in n.cpus))
+
+    @cached_property
+    def cpu_to_node(self) -> dict[int, int]:
+        return {c: n.id for n in self.nodes for c in n.cpus}
+
+    @cached_property
+    def memory_nodes(self) -> tuple[int, ...]:
+        """``N_MEMORY``: node ids that have memory."""
+        return tuple(n.id for n in self.nodes if n.has_memory)
+
+    @cached_property
+    def cpu_nodes(self) -> tuple[int, ...]:
+        return tuple(n.id for n in self.nodes if n.has_cpus)
+
+    def dist(self, a: int, b: int) -> int:
+        """SLIT distance between node ids ``a`` and ``b`` (``node_distance``)."""
+        return self.distance[self._index[a]][self._index[b]]
+
+    def distance_array(self) -> np.ndarray:
+        return np.array(self.distance, dtype=np.int64)
+
+    def latency_array(self) -> np.ndarray:
+        return np.array(self.latency_ns, dtype=np.float64)
+
+    def bandwidth_array(self) -> np.ndarray:
+        return np.array(self.bandwidth_GBps, dtype=np.float64)
+
+    def mc_bandwidth(self, node_id: int) -> float:
+        n = self.node(node_id)
+        if n.mc_bandwidth_GBps is not None:
+            return n.mc_bandwidth_GBps
+        i = self._index[node_id]
+        return self.bandwidth_GBps[i][i]
+
+    def weight(self, node_id: int) -> int:
+        """Weighted-interleave weight of a node (0/unset reads as 1, as Linux does)."""
+        if self.wi_weights is None:
+            return 1
+        return self.wi_weights[self._index[node_id]] or 1
+
+    @property
+    def total_mem_bytes(self) -> int:
+        return sum(n.mem_bytes for n in self.nodes)
+
+    # ------------------------------------------------------------------ derived
+    @cached_property
+    def derived_state(self) -> Derived:
+        """Zones, zonelists, policy_zone and watermarks as the kernel derives them at boot."""
+        from numasim.topology.derive import derive
+
+        return derive(self)
+
+    def with_changes(self, **changes) -> Machine:
+        return replace(self, **changes)
