@@ -35,7 +35,8 @@ def _split(text: str | int | float, kind: str, units: dict) -> tuple[str, str]:
     if isinstance(text, bool) or not isinstance(text, str | int | float):
         raise UnitError(f"expected a {kind} with a unit such as {_example(kind)}, got {text!r}")
     if isinstance(text, int | float):
-        raise UnitError(f"a {kind} needs a unit, e.g. {_example(kind)} (got the bare number {text})")
+        raise UnitError(f"a {kind} needs a unit, e.g. {_example(kind)} "
+                        f"(got the bare number {text})")
     m = re.fullmatch(r"\s*" + _NUM + r"\s*([A-Za-zµ/]+)\s*", text)
     if not m:
         raise UnitError(f"cannot read {text!r} as a {kind}; write it like {_example(kind)}")

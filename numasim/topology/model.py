@@ -13,7 +13,7 @@ watermarks) is computed on demand by :mod:`numasim.topology.zones` and
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -55,7 +55,7 @@ class ZoneType(IntEnum):
 MAX_NR_ZONES = 5
 
 
-class MemKind(str, Enum):
+class MemKind(StrEnum):
     """What a node's memory is made of; decides derived latency/bandwidth defaults."""
 
     DRAM = "DRAM"
@@ -145,6 +145,8 @@ class Machine:
     """Which of ``distance``, ``latency``, ``bandwidth`` were not given and were derived."""
     source: str = ""
     """Where the description came from (file and format); informative, not compared."""
+    description: str = field(default="", compare=False)
+    """What the machine is, for people (the YAML ``description``); not compared."""
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     # ------------------------------------------------------------------ lookups

@@ -1,0 +1,186 @@
+"""The ``numasim`` command.
+
+Subcommands import their machinery lazily, so ``numasim topo show`` never pays for numba,
+SimPy or matplotlib.  Every user mistake surfaces as a :class:`NumasimError`: one paragraph
+on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from numasim.errors import NumasimError
+
+MACHINE_HELP = ("machine: a numasim YAML file, a shipped machine name (see `numasim topo list`), "
+                "`numactl --hardware` text, hwloc XML, an oracle .layout, a sysfs node tree "
+                "(directory or tarball), or 'local'")
+
+# Subcommand modules register themselves here: name -> (module, help).  Each module has
+# ``add_arguments(parser)`` and ``main(args) -> int``.
+EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
+    "script": ("numasim.mm.script.cli", "run a scenario script of system calls (the oracle's "
+               "language) on the simulated kernel"),
+    "numactl": ("numasim.workloads.numactl_cli", "run a built-in workload under numactl "
+                "options, e.g. `numasim numactl --interleave=all -- stream --machine clx-2s`"),
+    "run": ("numasim.workloads.run_cli", "run a workload YAML on a machine"),
+    "sweep": ("numasim.experiments.cli", "run an experiment YAML: a sweep over policies, "
+              "machines, thread counts..."),
+    "plot": ("numasim.report.cli", "plot the results of a sweep"),
+}
+
+
+# --------------------------------------------------------------------------- topo
+def _topo_show(args: argparse.Namespace) -> int:
+    from numasim.topology.loaders import load_machine
+    from numasim.topology.show import describe, numactl_hardware
+
+    machine = load_machine(args.machine)
+    sys.stdout.write(numactl_hardware(machine, cpu_compress=args.cpu_compress))
+    if not args.numactl_only:
+        sys.stdout.write("\n" + describe(machine))
+    return 0
+
+
+def _topo_convert(args: argparse.Namespace) -> int:
+    from numasim.topology.loaders import load_machine, yaml_machine
+
+    machine = load_machine(args.machine)
+    text = yaml_machine.dump(machine)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        out = Path(args.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        print(f"wrote {out}")
+    return 0
+
+
+def _topo_draw(args: argparse.Namespace) -> int:
+    from numasim.topology.draw import draw_machine
+    from numasim.topology.loaders import load_machine
+
+    machine = load_machine(args.machine)
+    suffix = Path(args.output).suffix.lower()
+    if suffix not in (".png", ".svg", ".pdf"):
+        raise NumasimError("output must end in .png, .svg or .pdf", field="-o",
+                           hint=f"got {args.output!r}")
+    draw_machine(machine, args.output, metric=args.metric)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _topo_list(args: argparse.Namespace) -> int:
+    from numasim.topology.loaders import load_machine
+    from numasim.topology.loaders.shipped import shipped_machines
+
+    for name, path in shipped_machines().items():
+        m = load_machine(path)
+        print(f"{name:<24} {len(m.nodes):>3} nodes {len(m.cpus):>5} CPUs  {path}")
+    return 0
+
+
+# ----------------------------------------------------------------------- validate
+def _validate(args: argparse.Namespace) -> int:
+    from numasim.validate import validate_path
+
+    bad = 0
+    for f in args.files:
+        problems, kind = validate_path(f)
+        if problems:
+            bad += 1
+            print(f"{f}: {len(problems)} problem(s) in this {kind} file", file=sys.stderr)
+            for p in problems:
+                print(f"  - {p.render()}", file=sys.stderr)
+        else:
+            print(f"{f}: ok ({kind})")
+    return 2 if bad else 0
+
+
+# ------------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    from numasim import __version__
+
+    p = argparse.ArgumentParser(
+        prog="numasim",
+        description="A NUMA machine emulator that places pages exactly as Linux does.")
+    p.add_argument("--version", action="version", version=f"numasim {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    topo = sub.add_parser("topo", help="show, convert or draw a machine description")
+    tsub = topo.add_subparsers(dest="topo_command", metavar="ACTION")
+    tsub.required = True
+    s = tsub.add_parser("show", help="print the machine as `numactl --hardware` does, then its "
+                        "fallback zonelists, policy zone, zones and matrices")
+    s.add_argument("machine", help=MACHINE_HELP)
+    s.add_argument("--cpu-compress", action="store_true", help="print CPU ranges (numactl "
+                   "--cpu-compress)")
+    s.add_argument("--numactl-only", action="store_true", help="only the numactl --hardware "
+                   "part")
+    s.set_defaults(func=_topo_show)
+    c = tsub.add_parser("convert", help="write numasim YAML from any machine description")
+    c.add_argument("machine", help=MACHINE_HELP)
+    c.add_argument("-o", "--output", help="output YAML file (default: stdout)")
+    c.set_defaults(func=_topo_convert)
+    d = tsub.add_parser("draw", help="draw the machine (nodes, CPUs, memory, distances)")
+    d.add_argument("machine", help=MACHINE_HELP)
+    d.add_argument("-o", "--output", required=True, help="picture file: .png, .svg or .pdf")
+    d.add_argument("--metric", choices=("distance", "latency", "bandwidth"), default="distance",
+                   help="what to write on the edges between nodes (default: distance)")
+    d.set_defaults(func=_topo_draw)
+    ls = tsub.add_parser("list", help="list the shipped machines")
+    ls.set_defaults(func=_topo_list)
+
+    v = sub.add_parser("validate", help="check YAML files (machine, workload, experiment) and "
+                       "report every problem at once")
+    v.add_argument("files", nargs="+", help="files to check")
+    v.set_defaults(func=_validate)
+
+    for name, (module, help_text) in EXTERNAL_COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.set_defaults(func=_external(module), module=module)
+        try:
+            mod = __import__(module, fromlist=["add_arguments"])
+        except ImportError:
+            sp.set_defaults(func=_missing(name))
+            continue
+        mod.add_arguments(sp)
+    return p
+
+
+def _external(module: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        mod = __import__(module, fromlist=["main"])
+        return mod.main(args)
+
+    return run
+
+
+def _missing(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        raise NotImplementedError(f"`numasim {name}` is not built yet")
+
+    return run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except NumasimError as e:
+        print(f"numasim: error: {e.render()}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("numasim: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

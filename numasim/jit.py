@@ -1,0 +1,44 @@
+"""One decorator for numasim's jitted code: typed signatures from parameter names.
+
+numba specialises a jitted function for every combination of argument types it is called
+with, literal constants included (``f(zones, 0)`` and ``f(zones, 1)`` compile twice).  The
+allocator core calls its helpers with many constants, which multiplied its first-call compile
+time several-fold.  :func:`kernel_jit` gives every function one signature, built from its
+parameter names (``zones`` is always a C-contiguous 2-D int64 array, ``pol_nodes`` a 2-D
+uint8 array, any name not listed is an int64 scalar), compiles it eagerly, and caches it on
+disk (``cache=True``).  Boundaries are typed arrays, never Python objects.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from numba import njit, types
+
+I64_2D = types.Array(types.int64, 2, "C")
+I64_1D = types.Array(types.int64, 1, "C")
+U8_2D = types.Array(types.uint8, 2, "C")
+F64_1D = types.Array(types.float64, 1, "C")
+F64_2D = types.Array(types.float64, 2, "C")
+
+ARG_TYPES: dict[str, types.Type] = {
+    # allocator state (numasim.mm.state.KernelState)
+    "zones": I64_2D, "zonelist": I64_2D, "nodeinfo": I64_2D, "cpu_node": I64_1D,
+    "sysvars": I64_1D, "numastat": I64_2D, "vmstat": I64_1D, "policies": I64_2D,
+    "pol_nodes": U8_2D, "tasks": I64_2D, "task_mems": U8_2D, "regions": I64_2D,
+    "vmas": I64_2D, "objs": I64_2D, "sp": I64_2D, "pages": I64_2D, "pt_page": I64_1D,
+    "pt_vma": I64_1D, "obj_pages": I64_1D, "pgtables": I64_2D, "res": I64_1D,
+    "run": I64_1D, "out_pages": I64_1D,
+}
+
+
+def kernel_jit(fn=None, *, extra: dict[str, types.Type] | None = None):
+    """``@kernel_jit``: njit with one eager signature derived from the parameter names."""
+
+    def wrap(f):
+        names = list(inspect.signature(f).parameters)
+        table = dict(ARG_TYPES, **(extra or {}))
+        sig = tuple(table.get(n, types.int64) for n in names)
+        return njit(sig, cache=True, nogil=True)(f)
+
+    return wrap(fn) if fn is not None else wrap

@@ -1,0 +1,563 @@
+"""The simulated kernel: processes, address spaces, files, faults and the OOM killer.
+
+:class:`Kernel` is the Python face of :class:`~numasim.mm.state.KernelState`.  It does what
+is rare (mmap, munmap, fork, exec, exit, OOM kills) in Python and hands page faults to the
+allocator core in batches.  The NUMA system calls live in :mod:`numasim.mm.syscalls` and take
+a ``Kernel``.
+
+Tasks are single-threaded processes here (``task id`` = pid), each with its own mm.
+Addresses are handled in virtual page numbers (vpn = address >> 12) inside, bytes at the
+system-call boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from numasim.mm import alloc_core as core
+from numasim.mm import state as S
+from numasim.mm.constants import DEFAULT_KERNEL, KERNELS, KGEN_2_6_7
+from numasim.topology.model import Machine
+
+PAGE_SHIFT = 12
+TASK_SIZE_VPN = 0x7FFFFFFFF000 >> PAGE_SHIFT
+# top-down mmap base of a process without address randomisation and an 8 MiB stack limit
+# (mmap_base = TASK_SIZE - 128 MiB gap)
+MMAP_BASE_VPN = (0x7FFFFFFFF000 - (128 << 20)) >> PAGE_SHIFT
+
+
+class Segfault(Exception):
+    """A fault the kernel answers with SIGSEGV/SIGBUS (no VMA, wrong protection, past EOF)."""
+
+    def __init__(self, vpn: int, signal: int = 11) -> None:
+        super().__init__(f"{'SIGBUS' if signal == 7 else 'SIGSEGV'} at {vpn << PAGE_SHIFT:#x}")
+        self.vpn, self.signal = vpn, signal
+
+
+class TaskKilled(Exception):
+    """The task was killed (the OOM killer's SIGKILL) while it ran."""
+
+    def __init__(self, task: int, signal: int = 9) -> None:
+        super().__init__(f"task {task} killed by signal {signal}")
+        self.task, self.signal = task, signal
+
+
+@dataclass
+class File:
+    """A file the simulated processes can map: tmpfs/memfd/SysV shm (shmem) or page cache."""
+
+    path: str
+    obj: int
+    fs: str  # 'tmpfs', 'ramfs', 'memfd', 'shm', 'anon_shared'
+
+
+@dataclass
+class MM:
+    id: int
+    regions: list[int] = field(default_factory=list)
+    users: int = 1
+
+
+class Kernel:
+    """One simulated machine running Linux's memory management."""
+
+    def __init__(self, machine: Machine, kernel: str = DEFAULT_KERNEL, *,
+                 thp: bool = False) -> None:
+        if kernel not in KERNELS:
+            from numasim.errors import ConfigError
+
+            raise ConfigError(f"unknown kernel generation {kernel!r}", field="kernel",
+                              hint="valid: " + ", ".join(KERNELS))
+        self.machine = machine
+        self.kernel = kernel
+        self.kgen = KERNELS[kernel]
+        self.ks = S.KernelState(machine, self.kgen)
+        self.ks.sysvars[S.SV_THP] = int(thp)
+        self.mms: dict[int, MM] = {}
+        self.next_mm = 1
+        self.files: dict[str, File] = {}
+        self.fs_next_ino: dict[str, int] = {"tmpfs": 2, "ramfs": 2, "memfd": 2048,
+                                            "anon_shared": 4096, "shm": 8192}
+        self.dmesg: list[str] = list(machine.derived_state.boot_log())
+        self._res = np.zeros(core.R_SIZE, dtype=np.int64)
+
+    # ------------------------------------------------------------ tasks
+    def new_process(self, cpu: int = 0, parent: int = -1) -> int:
+        mm = self._new_mm()
+        return self.ks.new_task(cpu, mm, parent)
+
+    def _new_mm(self) -> int:
+        mm = self.next_mm
+        self.next_mm += 1
+        self.mms[mm] = MM(mm)
+        return mm
+
+    def task_mm(self, t: int) -> int:
+        return int(self.ks.tasks[t, S.T_MM])
+
+    def set_cpu(self, t: int, cpu: int) -> None:
+        self.ks.set_task_cpu(t, cpu)
+
+    def task_node(self, t: int) -> int:
+        return int(self.ks.tasks[t, S.T_NODE])
+
+    def alive(self, t: int) -> bool:
+        return bool(self.ks.tasks[t, S.T_ALIVE])
+
+    def premap_pgtables(self, t: int, vpns: list[int]) -> None:
+        """Mark page-table pages as already present (a process image's own mappings)
+        without allocating them; keeps numastat deltas comparable with a real process."""
+        mm = self.task_mm(t)
+        for vpn in vpns:
+            for level, shift in ((S.PGT_PUD, 27), (S.PGT_PMD, 18), (S.PGT_PTE, 9)):
+                key = S.pgtable_key(mm, level, vpn >> shift)
+                if self.ks.pgt_get(key) is None:
+                    self.ks.pgt_set(key, S.PGT_NO_PAGE)
+
+    def fork(self, t: int) -> int:
+        """``copy_process``: the child gets copies of the task policy (il_prev and il_weight
+        included), the cpuset, and the address space (VMA policies duplicated, private pages
+        shared copy-on-write, shared mappings left to fault in again)."""
+        ks = self.ks
+        child = self.new_process(int(ks.tasks[t, S.T_CPU]), parent=t)
+        cmm = self.task_mm(child)
+        for col in (S.T_IL_PREV, S.T_IL_WEIGHT, S.T_CAP_SYS_NICE, S.T_OOM_SCORE_ADJ):
+            ks.tasks[child, col] = ks.tasks[t, col]
+        ks.task_mems[child] = ks.task_mems[t]
+        ks.tasks[child, S.T_POLICY] = self.dup_policy(int(ks.tasks[t, S.T_POLICY]))
+        pmm = self.task_mm(t)
+        anon_map: dict[int, int] = {}
+        for r in list(self.mms[pmm].regions):
+            row = ks.regions[r]
+            start, end = int(row[S.R_START]), int(row[S.R_END])
+            nr = ks.new_region(cmm, start, end, int(row[S.R_OBJ]), int(row[S.R_PGOFF]))
+            self.mms[cmm].regions.append(nr)
+            pbase, cbase = int(ks.regions[r, S.R_PT]), int(ks.regions[nr, S.R_PT])
+            n = end - start
+            vmap: dict[int, int] = {}
+            for v in self.region_vmas(r):
+                f = ks.vmas[v].copy()
+                nv = ks.new_vma()
+                ks.vmas[nv] = f
+                ks.vmas[nv, S.V_MM] = cmm
+                ks.vmas[nv, S.V_REGION] = nr
+                ks.vmas[nv, S.V_POLICY] = self.dup_policy(int(f[S.V_POLICY]))
+                if f[S.V_ANON_VMA]:
+                    # anon_vma_fork: the child's VMA gets an anon_vma of its own
+                    old = int(f[S.V_ANON_VMA])
+                    if old not in anon_map:
+                        anon_map[old] = int(ks.sysvars[S.SV_NEXT_ANON_VMA])
+                        ks.sysvars[S.SV_NEXT_ANON_VMA] += 1
+                    ks.vmas[nv, S.V_ANON_VMA] = anon_map[old]
+                vmap[v] = nv
+            pv = ks.pt_vma[pbase: pbase + n]
+            ks.pt_vma[cbase: cbase + n] = [vmap.get(int(x), -1) for x in pv]
+            # copy_page_range: private mappings with an anon_vma copy their PTEs (COW);
+            # shared ones are left for the child to fault in again
+            pp = ks.pt_page[pbase: pbase + n]
+            for i in range(n):
+                v = int(pv[i])
+                pg = int(pp[i])
+                if v < 0 or pg == S.PT_NONE:
+                    continue
+                copy = not ks.vmas[v, S.V_SHARED] and ks.vmas[v, S.V_ANON_VMA] != 0
+                if not copy:
+                    continue
+                ks.pt_page[cbase + i] = pg
+                if pg >= 0:
+                    ks.pages[pg, S.PG_MAPCOUNT] += 1
+            self._fork_pgtables(t, cmm, [start + i for i in range(n)
+                                         if ks.pt_page[cbase + i] != S.PT_NONE])
+        return child
+
+    def _fork_pgtables(self, parent: int, cmm: int, vpns: list[int]) -> None:
+        """The child's page tables for the copied PTEs, allocated by the parent (current)."""
+        if not vpns:
+            return
+        self.ks.ensure_pages(3 * len(vpns) + 8)
+        for vpn in vpns:
+            st = core.pgtable_alloc(*self._pgt_args(), parent, cmm, vpn, core.OOM_MAY,
+                                    self._res)
+            if st != S.FAULT_OK:
+                break
+
+    def _pgt_args(self) -> tuple:
+        ks = self.ks
+        return (ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars, ks.numastat, ks.vmstat,
+                ks.policies, ks.pol_nodes, ks.tasks, ks.task_mems, ks.pages, ks.pgtables)
+
+    def exec(self, t: int) -> None:
+        """``execve``: a fresh address space; the task policy (and counter) survive."""
+        old = self.task_mm(t)
+        mm = self._new_mm()
+        self.ks.tasks[t, S.T_MM] = mm
+        self._mm_put(old)
+
+    def exit(self, t: int, signal: int = 0) -> None:
+        ks = self.ks
+        if not ks.tasks[t, S.T_ALIVE]:
+            return
+        ks.tasks[t, S.T_ALIVE] = 0
+        ks.tasks[t, S.T_KILLED] = signal
+        self._mm_put(self.task_mm(t))
+        self.put_policy(int(ks.tasks[t, S.T_POLICY]))
+        ks.tasks[t, S.T_POLICY] = -1
+
+    def _mm_put(self, mm: int) -> None:
+        m = self.mms.get(mm)
+        if m is None:
+            return
+        m.users -= 1
+        if m.users > 0:
+            return
+        for r in list(m.regions):
+            row = self.ks.regions[r]
+            self.munmap(mm, int(row[S.R_START]), int(row[S.R_END] - row[S.R_START]))
+        self._free_pgtables(mm, everything=True)
+        del self.mms[mm]
+
+    # ---------------------------------------------------------- policies
+    def dup_policy(self, p: int) -> int:
+        """``mpol_dup``: a private copy of policy row ``p`` (-1 stays -1)."""
+        if p < 0:
+            return -1
+        ks = self.ks
+        q = ks.new_policy(int(ks.policies[p, S.P_MODE]), int(ks.policies[p, S.P_FLAGS]),
+                          ks.policy_nodes(p), int(ks.policies[p, S.P_HOME]))
+        self.policy_meta[q] = dict(self.policy_meta.get(p, {}))
+        return q
+
+    def put_policy(self, p: int) -> None:
+        if p >= 0:
+            self.ks.policies[p, S.P_ALIVE] = 0
+            self.policy_meta.pop(p, None)
+
+    @property
+    def policy_meta(self) -> dict[int, dict]:
+        """Per-policy facts the core does not need: the user's nodemask (for STATIC and
+        RELATIVE), the cpuset mems it was made against (w.cpuset_mems_allowed)."""
+        if not hasattr(self, "_policy_meta"):
+            self._policy_meta: dict[int, dict] = {}
+        return self._policy_meta
+
+    # -------------------------------------------------------------- files
+    def open_file(self, path: str, fs: str, npages: int, keep: bool = False) -> File:
+        """Create (or with ``keep`` reopen) a file; grows it to ``npages`` pages."""
+        f = self.files.get(path)
+        kind = S.KIND_FILE if fs == "ramfs" else S.KIND_SHMEM
+        if f is not None and keep:
+            self.ks.grow_obj(f.obj, npages)
+            return f
+        if f is not None:  # O_TRUNC: drop the old pages
+            self._truncate(f.obj)
+            self.ks.grow_obj(f.obj, npages)
+            return f
+        ino = self.fs_next_ino.get(fs, 2)
+        self.fs_next_ino[fs] = ino + 1
+        o = self.ks.new_obj(kind, npages, ino)
+        f = File(path, o, fs)
+        if not path.startswith("anon:"):
+            self.files[path] = f
+        return f
+
+    def _truncate(self, o: int) -> None:
+        ks = self.ks
+        base, n = int(ks.objs[o, S.O_BASE]), int(ks.objs[o, S.O_NPAGES])
+        for i in range(n):
+            pg = int(ks.obj_pages[base + i])
+            if pg >= 0 and ks.pages[pg, S.PG_MAPCOUNT] <= 0:
+                core.free_page(ks.zones, ks.vmstat, ks.pages, pg)
+            ks.obj_pages[base + i] = S.PT_NONE
+
+    def unlink(self, path: str) -> None:
+        f = self.files.pop(path, None)
+        if f is not None:
+            self._truncate(f.obj)
+
+    # ------------------------------------------------------------- mmap
+    def get_unmapped_area(self, mm: int, npages: int) -> int:
+        """Top-down search below mmap_base for a hole of ``npages`` (``vm_unmapped_area``)."""
+        spans = sorted((int(self.ks.regions[r, S.R_START]), int(self.ks.regions[r, S.R_END]))
+                       for r in self.mms[mm].regions)
+        top = MMAP_BASE_VPN
+        for start, end in reversed(spans):
+            if start >= top:
+                continue
+            if end <= top and top - end >= npages:
+                return top - npages
+            top = min(top, start)
+        return top - npages
+
+    def overlaps(self, mm: int, start: int, end: int) -> bool:
+        for r in self.mms[mm].regions:
+            row = self.ks.regions[r]
+            if row[S.R_START] < end and start < row[S.R_END]:
+                live = self.ks.pt_vma[int(row[S.R_PT]) + max(start, int(row[S.R_START]))
+                                      - int(row[S.R_START]):
+                                      int(row[S.R_PT]) + min(end, int(row[S.R_END]))
+                                      - int(row[S.R_START])]
+                if (live >= 0).any():
+                    return True
+        return False
+
+    def mmap(self, t: int, npages: int, *, kind: str = "anon", vpn: int | None = None,
+             file: File | None = None, pgoff: int = 0, shared: bool | None = None,
+             prot: int = S.PROT_READ | S.PROT_WRITE) -> int:
+        """Map ``npages`` pages; returns the region id.  ``kind``: 'anon' (private
+        anonymous), 'shared' (MAP_SHARED|MAP_ANONYMOUS), or 'file' (with ``file``)."""
+        ks = self.ks
+        mm = self.task_mm(t)
+        if vpn is None:
+            vpn = self.get_unmapped_area(mm, npages)
+        elif self.overlaps(mm, vpn, vpn + npages):
+            raise FileExistsError(f"range {vpn << 12:#x} is already mapped")
+        if kind == "anon":
+            obj, okind, vshared = -1, S.KIND_ANON, False
+            vpgoff = 0 if self.kgen == KGEN_2_6_7 else vpn
+        elif kind == "shared":
+            f = self.open_file(f"anon:{self.next_mm}:{vpn}", "anon_shared", npages)
+            obj, okind, vshared, vpgoff = f.obj, S.KIND_SHMEM, True, 0
+        else:
+            assert file is not None
+            obj = file.obj
+            okind = int(ks.objs[obj, S.O_KIND])
+            vshared = True if shared is None else shared
+            vpgoff = pgoff
+        r = ks.new_region(mm, vpn, vpn + npages, obj, vpgoff)
+        self.mms[mm].regions.append(r)
+        v = ks.new_vma(mm=mm, start=vpn, end=vpn + npages, pgoff=vpgoff, kind=okind, obj=obj,
+                       region=r, prot=prot, shared=int(vshared))
+        base = int(ks.regions[r, S.R_PT])
+        ks.pt_vma[base: base + npages] = v
+        return r
+
+    def region_vmas(self, r: int) -> list[int]:
+        ks = self.ks
+        vs = np.flatnonzero((ks.vmas[:, S.V_ALIVE] == 1) & (ks.vmas[:, S.V_REGION] == r))
+        return sorted((int(v) for v in vs), key=lambda v: int(ks.vmas[v, S.V_START]))
+
+    def mm_vmas(self, mm: int) -> list[int]:
+        ks = self.ks
+        vs = np.flatnonzero((ks.vmas[:, S.V_ALIVE] == 1) & (ks.vmas[:, S.V_MM] == mm))
+        return sorted((int(v) for v in vs), key=lambda v: int(ks.vmas[v, S.V_START]))
+
+    def find_vma(self, mm: int, vpn: int) -> int:
+        """``find_vma`` restricted to a VMA containing vpn, or -1."""
+        r = self.find_region(mm, vpn)
+        if r < 0:
+            return -1
+        row = self.ks.regions[r]
+        return int(self.ks.pt_vma[int(row[S.R_PT]) + vpn - int(row[S.R_START])])
+
+    def find_region(self, mm: int, vpn: int) -> int:
+        for r in self.mms[mm].regions:
+            row = self.ks.regions[r]
+            if row[S.R_START] <= vpn < row[S.R_END]:
+                return r
+        return -1
+
+    def pte(self, mm: int, vpn: int) -> int:
+        """What the page table holds at vpn: a page row, PT_NONE, PT_ZERO or PT_SWAP."""
+        r = self.find_region(mm, vpn)
+        if r < 0:
+            return S.PT_NONE
+        row = self.ks.regions[r]
+        return int(self.ks.pt_page[int(row[S.R_PT]) + vpn - int(row[S.R_START])])
+
+    def munmap(self, mm: int, vpn: int, npages: int) -> None:
+        """Unmap [vpn, vpn+npages): drop the mappings, free private pages nobody else maps,
+        split VMAs at the edges, free page tables no VMA needs any more."""
+        ks = self.ks
+        end = vpn + npages
+        for r in list(self.mms[mm].regions):
+            row = ks.regions[r]
+            rs, re_ = int(row[S.R_START]), int(row[S.R_END])
+            a, b = max(vpn, rs), min(end, re_)
+            if a >= b:
+                continue
+            base = int(row[S.R_PT])
+            for i in range(a - rs, b - rs):
+                pg = int(ks.pt_page[base + i])
+                if pg >= 0:
+                    self._unmap_page(pg)
+                ks.pt_page[base + i] = S.PT_NONE
+            for v in self.region_vmas(r):
+                vs, ve = int(ks.vmas[v, S.V_START]), int(ks.vmas[v, S.V_END])
+                if ve <= a or vs >= b:
+                    continue
+                if vs < a and ve > b:  # hole in the middle: split in three, drop the middle
+                    tail = self.split_vma(v, b)
+                    self.split_vma(v, a)
+                    mid = self._vma_at(r, a)
+                    self._drop_vma(mid)
+                    del tail
+                elif vs < a:
+                    self.split_vma(v, a)
+                    self._drop_vma(self._vma_at(r, a))
+                elif ve > b:
+                    self.split_vma(v, b)
+                    self._drop_vma(v)
+                else:
+                    self._drop_vma(v)
+            ks.pt_vma[base + a - rs: base + b - rs] = -1
+            if not (ks.pt_vma[base: base + re_ - rs] >= 0).any():
+                ks.regions[r, S.R_ALIVE] = 0
+                self.mms[mm].regions.remove(r)
+        self._free_pgtables(mm)
+
+    def _vma_at(self, r: int, vpn: int) -> int:
+        row = self.ks.regions[r]
+        return int(self.ks.pt_vma[int(row[S.R_PT]) + vpn - int(row[S.R_START])])
+
+    def _drop_vma(self, v: int) -> None:
+        self.put_policy(int(self.ks.vmas[v, S.V_POLICY]))
+        self.ks.vmas[v, S.V_ALIVE] = 0
+
+    def _unmap_page(self, pg: int) -> None:
+        ks = self.ks
+        ks.pages[pg, S.PG_MAPCOUNT] -= 1
+        if ks.pages[pg, S.PG_MAPCOUNT] <= 0 and ks.pages[pg, S.PG_KIND] == S.PGK_ANON:
+            core.free_page(ks.zones, ks.vmstat, ks.pages, pg)
+
+    def split_vma(self, v: int, at: int) -> int:
+        """``split_vma``: VMA v becomes [start, at) and a new VMA [at, end) is returned,
+        with a copy of the policy and the same anon_vma."""
+        ks = self.ks
+        row = ks.vmas[v]
+        nv = ks.new_vma()
+        row = ks.vmas[v]  # the table may have grown
+        ks.vmas[nv] = row
+        ks.vmas[nv, S.V_START] = at
+        ks.vmas[nv, S.V_PGOFF] = row[S.V_PGOFF] + (at - row[S.V_START])
+        ks.vmas[nv, S.V_POLICY] = self.dup_policy(int(row[S.V_POLICY]))
+        ks.vmas[v, S.V_END] = at
+        r = int(row[S.V_REGION])
+        base, rs = int(ks.regions[r, S.R_PT]), int(ks.regions[r, S.R_START])
+        end = int(ks.vmas[nv, S.V_END])
+        ks.pt_vma[base + at - rs: base + end - rs] = nv
+        return nv
+
+    def merge_vmas(self, a: int, b: int) -> None:
+        """b (right after a) joins a."""
+        ks = self.ks
+        r = int(ks.vmas[b, S.V_REGION])
+        base, rs = int(ks.regions[r, S.R_PT]), int(ks.regions[r, S.R_START])
+        bs, be = int(ks.vmas[b, S.V_START]), int(ks.vmas[b, S.V_END])
+        ks.vmas[a, S.V_END] = be
+        if ks.vmas[a, S.V_ANON_VMA] == 0:
+            ks.vmas[a, S.V_ANON_VMA] = ks.vmas[b, S.V_ANON_VMA]
+        ks.pt_vma[base + bs - rs: base + be - rs] = a
+        self._drop_vma(b)
+
+    def _free_pgtables(self, mm: int, everything: bool = False) -> None:
+        """``free_pgtables``: page-table pages whose range no VMA of the mm touches any more."""
+        ks = self.ks
+        spans = [(int(ks.vmas[v, S.V_START]), int(ks.vmas[v, S.V_END]))
+                 for v in self.mm_vmas(mm)] if not everything else []
+        for key, pg in ks.pgt_items(mm):
+            level = (key >> 36) & 0xF
+            idx = key & ((1 << 36) - 1)
+            shift = {S.PGT_PTE: 9, S.PGT_PMD: 18, S.PGT_PUD: 27}[level]
+            lo, hi = idx << shift, (idx + 1) << shift
+            if everything or not any(s < hi and lo < e for s, e in spans):
+                if pg >= 0:
+                    core.free_page(ks.zones, ks.vmstat, ks.pages, pg)
+                ks.pgt_delete(key)
+
+    # ------------------------------------------------------------ faults
+    def touch(self, t: int, vpn: int, npages: int, write: bool = True) -> int:
+        """Access one byte in each page of [vpn, vpn+npages) as task t.
+
+        Returns the number of pages newly allocated.  Raises :class:`Segfault` for a page
+        with no VMA (or past the end of a file), :class:`TaskKilled` when the OOM killer
+        chose this task.
+        """
+        ks = self.ks
+        mm = self.task_mm(t)
+        done_total = 0
+        allocated = 0
+        oom_mode = core.OOM_MAY
+        while done_total < npages:
+            cur = vpn + done_total
+            r = self.find_region(mm, cur)
+            if r < 0:
+                raise Segfault(cur)
+            rend = int(ks.regions[r, S.R_END])
+            n = min(npages - done_total, rend - cur)
+            ks.ensure_pages(3 * n + 16)
+            st = core.handle_mm_fault_range(*ks.core_args(), t, r, cur, n, int(write),
+                                            oom_mode, self._res)
+            done_total += int(self._res[core.R_DONE])
+            allocated += int(self._res[core.R_ALLOCATED])
+            if st == S.FAULT_OK:
+                if oom_mode == core.OOM_VICTIM:
+                    self.exit(t, 9)
+                    raise TaskKilled(t)
+                continue
+            if st == S.FAULT_NEED_ROOM:
+                ks.ensure_pages(ks.pages.shape[0])
+                continue
+            if st in (S.FAULT_SEGV, S.FAULT_SIGBUS):
+                raise Segfault(vpn + done_total, 7 if st == S.FAULT_SIGBUS else 11)
+            if st == S.FAULT_OOM:
+                victim = self.oom_kill(t)
+                if victim == t:
+                    oom_mode = core.OOM_VICTIM
+                elif victim < 0:
+                    raise TaskKilled(t)
+        return allocated
+
+    # --------------------------------------------------------------- OOM
+    def rss(self, t: int) -> int:
+        ks = self.ks
+        mm = self.task_mm(t)
+        total = 0
+        for r in self.mms.get(mm, MM(mm)).regions:
+            row = ks.regions[r]
+            base, n = int(row[S.R_PT]), int(row[S.R_END] - row[S.R_START])
+            total += int((ks.pt_page[base: base + n] >= 0).sum())
+        return total
+
+    def oom_kill(self, t: int) -> int:
+        """``out_of_memory``: kill the task with the largest footprint (``oom_badness``:
+        resident pages plus page tables, shifted by oom_score_adj); returns its id.  Tasks
+        whose own BIND policy cannot intersect the failed allocation's nodes are spared only
+        in the kernel's CONSTRAINT_MEMORY_POLICY case, which numasim approximates by
+        considering every live task."""
+        ks = self.ks
+        best, best_score = -1, None
+        total = int(ks.zones[:, S.Z_MANAGED].sum())
+        for u in range(ks.tasks.shape[0]):
+            if not ks.tasks[u, S.T_ALIVE]:
+                continue
+            adj = int(ks.tasks[u, S.T_OOM_SCORE_ADJ])
+            if adj == -1000:
+                continue
+            score = self.rss(u) + adj * total // 1000
+            if best_score is None or score > best_score:
+                best, best_score = u, score
+        ks.vmstat[S.VM_OOM] += 1
+        if best < 0:
+            return -1
+        self.dmesg.append(f"Out of memory: Killed process {best}")
+        if best != t:
+            self.exit(best, 9)
+        return best
+
+    # ------------------------------------------------------------ views
+    def page_node(self, t: int, vpn: int) -> int | None:
+        """Node of the page mapped at vpn in t's address space, None if nothing is mapped."""
+        pg = self.pte(self.task_mm(t), vpn)
+        if pg == S.PT_ZERO:
+            return int(self.ks.sysvars[S.SV_ZERO_PAGE_NODE])
+        if pg < 0:
+            return None
+        return int(self.ks.pages[pg, S.PG_NODE])
+
+    def numastat(self) -> dict[int, dict[str, int]]:
+        from numasim.mm.constants import NUMASTAT_NAMES
+
+        return {nid: dict(zip(NUMASTAT_NAMES, map(int, self.ks.numastat[nid]), strict=True))
+                for nid in self.machine.node_ids}

@@ -1,0 +1,466 @@
+"""numasim's own machine description: strict YAML, read by :func:`load`, written by :func:`dump`.
+
+A minimal file::
+
+    name: two-socket
+    nodes:
+      - {id: 0, cpus: 0-3, memory: 8GiB}
+      - {id: 1, cpus: 4-7, memory: 8GiB}
+    distance:
+      - [10, 21]
+      - [21, 10]
+
+Keys (all but ``nodes`` optional; quantities need units):
+
+``name``, ``description``; ``cpu_clock`` (``2.3GHz``, default 2GHz); ``page_size`` (4KiB),
+``huge_page_size`` (2MiB), ``cache_line`` (64B); ``nodes``, listed in ascending ``id``, each
+with ``id``, ``cpus`` (``0-23,48-71`` or a list; empty for a CPU-less node), ``memory``
+(``192GiB``; 0 or absent for a memoryless node), ``kind`` (DRAM, HBM, CXL, NVM),
+``controller_bandwidth``, ``movable`` (memory in ZONE_MOVABLE), ``free`` (informative),
+``zones`` (explicit zones in pages: ``{type, start_pfn, spanned, present, managed}``);
+``distance`` (the SLIT), ``latency`` (``81.2ns``) and ``bandwidth`` (``122GB/s``) matrices,
+one row per node in the order of ``nodes``, row = CPU node, column = memory node (absent
+matrices are derived, see :mod:`numasim.topology.build`); ``links``
+(``{between: [0, 1], bandwidth: 62GB/s, latency: 20ns}``); ``kernel``
+(``min_free_kbytes``, ``watermark_scale_factor``, ``lowmem_reserve_ratio``);
+``weighted_interleave`` (``{0: 9, 1: 1}``, nodes not named weigh 1).
+
+:func:`dump` writes the same format back; ``load(dump(m)) == m`` for every machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BeforeValidator, Field, ValidationError
+
+from numasim import units
+from numasim.bitmap import format_list
+from numasim.errors import ConfigError, NumasimError, Problem
+from numasim.topology.build import make_machine
+from numasim.topology.model import (
+    CACHE_LINE,
+    HUGE_PAGE_SIZE,
+    PAGE_SIZE,
+    Link,
+    Machine,
+    MemKind,
+    Node,
+    ZoneSpec,
+    ZoneType,
+)
+from numasim.yamlutil import (
+    BandwidthGBps,
+    FreqGHz,
+    IdList,
+    Size,
+    StrictModel,
+    TimeNs,
+    YamlDoc,
+    choice_reader,
+    dotted,
+    parse_yaml,
+    read_text,
+    sort_problems,
+    validate_model,
+)
+
+DEFAULT_CPU_GHZ = 2.0
+DEFAULT_LOWMEM_RESERVE_RATIO = (256, 256, 32, 0, 0)
+DEFAULT_WATERMARK_SCALE_FACTOR = 10
+
+NonNegInt = Annotated[int, Field(ge=0)]
+ZoneName = Annotated[str, BeforeValidator(choice_reader(
+    [z.kname for z in ZoneType], "zone type"))]
+KindName = Annotated[str, BeforeValidator(choice_reader([k.value for k in MemKind],
+                                                        "memory kind"))]
+
+
+# ------------------------------------------------------------------------ schema
+class ZoneModel(StrictModel):
+    type: ZoneName
+    start_pfn: NonNegInt
+    spanned: NonNegInt
+    present: NonNegInt
+    managed: NonNegInt
+
+
+class NodeModel(StrictModel):
+    id: NonNegInt
+    cpus: IdList = []
+    memory: Size = 0
+    kind: KindName = "DRAM"
+    controller_bandwidth: BandwidthGBps | None = None
+    movable: Size = 0
+    free: Size | None = None
+    zones: list[ZoneModel] | None = None
+
+
+class LinkModel(StrictModel):
+    between: Annotated[list[NonNegInt], Field(min_length=2, max_length=2)]
+    bandwidth: BandwidthGBps
+    latency: TimeNs = 0.0
+
+
+class KernelModel(StrictModel):
+    min_free_kbytes: NonNegInt | None = None
+    watermark_scale_factor: Annotated[int, Field(ge=1, le=3000)] = \
+        DEFAULT_WATERMARK_SCALE_FACTOR
+    lowmem_reserve_ratio: list[NonNegInt] = list(DEFAULT_LOWMEM_RESERVE_RATIO)
+
+
+class MachineModel(StrictModel):
+    name: str | None = None
+    description: str = ""
+    cpu_clock: FreqGHz = DEFAULT_CPU_GHZ
+    page_size: Size = PAGE_SIZE
+    huge_page_size: Size = HUGE_PAGE_SIZE
+    cache_line: Size = CACHE_LINE
+    nodes: Annotated[list[NodeModel], Field(min_length=1)]
+    distance: list[list[int]] | None = None
+    latency: list[list[TimeNs]] | None = None
+    bandwidth: list[list[BandwidthGBps]] | None = None
+    links: list[LinkModel] = []
+    kernel: KernelModel = KernelModel()
+    weighted_interleave: dict[int, int] | None = None
+
+
+# ------------------------------------------------------------------------- sniff
+_NUMACTL = re.compile(r"^available:\s*\d+\s+nodes", re.M)
+_LAYOUT = re.compile(r"^\s*(node\s+\d+\s+mem=|dist(\s+\d+)+\s*$)", re.M)
+_NODES_KEY = re.compile(r"^nodes\s*:", re.M)
+
+
+def sniff(head: str) -> bool:
+    """Is this numasim machine YAML: a YAML mapping with a ``nodes`` key?"""
+    text = head.lstrip("\ufeff \t\r\n")
+    if text.startswith("<") or _NUMACTL.search(head) or _LAYOUT.search(head):
+        return False
+    try:
+        data = yaml.safe_load(head)
+    except yaml.YAMLError:  # perhaps only cut short: judge by the top-level key
+        return bool(_NODES_KEY.search(head))
+    return isinstance(data, dict) and "nodes" in data
+
+
+# -------------------------------------------------------------------------- load
+def load(path: str | os.PathLike) -> Machine:
+    """Read a machine YAML file; raises :class:`ConfigError` listing every problem."""
+    return loads(read_text(path), file=str(path))
+
+
+def loads(text: str, *, file: str | None = None) -> Machine:
+    """Read machine YAML from a string (``file`` names it in messages)."""
+    machine, problems = _read(text, file)
+    if problems or machine is None:
+        raise ConfigError(problems=problems or [Problem("invalid machine", file)])
+    return machine
+
+
+def validate_file(path: str | os.PathLike) -> list[Problem]:
+    """Every problem of a machine YAML file (empty list: the file is good); never raises."""
+    try:
+        text = read_text(path)
+    except NumasimError as e:
+        return e.problems
+    return validate_text(text, file=str(path))
+
+
+def validate_text(text: str, *, file: str | None = None) -> list[Problem]:
+    try:
+        machine, problems = _read(text, file)
+        if not problems and machine is not None:
+            machine.derived_state  # noqa: B018 - zones, zonelists and watermarks must build
+    except NumasimError as e:
+        return e.problems
+    return problems
+
+
+def _read(text: str, file: str | None) -> tuple[Machine | None, list[Problem]]:
+    doc = parse_yaml(text, file=file)
+    model, problems = validate_model(doc, MachineModel, what="machine")
+    if model is None:
+        # the file's structure is wrong somewhere; still check every node that reads on its
+        # own, so that one run reports as much as possible
+        nodes = doc.data.get("nodes") if isinstance(doc.data, dict) else None
+        for i, raw in enumerate(nodes if isinstance(nodes, list) else []):
+            try:
+                node = NodeModel.model_validate(raw)
+            except ValidationError:
+                continue
+            problems += _check_node(i, node, doc)
+        return None, sort_problems(problems)
+    assert isinstance(model, MachineModel)
+    problems += _check(model, doc)
+    machine = None
+    try:
+        machine = _build(model, doc)
+    except ConfigError as e:
+        problems += [_locate(p, model, doc) for p in e.problems
+                     if p.field not in ("links", "weights")]  # _check reported those
+    if problems:
+        return None, sort_problems(problems)
+    return machine, []
+
+
+def _problem(doc: YamlDoc, msg: str, loc: tuple, hint: str | None = None) -> Problem:
+    return Problem(msg, doc.file, dotted(loc), doc.line(loc), hint)
+
+
+def _check_node(i: int, n: NodeModel, doc: YamlDoc) -> list[Problem]:
+    """A node's own consistency: movable memory and explicit zones."""
+    out = []
+    if n.movable > n.memory:
+        out.append(_problem(doc, f"movable ({units.format_size(n.movable)}) is more than the "
+                            f"node's memory ({units.format_size(n.memory)})",
+                            ("nodes", i, "movable")))
+    if n.zones is None:
+        return out
+    seen: set[str] = set()
+    spans = []
+    for k, z in enumerate(n.zones):
+        loc = ("nodes", i, "zones", k)
+        if z.type in seen:
+            out.append(_problem(doc, f"node {n.id} has two {z.type} zones", loc,
+                                "one zone of each type per node"))
+        seen.add(z.type)
+        if z.present > z.spanned:
+            out.append(_problem(doc, f"present ({z.present}) exceeds spanned ({z.spanned})",
+                                loc, "present pages lie inside the zone's span"))
+        if z.managed > z.present:
+            out.append(_problem(doc, f"managed ({z.managed}) exceeds present ({z.present})",
+                                loc, "managed pages are present pages less boot-time "
+                                "reservations"))
+        spans.append((z.start_pfn, z.start_pfn + z.spanned, k))
+    spans.sort()
+    for (_, end_a, _), (start_b, _, kb) in zip(spans, spans[1:], strict=False):
+        if start_b < end_a:
+            out.append(_problem(doc, f"zone overlaps another zone of node {n.id} (pfn "
+                                f"{start_b} < {end_a})", ("nodes", i, "zones", kb)))
+    return out
+
+
+def _check(m: MachineModel, doc: YamlDoc) -> list[Problem]:
+    """What pydantic cannot see and make_machine does not check (or checks only after the
+    matrices): node order, zones, movable memory, links, weights."""
+    out: list[Problem] = []
+    ids = [n.id for n in m.nodes]
+    known = ", ".join(map(str, sorted(set(ids))))
+    for k in range(1, len(ids)):
+        if ids[k] < ids[k - 1]:
+            out.append(_problem(
+                doc, f"node {ids[k]} comes after node {ids[k - 1]}", ("nodes", k, "id"),
+                "list nodes in ascending id order: the rows and columns of distance, latency "
+                "and bandwidth follow the order of nodes"))
+            break
+    for i, n in enumerate(m.nodes):
+        out += _check_node(i, n, doc)
+    ratios = m.kernel.lowmem_reserve_ratio
+    if len(ratios) != len(ZoneType):
+        out.append(_problem(
+            doc, f"needs {len(ZoneType)} entries, one per zone type (DMA, DMA32, Normal, "
+            f"Movable, Device), got {len(ratios)}", ("kernel", "lowmem_reserve_ratio"),
+            "the default is [256, 256, 32, 0, 0]"))
+    for k, ln in enumerate(m.links):
+        a, b = ln.between
+        for end in (a, b):
+            if end not in ids:
+                out.append(_problem(doc, f"link {a}-{b} names node {end}, which does not "
+                                    "exist", ("links", k, "between"), f"nodes: {known}"))
+        if a == b:
+            out.append(_problem(doc, f"link {a}-{b} joins a node to itself",
+                                ("links", k, "between")))
+        if ln.bandwidth <= 0:
+            out.append(_problem(doc, f"link {a}-{b} needs a positive bandwidth",
+                                ("links", k, "bandwidth")))
+    for nid, w in (m.weighted_interleave or {}).items():
+        if nid not in ids:
+            out.append(_problem(doc, f"node {nid} does not exist", ("weighted_interleave", nid),
+                                f"nodes: {known}"))
+        if not 0 <= w <= 255:
+            out.append(_problem(doc, f"weight {w} of node {nid} is outside 0..255",
+                                ("weighted_interleave", nid),
+                                "weights are u8 values; 0 reads as 1"))
+    return out
+
+
+def _build(m: MachineModel, doc: YamlDoc) -> Machine:
+    nodes = []
+    for n in m.nodes:
+        zones = None
+        if n.zones is not None:
+            zones = tuple(ZoneSpec(ZoneType.from_name(z.type), z.start_pfn, z.spanned,
+                                   z.present, z.managed) for z in n.zones)
+        mem = n.memory
+        if zones and "memory" not in n.model_fields_set:
+            mem = sum(z.present for z in zones) * m.page_size
+        nodes.append(Node(id=n.id, cpus=tuple(n.cpus), mem_bytes=mem, kind=MemKind(n.kind),
+                          zones=zones, mc_bandwidth_GBps=n.controller_bandwidth,
+                          movable_bytes=n.movable, free_bytes=n.free))
+    ids = sorted(n.id for n in m.nodes)
+    weights = None
+    if m.weighted_interleave is not None:
+        weights = tuple(m.weighted_interleave.get(i, 1) for i in ids)
+    links = tuple(Link(ln.between[0], ln.between[1], ln.bandwidth, ln.latency)
+                  for ln in m.links)
+    name = m.name
+    if name is None:
+        name = os.path.splitext(os.path.basename(doc.file))[0] if doc.file else "machine"
+    settings: dict[str, Any] = {}
+    if "description" in {f.name for f in dataclasses.fields(Machine)}:
+        settings["description"] = m.description
+    return make_machine(
+        name, nodes, distance=m.distance, latency_ns=m.latency, bandwidth_GBps=m.bandwidth,
+        links=links, file=doc.file, source=f"yaml:{doc.file}" if doc.file else "yaml",
+        cpu_ghz=m.cpu_clock, page_size=m.page_size, huge_page_size=m.huge_page_size,
+        cache_line=m.cache_line, min_free_kbytes=m.kernel.min_free_kbytes,
+        watermark_scale_factor=m.kernel.watermark_scale_factor,
+        lowmem_reserve_ratio=tuple(m.kernel.lowmem_reserve_ratio), wi_weights=weights,
+        **settings)
+
+
+_FIELD_RENAMES = {"weights": "weighted_interleave"}
+
+
+def _locate(p: Problem, m: MachineModel, doc: YamlDoc) -> Problem:
+    """Give a make_machine problem the YAML field path and line it comes from."""
+    pos = {}
+    for k, n in enumerate(m.nodes):
+        pos.setdefault(n.id, k)
+    field = _FIELD_RENAMES.get(p.field or "", p.field or "")
+    loc: tuple = tuple(field.split(".")) if field else ()
+    mnode = re.match(r"nodes\[(\d+)\]\.?(\w*)", field)
+    if mnode:  # make_machine names nodes by id; the file lists them by position
+        nid = int(mnode.group(1))
+        loc = ("nodes", pos.get(nid, nid)) + ((mnode.group(2),) if mnode.group(2) else ())
+    elif field == "nodes":
+        twice = re.search(r"node (\d+) is described twice", p.message)
+        rng = re.search(r"node id (\d+) out of range", p.message)
+        if twice:
+            found = [k for k, n in enumerate(m.nodes) if n.id == int(twice.group(1))]
+            loc = ("nodes", found[-1], "id")
+        elif rng and int(rng.group(1)) in pos:
+            loc = ("nodes", pos[int(rng.group(1))], "id")
+    elif field in ("distance", "latency", "bandwidth"):
+        entry = re.search(r"entry \[(\d+)\]\[(\d+)\]", p.message)
+        pair = re.search(r"node (\d+) to node (\d+)|nodes (\d+) and (\d+)", p.message)
+        diag = re.search(r"diagonal entry for node (\d+)", p.message)
+        order = sorted(pos)
+        index = {nid: k for k, nid in enumerate(order)}
+        if entry:
+            loc = (field, int(entry.group(1)), int(entry.group(2)))
+        elif diag and int(diag.group(1)) in index:
+            k = index[int(diag.group(1))]
+            loc = (field, k, k)
+        elif pair:
+            a, b = (int(x) for x in pair.groups() if x is not None)
+            if a in index and b in index:
+                loc = (field, index[a], index[b])
+    elif field == "links":
+        ln = re.search(r"link (\d+)-(\d+)", p.message)
+        if ln:
+            ends = [int(ln.group(1)), int(ln.group(2))]
+            for k, link in enumerate(m.links):
+                if link.between == ends:
+                    loc = ("links", k)
+                    break
+    return dataclasses.replace(p, file=p.file or doc.file, field=dotted(loc) or p.field,
+                               line=p.line or doc.line(loc))
+
+
+# -------------------------------------------------------------------------- dump
+def _scalar(key: str, value: str) -> str:
+    """``key: value`` with the value quoted only if YAML needs it."""
+    text = yaml.safe_dump({key: value}, allow_unicode=True, width=1 << 30,
+                          default_flow_style=False, sort_keys=False)
+    return text.rstrip("\n").removesuffix("\n...")
+
+
+def _cpus(cpus: tuple[int, ...]) -> str:
+    if not cpus:
+        return "[]"
+    text = format_list(cpus)
+    return text
+
+
+def _row(values, fmt) -> str:
+    return "[" + ", ".join(fmt(v) for v in values) + "]"
+
+
+def dump(machine: Machine) -> str:
+    """The machine as numasim YAML.  Matrices that were derived are left out (a reader derives
+    them again); explicit zones are written only if the machine has them."""
+    out = ["# numasim machine description",
+           "# units: sizes in B/KiB/MiB/GiB, times in ns, bandwidth in GB/s (10^9 bytes/s);",
+           "# matrices: row = node whose CPUs access, column = node whose memory is accessed"]
+    out.append(_scalar("name", machine.name))
+    description = getattr(machine, "description", "")
+    if description:
+        out.append(_scalar("description", description))
+    out.append(f"cpu_clock: {units.format_freq_GHz(machine.cpu_ghz)}")
+    if machine.page_size != PAGE_SIZE:
+        out.append(f"page_size: {units.format_size(machine.page_size)}")
+    if machine.huge_page_size != HUGE_PAGE_SIZE:
+        out.append(f"huge_page_size: {units.format_size(machine.huge_page_size)}")
+    if machine.cache_line != CACHE_LINE:
+        out.append(f"cache_line: {units.format_size(machine.cache_line)}")
+    out.append("nodes:")
+    for n in machine.nodes:
+        out.append(f"  - id: {n.id}")
+        out.append(f"    cpus: {_cpus(n.cpus)}")
+        if n.mem_bytes or n.zones:
+            out.append(f"    memory: {units.format_size(n.mem_bytes)}")
+        out.append(f"    kind: {n.kind.value}")
+        if n.mc_bandwidth_GBps is not None:
+            out.append(f"    controller_bandwidth: "
+                       f"{units.format_bandwidth_GBps(n.mc_bandwidth_GBps)}")
+        if n.movable_bytes:
+            out.append(f"    movable: {units.format_size(n.movable_bytes)}")
+        if n.free_bytes is not None:
+            out.append(f"    free: {units.format_size(n.free_bytes)}")
+        if n.zones is not None:
+            if not n.zones:
+                out.append("    zones: []")
+            else:
+                out.append("    zones:")
+                for z in n.zones:
+                    out.append(f"      - {{type: {z.type.kname}, start_pfn: {z.start_pfn}, "
+                               f"spanned: {z.spanned}, present: {z.present}, "
+                               f"managed: {z.managed}}}")
+    matrices = (("distance", machine.distance, str),
+                ("latency", machine.latency_ns, units.format_time_ns),
+                ("bandwidth", machine.bandwidth_GBps, units.format_bandwidth_GBps))
+    for key, rows, fmt in matrices:
+        if key in machine.derived:
+            continue
+        out.append(f"{key}:")
+        out += [f"  - {_row(r, fmt)}" for r in rows]
+    if machine.links:
+        out.append("links:")
+        for ln in machine.links:
+            text = (f"  - {{between: [{ln.a}, {ln.b}], "
+                    f"bandwidth: {units.format_bandwidth_GBps(ln.bandwidth_GBps)}")
+            if ln.latency_ns:
+                text += f", latency: {units.format_time_ns(ln.latency_ns)}"
+            out.append(text + "}")
+    kernel = []
+    if machine.min_free_kbytes is not None:
+        kernel.append(f"  min_free_kbytes: {machine.min_free_kbytes}")
+    if machine.watermark_scale_factor != DEFAULT_WATERMARK_SCALE_FACTOR:
+        kernel.append(f"  watermark_scale_factor: {machine.watermark_scale_factor}")
+    if tuple(machine.lowmem_reserve_ratio) != DEFAULT_LOWMEM_RESERVE_RATIO:
+        kernel.append(f"  lowmem_reserve_ratio: {_row(machine.lowmem_reserve_ratio, str)}")
+    if kernel:
+        out += ["kernel:"] + kernel
+    if machine.wi_weights is not None:
+        pairs = ", ".join(f"{n.id}: {w}" for n, w in zip(machine.nodes, machine.wi_weights,
+                                                         strict=True))
+        out.append(f"weighted_interleave: {{{pairs}}}")
+    return "\n".join(out) + "\n"
+
+
+__all__ = ["sniff", "load", "loads", "dump", "validate_file", "validate_text", "MachineModel"]
