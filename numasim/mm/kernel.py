@@ -88,6 +88,19 @@ class Kernel:
         mm = self._new_mm()
         return self.ks.new_task(cpu, mm, parent)
 
+    def new_thread(self, t: int, cpu: int) -> int:
+        """``clone(CLONE_VM)``: a thread sharing t's address space (and so its VMA policies),
+        with a copy of t's task policy and interleave counter, running on ``cpu``."""
+        ks = self.ks
+        mm = self.task_mm(t)
+        self.mms[mm].users += 1
+        th = ks.new_task(cpu, mm, parent=t)
+        for col in (S.T_IL_PREV, S.T_IL_WEIGHT, S.T_CAP_SYS_NICE, S.T_OOM_SCORE_ADJ):
+            ks.tasks[th, col] = ks.tasks[t, col]
+        ks.task_mems[th] = ks.task_mems[t]
+        ks.tasks[th, S.T_POLICY] = self.dup_policy(int(ks.tasks[t, S.T_POLICY]))
+        return th
+
     def _new_mm(self) -> int:
         mm = self.next_mm
         self.next_mm += 1
