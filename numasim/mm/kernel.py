@@ -64,7 +64,7 @@ class Kernel:
     """One simulated machine running Linux's memory management."""
 
     def __init__(self, machine: Machine, kernel: str = DEFAULT_KERNEL, *,
-                 thp: bool = False) -> None:
+                 thp: bool = False, backend: str = "numba") -> None:
         if kernel not in KERNELS:
             from numasim.errors import ConfigError
 
@@ -72,6 +72,12 @@ class Kernel:
                               hint="valid: " + ", ".join(KERNELS))
         self.machine = machine
         self.kernel = kernel
+        if backend == "python":  # the plain-Python twin, for differential tests
+            from numasim.mm import alloc_ref
+
+            self.core = alloc_ref
+        else:
+            self.core = core
         self.kgen = KERNELS[kernel]
         self.ks = S.KernelState(machine, self.kgen)
         self.ks.sysvars[S.SV_THP] = int(thp)
@@ -191,7 +197,7 @@ class Kernel:
             return
         self.ks.ensure_pages(3 * len(vpns) + 8)
         for vpn in vpns:
-            st = core.pgtable_alloc(*self._pgt_args(), parent, cmm, vpn, core.OOM_MAY,
+            st = self.core.pgtable_alloc(*self._pgt_args(), parent, cmm, vpn, core.OOM_MAY,
                                     self._res)
             if st != S.FAULT_OK:
                 break
@@ -281,7 +287,7 @@ class Kernel:
         for i in range(n):
             pg = int(ks.obj_pages[base + i])
             if pg >= 0 and ks.pages[pg, S.PG_MAPCOUNT] <= 0:
-                core.free_page(ks.zones, ks.vmstat, ks.pages, pg)
+                self.core.free_page(ks.zones, ks.vmstat, ks.pages, pg)
             ks.obj_pages[base + i] = S.PT_NONE
 
     def unlink(self, path: str) -> None:
@@ -432,7 +438,7 @@ class Kernel:
         ks = self.ks
         ks.pages[pg, S.PG_MAPCOUNT] -= 1
         if ks.pages[pg, S.PG_MAPCOUNT] <= 0 and ks.pages[pg, S.PG_KIND] == S.PGK_ANON:
-            core.free_page(ks.zones, ks.vmstat, ks.pages, pg)
+            self.core.free_page(ks.zones, ks.vmstat, ks.pages, pg)
 
     def split_vma(self, v: int, at: int) -> int:
         """``split_vma``: VMA v becomes [start, at) and a new VMA [at, end) is returned,
@@ -476,7 +482,7 @@ class Kernel:
             lo, hi = idx << shift, (idx + 1) << shift
             if everything or not any(s < hi and lo < e for s, e in spans):
                 if pg >= 0:
-                    core.free_page(ks.zones, ks.vmstat, ks.pages, pg)
+                    self.core.free_page(ks.zones, ks.vmstat, ks.pages, pg)
                 ks.pgt_delete(key)
 
     # ------------------------------------------------------------ faults
@@ -500,7 +506,7 @@ class Kernel:
             rend = int(ks.regions[r, S.R_END])
             n = min(npages - done_total, rend - cur)
             ks.ensure_pages(3 * n + 16)
-            st = core.handle_mm_fault_range(*ks.core_args(), t, r, cur, n, int(write),
+            st = self.core.handle_mm_fault_range(*ks.core_args(), t, r, cur, n, int(write),
                                             oom_mode, self._res)
             done_total += int(self._res[core.R_DONE])
             allocated += int(self._res[core.R_ALLOCATED])

@@ -419,13 +419,13 @@ def migrate_pages_list(k: Kernel, t: int, pages: list[tuple[int, int, int]], *, 
             res[core.R_NID] = dest
             res[core.R_MASK_KIND] = core.MASK_NODE
             res[core.R_MASK_IDX] = dest
-            new = core.alloc_pages_nid(ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars,
+            new = k.core.alloc_pages_nid(ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars,
                                        ks.numastat, ks.vmstat, ks.policies, ks.pol_nodes,
                                        ks.tasks, ks.task_mems, ks.pages, t, GFP_THISNODE, 0,
                                        -1, -1, kind, obj, index, core.OOM_NEVER, res)
         else:
             ilx = ilx_base + index
-            new = core.alloc_pages_mpol(ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars,
+            new = k.core.alloc_pages_mpol(ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars,
                                         ks.numastat, ks.vmstat, ks.policies, ks.pol_nodes,
                                         ks.tasks, ks.task_mems, ks.pages, t, GFP_USER_MOVABLE,
                                         0, pol, ilx, kind, obj, index, core.OOM_NEVER, res)
@@ -450,7 +450,7 @@ def _replace_page(k: Kernel, old: int, new: int) -> None:
         slots = (ks.obj_pages[: ks.obj_pages_used] == old).nonzero()[0]
         ks.obj_pages[slots] = new
     ks.pages[old, S.PG_MAPCOUNT] = 0
-    core.free_page(ks.zones, ks.vmstat, ks.pages, old)
+    k.core.free_page(ks.zones, ks.vmstat, ks.pages, old)
 
 
 def mbind(k: Kernel, t: int, start: int, length: int, mode: int, nmask: UserMask | None,
