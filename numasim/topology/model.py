@@ -143,7 +143,7 @@ class Machine:
     ``None`` = 1 for every node."""
     derived: frozenset[str] = frozenset()
     """Which of ``distance``, ``latency``, ``bandwidth`` were not given and were derived."""
-    source: str = ""
+    source: str = field(default="", compare=False)
     """Where the description came from (file and format); informative, not compared."""
     description: str = field(default="", compare=False)
     """What the machine is, for people (the YAML ``description``); not compared."""

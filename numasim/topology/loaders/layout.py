@@ -114,7 +114,7 @@ PROFILES = {
                             top_of_memory=13, swiotlb=16384, swiotlb_meta=195),
 }
 DEFAULT_KERNEL = "6.12"
-_SNIFF = re.compile(r"^\s*node\s+\d+\s+mem=", re.MULTILINE)
+_SNIFF = re.compile(r"^\s*node\s+\d+\s+(mem|cpus)=", re.MULTILINE)
 _SIZE = re.compile(r"(\d+)([KMGkmg]?)")
 
 
@@ -207,6 +207,9 @@ def parse_layout(text: str, file: str | None) -> tuple[list[LayoutNode], list[li
             seen[c] = n.id
     if not seen:
         raise ConfigError("no node has CPUs", file=file, field="cpus")
+    if not any(n.mem for n in nodes):
+        raise ConfigError("no node has memory", file=file, field="mem",
+                          hint="give at least one node mem=SIZE")
     gaps = sorted(set(range(max(seen) + 1)) - set(seen))
     if gaps:
         raise ConfigError(f"CPU {gaps[0]} is in no node, but QEMU starts CPUs 0..{max(seen)} "

@@ -164,6 +164,15 @@ _DECOMPRESSORS = ((b"BZh", bz2.BZ2Decompressor), (b"\x1f\x8b", lambda: zlib.deco
                   (b"\xfd7zXZ", lzma.LZMADecompressor))
 
 
+def _compressed(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False
+    return any(head.startswith(magic) for magic, _ in _DECOMPRESSORS)
+
+
 def _decompress(path: Path, file: str) -> bytes:
     """The whole archive, uncompressed, in memory (random access into a bzip2 stream is
     slow; a sysfs archive is a few MiB).  Refuses archives that inflate past the limit."""
@@ -227,7 +236,7 @@ def load(path: str | os.PathLike) -> Machine:
         path = root
         name = ""
         fmt = "sysfs directory"
-    elif tarfile.is_tarfile(path):
+    elif tarfile.is_tarfile(path) or _compressed(path):  # a cut archive gets a clear error
         tree = _TarTree(path)
         name = re.sub(r"\.(tar(\.\w+)?|tgz|tbz2?|txz)$", "", path.name)
         fmt = "sysfs tarball"

@@ -375,16 +375,17 @@ def _locate(p: Problem, m: MachineModel, doc: YamlDoc) -> Problem:
 # -------------------------------------------------------------------------- dump
 def _scalar(key: str, value: str) -> str:
     """``key: value`` with the value quoted only if YAML needs it."""
-    text = yaml.safe_dump({key: value}, allow_unicode=True, width=1 << 30,
-                          default_flow_style=False, sort_keys=False)
+    for allow_unicode in (True, False):  # escaped only if the readable form would not read back
+        text = yaml.safe_dump({key: value}, allow_unicode=allow_unicode, width=1 << 30,
+                              default_flow_style=False, sort_keys=False)
+        if yaml.safe_load(text) == {key: value}:
+            break
     return text.rstrip("\n").removesuffix("\n...")
 
 
 def _cpus(cpus: tuple[int, ...]) -> str:
-    if not cpus:
-        return "[]"
-    text = format_list(cpus)
-    return text
+    """``0-23,48-71``; a single CPU reads back as a YAML int, which ``cpus`` accepts."""
+    return format_list(cpus) if cpus else "[]"
 
 
 def _row(values, fmt) -> str:
