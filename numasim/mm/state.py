@@ -219,8 +219,13 @@ class KernelState:
     """All mm state of one simulated machine, plus row allocators for its tables."""
 
     def __init__(self, machine: Machine, kernel_gen: int = KGEN_6_12) -> None:
+        from numasim.mm.constants import KERNELS
+        from numasim.topology.derive import derive
+
         self.machine = machine
-        d = machine.derived_state
+        kname = {v: k for k, v in KERNELS.items()}[kernel_gen]
+        d = machine.derived_state if kname == "6.12" else derive(machine, kernel=kname)
+        self.derived = d
         nn = machine.nr_node_ids
         self.nr_node_ids = nn
         nz = len(d.zones)

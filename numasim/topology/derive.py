@@ -133,10 +133,12 @@ def default_zones(machine: Machine) -> dict[int, tuple[ZoneSpec, ...]]:
 
 # ---------------------------------------------------------------- zonelists
 def find_next_best_node(machine: Machine, node: int, used: set[int], node_load: dict[int, int],
-                        cpu_penalty: bool) -> int:
+                        cpu_penalty: bool, skip_memoryless_local: bool = True) -> int:
     """``find_next_best_node``: the local node first, then the nearest unused memory node;
-    ``node_load`` spreads equidistant nodes across the nodes' zonelists."""
-    if node not in used:
+    ``node_load`` spreads equidistant nodes across the nodes' zonelists.  Since Linux 6.7 a
+    memoryless local node is skipped (its boot log line starts with the nearest memory node;
+    seen on the real 6.12); 6.1 still lists it first."""
+    if node not in used and (not skip_memoryless_local or node in machine.memory_nodes):
         used.add(node)
         return node
     min_val, best = None, -1
@@ -157,7 +159,8 @@ def find_next_best_node(machine: Machine, node: int, used: set[int], node_load: 
 
 
 def build_zonelists(machine: Machine, zones_by_node: dict[int, tuple[Zone, ...]],
-                    cpu_penalty: bool = False) -> tuple[dict, dict, ZoneType]:
+                    cpu_penalty: bool = False, kernel: str = "6.12"
+                    ) -> tuple[dict, dict, ZoneType]:
     """``__build_all_zonelists``: every node's fallback order and zonelist, and policy_zone.
 
     ``node_load`` is zeroed once and shared by all nodes' builds (node-id order), which is
@@ -170,7 +173,9 @@ def build_zonelists(machine: Machine, zones_by_node: dict[int, tuple[Zone, ...]]
         used: set[int] = set()
         order: list[int] = []
         prev = local
-        while (nxt := find_next_best_node(machine, local, used, node_load, cpu_penalty)) >= 0:
+        skip = kernel not in ("6.1", "2.6.7")
+        while (nxt := find_next_best_node(machine, local, used, node_load, cpu_penalty,
+                                          skip)) >= 0:
             if machine.dist(local, nxt) != machine.dist(local, prev):
                 node_load[nxt] += 1
             order.append(nxt)
@@ -231,7 +236,7 @@ def setup_per_zone_lowmem_reserve(node_zones: dict[ZoneType, ZoneSpec],
     return out
 
 
-def derive(machine: Machine, cpu_penalty: bool = False) -> Derived:
+def derive(machine: Machine, cpu_penalty: bool = False, kernel: str = "6.12") -> Derived:
     specs_by_node = default_zones(machine)
     flat = [(nid, z) for nid in machine.node_ids for z in sorted(specs_by_node[nid],
                                                                   key=lambda z: z.type)]
@@ -250,7 +255,7 @@ def derive(machine: Machine, cpu_penalty: bool = False) -> Derived:
     by_node: dict[int, tuple[Zone, ...]] = {nid: () for nid in machine.node_ids}
     for z in zones:
         by_node[z.node] += (z,)
-    orders, zonelists, policy_zone = build_zonelists(machine, by_node, cpu_penalty)
+    orders, zonelists, policy_zone = build_zonelists(machine, by_node, cpu_penalty, kernel)
     return Derived(tuple(zones), orders, zonelists, policy_zone, mfk, mfk_derived)
 
 
