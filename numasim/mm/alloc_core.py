@@ -817,6 +817,15 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
     ilx_base = 0
     mode = -1
     cacheable = False
+    kgen = sysvars[SV_KGEN]
+    il_nodes = np.zeros(nr, dtype=np.int64)
+    il_cum = np.zeros(nr, dtype=np.int64)
+    il_n = 0
+    il_total = 0
+    run_nid = 0
+    run_mask_kind = 0
+    run_mask_idx = 0
+    last_v = -1
     last_pte = -1
     res[R_DONE] = 0
     res[R_ALLOCATED] = 0
@@ -862,7 +871,9 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
                 pt_page[slot] = PT_ZERO  # read fault: map the shared zero page
                 res[R_DONE] += 1
                 continue
-            anon_vma_prepare(vmas, policies, pol_nodes, sysvars, v)
+            if v != last_v:
+                anon_vma_prepare(vmas, policies, pol_nodes, sysvars, v)
+                last_v = v
             pk = PGK_ANON
         else:
             if index >= objs[o, O_SIZE] or index >= objs[o, O_NPAGES]:
@@ -897,9 +908,44 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
                 p = q
                 mode = policy_mode(policies, p, GFP_USER_MOVABLE)
                 cacheable = mode != MPOL_PREFERRED_MANY and sysvars[SV_KGEN] != KGEN_2_6_7
+                # what stays fixed along the run: the node and mask of non-interleave modes,
+                # the node list (and cumulative weights) of interleave modes
+                il_n = 0
+                il_total = 0
+                if mode == MPOL_INTERLEAVE or mode == MPOL_WEIGHTED_INTERLEAVE:
+                    for nn in range(nr):
+                        if pol_nodes[p, nn]:
+                            il_total += nodeinfo[nn, N_WEIGHT] if mode == \
+                                MPOL_WEIGHTED_INTERLEAVE else 1
+                            il_nodes[il_n] = nn
+                            il_cum[il_n] = il_total
+                            il_n += 1
+                run_nid = policy_nodemask(policies, pol_nodes, nodeinfo, sysvars, tasks,
+                                          task_mems, t, p, GFP_USER_MOVABLE, 0, res)
+                run_nid = res[R_NID]
+                run_mask_kind = res[R_MASK_KIND]
+                run_mask_idx = res[R_MASK_IDX]
             ilx = ilx_base + index
-        policy_nodemask(policies, pol_nodes, nodeinfo, sysvars, tasks, task_mems, t, p,
-                        GFP_USER_MOVABLE, ilx, res)
+        if ilx == NO_ILX:
+            policy_nodemask(policies, pol_nodes, nodeinfo, sysvars, tasks, task_mems, t, p,
+                            GFP_USER_MOVABLE, ilx, res)
+        else:
+            if il_n == 0:
+                nid = run_nid
+            elif mode == MPOL_INTERLEAVE:
+                if kgen == KGEN_6_1 or kgen == KGEN_2_6_7:
+                    nid = il_nodes[(ilx & 0xFFFFFFFF) % il_n]  # offset_il_node's unsigned int
+                else:
+                    nid = il_nodes[ilx % il_n]
+            else:
+                target = ilx % il_total
+                k = 0
+                while il_cum[k] <= target:
+                    k += 1
+                nid = il_nodes[k]
+            res[R_NID] = nid
+            res[R_MASK_KIND] = run_mask_kind
+            res[R_MASK_IDX] = run_mask_idx
         nid = res[R_NID]
         z = cache_zone[nid] if cacheable else -1
         if z >= 0 and zones[z, Z_FREE] > cache_thresh[nid] and \
