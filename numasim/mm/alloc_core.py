@@ -66,6 +66,7 @@ from numasim.mm.state import (
     P_HOME,
     P_MODE,
     P_WEIGHT,
+    PG_DIRTY,
     PG_INDEX,
     PG_KIND,
     PG_MAPCOUNT,
@@ -444,6 +445,7 @@ def rmqueue(zones, sysvars, vmstat, pages, z, order, kind, obj, index):
     pages[pg, PG_OBJ] = obj
     pages[pg, PG_INDEX] = index
     pages[pg, PG_ORDER] = order
+    pages[pg, PG_DIRTY] = 0
     return pg
 
 
@@ -844,10 +846,11 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
         kind = vmas[v, V_KIND]
         shared = vmas[v, V_SHARED] != 0
         if cur >= 0:
-            if not write or shared:
+            if not write:
                 res[R_DONE] += 1
                 continue
-            if pages[cur, PG_KIND] == PGK_ANON and pages[cur, PG_MAPCOUNT] <= 1:
+            if shared or (pages[cur, PG_KIND] == PGK_ANON and pages[cur, PG_MAPCOUNT] <= 1):
+                pages[cur, PG_DIRTY] = 1
                 res[R_DONE] += 1
                 continue
         elif cur == PT_ZERO and not write:
@@ -884,6 +887,8 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
                 if cur != pg:
                     pages[pg, PG_MAPCOUNT] += 1
                     pt_page[slot] = pg
+                if write:
+                    pages[pg, PG_DIRTY] = 1
                 res[R_DONE] += 1
                 continue
             pk = PGK_SHMEM if kind == KIND_SHMEM else PGK_FILE
@@ -962,6 +967,7 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
             pages[pg, PG_OBJ] = o if not private else -1
             pages[pg, PG_INDEX] = index
             pages[pg, PG_ORDER] = 0
+            pages[pg, PG_DIRTY] = 0
             if stats:
                 pnode = zones[cache_pref[nid], Z_NODE]
                 if znode == pnode:
@@ -1007,6 +1013,7 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
             obj_pages[oslot] = pg
             pages[pg, PG_MAPCOUNT] = 1
         pt_page[slot] = pg
+        pages[pg, PG_DIRTY] = write
         res[R_DONE] += 1
     return FAULT_OK
 
@@ -1030,5 +1037,6 @@ def alloc_counted(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies
         if pg < 0:
             return done
         pages[pg, PG_MAPCOUNT] = 0
+        pages[pg, PG_DIRTY] = 1  # written with write(2)
         done += 1
     return done

@@ -267,7 +267,7 @@ def rmqueue(zones, sysvars, vmstat, pages, z, order, kind, obj, index) -> int:
     sysvars[S.SV_NEXT_PAGE] = pg + 1
     zones[z, S.Z_FREE] -= 1 << order
     vmstat[S.VM_PGALLOC] += 1 << order
-    pages[pg] = (zones[z, S.Z_NODE], z, 0, kind, obj, index, order)
+    pages[pg] = (zones[z, S.Z_NODE], z, 0, kind, obj, index, order, 0)
     return pg
 
 
@@ -429,6 +429,8 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
             pages[cur, S.PG_MAPCOUNT] <= 1
         if (cur >= 0 and (not write or shared or exclusive_anon)) or \
                 (cur == S.PT_ZERO and not write):
+            if cur >= 0 and write:
+                pages[cur, S.PG_DIRTY] = 1
             res[R_DONE] += 1
             continue
         vmstat[S.VM_PGFAULT] += 1
@@ -482,10 +484,13 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
                 res[R_ALLOCATED] += 1
             elif cur != pg:
                 pages[pg, S.PG_MAPCOUNT] += 1
+            if write:
+                pages[pg, S.PG_DIRTY] = 1
             pt_page[slot] = pg
             res[R_DONE] += 1
             continue
         pt_page[slot] = pg
+        pages[pg, S.PG_DIRTY] = int(write)
         res[R_ALLOCATED] += 1
         res[R_DONE] += 1
     return S.FAULT_OK
@@ -505,5 +510,6 @@ def alloc_counted(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies
         if pg < 0:
             return done
         pages[pg, S.PG_MAPCOUNT] = 0
+        pages[pg, S.PG_DIRTY] = 1
         done += 1
     return done

@@ -152,7 +152,8 @@ PG_KIND = 3  # PGK_*
 PG_OBJ = 4  # object for shmem/file pages, -1 for anon
 PG_INDEX = 5  # page index in the object (shmem/file)
 PG_ORDER = 6  # 0, or 9 for the head of a THP (tails are not separate rows)
-PG_NCOLS = 7
+PG_DIRTY = 7  # written since allocated (numa_maps "dirty")
+PG_NCOLS = 8
 
 PGK_ANON = 0
 PGK_SHMEM = 1
