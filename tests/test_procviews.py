@@ -141,24 +141,18 @@ def without(line: str, *fields: str) -> str:
 @pytest.mark.parametrize("gen", ["6.1", "6.12"])
 def test_numa_maps_matches_real_kernel(gen):
     """Every numa_maps line of a scenario exercising every mode, flag and mapping kind, a
-    split VMA, shared memory and fork, as Linux printed it -- except two counts numasim
-    cannot know: ``dirty``/``mapped`` of shmem/file pages (no dirty bit, see the xfail
-    below), and on 6.12 ``active`` for pages still in the CPU's LRU batch."""
+    split VMA, shared memory and fork, as Linux printed it -- except, on 6.12, ``active``
+    for pages still in the CPU's LRU batch (numasim keeps no per-CPU LRU batches)."""
     mine = replay((PV / "numa_maps_formats.txt").read_text(), gen)
     real = recorded(f"expected_numa_maps_formats.{gen}.txt")
     assert len(mine) == len(real) == 189
     drop = ("active",) if gen == "6.12" else ()
     for a, b in zip(real, mine, strict=True):
-        if " file=" in a:
-            assert without(b, "dirty", "mapped", *drop) == without(a, "dirty", "mapped", *drop)
-        else:
-            assert without(b, *drop) == without(a, *drop)
+        assert without(b, *drop) == without(a, *drop)
 
 
-@pytest.mark.xfail(strict=True, reason="numasim keeps no dirty bit per page (state.pages has "
-                   "no PG_DIRTY): shmem/file pages only read show dirty= where Linux shows "
-                   "mapped=")
 def test_numa_maps_dirty_of_read_pages():
+    """Pages only read are counted as mapped=, written ones as dirty= (PG_DIRTY)."""
     mine = replay((PV / "numa_maps_formats.txt").read_text(), "6.1")
     real = recorded("expected_numa_maps_formats.6.1.txt")
     assert mine == real

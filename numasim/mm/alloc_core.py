@@ -867,7 +867,7 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
             cache_zone[:] = -1  # the table may have come from a cached zone's free pages
         index = vmas[v, V_PGOFF] + (vpn - vmas[v, V_START])
         o = vmas[v, V_OBJ]
-        private = kind == KIND_ANON or (kind == KIND_FILE and not shared and write)
+        private = kind == KIND_ANON or (not shared and write)  # MAP_PRIVATE file: COW
         oslot = -1
         if private:
             if kind == KIND_ANON and cur == PT_NONE and not write:

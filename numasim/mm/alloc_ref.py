@@ -439,7 +439,7 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
             return st
         index = int(vmas[v, S.V_PGOFF]) + vpn - int(vmas[v, S.V_START])
         o = int(vmas[v, S.V_OBJ])
-        private = kind == S.KIND_ANON or (kind == S.KIND_FILE and not shared and write)
+        private = kind == S.KIND_ANON or (not shared and write)  # MAP_PRIVATE file: COW
         if private:
             if kind == S.KIND_ANON and cur == S.PT_NONE and not write:
                 pt_page[slot] = S.PT_ZERO

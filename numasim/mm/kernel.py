@@ -18,7 +18,15 @@ import numpy as np
 
 from numasim.mm import alloc_core as core
 from numasim.mm import state as S
-from numasim.mm.constants import DEFAULT_KERNEL, KERNELS, KGEN_2_6_7
+from numasim.mm.constants import (
+    DEFAULT_KERNEL,
+    GFP_KERNEL,
+    GFP_USER_MOVABLE,
+    KERNELS,
+    KGEN_2_6_7,
+    KGEN_6_1,
+    MPOL_BIND,
+)
 from numasim.topology.model import Machine
 
 PAGE_SHIFT = 12
@@ -86,8 +94,27 @@ class Kernel:
         self.files: dict[str, File] = {}
         self.fs_next_ino: dict[str, int] = {"tmpfs": 2, "ramfs": 2, "memfd": 2048,
                                             "anon_shared": 4096, "shm": 8192}
-        self.dmesg: list[str] = list(machine.derived_state.boot_log())
+        self.dmesg: list[str] = self._boot_log()
+        self.forked_anon: set[int] = set()  # anon_vmas made by fork (non-singular chains)
+        self.task_names: dict[int, dict] = {}  # pid, comm, uid, cpuset for the kernel log
+        self.console: list[str] = []  # log lines printed on the console (loglevel <= 3)
         self._res = np.zeros(core.R_SIZE, dtype=np.int64)
+
+    def _boot_log(self) -> list[str]:
+        """The kernel log of the boot (fallback orders, policy zone).  Linux 6.1 lists a
+        memoryless node itself first in its own fallback order ("Fallback order for Node 1:
+        1 0 2"); 6.12 leaves it out ("... Node 1: 0 2") -- both seen on the oracle.  The
+        zonelists are the same (a memoryless node has no zones to list)."""
+        d = self.machine.derived_state
+        lines = list(d.boot_log())
+        if self.kgen != KGEN_6_1:
+            return lines
+        for nid, order in d.fallback_order.items():
+            if nid not in self.machine.memory_nodes and (not order or order[0] != nid):
+                old = f"Fallback order for Node {nid}: " + " ".join(map(str, order)) + " "
+                new = f"Fallback order for Node {nid}: " + " ".join(map(str, (nid, *order))) + " "
+                lines = [new if x == old else x for x in lines]
+        return lines
 
     # ------------------------------------------------------------ tasks
     def new_process(self, cpu: int = 0, parent: int = -1) -> int:
@@ -169,6 +196,7 @@ class Kernel:
                     if old not in anon_map:
                         anon_map[old] = int(ks.sysvars[S.SV_NEXT_ANON_VMA])
                         ks.sysvars[S.SV_NEXT_ANON_VMA] += 1
+                        self.forked_anon.add(anon_map[old])
                     ks.vmas[nv, S.V_ANON_VMA] = anon_map[old]
                 vmap[v] = nv
             pv = ks.pt_vma[pbase: pbase + n]
@@ -350,7 +378,32 @@ class Kernel:
                        region=r, prot=prot, shared=int(vshared))
         base = int(ks.regions[r, S.R_PT])
         ks.pt_vma[base: base + npages] = v
+        self._share_anon_vma_with_neighbours(mm, v)
         return r
+
+    def _share_anon_vma_with_neighbours(self, mm: int, v: int) -> None:
+        """``vma_merge_new_range``: Linux would extend a compatible neighbouring VMA over
+        the new mapping.  numasim keeps the new mapping as its own VMA (each region is its
+        own slice of the page-table arrays) but gives it the neighbour's anon_vma, as the
+        merged VMA would have; the probe's maps view shows the two as one."""
+        ks = self.ks
+        row = ks.vmas[v]
+        for u in self.mm_vmas(mm):
+            if u == v:
+                continue
+            ru = ks.vmas[u]
+            before = ru[S.V_END] == row[S.V_START]
+            after = ru[S.V_START] == row[S.V_END]
+            if not (before or after) or ru[S.V_POLICY] >= 0 or row[S.V_POLICY] >= 0:
+                continue
+            if any(ru[c] != row[c] for c in (S.V_OBJ, S.V_PROT, S.V_SHARED, S.V_KIND)):
+                continue
+            lo, hi = (ru, row) if before else (row, ru)
+            if hi[S.V_PGOFF] != lo[S.V_PGOFF] + lo[S.V_END] - lo[S.V_START]:
+                continue
+            av = int(ru[S.V_ANON_VMA])
+            if av and av not in self.forked_anon and not row[S.V_ANON_VMA]:
+                ks.vmas[v, S.V_ANON_VMA] = av
 
     def region_vmas(self, r: int) -> list[int]:
         ks = self.ks
@@ -505,7 +558,7 @@ class Kernel:
                 raise Segfault(cur)
             rend = int(ks.regions[r, S.R_END])
             n = min(npages - done_total, rend - cur)
-            ks.ensure_pages(3 * n + 16)
+            ks.ensure_pages(n + n // 256 + 64)  # data pages + page tables
             st = self.core.handle_mm_fault_range(*ks.core_args(), t, r, cur, n, int(write),
                                             oom_mode, self._res)
             done_total += int(self._res[core.R_DONE])
@@ -521,12 +574,125 @@ class Kernel:
             if st in (S.FAULT_SEGV, S.FAULT_SIGBUS):
                 raise Segfault(vpn + done_total, 7 if st == S.FAULT_SIGBUS else 11)
             if st == S.FAULT_OOM:
-                victim = self.oom_kill(t)
+                if oom_mode == core.OOM_VICTIM:  # not even the reserves had a page: die
+                    self.exit(t, 9)
+                    raise TaskKilled(t)
+                mask = None
+                if self._res[core.R_MASK_KIND] == core.MASK_POLICY:
+                    mask = set(ks.policy_nodes(int(self._res[core.R_MASK_IDX])))
+                victim = self.oom_kill(t, mask)
                 if victim == t:
                     oom_mode = core.OOM_VICTIM
                 elif victim < 0:
                     raise TaskKilled(t)
         return allocated
+
+    # ------------------------------------------------------- page cache
+    def shared_policy_at(self, o: int, index: int) -> int:
+        """``mpol_shared_policy_lookup``: the shared-policy row covering page ``index`` of
+        object ``o``, or -1."""
+        sp = self.ks.sp
+        hit = np.flatnonzero((sp[:, S.S_ALIVE] == 1) & (sp[:, S.S_OBJ] == o)
+                             & (sp[:, S.S_START] <= index) & (sp[:, S.S_END] > index))
+        return int(sp[hit[0], S.S_POLICY]) if hit.size else -1
+
+    def pwrite(self, t: int, o: int, index: int, npages: int) -> int:
+        """``write(2)`` of whole pages into a file: page-cache pages allocated without a VMA.
+
+        shmem (tmpfs, memfd) asks its shared policy, else the task policy, with the
+        interleave index inode + page index (``shmem_alloc_folio``); other page cache
+        (ramfs) uses the task policy and its interleave counter (``filemap_alloc_folio``).
+        Returns the number of pages allocated."""
+        ks = self.ks
+        kind = int(ks.objs[o, S.O_KIND])
+        if index + npages > int(ks.objs[o, S.O_NPAGES]):
+            ks.grow_obj(o, index + npages)
+        ks.objs[o, S.O_SIZE] = max(int(ks.objs[o, S.O_SIZE]), index + npages)
+        ino = int(ks.objs[o, S.O_INO])
+        allocated = 0
+        for i in range(index, index + npages):
+            slot = int(ks.objs[o, S.O_BASE]) + i
+            if ks.obj_pages[slot] >= 0:
+                continue
+            ks.ensure_pages(4)
+            if kind == S.KIND_SHMEM:
+                p = self.shared_policy_at(o, i)
+                if p < 0:
+                    p = int(ks.tasks[t, S.T_POLICY])
+                ilx, pk = ino + i, S.PGK_SHMEM
+            else:
+                p, ilx, pk = int(ks.tasks[t, S.T_POLICY]), core.NO_ILX, S.PGK_FILE
+            while True:
+                pg = self.core.alloc_pages_mpol(
+                    ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars, ks.numastat, ks.vmstat,
+                    ks.policies, ks.pol_nodes, ks.tasks, ks.task_mems, ks.pages, t,
+                    GFP_USER_MOVABLE, 0, p, ilx, pk, o, i, core.OOM_MAY, self._res)
+                if pg != core.ALLOC_OOM:
+                    break
+                victim = self.oom_kill(t)
+                if victim == t or victim < 0:
+                    self.exit(t, 9)
+                    raise TaskKilled(t)
+            if pg < 0:
+                break
+            if ks.obj_pages[slot] == S.PT_SWAP:
+                ks.vmstat[S.VM_SWPIN] += 1
+            ks.pages[pg, S.PG_MAPCOUNT] = 0
+            ks.obj_pages[slot] = pg
+            allocated += 1
+        return allocated
+
+    def temp_page(self, t: int, gfp: int = GFP_KERNEL) -> int:
+        """A page the kernel allocates for itself during a system call and frees before
+        returning (``__get_free_page``, e.g. mincore's buffer): it follows the task policy
+        with the interleave counter and moves numastat like any allocation.  Returns its
+        node, or -1 when nothing could be allocated."""
+        ks = self.ks
+        ks.ensure_pages(4)
+        pg = self.core.alloc_pages_mpol(
+            ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars, ks.numastat, ks.vmstat, ks.policies,
+            ks.pol_nodes, ks.tasks, ks.task_mems, ks.pages, t, gfp, 0,
+            int(ks.tasks[t, S.T_POLICY]), core.NO_ILX, S.PGK_KERNEL, -1, -1, core.OOM_NEVER,
+            self._res)
+        if pg < 0:
+            return -1
+        node = int(ks.pages[pg, S.PG_NODE])
+        self.core.free_page(ks.zones, ks.vmstat, ks.pages, pg)
+        return node
+
+    def swapout(self, t: int, vpn: int, npages: int) -> int:
+        """Push the pages of [vpn, vpn+npages) out to swap (as reclaim would): private
+        pages mapped only here and shmem pages leave memory; the next access faults them
+        back in under the policy in force then (the policy is not remembered)."""
+        ks = self.ks
+        mm = self.task_mm(t)
+        out = 0
+        for x in range(vpn, vpn + npages):
+            r = self.find_region(mm, x)
+            if r < 0:
+                continue
+            slot = int(ks.regions[r, S.R_PT]) + x - int(ks.regions[r, S.R_START])
+            pg = int(ks.pt_page[slot])
+            if pg < 0:
+                continue
+            kind = int(ks.pages[pg, S.PG_KIND])
+            if kind == S.PGK_ANON:
+                if ks.pages[pg, S.PG_MAPCOUNT] > 1:
+                    continue
+                self.core.free_page(ks.zones, ks.vmstat, ks.pages, pg)
+                ks.pt_page[slot] = S.PT_SWAP
+            elif kind == S.PGK_SHMEM:
+                o = int(ks.pages[pg, S.PG_OBJ])
+                oslot = int(ks.objs[o, S.O_BASE]) + int(ks.pages[pg, S.PG_INDEX])
+                hits = (ks.pt_page[: ks.pt_used] == pg).nonzero()[0]
+                ks.pt_page[hits] = S.PT_NONE
+                ks.obj_pages[oslot] = S.PT_SWAP
+                self.core.free_page(ks.zones, ks.vmstat, ks.pages, pg)
+            else:
+                continue
+            ks.vmstat[S.VM_SWPOUT] += 1
+            out += 1
+        return out
 
     # --------------------------------------------------------------- OOM
     def rss(self, t: int) -> int:
@@ -539,31 +705,104 @@ class Kernel:
             total += int((ks.pt_page[base: base + n] >= 0).sum())
         return total
 
-    def oom_kill(self, t: int) -> int:
-        """``out_of_memory``: kill the task with the largest footprint (``oom_badness``:
-        resident pages plus page tables, shifted by oom_score_adj); returns its id.  Tasks
-        whose own BIND policy cannot intersect the failed allocation's nodes are spared only
-        in the kernel's CONSTRAINT_MEMORY_POLICY case, which numasim approximates by
-        considering every live task."""
+    def oom_kill(self, t: int, nodemask: set[int] | None = None) -> int:
+        """``out_of_memory``: choose and kill a victim; returns its id (-1: nobody).
+
+        ``nodemask`` is the failed allocation's BIND mask (None: no policy mask).  As in
+        ``constrained_alloc``: a mask that does not cover every memory node makes it
+        CONSTRAINT_MEMORY_POLICY (only tasks whose policy may use those nodes are
+        candidates, ``mempolicy_in_oom_domain``, and the badness scale is the mask's
+        memory), a cpuset narrower than all memory CONSTRAINT_CPUSET, else CONSTRAINT_NONE.
+        ``oom_badness`` = resident pages + page-table pages + oom_score_adj * scale / 1000;
+        the largest is killed.  The kernel log gets the usual three lines."""
         ks = self.ks
+        mem_nodes = {int(n) for n in np.flatnonzero(ks.nodeinfo[:, S.N_MEMORY])}
+        mems = {int(n) for n in np.flatnonzero(ks.task_mems[t])}
+        if nodemask is not None and not mem_nodes <= set(nodemask):
+            constraint = "CONSTRAINT_MEMORY_POLICY"
+            scale_nodes = set(nodemask)
+        elif mems != mem_nodes:
+            constraint = "CONSTRAINT_CPUSET"
+            scale_nodes = mems
+        else:
+            constraint = "CONSTRAINT_NONE"
+            scale_nodes = mem_nodes
+        scale = int(sum(ks.zones[z, S.Z_MANAGED] for z in range(ks.zones.shape[0])
+                        if int(ks.zones[z, S.Z_NODE]) in scale_nodes))
         best, best_score = -1, None
-        total = int(ks.zones[:, S.Z_MANAGED].sum())
         for u in range(ks.tasks.shape[0]):
             if not ks.tasks[u, S.T_ALIVE]:
                 continue
             adj = int(ks.tasks[u, S.T_OOM_SCORE_ADJ])
             if adj == -1000:
                 continue
-            score = self.rss(u) + adj * total // 1000
+            p = int(ks.tasks[u, S.T_POLICY])
+            if constraint == "CONSTRAINT_MEMORY_POLICY" and p >= 0 and \
+                    int(ks.policies[p, S.P_MODE]) == MPOL_BIND and \
+                    not set(ks.policy_nodes(p)) & set(nodemask or ()):
+                continue
+            if constraint == "CONSTRAINT_CPUSET" and \
+                    not {int(n) for n in np.flatnonzero(ks.task_mems[u])} & mems:
+                continue
+            score = self.rss(u) + self.pgtable_pages(u) + adj * scale // 1000
             if best_score is None or score > best_score:
                 best, best_score = u, score
         ks.vmstat[S.VM_OOM] += 1
+        info = self.task_info(t)
+        self.dmesg.append(f"{info['comm']} invoked oom-killer: gfp_mask=0x140dca"
+                          "(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO), order=0, "
+                          f"oom_score_adj={int(ks.tasks[t, S.T_OOM_SCORE_ADJ])}")
         if best < 0:
+            self.dmesg.append("Out of memory and no killable processes...")
+            self.console.append("Out of memory and no killable processes...")
             return -1
-        self.dmesg.append(f"Out of memory: Killed process {best}")
+        v = self.task_info(best)
+        from numasim.bitmap import format_list
+
+        nm = format_list(nodemask or ()) if constraint == "CONSTRAINT_MEMORY_POLICY" \
+            else "(null)"
+        self.dmesg.append(f"oom-kill:constraint={constraint},nodemask={nm},"
+                          f"cpuset={info['cpuset']},mems_allowed={format_list(mems)},"
+                          f"global_oom,task_memcg=/,task={v['comm']},pid={v['pid']},"
+                          f"uid={v['uid']}")
+        rss = self.rss(best)
+        shmem = self.rss_shmem(best)
+        msg = (f"Out of memory: Killed process {v['pid']} ({v['comm']}) "
+               f"total-vm:{self.total_vm(best) * 4}kB, anon-rss:{(rss - shmem) * 4}kB, "
+               f"file-rss:0kB, shmem-rss:{shmem * 4}kB, UID:{v['uid']} "
+               f"pgtables:{self.pgtable_pages(best) * 4}kB "
+               f"oom_score_adj:{int(ks.tasks[best, S.T_OOM_SCORE_ADJ])}")
+        self.dmesg.append(msg)
+        self.console.append(msg)
         if best != t:
             self.exit(best, 9)
         return best
+
+    def task_info(self, t: int) -> dict:
+        """What the kernel log says about a task: pid, comm, uid and cpuset name (a caller
+        such as the script runner fills :attr:`task_names`)."""
+        d = {"pid": t, "comm": "task", "uid": 0, "cpuset": "/"}
+        d.update(self.task_names.get(t, {}))
+        return d
+
+    def total_vm(self, t: int) -> int:
+        ks = self.ks
+        return int(sum(int(ks.vmas[v, S.V_END] - ks.vmas[v, S.V_START])
+                       for v in self.mm_vmas(self.task_mm(t))))
+
+    def rss_shmem(self, t: int) -> int:
+        ks = self.ks
+        total = 0
+        for r in self.mms.get(self.task_mm(t), MM(0)).regions:
+            row = ks.regions[r]
+            base, n = int(row[S.R_PT]), int(row[S.R_END] - row[S.R_START])
+            pt = ks.pt_page[base: base + n]
+            pt = pt[pt >= 0]
+            total += int((ks.pages[pt, S.PG_KIND] == S.PGK_SHMEM).sum())
+        return total
+
+    def pgtable_pages(self, t: int) -> int:
+        return sum(1 for _k, pg in self.ks.pgt_items(self.task_mm(t)) if pg >= 0)
 
     # ------------------------------------------------------------ views
     def page_node(self, t: int, vpn: int) -> int | None:

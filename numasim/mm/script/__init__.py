@@ -1,0 +1,61 @@
+"""``numasim script``: the oracle's scenario language run on the simulated kernel.
+
+:func:`run_script` parses a script (:mod:`.lang`), boots a :class:`~numasim.mm.kernel.Kernel`
+on the machine and runs the script in a simulated probe process (:mod:`.runner`), returning
+the result records (:mod:`.output`) -- the same lines the oracle's probe prints on Linux.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from numasim.mm.script.lang import parse_script, script_layout
+from numasim.mm.script.output import Record, compare, render_json, render_text
+
+LAYOUTS_DIR = Path(__file__).resolve().parents[3] / "configs" / "layouts"
+
+
+def load_machine_for(path_or_name: str, kernel: str = "6.12", near: Path | None = None):
+    """A machine from a file (``.layout`` files get the kernel's boot model) or a name of a
+    layout: beside the script (``near``), or shipped in ``configs/layouts``."""
+    from numasim.errors import ConfigError
+    from numasim.topology.loaders import detect_format, load_machine
+
+    p = Path(path_or_name)
+    if not p.exists():
+        dirs = ([near, near / "layouts"] if near is not None else []) + [LAYOUTS_DIR]
+        for cand in [d / n for d in dirs for n in (path_or_name, f"{path_or_name}.layout")]:
+            if cand.is_file():
+                p = cand
+                break
+    if p.exists() and p.is_file() and detect_format(p) == "layout":
+        from numasim.topology.loaders import layout
+
+        prof = kernel if kernel in ("6.12", "6.1") else "6.12"
+        return layout.load(p, kernel=prof)
+    if not p.exists():
+        try:
+            return load_machine(path_or_name)
+        except ConfigError:
+            names = sorted(x.stem for x in LAYOUTS_DIR.glob("*.layout"))
+            raise ConfigError(f"no machine or layout named {path_or_name!r}", field="machine",
+                              hint="a machine file, or one of the shipped layouts: "
+                                   + ", ".join(names)) from None
+    return load_machine(p)
+
+
+def run_script(text: str, machine, *, kernel: str = "6.12", file: str | None = None
+               ) -> list[Record]:
+    """Run one scenario on a fresh simulated boot of ``machine``; returns its records."""
+    from numasim.mm.kernel import Kernel
+    from numasim.mm.script.runner import Runner
+
+    lines = parse_script(text, file)
+    k = Kernel(machine, kernel=kernel)
+    runner = Runner(k)
+    runner.run(lines)
+    return runner.records
+
+
+__all__ = ["parse_script", "run_script", "script_layout", "load_machine_for", "Record",
+           "render_text", "render_json", "compare", "LAYOUTS_DIR"]

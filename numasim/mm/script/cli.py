@@ -1,0 +1,86 @@
+"""``numasim script FILE --machine MACHINE [--kernel 6.12|6.1|2.6.7] [--json]``.
+
+Runs a scenario in the oracle's language on the simulated kernel and prints what the oracle's
+probe would print on Linux (or JSON objects, one per line).  ``--machine`` may be omitted when
+the script names a layout (``#@ layout NAME``, found in ``configs/layouts``).  ``-e 'cmd;
+cmd'`` runs an inline scenario, as the oracle's ``run_oracle.py -e`` does.  ``--check FILE``
+compares the output with an oracle recording the way ``run_oracle.py --check`` does (kernel
+console messages, which carry boot timestamps, left out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from numasim.errors import ConfigError, ScriptError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", nargs="?", help="scenario script ('-' = stdin)")
+    p.add_argument("-e", "--exec", dest="inline", action="append", default=[],
+                   help="inline scenario, commands separated by ';' (instead of FILE)")
+    p.add_argument("--machine", "-m", help="machine: a numasim YAML, an oracle .layout, a "
+                   "shipped machine or layout name (default: the script's '#@ layout' line)")
+    p.add_argument("--kernel", default="6.12", choices=("6.12", "6.1", "2.6.7"),
+                   help="kernel generation whose behaviour to reproduce (default 6.12)")
+    p.add_argument("--json", action="store_true", help="one JSON object per result line")
+    p.add_argument("--check", metavar="RECORDING", help="compare with an oracle recording "
+                   "(expected_*.txt) as run_oracle.py --check does; exit 1 on a difference")
+
+
+def _read(args: argparse.Namespace) -> tuple[str, str]:
+    from numasim.mm.script.lang import inline_script
+
+    if args.inline:
+        if args.file:
+            raise ScriptError("give a script FILE or -e, not both", field="file",
+                              hint="numasim script FILE, or numasim script -e 'cmd; cmd'")
+        return "".join(inline_script(x) for x in args.inline), "<-e>"
+    if not args.file:
+        raise ScriptError("no scenario given", field="file",
+                          hint="numasim script FILE --machine M, or -e 'cmd; cmd'")
+    if args.file == "-":
+        return sys.stdin.read(), "<stdin>"
+    path = Path(args.file)
+    if not path.is_file():
+        raise ScriptError("no such scenario file", file=args.file,
+                          hint="give the path of a scenario script")
+    return path.read_text(), str(path)
+
+
+def main(args: argparse.Namespace) -> int:
+    from numasim.mm.script import load_machine_for, run_script, script_layout
+    from numasim.mm.script.lang import parse_script
+    from numasim.mm.script.output import render_json, render_text
+
+    text, name = _read(args)
+    parse_script(text, name)  # report a bad line before booting anything
+    machine_spec = args.machine or script_layout(text)
+    if machine_spec is None:
+        raise ConfigError("no machine given and the script names no layout", file=name,
+                          field="machine", hint="add --machine FILE, or a '#@ layout NAME' "
+                          "line naming a layout in configs/layouts (e.g. 4node-asym)")
+    near = Path(name).resolve().parent if not name.startswith("<") else None
+    machine = load_machine_for(machine_spec, args.kernel,
+                               near=None if args.machine else near)
+    records = run_script(text, machine, kernel=args.kernel, file=name)
+    out = render_json(records) if args.json else render_text(records)
+    sys.stdout.write(out)
+    if args.check:
+        from numasim.mm.script.check import check_lines
+
+        try:
+            exp = [x for x in Path(args.check).read_text().splitlines()
+                   if not x.startswith("## ")]
+        except OSError as e:
+            raise ScriptError("cannot read the recording", file=args.check,
+                              hint=e.strerror or "give an expected_*.txt file") from None
+        diffs = check_lines(exp, [r.text for r in records])
+        print(f"CHECK {name} vs {args.check}: "
+              f"{'OK' if not diffs else str(len(diffs)) + ' differences'}", file=sys.stderr)
+        for d in diffs[:20]:
+            print(str(d), file=sys.stderr)
+        return 1 if diffs else 0
+    return 0
