@@ -1,0 +1,714 @@
+"""Sweep expansion: an experiment document becomes a list of points, each a fully resolved
+config (every default filled in, the machine and workload embedded) with its key and seed.
+
+Order: cases x grid (every combination, axes in the order written) x zip (lists advanced
+together) x repetitions.  A point's config embeds the machine as canonical numasim YAML and a
+workload file's text, so a worker on another computer needs nothing but the config, and
+editing a machine file changes the keys of exactly the points that use it.
+
+Seeds: unless a point sets ``seed`` itself, it gets ``derive_seed(experiment seed, identity,
+repetition)`` where identity is the resolved config without the seed (``seeds: per-point``)
+or nothing at all (``seeds: common``: every point of a repetition draws the same random
+numbers, which makes policies differ only by policy).
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from numasim import __version__
+from numasim.errors import NumasimError, Problem, did_you_mean
+from numasim.experiments import params as P
+from numasim.experiments.hashing import derive_seed, point_key
+from numasim.experiments.schema import (
+    ExperimentModel,
+    Source,
+    check_structure,
+    raise_problems,
+)
+from numasim.yamlutil import Loc, dotted
+
+SHIPPED_WORKLOADS = Path(__file__).resolve().parents[2] / "configs" / "workloads"
+FILE_WORKLOAD_OVERRIDES = ("threads", "placement", "cpus")
+
+
+@dataclass
+class Point:
+    """One run of a sweep."""
+
+    index: int
+    key: str
+    config: dict[str, Any]
+    labels: dict[str, Any]
+    rep: int
+
+
+@dataclass
+class Experiment:
+    """An expanded experiment: its points, its axes and how to plot it."""
+
+    name: str
+    description: str
+    file: str | None
+    text: str
+    quick: bool
+    points: list[Point]
+    axes: list[str]
+    x: str | None
+    machine_metric: str = "latency"
+    latency: str = "memory"
+    repetitions: int = 1
+    sets: list[str] = field(default_factory=list)
+
+    def manifest(self) -> dict[str, Any]:
+        """What a results folder needs to be read and plotted (no results, no host data)."""
+        return {
+            "numasim": __version__,
+            "experiment": self.name,
+            "description": self.description,
+            "file": Path(self.file).name if self.file else None,
+            "quick": self.quick,
+            "set": list(self.sets),
+            "axes": list(self.axes),
+            "x": self.x,
+            "machine_metric": self.machine_metric,
+            "latency": self.latency,
+            "repetitions": self.repetitions,
+            "points": [{"index": p.index, "key": p.key, "rep": p.rep, "labels": p.labels}
+                       for p in self.points],
+        }
+
+
+@dataclass
+class Setting:
+    value: Any
+    loc: Loc
+
+
+class _Ctx:
+    """Problems and caches of one expansion."""
+
+    def __init__(self, src: Source) -> None:
+        self.src = src
+        self.file = src.file
+        self.problems: list[Problem] = []
+        self.machines: dict[str, Any] = {}
+        self.workload_files: dict[str, Any] = {}
+
+    def line(self, loc: Loc) -> int | None:
+        return self.src.doc.line(loc) if self.src.doc.lines else None
+
+    def add(self, msg: str, loc: Loc, hint: str | None = None) -> None:
+        self.problems.append(Problem(msg, self.file, dotted(loc) or None, self.line(loc), hint))
+
+    def relocate(self, p: Problem, prefix: Loc) -> Problem:
+        """A problem found in an inline machine or workload, moved to where it is written."""
+        sub = _parse_dotted(p.field) if p.field else ()
+        loc = prefix + sub
+        return Problem(p.message, self.file, dotted(loc) or None, self.line(loc), p.hint)
+
+
+def _parse_dotted(text: str) -> Loc:
+    out: list[str | int] = []
+    for part in text.replace("]", "").split("."):
+        name, *idx = part.split("[")
+        if name:
+            out.append(name)
+        out += [int(i) for i in idx if i.isdigit()]
+    return tuple(out)
+
+
+# --------------------------------------------------------------------- settings
+def _settings(name: str, value: Any, loc: Loc, ctx: _Ctx) -> dict[str, Setting]:
+    """One ``name: value`` of a case, grid or the top level as canonical settings."""
+    canon = P.canonical(name)
+    if canon is None:
+        ctx.add(f"unknown parameter '{name}'", loc, P.unknown_hint(name))
+        return {}
+    if canon == "workload":
+        return _workload_settings(value, loc, ctx)
+    if canon == "cpu":
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            ctx.add(f"cpu must be a mapping such as {{mlp: 12}}, got {value!r}", loc)
+            return {}
+        out = {}
+        for k, v in value.items():
+            out.update(_settings(f"cpu.{k}", v, loc + (k,), ctx))
+        return out
+    return {canon: Setting(value, loc)}
+
+
+def _workload_settings(value: Any, loc: Loc, ctx: _Ctx) -> dict[str, Setting]:
+    from numasim.workloads.kernels import BUILTIN
+
+    if isinstance(value, dict) and "kernel" in value:
+        out = {"workload": Setting(value["kernel"], loc + ("kernel",))}
+        valid = ["kernel"] + [f"{o}" for o in P._workload_options()]
+        for k, v in value.items():
+            if k == "kernel":
+                continue
+            if P.canonical(f"workload.{k}") is None or k == "cpu":
+                best = did_you_mean(str(k), valid)
+                ctx.add(f"unknown option '{k}' of a built-in workload", loc + (k,), best)
+                continue
+            out[f"workload.{k}"] = Setting(v, loc + (k,))
+        return out
+    if isinstance(value, dict) and "file" in value:
+        out = {"workload": Setting({"file": value["file"]}, loc + ("file",))}
+        for k, v in value.items():
+            if k == "file":
+                continue
+            if k not in FILE_WORKLOAD_OVERRIDES:
+                ctx.add(f"'{k}' cannot be changed for a workload file", loc + (k,),
+                        "a workload file may be given threads, placement and cpus here; "
+                        "edit the file (or use a built-in kernel) for the rest")
+                continue
+            out[f"workload.{k}"] = Setting(v, loc + (k,))
+        return out
+    if isinstance(value, str | dict):
+        return {"workload": Setting(value, loc)}
+    ctx.add(f"a workload is a built-in kernel name ({', '.join(BUILTIN)}), a workload file, "
+            f"or a mapping; got {value!r}", loc)
+    return {}
+
+
+def _base(data: dict, ctx: _Ctx) -> dict[str, Setting]:
+    out: dict[str, Setting] = {
+        "engine": Setting("fast", ()), "kernel": Setting("6.12", ()),
+        "numactl": Setting("", ()), "weights": Setting(None, ()),
+        "quantum": Setting(None, ()),
+    }
+    for key in ("machine", "workload", "engine", "kernel", "numactl", "policy", "cpu",
+                "weights", "quantum"):
+        if key in data and not (key == "policy" and "numactl" in data):
+            out.update(_settings(key, data[key], (key,), ctx))
+    return out
+
+
+# ---------------------------------------------------------------------- machine
+def _resolve_machine(s: Setting, ctx: _Ctx):
+    import yaml
+
+    from numasim.experiments.hashing import canonical_json
+    from numasim.topology.loaders import load_machine, yaml_machine
+
+    v = s.value
+    cache_key = v if isinstance(v, str) else canonical_json(v) if isinstance(v, dict) else None
+    if cache_key is not None and cache_key in ctx.machines:
+        return ctx.machines[cache_key]
+    result: Any = (None, None)
+    if isinstance(v, str) and v:
+        path = ctx.src.base_dir / v
+        spec = str(path) if path.exists() else v
+        try:
+            m = load_machine(spec)
+            result = (m, {"name": m.name, "yaml": yaml_machine.dump(m)})
+        except NumasimError as e:
+            if str(v) == "local" or path.exists() or "/" in v or v.endswith((".yaml", ".yml")):
+                # the machine file exists (or was meant to): its own problems, then ours
+                ctx.problems += [p for p in e.problems if p.message != "no such file"]
+                if any(p.message == "no such file" for p in e.problems):
+                    ctx.add(f"machine file {v!r} not found (looked in {ctx.src.base_dir})",
+                            s.loc, "give a path relative to the experiment file, or a "
+                            "shipped machine name (see `numasim topo list`)")
+                else:
+                    ctx.add(f"machine {v!r} is not valid (see the problems in that file)",
+                            s.loc)
+            else:
+                from numasim.topology.loaders.shipped import shipped_machines
+
+                ctx.add(f"no machine file or shipped machine called {v!r}", s.loc,
+                        did_you_mean(v, shipped_machines()))
+    elif isinstance(v, dict):
+        text = yaml.safe_dump(v, sort_keys=False)
+        try:
+            m = yaml_machine.loads(text, file=ctx.file)
+            result = (m, {"name": m.name, "yaml": yaml_machine.dump(m)})
+        except NumasimError as e:
+            ctx.problems += [ctx.relocate(p, s.loc) for p in e.problems]
+    else:
+        ctx.add("a machine is a shipped machine name, a machine file, or an inline machine "
+                f"(a mapping with nodes); got {v!r}", s.loc)
+    if cache_key is not None:
+        ctx.machines[cache_key] = result
+    return result
+
+
+# --------------------------------------------------------------------- workload
+def _builtin_defaults(kernel: str) -> dict[str, Any]:
+    from numasim.workloads.kernels import DEFAULT_SIZE, build_kernel
+
+    sig = inspect.signature(build_kernel)
+    out: dict[str, Any] = {"kernel": kernel}
+    for name, p in sig.parameters.items():
+        if name in ("name", "cpu"):
+            continue
+        out[name] = p.default
+    out["size"] = DEFAULT_SIZE[kernel]
+    return out
+
+
+def _find_workload_file(spec: str, ctx: _Ctx) -> Path | None:
+    for base in (ctx.src.base_dir, Path.cwd()):
+        p = base / spec
+        if p.is_file():
+            return p.resolve()
+    if SHIPPED_WORKLOADS.is_dir():
+        p = SHIPPED_WORKLOADS / (spec if spec.endswith((".yaml", ".yml")) else spec + ".yaml")
+        if p.is_file():
+            return p.resolve()
+    return None
+
+
+def _load_workload_file(spec: str, s: Setting, ctx: _Ctx):
+    """(Workload, text, path) of a workload file, or (None, None, None) after problems."""
+    from numasim.workloads import schema as wschema
+    from numasim.yamlutil import read_text
+
+    if spec in ctx.workload_files:
+        return ctx.workload_files[spec]
+    out: Any = (None, None, None)
+    path = _find_workload_file(spec, ctx)
+    if path is None:
+        from numasim.workloads.kernels import BUILTIN
+
+        shipped = sorted(p.stem for p in SHIPPED_WORKLOADS.glob("*.yaml")) \
+            if SHIPPED_WORKLOADS.is_dir() else []
+        ctx.add(f"no built-in kernel, workload file or shipped workload called {spec!r}",
+                s.loc, did_you_mean(spec, list(BUILTIN) + shipped))
+    else:
+        try:
+            text = read_text(path)
+            out = (wschema.loads(text, file=str(path)), text, path)
+        except NumasimError as e:
+            ctx.problems += e.problems
+            ctx.add(f"workload {spec!r} is not valid (see the problems in that file)", s.loc)
+    ctx.workload_files[spec] = out
+    return out
+
+
+def _resolve_workload(st: dict[str, Setting], ctx: _Ctx):
+    """(resolved dict, threads, effective workload cpu dict, local paths) or Nones."""
+    import yaml
+
+    from numasim.workloads import schema as wschema
+    from numasim.workloads.kernels import BUILTIN, build_kernel
+
+    s = st.get("workload")
+    if s is None:
+        return None, None, None, None
+    v = s.value
+    opts = {k.split(".", 1)[1]: x for k, x in st.items() if k.startswith("workload.")}
+    if isinstance(v, str) and v in BUILTIN:
+        res = _builtin_defaults(v)
+        ok = True
+        for name, x in opts.items():
+            try:
+                res[name] = P.check_workload_option(name, x.value)
+            except ValueError as e:
+                ctx.add(str(e), x.loc)
+                ok = False
+        if not ok:
+            return None, None, None, None
+        try:
+            build_kernel(v, **{k: x for k, x in res.items() if k != "kernel"})
+        except NumasimError as e:
+            for p in e.problems:
+                name = (p.field or "").lstrip("-")
+                where = opts[name].loc if name in opts else s.loc
+                ctx.add(p.message, where, p.hint)
+            return None, None, None, None
+        return res, res["threads"], {}, None
+    if isinstance(v, str) and v == "":
+        ctx.add("the workload is empty", s.loc, "name a built-in kernel such as stream")
+        return None, None, None, None
+    if isinstance(v, dict) and set(v) == {"file"} or isinstance(v, str):
+        spec = v["file"] if isinstance(v, dict) else v
+        if not isinstance(spec, str):
+            ctx.add(f"workload file must be a path, got {spec!r}", s.loc)
+            return None, None, None, None
+        wl, text, path = _load_workload_file(spec, s, ctx)
+        if wl is None:
+            return None, None, None, None
+        res = {"name": wl.name, "source": spec, "yaml": text}
+        local = {"workload_file": str(path)}
+    else:
+        text = yaml.safe_dump(v, sort_keys=False)
+        try:
+            wl = wschema.loads(text, file=ctx.file)
+        except NumasimError as e:
+            ctx.problems += [ctx.relocate(p, s.loc) for p in e.problems]
+            return None, None, None, None
+        res = {"name": wl.name, "source": "inline", "yaml": text}
+        local = None
+    over = {}
+    for name, x in opts.items():
+        if name not in FILE_WORKLOAD_OVERRIDES:
+            ctx.add(f"'{name}' applies to built-in kernels only; this workload is a file or "
+                    "an inline workload", x.loc, "a workload file may be given threads, "
+                    "placement and cpus; its regions set their own sizes")
+            continue
+        try:
+            over[name] = P.check_workload_option(name, x.value)
+        except ValueError as e:
+            ctx.add(str(e), x.loc)
+    res["overrides"] = over
+    threads = over.get("threads", wl.threads)
+    return res, threads, dict(wl.cpu), local
+
+
+# ------------------------------------------------------------------ cross checks
+def _allowed_cpus(machine, numactl: list[str], loc: Loc, ctx: _Ctx) -> list[int] | None:
+    from numasim.mm.numactl import parse_numactl
+
+    try:
+        opts = parse_numactl(list(numactl), machine)
+    except NumasimError as e:
+        for p in e.problems:
+            ctx.add(f"{' '.join(numactl)}: {p.message}", loc, p.hint)
+        return None
+    if opts.command:
+        ctx.add(f"unexpected argument {opts.command[0]!r} in the numactl options", loc,
+                "give only options, e.g. --interleave=all --cpunodebind=0")
+        return None
+    if opts.show or opts.hardware or opts.version:
+        ctx.add("--show, --hardware and --version do not run a workload", loc)
+        return None
+    cpus = set(machine.cpus)
+    if opts.cpunodebind is not None:
+        cpus = {c for c in cpus if machine.cpu_to_node[c] in opts.cpunodebind}
+    if opts.physcpubind is not None:
+        cpus &= set(opts.physcpubind)
+    return sorted(cpus)
+
+
+def _weights(ws: Any, machine, loc: Loc, ctx: _Ctx) -> dict[str, int] | None | bool:
+    if ws is None:
+        return None
+    ids = list(machine.node_ids)
+    if isinstance(ws, list):
+        if len(ws) != len(ids):
+            ctx.add(f"{len(ws)} weights for the {len(ids)} nodes of {machine.name}", loc,
+                    f"write one weight per node, in node order ({', '.join(map(str, ids))})")
+            return False
+        return {str(n): int(w) for n, w in zip(ids, ws, strict=True)}
+    bad = [n for n in ws if n not in ids]
+    if bad:
+        ctx.add(f"node {bad[0]} does not exist on {machine.name}", loc,
+                "nodes: " + ", ".join(map(str, ids)))
+        return False
+    return {str(n): int(w) for n, w in sorted(ws.items())}
+
+
+# ------------------------------------------------------------------------- axes
+@dataclass
+class _Axis:
+    name: str
+    canon: str
+    values: list[Setting]
+
+
+def _axes(model_data: dict, ctx: _Ctx) -> tuple[list[tuple[str | None, dict[str, Setting]]],
+                                                list[_Axis], list[_Axis]]:
+    sweep = model_data.get("sweep") or {}
+    if not isinstance(sweep, dict):
+        return [], [], []
+    cases: list[tuple[str | None, dict[str, Setting]]] = []
+    raw_cases = sweep.get("cases") or []
+    for i, c in enumerate(raw_cases if isinstance(raw_cases, list) else []):
+        if not isinstance(c, dict):
+            continue
+        label = c.get("label")
+        if label is not None and not isinstance(label, str | int | float):
+            ctx.add("a case label is text", ("sweep", "cases", i, "label"))
+            label = None
+        st: dict[str, Setting] = {}
+        for k, v in c.items():
+            if k == "label":
+                continue
+            for canon, s in _settings(str(k), v, ("sweep", "cases", i, k), ctx).items():
+                st[canon] = s
+        cases.append((None if label is None else str(label), st))
+    grid: list[_Axis] = []
+    zipped: list[_Axis] = []
+    for part, out in (("grid", grid), ("zip", zipped)):
+        axes = sweep.get(part) or {}
+        if not isinstance(axes, dict):
+            continue
+        for name, values in axes.items():
+            if not isinstance(values, list) or not values:
+                continue  # the structural check reported it
+            canon = P.canonical(str(name))
+            if canon is None:
+                ctx.add(f"unknown parameter '{name}'", ("sweep", part, name),
+                        P.unknown_hint(str(name)))
+                continue
+            if canon == "cpu":
+                ctx.add("sweep a CPU parameter by its own name, e.g. cpu.mlp", ("sweep", part,
+                                                                                 name))
+                continue
+            out.append(_Axis(str(name), canon, [Setting(v, ("sweep", part, name, j))
+                                                for j, v in enumerate(values)]))
+    if zipped:
+        n = len(zipped[0].values)
+        for a in zipped[1:]:
+            if len(a.values) != n:
+                ctx.add(f"zip lists must have the same length: '{zipped[0].name}' has {n} "
+                        f"values, '{a.name}' has {len(a.values)}", ("sweep", "zip", a.name),
+                        "zip advances its lists together; use grid for every combination")
+    # one parameter, one place
+    owner: dict[str, str] = {}
+    for a in grid:
+        owner[a.canon] = "grid"
+    for a in zipped:
+        if a.canon in owner:
+            ctx.add(f"'{a.name}' is swept by both grid and zip", ("sweep", "zip", a.name),
+                    "sweep each parameter in one place")
+        owner.setdefault(a.canon, "zip")
+    for i, (_, st) in enumerate(cases):
+        for canon, s in st.items():
+            if canon in owner:
+                ctx.add(f"'{s.loc[-1]}' is set by case {i} and swept by {owner[canon]}", s.loc,
+                        "a parameter is either set per case or swept, not both")
+    return cases, grid, zipped
+
+
+def _case_label(label: str | None, st: dict[str, Setting]) -> str:
+    if label is not None:
+        return label
+    if not st:
+        return "base"
+    parts = []
+    for canon, s in st.items():
+        try:
+            v = P.check_value(canon, s.value)
+        except ValueError:
+            v = s.value
+        text = P.display(canon, v)
+        parts.append(text if canon == "numactl" else f"{s.loc[-1]}={text}")
+    return ", ".join(parts)
+
+
+def _table_value(canon: str, raw: Any, config: dict[str, Any]) -> Any:
+    """The value of an axis in the results table: a number when it is one."""
+    if canon == "machine":
+        return config["machine"]["name"]
+    if canon == "workload":
+        w = config["workload"]
+        return w.get("kernel") or w.get("name")
+    if canon in ("engine", "kernel", "seed", "quantum"):
+        return config[canon]
+    if canon == "numactl":
+        return P.display("numactl", config["numactl"])
+    if canon == "weights":
+        return P.display("weights", config["weights"])
+    head, _, tail = canon.partition(".")
+    if head == "workload":
+        w = config["workload"]
+        v = w.get(tail, w.get("overrides", {}).get(tail))
+    elif head == "cpu":
+        v = config["cpu"].get(tail)
+    else:
+        v = raw
+    if isinstance(v, bool) or v is None or isinstance(v, list | dict):
+        return P.display(canon, v)
+    return v
+
+
+# ------------------------------------------------------------------------ expand
+def expand(src: Source) -> Experiment:
+    """Check an experiment completely and list its points; raises ConfigError with every
+    problem found (structure, values, machines, workloads, combinations)."""
+    model, problems = check_structure(src)
+    ctx = _Ctx(src)
+    ctx.problems += problems
+    data = src.doc.data if isinstance(src.doc.data, dict) else None
+    if data is None:
+        raise_problems(ctx.problems)
+        raise AssertionError("unreachable")
+    base = _base(data, ctx)
+    cases, grid, zipped = _axes(data, ctx)
+    m = model if isinstance(model, ExperimentModel) else None
+    reps = m.repetitions if m else (data.get("repetitions") if isinstance(
+        data.get("repetitions"), int) and data.get("repetitions", 0) >= 1 else 1)
+    exp_seed = m.seed if m else 0
+    seeds_mode = m.seeds if m else "per-point"
+
+    explicit_seed = any("seed" in st for _, st in cases) or any(
+        a.canon == "seed" for a in grid + zipped)
+    if explicit_seed and reps > 1:
+        ctx.add("repetitions derive seeds; a sweep that sets 'seed' itself runs once per seed",
+                ("repetitions",), "remove repetitions or the seed axis")
+
+    from numasim.experiments.schema import REQUIRED_HINT
+
+    for key in ("machine", "workload"):
+        swept = any(a.canon == key for a in grid + zipped)
+        in_cases = bool(cases) and all(key in st for _, st in cases)
+        if key not in base and not swept and not in_cases:
+            ctx.add(f"missing required key '{key}'", (), REQUIRED_HINT[key])
+
+    case_list: list[tuple[str | None, dict[str, Setting]] | None] = list(cases) or [None]
+    grid_combos = list(itertools.product(*[a.values for a in grid])) if grid else [()]
+    nzip = min((len(a.values) for a in zipped), default=1) if zipped else 1
+
+    axes: list[str] = (["case"] if cases else []) + [a.name for a in grid] + \
+        [a.name for a in zipped]
+    points: list[Point] = []
+    checked: set[tuple] = set()
+    idx = 0
+    for case in case_list:
+        for combo in grid_combos:
+            for zi in range(nzip):
+                st = dict(base)
+                if case is not None:
+                    st.update(case[1])
+                for a, s in zip(grid, combo, strict=True):
+                    st.update({a.canon: s} if a.canon != "workload" else
+                              _workload_settings(s.value, s.loc, ctx))
+                for a in zipped:
+                    s = a.values[zi]
+                    st.update({a.canon: s} if a.canon != "workload" else
+                              _workload_settings(s.value, s.loc, ctx))
+                config, local = _resolve(st, ctx, checked)
+                for r in range(reps):
+                    if config is None:
+                        idx += 1
+                        continue
+                    cfg = dict(config)
+                    if "seed" in st:
+                        try:
+                            cfg["seed"] = P.check_seed(st["seed"].value)
+                        except ValueError as e:
+                            _add_once(ctx, checked, str(e), st["seed"].loc)
+                            idx += 1
+                            continue
+                    else:
+                        identity = None if seeds_mode == "common" else \
+                            {k: v for k, v in cfg.items() if k not in ("seed", "numasim")}
+                        cfg["seed"] = derive_seed(exp_seed, identity, r)
+                    key = point_key(cfg)
+                    if local:
+                        cfg["_local"] = local
+                    labels: dict[str, Any] = {}
+                    if cases:
+                        labels["case"] = _case_label(case[0], case[1])  # type: ignore[index]
+                    for a, s in zip(grid, combo, strict=True):
+                        labels[a.name] = _table_value(a.canon, s.value, cfg)
+                    for a in zipped:
+                        labels[a.name] = _table_value(a.canon, a.values[zi].value, cfg)
+                    points.append(Point(idx, key, cfg, labels, r))
+                    idx += 1
+
+    x = None
+    if m is not None and m.plot.x is not None:
+        if m.plot.x not in axes:
+            ctx.add(f"plot.x names '{m.plot.x}', which is not swept", ("plot", "x"),
+                    "swept: " + (", ".join(a for a in axes if a != "case") or "nothing"))
+        else:
+            x = m.plot.x
+    elif points:
+        numeric = [a.name for a in grid + zipped
+                   if all(isinstance(p.labels.get(a.name), int | float)
+                          and not isinstance(p.labels.get(a.name), bool) for p in points)]
+        x = "threads" if "threads" in numeric else (numeric[0] if numeric else None)
+    raise_problems(ctx.problems)
+    assert m is not None
+    return Experiment(name=m.experiment, description=m.description, file=src.file,
+                      text=src.text, quick=src.quick, points=points, axes=axes, x=x,
+                      machine_metric=m.plot.machine_metric, latency=m.plot.latency,
+                      repetitions=reps,
+                      sets=list(src.sets))
+
+
+def _add_once(ctx: _Ctx, checked: set, msg: str, loc: Loc, hint: str | None = None) -> None:
+    k = (msg, loc)
+    if k not in checked:
+        checked.add(k)
+        ctx.add(msg, loc, hint)
+
+
+def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
+             ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The resolved config of one point's settings (without the seed), or None."""
+    n_before = len(ctx.problems)
+    vals: dict[str, Any] = {}
+    for canon in ("engine", "kernel", "numactl", "weights", "quantum"):
+        s = st[canon]
+        try:
+            vals[canon] = P.check_value(canon, s.value)
+        except ValueError as e:
+            _add_once(ctx, checked, str(e), s.loc)
+    cpu_over: dict[str, Any] = {}
+    for canon, s in st.items():
+        if canon.startswith("cpu."):
+            try:
+                cpu_over[canon[4:]] = P.check_cpu_field(canon[4:], s.value)
+            except ValueError as e:
+                _add_once(ctx, checked, str(e), s.loc)
+    if "machine" not in st:
+        return None, None
+    machine, mres = _resolve_machine(st["machine"], ctx)
+    wres, threads, wl_cpu, local = _resolve_workload(st, ctx)
+    if machine is None or wres is None or len(ctx.problems) > n_before:
+        return None, None
+    # cross checks against this point's machine
+    ok = True
+    allowed = _allowed_cpus(machine, vals["numactl"], st["numactl"].loc, ctx)
+    if allowed is None:
+        ok = False
+    else:
+        tloc = st["workload.threads"].loc if "workload.threads" in st else st["workload"].loc
+        cpus = wres.get("cpus") or wres.get("overrides", {}).get("cpus")
+        if cpus:
+            bad = [c for c in cpus if c not in allowed]
+            if bad:
+                _add_once(ctx, checked, f"CPU {bad[0]} is not one the task may run on on "
+                          f"{machine.name}", st.get("workload.cpus", st["workload"]).loc)
+                ok = False
+        elif threads is not None and threads > len(allowed):
+            _add_once(ctx, checked, f"{threads} threads but the task may use only "
+                      f"{len(allowed)} CPUs of {machine.name}", tloc,
+                      "numasim runs one thread per CPU")
+            ok = False
+    weights = _weights(vals["weights"], machine, st["weights"].loc, ctx)
+    if weights is False:
+        ok = False
+    cpu = P.cpu_defaults()
+    for k, v in {**wl_cpu, **cpu_over}.items():
+        if k == "llc":
+            v = P.check_cpu_field("llc", v if not hasattr(v, "__dataclass_fields__")
+                                  else v.__dict__)
+        cpu[k] = v
+    if cpu.get("llc") is not None and not isinstance(cpu["llc"], dict):
+        cpu["llc"] = P.check_cpu_field("llc", cpu["llc"])
+    try:
+        from numasim.machine.params import CpuParams
+
+        CpuParams().with_overrides(**{k: v for k, v in cpu.items() if k != "llc"})
+    except NumasimError as e:
+        for p in e.problems:
+            name = (p.field or "cpu").split(".")[-1]
+            s = st.get(f"cpu.{name}")
+            _add_once(ctx, checked, p.message, s.loc if s else ("cpu",), p.hint)
+        ok = False
+    if not ok:
+        return None, None
+    config = {
+        "numasim": __version__,
+        "machine": mres,
+        "workload": wres,
+        "engine": vals["engine"],
+        "kernel": vals["kernel"],
+        "numactl": vals["numactl"],
+        "cpu": cpu,
+        "weights": weights,
+        "quantum": vals["quantum"],
+    }
+    return config, local

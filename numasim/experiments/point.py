@@ -1,0 +1,55 @@
+"""Run one point: a resolved config in, the run's JSON document out.
+
+This is the function workers call.  It needs nothing but the config (the machine and the
+workload travel inside it), so it runs the same in this process, in a local worker process
+or on a Dask worker on another computer.  It does no timing of its own: it calls
+:func:`numasim.api.run`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+
+@functools.lru_cache(maxsize=16)
+def _machine(name: str, text: str):
+    from numasim.topology.loaders import yaml_machine
+
+    return yaml_machine.loads(text, file=f"{name} (from the point's config)")
+
+
+def build_workload(config: dict[str, Any]):
+    """The :class:`~numasim.workloads.model.Workload` a resolved config describes."""
+    w = config["workload"]
+    if "kernel" in w:
+        from numasim.workloads.kernels import build_kernel
+
+        opts = {k: v for k, v in w.items() if k != "kernel"}
+        return build_kernel(w["kernel"], **opts)
+    from numasim.workloads.schema import loads
+
+    local = config.get("_local") or {}
+    wl = loads(w["yaml"], file=local.get("workload_file") or w.get("source"))
+    for k, v in (w.get("overrides") or {}).items():
+        setattr(wl, k, v)
+    return wl
+
+
+def run_point(config: dict[str, Any]) -> dict[str, Any]:
+    """Simulate one point; returns :meth:`RunResult.to_dict` without host data.
+
+    ``host_seconds`` is left out so that results are the same bytes on every computer; the
+    runner measures the time a point took itself.
+    """
+    from numasim.api import run
+
+    m = config["machine"]
+    machine = _machine(m["name"], m["yaml"])
+    wl = build_workload(config)
+    weights = config.get("weights")
+    result = run(machine, wl, engine=config["engine"], kernel=config["kernel"],
+                 seed=config["seed"], numactl=list(config["numactl"]) or None,
+                 cpu=dict(config["cpu"]), quantum=config.get("quantum"),
+                 weights={int(k): int(v) for k, v in weights.items()} if weights else None)
+    return result.to_dict(host=False)

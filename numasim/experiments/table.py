@@ -1,0 +1,155 @@
+"""The gathered results table: one row per point, in sweep order, plain columns.
+
+Columns: ``point`` (its place in the sweep), ``key``, ``rep``, one column per swept axis (a
+number when the value is one), ``series`` (the axes other than the plots' x, as one label),
+``status``, what ran (``machine``, ``workload``, ``engine``, ``kernel``, ``numactl``,
+``threads``, ``seed``), and what it measured:
+
+* ``runtime_s`` and ``cycles`` of the whole run;
+* over the measured phases (initialisation left out, as STREAM counts): ``bandwidth_GBps``,
+  ``latency_mean_ns`` (memory requests), ``ns_per_access`` (per thread, cache hits included:
+  for a pointer chase, the time of one dependent load);
+* over the whole run: ``latency_all_mean_ns`` and the percentiles ``latency_p50_ns``,
+  ``latency_p95_ns``, ``latency_p99_ns``, ``latency_max_ns``, ``queueing_mean_ns``,
+  ``local_fraction``/``remote_fraction`` of memory requests, ``accesses``, ``page_faults``;
+* ``pages_node<N>``: pages on each node at the end; ``util_<resource>``: busy fraction of
+  each memory controller and link;
+* ``error`` for a failed point.
+
+Nothing in it depends on the computer or the number of workers, so a sweep gives the same
+bytes wherever and however it runs.  Host time is in the point files only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+SKIP_IN_SERIES = ("rep",)
+
+
+def series_label(labels: dict[str, Any], x: str | None) -> str:
+    parts = [str(v) for k, v in labels.items() if k != x and k not in SKIP_IN_SERIES]
+    return ", ".join(parts) if parts else "all"
+
+
+def resource_column(name: str) -> str:
+    """``mc 0`` -> ``util_mc0``, ``link 0->1`` -> ``util_link0-1``."""
+    return "util_" + re.sub(r"[^A-Za-z0-9_.-]", "", name.replace("->", "-"))
+
+
+def _r(x: float, nd: int = 6) -> float:
+    v = round(float(x), nd)
+    return 0.0 if v == 0 else v
+
+
+def _measured(res: dict[str, Any]) -> list[dict[str, Any]]:
+    phases = res.get("phases") or []
+    return [p for p in phases if p.get("measured")] or phases
+
+
+def _measured_latency(res: dict[str, Any]) -> float | None:
+    """Mean latency of the memory requests of the measured phases (ns)."""
+    num = den = 0.0
+    for p in _measured(res):
+        n = p.get("memory_requests") or 0
+        if n and p.get("latency_ns_mean") is not None:
+            num += p["latency_ns_mean"] * n
+            den += n
+    if den == 0:
+        return None
+    return _r(num / den, 4)
+
+
+def _ns_per_access(res: dict[str, Any]) -> float | None:
+    """Time per access per thread in the measured phases (ns), cache hits included: for a
+    pointer chase, the average latency of one dependent load."""
+    ph = _measured(res)
+    acc = sum(p.get("accesses") or 0 for p in ph)
+    secs = sum(p.get("seconds") or 0.0 for p in ph)
+    threads = (res.get("config") or {}).get("threads") or 1
+    if acc == 0:
+        return None
+    return _r(secs * 1e9 * threads / acc, 4)
+
+
+def row_of(point: dict[str, Any], doc: dict[str, Any] | None, x: str | None) -> dict[str, Any]:
+    labels = point["labels"]
+    row: dict[str, Any] = {"point": point["index"], "key": point["key"], "rep": point["rep"]}
+    row.update(labels)
+    row["series"] = series_label(labels, x)
+    if doc is None:
+        row["status"] = "missing"
+        return row
+    cfg = doc.get("config", {})
+    res = doc.get("result") or {}
+    row["status"] = doc["status"]
+    w = cfg.get("workload", {})
+    numactl = cfg.get("numactl") or []
+    standard = {
+        "machine": cfg.get("machine", {}).get("name"),
+        "workload": res.get("workload") or w.get("kernel") or w.get("name"),
+        "engine": cfg.get("engine"),
+        "kernel": cfg.get("kernel"),
+        "numactl": " ".join(numactl) if numactl else "default",
+        "threads": (res.get("config") or {}).get("threads",
+                                                 w.get("threads",
+                                                       (w.get("overrides") or {}).get("threads"))),
+        "seed": cfg.get("seed"),
+    }
+    for k, v in standard.items():
+        row.setdefault(k, v)
+    if doc["status"] == "ok":
+        lat = res.get("latency_ns", {})
+        lf = res.get("local_fraction")
+        row.update({
+            "runtime_s": res.get("runtime_s"),
+            "cycles": res.get("cycles"),
+            "bandwidth_GBps": res.get("bandwidth_GBps"),
+            "latency_mean_ns": _measured_latency(res),
+            "ns_per_access": _ns_per_access(res),
+            "latency_all_mean_ns": lat.get("mean"),
+            "latency_p50_ns": lat.get("p50"),
+            "latency_p95_ns": lat.get("p95"),
+            "latency_p99_ns": lat.get("p99"),
+            "latency_max_ns": lat.get("max"),
+            "queueing_mean_ns": lat.get("queueing_mean"),
+            "local_fraction": lf,
+            "remote_fraction": None if lf is None else _r(1.0 - lf),
+            "accesses": res.get("accesses"),
+            "memory_requests": res.get("memory_requests"),
+            "page_faults": (res.get("page_faults") or {}).get("count"),
+        })
+        for n, v in (res.get("pages_per_node_total") or {}).items():
+            row[f"pages_node{n}"] = v
+        for r in res.get("resources") or []:
+            if r.get("kind") in ("controller", "link"):
+                row[resource_column(r["name"])] = r.get("utilisation")
+        row["error"] = ""
+    else:
+        err = doc.get("error") or {}
+        row["error"] = f"{err.get('type', 'Error')}: {err.get('message', '')}".strip()
+    return row
+
+
+def build_table(manifest: dict[str, Any], store) -> Any:
+    """The DataFrame of a results folder (points without a result are left out)."""
+    import pandas as pd
+
+    x = manifest.get("x")
+    rows = []
+    for p in manifest["points"]:
+        doc = store.read_point(p["key"])
+        if doc is None:
+            continue
+        rows.append(row_of(p, doc, x))
+    cols: dict[str, None] = {}
+    for r in rows:
+        for k in r:
+            cols.setdefault(k, None)
+    # the error column last, so the numbers stay together
+    if "error" in cols:
+        cols.pop("error")
+        cols["error"] = None
+    df = pd.DataFrame(rows, columns=list(cols))
+    return df

@@ -1,0 +1,178 @@
+"""What both engines share about a CPU: its state arrays, its statistics, the latency histogram
+and the optional last-level cache.
+
+The issue rule (identical in both engines, so that without queueing they agree to the bit):
+
+* an access may issue ``gap`` cycles after the previous one issued;
+* a dependent access (pointer chase) also waits ``gap`` cycles after the previous one completed;
+* a miss needs a free miss slot: with all ``mlp`` slots busy it waits for the earliest to free;
+* a page fault costs ``fault`` cycles, then the new page is zeroed by ``lines_per_page``
+  non-temporal line writes to the page's node (one every ``zero_gap`` cycles, each holding a
+  miss slot until it completes); the faulting access issues when the last of them completed;
+* a request completes after the idle latency of its (CPU node, memory node) pair plus the
+  queueing it met (the exact engine measures it in FIFO queues, the fast engine estimates it);
+* a store with write-allocate is a read for ownership followed, when the line arrives, by a
+  posted write-back of the dirty line (no slot, no latency seen by the CPU, but bandwidth);
+  with an LLC the write-back happens when the dirty line is evicted instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+from numba import njit
+
+# ---- ci[c, :] int64: a CPU's fixed facts and its access buffer (buf[c, head:count] is
+# generated but not issued yet)
+CI_TASK = 0
+CI_NODE = 1
+CI_THREAD = 2  # row in the generator state
+CI_CPU = 3
+CI_FINISHED = 4
+CI_HEAD = 5
+CI_COUNT = 6
+CI_ACTIVE = 7  # runs in the current phase
+CI_WBN = 8  # posted write-backs not yet handed to the queues (fast engine)
+CI_WBH = 9  # ring-buffer head of those
+CI_NCOLS = 10
+
+BUF_LEN = 256
+
+# ---- cs[c, :] float64: a CPU's clock
+CS_ISSUE = 0  # issue time of the last access
+CS_DPREV = 1  # completion time of the last access
+CS_LAST = 2  # latest completion of anything it issued
+CS_NCOLS = 3
+
+# ---- st[c, :] float64: statistics, cumulative over the run (Q_* are per quantum)
+ST_ACCESSES = 0  # accesses of the program (memory requests + hits)
+ST_MEM = 1  # memory requests of the program (reads, RFOs, non-temporal writes)
+ST_HITS = 2  # accesses served without memory (zero page, LLC hit)
+ST_LAT_SUM = 3  # cycles, over ST_MEM
+ST_LOCAL = 4  # memory requests to the CPU's own node
+ST_BYTES = 5  # bytes the program moves, as STREAM counts them
+ST_FAULTS = 6
+ST_FAULT_CYCLES = 7
+ST_ZERO_LINES = 8
+ST_WRITEBACKS = 9
+ST_STALL = 10  # cycles an access waited for a slot or for the previous load
+ST_WAIT_SUM = 11  # queueing part of ST_LAT_SUM
+ST_Q_NREQ = 12  # latency-bearing requests this quantum (incl. zeroing)
+ST_Q_LAT = 13
+ST_Q_STALL = 14
+ST_NCOLS = 15
+
+# ---- pf[:] float64 parameters
+PF_HIT = 0  # cycles of a hit
+PF_FAULT = 1  # cycles of the kernel part of a fault
+PF_ZERO_GAP = 2
+PF_TL_WIDTH = 3  # cycles per timeline bucket
+PF_LLC_HIT = 4
+PF_LINE = 5  # bytes per line
+PF_Q_START = 6  # start of the current quantum (fast engine)
+PF_BIN_INV = 7  # 1 / width of the fast engine's load bins
+PF_NBINS = 8  # bins in the current quantum
+PF_NCOLS = 9
+
+# ---- pi[:] int64 parameters
+PI_WRITE_ALLOCATE = 0
+PI_LPP_SHIFT = 1  # log2(lines per page)
+PI_LLC = 2  # 1 if the LLC is on
+PI_MLP = 3
+PI_NCOLS = 4
+
+# request kinds in the per-resource counters cnt[c, r, k]
+CNT_ALL = 0  # every line that passed
+CNT_LAT = 1  # those a CPU waited for
+
+# ---- latency histogram: 1-cycle bins below 1024 cycles, then 64 bins per octave
+HIST_LINEAR = 1024
+HIST_SUB = 64
+HIST_BINS = HIST_LINEAR + 40 * HIST_SUB
+
+
+@njit(cache=True, inline="always")
+def hist_bin(lat):
+    if lat < HIST_LINEAR:
+        if lat < 0.0:
+            return 0
+        return np.int64(lat)
+    e = np.int64(math.floor(math.log2(lat)))
+    base = 2.0 ** e
+    b = HIST_LINEAR + (e - 10) * HIST_SUB + np.int64((lat / base - 1.0) * HIST_SUB)
+    if b >= HIST_BINS:
+        return HIST_BINS - 1
+    return b
+
+
+@functools.lru_cache(maxsize=1)
+def hist_edges() -> np.ndarray:
+    """Lower edge (cycles) of every bin, plus the upper edge of the last one."""
+    edges = [float(i) for i in range(HIST_LINEAR)]
+    for e in range(10, 10 + 40):
+        for s in range(HIST_SUB):
+            edges.append(2.0 ** e * (1 + s / HIST_SUB))
+    edges.append(2.0 ** 50)
+    return np.array(edges)
+
+
+def hist_percentile(hist: np.ndarray, q: float) -> float:
+    """The q-quantile (0..1) of a histogram, in cycles (midpoint of the bin it falls in)."""
+    total = int(hist.sum())
+    if total == 0:
+        return 0.0
+    rank = max(1, math.ceil(q * total))
+    cum = np.cumsum(hist)
+    b = int(np.searchsorted(cum, rank))
+    edges = hist_edges()
+    lo, hi = edges[b], edges[b + 1]
+    return float(lo if b < HIST_LINEAR else (lo + hi) / 2)
+
+
+# ---- the last-level cache: tags[cache, set, way], meta[cache, set, way, (stamp, dirty, node)]
+@njit(cache=True)
+def llc_access(tags, meta, clock, cache, key, write, node):
+    """Look ``key`` (a physical line) up in cache ``cache``; allocate it on a miss (LRU victim).
+
+    Returns (hit, write-back node): the node of the dirty line the allocation evicted, or -1.
+    """
+    nsets = tags.shape[1]
+    ways = tags.shape[2]
+    s = key % nsets
+    clock[cache] += 1
+    now = clock[cache]
+    victim = 0
+    oldest = meta[cache, s, 0, 0]
+    for w in range(ways):
+        if tags[cache, s, w] == key:
+            meta[cache, s, w, 0] = now
+            if write:
+                meta[cache, s, w, 1] = 1
+            return 1, -1
+        if meta[cache, s, w, 0] < oldest:
+            oldest = meta[cache, s, w, 0]
+            victim = w
+    wb = -1
+    if tags[cache, s, victim] >= 0 and meta[cache, s, victim, 1] != 0:
+        wb = meta[cache, s, victim, 2]
+    tags[cache, s, victim] = key
+    meta[cache, s, victim, 0] = now
+    meta[cache, s, victim, 1] = 1 if write else 0
+    meta[cache, s, victim, 2] = node
+    return 0, wb
+
+
+def make_llc(nr_node_ids: int, size: int, ways: int, line: int):
+    """Empty caches, one per node id: (tags, meta, clock)."""
+    sets = max(1, size // (line * ways))
+    tags = np.full((nr_node_ids, sets, ways), -1, dtype=np.int64)
+    meta = np.zeros((nr_node_ids, sets, ways, 3), dtype=np.int64)
+    clock = np.zeros(nr_node_ids, dtype=np.int64)
+    return tags, meta, clock
+
+
+def no_llc():
+    return (np.full((1, 1, 1), -1, dtype=np.int64), np.zeros((1, 1, 1, 3), dtype=np.int64),
+            np.zeros(1, dtype=np.int64))

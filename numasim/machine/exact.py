@@ -1,0 +1,332 @@
+"""The exact engine: SimPy advances request by request.
+
+Every CPU is a SimPy process issuing its thread's accesses one at a time under the issue rule
+of :mod:`numasim.machine.cpu`.  Every memory request walks its route resource by resource; a
+resource is a single FIFO server (it serves one line per service time), and an arrival is
+handled at its own event time, so queues are resolved in true event order.  A request's
+latency is the idle latency of its (CPU node, memory node) pair plus the time it waited at
+every server of its route.
+
+This is the reference the fast engine is measured against: slow (a few SimPy events per
+access), exact for the model.
+"""
+
+from __future__ import annotations
+
+import simpy
+
+from numasim.machine import cpu as C
+from numasim.mm import alloc_core as core
+from numasim.mm.state import (
+    FAULT_OK,
+    PG_KIND,
+    PG_MAPCOUNT,
+    PG_NODE,
+    PGK_ANON,
+    PT_ZERO,
+    R_PT,
+    R_START,
+    V_SHARED,
+)
+from numasim.workloads.gen import STORE, fill_batch
+
+
+class _Req:
+    """A request in flight: its route, where it is on it, the waits it met."""
+
+    __slots__ = ("route", "k", "a", "wait", "t_issue", "idle", "done_cb", "c", "posted")
+
+    def __init__(self, route, t_issue, idle, c, done_cb, posted=False) -> None:
+        self.route = route
+        self.k = 0
+        self.a = t_issue
+        self.wait = 0.0
+        self.t_issue = t_issue
+        self.idle = idle
+        self.c = c
+        self.done_cb = done_cb
+        self.posted = posted  # a write-back: counted when posted, not when served
+
+
+class ExactEngine:
+    def __init__(self, sim) -> None:
+        self.sim = sim
+        self.env = sim.env
+        res = sim.res
+        self.free = [0.0] * res.count
+        self.service = [float(s) for s in res.service]
+        nr = sim.machine.nr_node_ids
+        self.routes_r = {(a, b): [int(x) for x in res.route_read[a, b] if x >= 0]
+                         for a in range(nr) for b in range(nr)}
+        self.routes_w = {(a, b): [int(x) for x in res.route_write[a, b] if x >= 0]
+                         for a in range(nr) for b in range(nr)}
+        self.lat = res.latency.tolist()
+        self.res_lines = [0] * res.count
+        self.version = 0  # bumped by every fault: page tables changed
+
+    # ---------------------------------------------------------------- queues
+    def _start(self, req: _Req) -> None:
+        """The request arrives at the next server of its route (now, at time req.a)."""
+        env = self.env
+        while True:
+            if req.k >= len(req.route):
+                done = req.t_issue + req.idle + req.wait
+                ev = env.timeout(max(0.0, done - env.now))
+                ev.callbacks.append(lambda _e, r=req, d=done: r.done_cb(r, d))
+                return
+            x = req.route[req.k]
+            start = req.a if req.a > self.free[x] else self.free[x]
+            self.free[x] = start + self.service[x]
+            req.wait += start - req.a
+            if not req.posted:
+                self.res_lines[x] += 1
+            req.k += 1
+            if req.k < len(req.route):
+                req.a = start + self.service[x]
+                ev = env.timeout(max(0.0, req.a - env.now))
+                ev.callbacks.append(lambda _e, r=req: self._start(r))
+                return
+
+    def _posted(self, route, t: float, c: int, now: bool = False) -> None:
+        """A write-back: traffic at time t (``now``: t is the current event's time, whatever
+        rounding made of env.now), nobody waits for it."""
+        req = _Req(route, t, 0.0, c, lambda r, d: None, posted=True)
+        for x in route:  # the phase that wrote the line owns its write-back traffic
+            self.res_lines[x] += 1
+        if now or t <= self.env.now:
+            self._start(req)
+        else:
+            ev = self.env.timeout(t - self.env.now)
+            ev.callbacks.append(lambda _e, r=req: self._start(r))
+
+    # ---------------------------------------------------------------- phases
+    def phase(self, prog, active: list[int], t0: float):
+        sim = self.sim
+        sim.programs_ops, sim.programs_opf = prog.ops, prog.opf
+        procs = [self.env.process(self._cpu(c, t0)) for c in active]
+        yield simpy.AllOf(self.env, procs)
+        for i, n in enumerate(self.res_lines):
+            sim.res_lines[i] += n
+        self.res_lines = [0] * len(self.res_lines)
+        return float(max(sim.cs[c, C.CS_LAST] for c in active))
+
+    def _accesses(self, c: int, th: int):
+        """Thread th's accesses, generated in batches by the same numba code the fast engine
+        uses."""
+        sim = self.sim
+        batches = 0
+        while True:
+            n = fill_batch(sim.programs_ops, sim.programs_opf, sim.ts, sim.rngs, th,
+                           sim.trace_arr, sim.buf, c)
+            if n == 0:
+                return
+            batches += 1
+            if batches % 64 == 0:
+                sim.progress_to()
+            yield from sim.buf[c, :n].tolist()
+
+    def _cpu(self, c: int, t0: float):
+        sim = self.sim
+        env = self.env
+        ks = sim.ks
+        st, hist = sim.st[c], sim.hist[c]
+        ci = sim.ci
+        t = int(ci[c, C.CI_TASK])
+        cn = int(ci[c, C.CI_NODE])
+        th = int(ci[c, C.CI_THREAD])
+        m = int(sim.pi[C.PI_MLP])
+        lpp_shift = int(sim.pi[C.PI_LPP_SHIFT])
+        lpp = 1 << lpp_shift
+        write_allocate = bool(sim.pi[C.PI_WRITE_ALLOCATE])
+        llc_on = bool(sim.pi[C.PI_LLC])
+        hit_cyc = float(sim.pf[C.PF_HIT])
+        llc_hit = float(sim.pf[C.PF_LLC_HIT])
+        fault_cyc = float(sim.pf[C.PF_FAULT])
+        zero_gap = float(sim.pf[C.PF_ZERO_GAP])
+        line_bytes = float(sim.pf[C.PF_LINE])
+        tl = sim.tl
+        lat = self.lat
+        routes_r, routes_w = self.routes_r, self.routes_w
+        llc_tags, llc_meta, llc_clock = sim.llc
+        res = sim.fault_res
+        state = {"out": 0, "waiter": None, "last": float(sim.cs[c, C.CS_LAST])}
+        hist_bin = C.hist_bin
+
+        ntl = tl.shape[0]
+
+        def tl_add(tt: float, node: int) -> None:
+            b = int(tt / sim.tl_width)
+            if b >= ntl - 1:
+                sim.ensure_timeline(tt)
+                b = min(int(tt / sim.tl_width), ntl - 1)
+            tl[b, node] += line_bytes
+
+        def complete(done: float) -> None:
+            state["out"] -= 1
+            if done > state["last"]:
+                state["last"] = done
+            w = state["waiter"]
+            if w is not None:
+                state["waiter"] = None
+                w.succeed(done)
+
+        def data_done(req: _Req, done: float, node: int, write: bool, ev) -> None:
+            latv = done - req.t_issue
+            st[C.ST_MEM] += 1
+            st[C.ST_LAT_SUM] += latv
+            st[C.ST_WAIT_SUM] += req.wait
+            if node == cn:
+                st[C.ST_LOCAL] += 1
+            hist[hist_bin(latv)] += 1
+            if write and write_allocate and not llc_on:
+                self._posted(routes_w[(cn, node)], done, c, now=True)
+                tl_add(done, node)
+                st[C.ST_WRITEBACKS] += 1
+            complete(done)
+            ev.succeed(done)
+
+        def plain_done(done: float, ev) -> None:
+            complete(done)
+            ev.succeed(done)
+
+        issue = float(sim.cs[c, C.CS_ISSUE])
+        prev_ev = None
+        pcache: dict = {}  # (region, page) -> (page row, node, writable), until a fault
+        seen_version = self.version
+        for r, line, mode, dep, gap, nb, _op in self._accesses(c, th):
+            base = issue + gap
+            ti = base
+            if dep and prev_ev is not None:
+                dprev = yield prev_ev
+                if dprev + gap > ti:
+                    ti = dprev + gap
+            if ti > env.now:
+                yield env.timeout(ti - env.now)
+            while state["out"] >= m:
+                state["waiter"] = env.event()
+                freed = yield state["waiter"]
+                if freed > ti:
+                    ti = freed
+            write = mode == STORE
+            off = line >> lpp_shift
+            key = (r, off)
+            if self.version != seen_version:
+                pcache.clear()
+                seen_version = self.version
+            hit_pc = pcache.get(key)
+            if hit_pc is not None and (hit_pc[2] or not write):
+                pg, node = hit_pc[0], hit_pc[1]
+                fault = False
+            else:
+                pslot = int(ks.regions[r, R_PT]) + off
+                pg = int(ks.pt_page[pslot])
+                node = -1
+                fault = False
+                wok = False
+                if pg >= 0:
+                    node = int(ks.pages[pg, PG_NODE])
+                    wok = bool(ks.pages[pg, PG_KIND] == PGK_ANON
+                               and ks.pages[pg, PG_MAPCOUNT] <= 1) or \
+                        bool(ks.vmas[ks.pt_vma[pslot], V_SHARED] != 0)
+                    fault = write and not wok
+                elif not (pg == PT_ZERO and not write):
+                    fault = True
+                if not fault:
+                    pcache[key] = (pg, node, wok)
+            if fault:
+                self.version += 1
+                while True:
+                    ks.ensure_pages(64)
+                    status = core.handle_mm_fault_range(
+                        *ks.core_args(), t, r, int(ks.regions[r, R_START]) + off, 1,
+                        int(write), core.OOM_MAY, res)
+                    if status == FAULT_OK:
+                        break
+                    sim.buf[c, 0, :3] = (r, line, mode)
+                    ci[c, C.CI_HEAD] = 0
+                    sim.fault_status(status, c)
+                st[C.ST_STALL] += ti - base
+                nz = int(res[core.R_ALLOCATED]) * lpp
+                pg = int(ks.pt_page[pslot])
+                node = int(ks.pages[pg, PG_NODE]) if pg >= 0 else -1
+                tz = ti + fault_cyc
+                fend = tz
+                zevents = []
+                if nz > 0:
+                    zn = node
+                    zl = lat[cn][zn]
+                    for _ in range(nz):
+                        if tz > env.now:
+                            yield env.timeout(tz - env.now)
+                        while state["out"] >= m:
+                            state["waiter"] = env.event()
+                            freed = yield state["waiter"]
+                            if freed > tz:
+                                tz = freed
+                        ev = env.event()
+                        state["out"] += 1
+                        self._start(_Req(routes_w[(cn, zn)], tz, zl, c,
+                                         lambda rq, d, e=ev: plain_done(d, e)))
+                        tl_add(tz, zn)
+                        zevents.append(ev)
+                        tz += zero_gap
+                    st[C.ST_ZERO_LINES] += nz
+                    got = yield simpy.AllOf(env, zevents)
+                    for v in got.values():
+                        if v > fend:
+                            fend = v
+                elif fend > env.now:
+                    yield env.timeout(fend - env.now)
+                st[C.ST_FAULTS] += 1
+                st[C.ST_FAULT_CYCLES] += fend - ti
+                if fend > state["last"]:
+                    state["last"] = fend
+                ti = fend
+                if ti > env.now:
+                    yield env.timeout(ti - env.now)
+                while state["out"] >= m:
+                    state["waiter"] = env.event()
+                    freed = yield state["waiter"]
+                    if freed > ti:
+                        ti = freed
+                base = ti
+            st[C.ST_STALL] += ti - base
+            # ---- the access
+            st[C.ST_ACCESSES] += 1
+            st[C.ST_BYTES] += nb
+            ev = env.event()
+            state["out"] += 1
+            if pg == PT_ZERO:
+                st[C.ST_HITS] += 1
+                done = ti + hit_cyc
+                tev = env.timeout(hit_cyc)
+                tev.callbacks.append(lambda _e, d=done, e=ev: plain_done(d, e))
+            else:
+                hit = 0
+                if llc_on and (write_allocate or not write):
+                    key = pg * lpp + (line & (lpp - 1))
+                    hit, wbn = C.llc_access(llc_tags, llc_meta, llc_clock, cn, key, write, node)
+                    if wbn >= 0:
+                        self._posted(routes_w[(cn, int(wbn))], ti, c, now=True)
+                        tl_add(ti, int(wbn))
+                        st[C.ST_WRITEBACKS] += 1
+                if hit:
+                    st[C.ST_HITS] += 1
+                    done = ti + llc_hit
+                    tev = env.timeout(llc_hit)
+                    tev.callbacks.append(lambda _e, d=done, e=ev: plain_done(d, e))
+                else:
+                    nt = write and not write_allocate
+                    route = routes_w[(cn, node)] if nt else routes_r[(cn, node)]
+                    self._start(_Req(route, ti, lat[cn][node], c,
+                                     lambda rq, d, n=node, w=write, e=ev:
+                                     data_done(rq, d, n, w, e)))
+                    tl_add(ti, node)
+            issue = ti
+            prev_ev = ev
+        # drain: the thread is done when its last request completes
+        while state["out"] > 0:
+            state["waiter"] = env.event()
+            yield state["waiter"]
+        sim.cs[c, C.CS_LAST] = state["last"]
+        sim.cs[c, C.CS_ISSUE] = issue

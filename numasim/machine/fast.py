@@ -1,0 +1,951 @@
+"""The fast engine: bound and weave.
+
+*Bound*: each CPU process runs one quantum of cycles in a single numba call
+(:func:`run_quantum`): it generates the thread's accesses, faults pages through the jitted
+allocator core, and times every request as idle latency + the wait in the CPU's *private*
+FIFO copy of every server on its route (how a CPU's own requests queue behind each other:
+bursts, a write-back meeting the next read -- exactly what the exact engine gives a CPU that
+is alone on its resources) + the wait behind *other* CPUs estimated from the previous quantum.
+It counts the lines each (CPU, memory node, kind) moved, per time bin of the quantum.
+
+*Weave*: at the quantum boundary (:func:`estimate_waits`) the counts become a new estimate of
+the wait behind others, per resource and CPU.  For each resource (busiest first, each CPU's
+demand scaled by the slowdown earlier resources imposed, Gauss-Seidel) it solves the fixed
+point "the wait the utilisation causes = the wait that lets exactly that utilisation through":
+
+* the wait: Pollaczek-Khinchine for a deterministic server with batch arrivals, the others'
+  utilisation weighted by their burst factor (measured from their private-FIFO waits) over
+  the idle fraction ``1 - kappa * rho``; ``kappa`` (:func:`concentration`) > 1 when the
+  load comes in bunches within the quantum (a convoy through interleaved pages);
+* the demand: each CPU runs at the lower of its unstalled rate and its requests in flight
+  over its latency (Little's law), so a CPU stalled on memory slows down as waits grow and
+  one that computes does not.
+
+The fixed point always has utilisation below 1, so a saturated controller delivers its
+bandwidth and no more, and latency rises to what Little's law gives.  The estimate's idle
+fraction moves at most tenfold per quantum (a thousandfold when demand clearly exceeds the
+capacity), which keeps fault-heavy phases from oscillating.
+
+SimPy synchronises the CPUs at quantum boundaries and runs what is rare in Python: array
+growth, the OOM killer, phase barriers.  The quantum is the accuracy knob: it starts at 2000
+cycles at every phase (with a fresh estimate), doubles up to 2M cycles, and shortens when a
+thread is about to finish so the others do not run on with contention that has gone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from numasim.machine import cpu as C
+from numasim.mm import alloc_core as core
+from numasim.mm.state import (
+    FAULT_OK,
+    PG_KIND,
+    PG_MAPCOUNT,
+    PG_NODE,
+    PGK_ANON,
+    PT_ZERO,
+    R_PT,
+    R_START,
+    V_SHARED,
+)
+from numasim.workloads.gen import (
+    B_BYTES,
+    B_DEP,
+    B_GAP,
+    B_LINE,
+    B_MODE,
+    B_R,
+    STORE,
+    fill_batch,
+    op_accesses,
+)
+
+
+@njit(cache=True, inline="always")
+def _min_slot(slots, c, m):
+    j = 0
+    best = slots[c, 0]
+    for k in range(1, m):
+        if slots[c, k] < best:
+            best = slots[c, k]
+            j = k
+    return j
+
+
+# pair[c, node, kind]: lines CPU c moved to or from memory node ``node`` this quantum, by kind
+P_READ = 0  # read or read for ownership (latency-bearing, read route)
+P_WRITE = 1  # non-temporal write or page zeroing (latency-bearing, write route)
+P_WB = 2  # write-back (posted, write route)
+P_NKINDS = 3
+
+
+@njit(cache=True)
+def pairs_to_resources(pair, pwait, route_r, route_w, cpu_nodes, cnt, swait):
+    """cnt[c, r, 0/1] (all lines / latency-bearing) from the per-(CPU, node) counts, and
+    swait[c, r] from the per-(CPU, node) private-FIFO waits (split evenly over the route)."""
+    ncpu = pair.shape[0]
+    nn = pair.shape[1]
+    kk = route_r.shape[2]
+    for c in range(ncpu):
+        a = cpu_nodes[c]
+        for n in range(nn):
+            rd = pair[c, n, P_READ]
+            wr = pair[c, n, P_WRITE]
+            wb = pair[c, n, P_WB]
+            if rd == 0 and wr == 0 and wb == 0:
+                continue
+            lr = 0
+            lw = 0
+            for k in range(kk):
+                if route_r[a, n, k] >= 0:
+                    lr += 1
+                if route_w[a, n, k] >= 0:
+                    lw += 1
+            for k in range(kk):
+                x = route_r[a, n, k]
+                if x >= 0:
+                    cnt[c, x, 0] += rd
+                    cnt[c, x, 1] += rd
+                    swait[c, x] += pwait[c, n, P_READ] / lr
+                y = route_w[a, n, k]
+                if y >= 0:
+                    cnt[c, y, 0] += wr + wb
+                    cnt[c, y, 1] += wr
+                    swait[c, y] += (pwait[c, n, P_WRITE] + pwait[c, n, P_WB]) / lw
+
+
+@njit(cache=True)
+def concentration(pbin, route_r, cpu_nodes, service, nbins_used, binw, burst, kappa):
+    """kappa[r]: how much more load an average request meets at resource r than the
+    quantum's average load, because requests bunch up in time (threads marching together
+    through interleaved pages, all on the same node at the same moment).
+
+    The requests each resource got per time bin are first passed through a fluid queue of
+    the resource's capacity (a backlog carries over, so a saturated resource is evenly busy
+    however its requests arrived); then kappa = ``B sum(s_b^2) / S^2`` over the B bins' served
+    counts s_b, less the ``B X / S`` that random arrivals in batches of mean burst factor X
+    (``burst[r]``, from the private-FIFO waits) give by chance, with a 5 % dead zone: 1 for a
+    steady load, 4 for a resource busy one quarter of the time."""
+    ncpu = pbin.shape[0]
+    nn = pbin.shape[1]
+    kk = route_r.shape[2]
+    nres = service.shape[0]
+    bins = np.zeros((nres, nbins_used))
+    for c in range(ncpu):
+        a = cpu_nodes[c]
+        for n in range(nn):
+            for k in range(kk):
+                x = route_r[a, n, k]
+                if x < 0:
+                    break
+                for b in range(nbins_used):
+                    bins[x, b] += pbin[c, n, P_READ, b] + pbin[c, n, P_WRITE, b]
+    for r in range(nres):
+        cap = binw / service[r]
+        backlog = 0.0
+        tot = 0.0
+        sq = 0.0
+        for b in range(nbins_used):
+            have = backlog + bins[r, b]
+            served = have if have < cap else cap
+            backlog = have - served
+            tot += served
+            sq += served * served
+        k = 1.0
+        if tot > 0.0:
+            k = nbins_used * sq / (tot * tot) - nbins_used * burst[r] / tot - 0.05
+            if k < 1.0:
+                k = 1.0
+        kappa[r] = k
+
+
+@njit(cache=True)
+def run_quantum(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, policies,
+                pol_nodes, tasks, task_mems, regions, vmas, objs, sp, pages, pt_page, pt_vma,
+                obj_pages, pgtables, res,
+                c, t_end, ci, cs, slots, buf, ops, opf, ts, rngs, trace, waits, lat, route_r,
+                route_w, service, sfree, pwait, wbq, pbin, st, hist, pf, pi, llc_tags,
+                llc_meta, llc_clock):
+    """Run CPU ``c`` until its next access would issue at or after ``t_end`` (or its thread
+    has no more accesses).  Returns FAULT_OK, or the allocator's status when a fault needs
+    Python (FAULT_NEED_ROOM, FAULT_OOM, FAULT_SEGV...); the access then stays in the buffer.
+
+    A request's latency = idle latency + its wait in the CPU's private FIFO copy of each
+    server on its route + the estimated wait behind other CPUs (``waits``).  The private
+    copies capture exactly how a CPU's requests queue behind each other (bursts, a write-back
+    meeting the next read) -- what the exact engine sees when the CPU is alone on a resource;
+    waiting behind other CPUs is the weave's estimate.  Posted write-backs wait in ``wbq``
+    (a ring sorted by time) until the CPU's clock passes them, so each private FIFO sees its
+    lines in time order, as the exact engine's queues do.  Every line is counted in
+    ``pbin[c, node, kind, time bin]`` for the weave and the timeline.
+
+    Hot loop: clocks, slots and counters live in locals and are written back at the end;
+    the per-line steps (serve, count, flush write-backs) are written out in place, because a
+    helper taking arrays costs a reference-count update per array per call (measured: 34 ns
+    against 7 ns inlined by hand).
+    """
+    t = ci[c, C.CI_TASK]
+    cn = ci[c, C.CI_NODE]
+    th = ci[c, C.CI_THREAD]
+    m = pi[C.PI_MLP]
+    lpp_shift = pi[C.PI_LPP_SHIFT]
+    lpp = np.int64(1) << lpp_shift
+    write_allocate = pi[C.PI_WRITE_ALLOCATE] != 0
+    llc_on = pi[C.PI_LLC] != 0
+    hit_cyc = pf[C.PF_HIT]
+    llc_hit = pf[C.PF_LLC_HIT]
+    fault_cyc = pf[C.PF_FAULT]
+    zero_gap = pf[C.PF_ZERO_GAP]
+    nbin = np.int64(pf[C.PF_NBINS])
+    bin_inv = pf[C.PF_BIN_INV]
+    q_start = pf[C.PF_Q_START]
+    kk = route_r.shape[2]
+    # this CPU's rows, as views: fewer index computations in the hot loop
+    bufc = buf[c]
+    histc = hist[c]
+    wbqc = wbq[c]
+    rr = route_r[cn]
+    rw = route_w[cn]
+    issue = cs[c, C.CS_ISSUE]
+    dprev = cs[c, C.CS_DPREV]
+    last = cs[c, C.CS_LAST]
+    sl = np.empty(m)
+    for k in range(m):
+        sl[k] = slots[c, k]
+    nn = waits.shape[2]
+    wr = np.empty(nn)
+    ww = np.empty(nn)
+    latr = np.empty(nn)
+    for k in range(nn):
+        wr[k] = waits[c, 0, k]
+        ww[k] = waits[c, 1, k]
+        latr[k] = lat[cn, k]
+    nres = service.shape[0]
+    sfl = np.empty(nres)
+    for k in range(nres):
+        sfl[k] = sfree[c, k]
+    pw = np.zeros(nn * P_NKINDS)  # private-FIFO waits by (node, kind), for burst factors
+    # lines by (node, kind) in the current time bin; flushed to pbin when the bin changes
+    lb = np.zeros(nn * P_NKINDS, dtype=np.int64)
+    bcur = np.int64((issue - q_start) * bin_inv)
+    if bcur < 0:
+        bcur = 0
+    elif bcur >= nbin:
+        bcur = nbin - 1
+    bend = q_start + (bcur + 1) / bin_inv
+    head = ci[c, C.CI_HEAD]
+    count = ci[c, C.CI_COUNT]
+    nwb = ci[c, C.CI_WBN]
+    wbh = ci[c, C.CI_WBH]
+    qmask = wbq.shape[1] - 1  # capacity is a power of two
+    # the last page looked up in each region: (page-table slot, page, node, writable)
+    nreg = regions.shape[0]
+    pc_slot = np.full(nreg, -1, dtype=np.int64)
+    pc_pg = np.zeros(nreg, dtype=np.int64)
+    pc_node = np.zeros(nreg, dtype=np.int64)
+    pc_wok = np.zeros(nreg, dtype=np.int64)
+    n_acc = 0.0
+    n_mem = 0.0
+    n_hits = 0.0
+    lat_sum = 0.0
+    wait_sum = 0.0
+    n_local = 0.0
+    nbytes = 0.0
+    stall = 0.0
+    n_wb = 0.0
+    q_nreq = 0.0
+    q_lat = 0.0
+    status = FAULT_OK
+    while True:
+        if head >= count:
+            count = fill_batch(ops, opf, ts, rngs, th, trace, buf, c)
+            head = 0
+            if count == 0:
+                ci[c, C.CI_FINISHED] = 1
+                break
+        r = bufc[head, B_R]
+        line = bufc[head, B_LINE]
+        mode = bufc[head, B_MODE]
+        gap = bufc[head, B_GAP]
+        base = issue + gap
+        ti = base
+        if bufc[head, B_DEP] != 0 and dprev + gap > ti:
+            ti = dprev + gap
+        j = 0
+        smin = sl[0]
+        for k in range(1, m):
+            if sl[k] < smin:
+                smin = sl[k]
+                j = k
+        if smin > ti:
+            ti = smin
+        if ti >= t_end:
+            break
+        # write-backs that happened before now go through the queues first
+        while nwb > 0 and wbqc[wbh, 0] <= ti:
+            wm = np.int64(wbqc[wbh, 1])
+            w0 = 0.0
+            aa = wbqc[wbh, 0]
+            for k in range(kk):
+                x = rw[wm, k]
+                if x < 0:
+                    break
+                f = sfl[x]
+                s0 = aa if aa > f else f
+                sfl[x] = s0 + service[x]
+                w0 += s0 - aa
+                aa = s0 + service[x]
+            pw[wm * P_NKINDS + P_WB] += w0
+            wbh = (wbh + 1) & qmask
+            nwb -= 1
+        write = mode == STORE
+        off = line >> lpp_shift
+        pslot = regions[r, R_PT] + off
+        fault = False
+        if pc_slot[r] == pslot and (pc_wok[r] != 0 or not write):
+            pg = pc_pg[r]
+            node = pc_node[r]
+        else:
+            pg = pt_page[pslot]
+            node = -1
+            wok = 0
+            if pg >= 0:
+                node = pages[pg, PG_NODE]
+                wok = 1
+                if not (pages[pg, PG_KIND] == PGK_ANON and pages[pg, PG_MAPCOUNT] <= 1):
+                    wok = 1 if vmas[pt_vma[pslot], V_SHARED] != 0 else 0
+                fault = write and wok == 0
+            elif not (pg == PT_ZERO and not write):
+                fault = True
+            if not fault:
+                pc_slot[r] = pslot
+                pc_pg[r] = pg
+                pc_node[r] = node
+                pc_wok[r] = wok
+        if fault:
+            status = core.handle_mm_fault_range(
+                zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, policies,
+                pol_nodes, tasks, task_mems, regions, vmas, objs, sp, pages, pt_page, pt_vma,
+                obj_pages, pgtables, t, r, regions[r, R_START] + off, 1, np.int64(write),
+                core.OOM_MAY, res)
+            if status != FAULT_OK:
+                break
+            stall += ti - base
+            nz = res[core.R_ALLOCATED] * lpp
+            pg = pt_page[pslot]
+            pc_slot[:] = -1  # the fault may have changed page tables (and COW frees pages)
+            node = pages[pg, PG_NODE] if pg >= 0 else -1
+            tz = ti + fault_cyc
+            fend = tz
+            if nz > 0:
+                zl = latr[node] + ww[node]
+                for _ in range(nz):
+                    jz = 0
+                    zmin = sl[0]
+                    for k in range(1, m):
+                        if sl[k] < zmin:
+                            zmin = sl[k]
+                            jz = k
+                    if zmin > tz:
+                        stall += zmin - tz
+                        tz = zmin
+                    while nwb > 0 and wbqc[wbh, 0] <= tz:
+                        wm = np.int64(wbqc[wbh, 1])
+                        w0 = 0.0
+                        aa = wbqc[wbh, 0]
+                        for k in range(kk):
+                            x = rw[wm, k]
+                            if x < 0:
+                                break
+                            f = sfl[x]
+                            s0 = aa if aa > f else f
+                            sfl[x] = s0 + service[x]
+                            w0 += s0 - aa
+                            aa = s0 + service[x]
+                        pw[wm * P_NKINDS + P_WB] += w0
+                        wbh = (wbh + 1) & qmask
+                        nwb -= 1
+                    wz = 0.0
+                    aa = tz
+                    for k in range(kk):
+                        x = rw[node, k]
+                        if x < 0:
+                            break
+                        f = sfl[x]
+                        s0 = aa if aa > f else f
+                        sfl[x] = s0 + service[x]
+                        wz += s0 - aa
+                        aa = s0 + service[x]
+                    pw[node * P_NKINDS + P_WRITE] += wz
+                    dz = tz + zl + wz
+                    sl[jz] = dz
+                    if dz > fend:
+                        fend = dz
+                    if tz >= bend and bcur < nbin - 1:
+                        for k in range(nn * P_NKINDS):
+                            pbin[c, k // P_NKINDS, k % P_NKINDS, bcur] += lb[k]
+                            lb[k] = 0
+                        bcur = np.int64((tz - q_start) * bin_inv)
+                        if bcur >= nbin:
+                            bcur = nbin - 1
+                        bend = q_start + (bcur + 1) / bin_inv
+                    lb[node * P_NKINDS + P_WRITE] += 1
+                    q_lat += zl + wz
+                    tz += zero_gap
+                q_nreq += nz
+                st[c, C.ST_ZERO_LINES] += nz
+            st[c, C.ST_FAULTS] += 1
+            st[c, C.ST_FAULT_CYCLES] += fend - ti
+            if fend > last:
+                last = fend
+            ti = fend
+            j = 0
+            smin = sl[0]
+            for k in range(1, m):
+                if sl[k] < smin:
+                    smin = sl[k]
+                    j = k
+            if smin > ti:
+                ti = smin
+            base = ti
+            while nwb > 0 and wbqc[wbh, 0] <= ti:
+                wm = np.int64(wbqc[wbh, 1])
+                w0 = 0.0
+                aa = wbqc[wbh, 0]
+                for k in range(kk):
+                    x = rw[wm, k]
+                    if x < 0:
+                        break
+                    f = sfl[x]
+                    s0 = aa if aa > f else f
+                    sfl[x] = s0 + service[x]
+                    w0 += s0 - aa
+                    aa = s0 + service[x]
+                pw[wm * P_NKINDS + P_WB] += w0
+                wbh = (wbh + 1) & qmask
+                nwb -= 1
+        stall += ti - base
+        # ---- the access itself
+        head += 1
+        n_acc += 1.0
+        nbytes += bufc[head - 1, B_BYTES]
+        if pg == PT_ZERO:
+            latv = hit_cyc
+            n_hits += 1.0
+        else:
+            hit = 0
+            if llc_on and (write_allocate or not write):
+                key = pg * lpp + (line & (lpp - 1))
+                hit, wbn = C.llc_access(llc_tags, llc_meta, llc_clock, cn, key, write, node)
+                if wbn >= 0:
+                    we = 0.0
+                    aa = ti
+                    for k in range(kk):
+                        x = rw[wbn, k]
+                        if x < 0:
+                            break
+                        f = sfl[x]
+                        s0 = aa if aa > f else f
+                        sfl[x] = s0 + service[x]
+                        we += s0 - aa
+                        aa = s0 + service[x]
+                    pw[wbn * P_NKINDS + P_WB] += we
+                    if ti >= bend and bcur < nbin - 1:
+                        for k in range(nn * P_NKINDS):
+                            pbin[c, k // P_NKINDS, k % P_NKINDS, bcur] += lb[k]
+                            lb[k] = 0
+                        bcur = np.int64((ti - q_start) * bin_inv)
+                        if bcur >= nbin:
+                            bcur = nbin - 1
+                        bend = q_start + (bcur + 1) / bin_inv
+                    lb[wbn * P_NKINDS + P_WB] += 1
+                    n_wb += 1.0
+            if hit != 0:
+                latv = llc_hit
+                n_hits += 1.0
+            else:
+                if write and not write_allocate:
+                    ws = 0.0
+                    aa = ti
+                    for k in range(kk):
+                        x = rw[node, k]
+                        if x < 0:
+                            break
+                        f = sfl[x]
+                        s0 = aa if aa > f else f
+                        sfl[x] = s0 + service[x]
+                        ws += s0 - aa
+                        aa = s0 + service[x]
+                    pw[node * P_NKINDS + P_WRITE] += ws
+                    w = ww[node] + ws
+                    if ti >= bend and bcur < nbin - 1:
+                        for k in range(nn * P_NKINDS):
+                            pbin[c, k // P_NKINDS, k % P_NKINDS, bcur] += lb[k]
+                            lb[k] = 0
+                        bcur = np.int64((ti - q_start) * bin_inv)
+                        if bcur >= nbin:
+                            bcur = nbin - 1
+                        bend = q_start + (bcur + 1) / bin_inv
+                    lb[node * P_NKINDS + P_WRITE] += 1
+                else:
+                    ws = 0.0
+                    aa = ti
+                    for k in range(kk):
+                        x = rr[node, k]
+                        if x < 0:
+                            break
+                        f = sfl[x]
+                        s0 = aa if aa > f else f
+                        sfl[x] = s0 + service[x]
+                        ws += s0 - aa
+                        aa = s0 + service[x]
+                    pw[node * P_NKINDS + P_READ] += ws
+                    w = wr[node] + ws
+                    if ti >= bend and bcur < nbin - 1:
+                        for k in range(nn * P_NKINDS):
+                            pbin[c, k // P_NKINDS, k % P_NKINDS, bcur] += lb[k]
+                            lb[k] = 0
+                        bcur = np.int64((ti - q_start) * bin_inv)
+                        if bcur >= nbin:
+                            bcur = nbin - 1
+                        bend = q_start + (bcur + 1) / bin_inv
+                    lb[node * P_NKINDS + P_READ] += 1
+                latv = latr[node] + w
+                if write and write_allocate and not llc_on:
+                    # the dirty line is written back when it arrives: queue it by time
+                    tw = ti + latv
+                    if nwb > qmask:  # full (cannot happen: capacity > mlp)
+                        wm = np.int64(wbqc[wbh, 1])
+                        w0 = 0.0
+                        aa = wbqc[wbh, 0]
+                        for k in range(kk):
+                            x = rw[wm, k]
+                            if x < 0:
+                                break
+                            f = sfl[x]
+                            s0 = aa if aa > f else f
+                            sfl[x] = s0 + service[x]
+                            w0 += s0 - aa
+                            aa = s0 + service[x]
+                        pw[wm * P_NKINDS + P_WB] += w0
+                        wbh = (wbh + 1) & qmask
+                        nwb -= 1
+                    k = nwb
+                    while k > 0 and wbqc[(wbh + k - 1) & qmask, 0] > tw:
+                        wbqc[(wbh + k) & qmask, 0] = wbqc[(wbh + k - 1) & qmask, 0]
+                        wbqc[(wbh + k) & qmask, 1] = wbqc[(wbh + k - 1) & qmask, 1]
+                        k -= 1
+                    wbqc[(wbh + k) & qmask, 0] = tw
+                    wbqc[(wbh + k) & qmask, 1] = node
+                    nwb += 1
+                    if ti >= bend and bcur < nbin - 1:
+                        for k in range(nn * P_NKINDS):
+                            pbin[c, k // P_NKINDS, k % P_NKINDS, bcur] += lb[k]
+                            lb[k] = 0
+                        bcur = np.int64((ti - q_start) * bin_inv)
+                        if bcur >= nbin:
+                            bcur = nbin - 1
+                        bend = q_start + (bcur + 1) / bin_inv
+                    lb[node * P_NKINDS + P_WB] += 1
+                    n_wb += 1.0
+                n_mem += 1.0
+                lat_sum += latv
+                wait_sum += w
+                if node == cn:
+                    n_local += 1.0
+                histc[C.hist_bin(latv)] += 1
+        done = ti + latv
+        sl[j] = done
+        issue = ti
+        dprev = done
+        if done > last:
+            last = done
+    for k in range(nn * P_NKINDS):
+        pbin[c, k // P_NKINDS, k % P_NKINDS, bcur] += lb[k]
+    for k in range(m):
+        slots[c, k] = sl[k]
+    for k in range(nres):
+        sfree[c, k] = sfl[k]
+    for n in range(nn):
+        for k in range(P_NKINDS):
+            pwait[c, n, k] += pw[n * P_NKINDS + k]
+    ci[c, C.CI_HEAD] = head
+    ci[c, C.CI_COUNT] = count
+    ci[c, C.CI_WBN] = nwb
+    ci[c, C.CI_WBH] = wbh
+    cs[c, C.CS_ISSUE] = issue
+    cs[c, C.CS_DPREV] = dprev
+    cs[c, C.CS_LAST] = last
+    st[c, C.ST_ACCESSES] += n_acc
+    st[c, C.ST_MEM] += n_mem
+    st[c, C.ST_HITS] += n_hits
+    st[c, C.ST_LAT_SUM] += lat_sum
+    st[c, C.ST_WAIT_SUM] += wait_sum
+    st[c, C.ST_LOCAL] += n_local
+    st[c, C.ST_BYTES] += nbytes
+    st[c, C.ST_STALL] += stall
+    st[c, C.ST_WRITEBACKS] += n_wb
+    st[c, C.ST_Q_NREQ] += q_nreq + n_mem
+    st[c, C.ST_Q_LAT] += q_lat + lat_sum
+    st[c, C.ST_Q_STALL] += stall
+    return status
+
+
+@njit(cache=True)
+def _wait_of(rho, s, other):
+    """Mean wait behind *other* CPUs' lines at a deterministic server of service time s and
+    utilisation rho; ``other`` is the others' utilisation weighted by their burstiness
+    (Pollaczek-Khinchine with batch arrivals: the others' residual work, over the idle
+    fraction of the whole server)."""
+    if other < 0.0:
+        other = 0.0
+    return other * s / (2.0 * (1.0 - rho))
+
+
+@njit(cache=True, inline="always")
+def _demand_factor(rate, rfree, meff, latc, phi, dw):
+    """How CPU c's request rate changes when the wait on a resource that ``phi`` of its
+    requests cross changes by ``dw`` cycles: it runs at the lower of its unstalled rate and
+    its miss slots over its latency (Little's law)."""
+    if rate <= 0.0 or latc <= 0.0:
+        return 1.0
+    lat_new = latc + phi * dw
+    if lat_new < 1.0:
+        lat_new = 1.0
+    new = meff / lat_new
+    if new > rfree:
+        new = rfree
+    now = meff / latc
+    if now > rfree:
+        now = rfree
+    return new / now  # relative to the same model at the current wait: 1 when dw = 0
+
+
+@njit(cache=True)
+def estimate_waits(cnt, swait, st, service, kappa, wres, rho_used, active, q, mlp):
+    """The weave: new per-(CPU, resource) waits ``wres`` from this quantum's counts.
+
+    cnt[c, r, 0/1]: lines / latency-bearing requests of CPU c through resource r; swait[c, r]:
+    the waits those lines met in c's private FIFO copy of r, which measure how bursty c's
+    stream is: for batches of X lines, the mean wait behind one's own batch is
+    s (E[X^2]/E[X] - 1) / 2, so the burst factor E[X^2]/E[X] = 1 + 2 swait / (cnt s) is what
+    scales the residual work others see (M^X/D/1); st: per-CPU statistics (Q_NREQ, Q_LAT,
+    Q_STALL columns); wres[c, r]: the waits the quantum ran with, replaced in place;
+    rho_used[r]: the utilisation they were computed for (updated); active[c]: 1 for CPUs that
+    ran; q: quantum length in cycles; kappa[r]: the load concentration of
+    :func:`concentration` -- the utilisation an average request meets is kappa * rho, so a
+    resource whose load comes in bunches saturates at 1 / kappa of its bandwidth on average.
+
+    Resources are solved busiest first, and each CPU's demand is scaled by the slowdown the
+    resources solved before imposed on it (Gauss-Seidel): a flow through a matrix cap and a
+    link is throttled once, by its bottleneck, not once per resource.
+
+    Damping: the idle fraction 1 - rho of a resource moves at most tenfold per quantum, so
+    a saturated controller is found in three quanta and an estimate cannot swing from far too
+    low to far too high (which a fault-heavy phase, whose demand reacts slowly, would cause).
+    Returns the largest relative change of a resource's mean wait.
+    """
+    ncpu = cnt.shape[0]
+    nres = cnt.shape[1]
+    change = 0.0
+    lam = np.zeros(ncpu)
+    own = np.zeros(ncpu)  # utilisation CPU c's own lines cause
+    burst = np.zeros(ncpu)
+    phi = np.zeros(ncpu)  # share of c's latency-bearing requests that cross resource r
+    rate = np.zeros(ncpu)  # c's latency-bearing requests per cycle
+    rfree = np.zeros(ncpu)  # the rate it would have if it never waited for memory
+    meff = np.zeros(ncpu)  # requests it keeps in flight when latency-bound
+    scale = np.ones(ncpu)  # demand left after the resources already solved
+    latc = np.zeros(ncpu)
+    fst = np.zeros(ncpu)
+    for c in range(ncpu):
+        nreq = st[c, C.ST_Q_NREQ]
+        if active[c] != 0 and nreq > 0:
+            latc[c] = st[c, C.ST_Q_LAT] / nreq
+            f = st[c, C.ST_Q_STALL] / q
+            fst[c] = 1.0 if f > 1.0 else f
+            rate[c] = nreq / q
+            # the rate it could reach without memory stalls -- but extrapolate at most 2x per
+            # quantum: part of what is not a stall (fault handling, bursts) does not speed up
+            rfree[c] = rate[c] / (1.0 - fst[c]) if fst[c] < 0.5 else 2.0 * rate[c]
+            meff[c] = rate[c] * latc[c] if fst[c] > 0.5 else float(mlp)
+            if meff[c] < 1.0:
+                meff[c] = 1.0
+    util = np.zeros(nres)
+    for r in range(nres):
+        for c in range(ncpu):
+            util[r] += cnt[c, r, 0]
+        util[r] *= service[r] / q * kappa[r]
+    # busiest first (a selection sort: numba's argsort costs seconds of compile time)
+    order = np.arange(nres)
+    for a in range(nres):
+        best = a
+        for b in range(a + 1, nres):
+            if util[order[b]] > util[order[best]]:
+                best = b
+        tmp = order[a]
+        order[a] = order[best]
+        order[best] = tmp
+    for oi in range(nres):
+        r = order[oi]
+        s = service[r]
+        total = 0.0
+        for c in range(ncpu):
+            total += cnt[c, r, 0] * scale[c]
+        if total <= 0.0:
+            for c in range(ncpu):
+                wres[c, r] = 0.0
+            rho_used[r] = 0.0
+            continue
+        old_mean = 0.0
+        for c in range(ncpu):
+            lam[c] = cnt[c, r, 0] * scale[c] / q
+            own[c] = lam[c] * s
+            burst[c] = 1.0
+            if cnt[c, r, 0] > 0:
+                burst[c] = 1.0 + 2.0 * swait[c, r] / (cnt[c, r, 0] * s)
+            old_mean += cnt[c, r, 0] * scale[c] / total * wres[c, r]
+            phi[c] = 0.0
+            nreq = st[c, C.ST_Q_NREQ]
+            if nreq > 0:
+                phi[c] = cnt[c, r, 1] / nreq
+        kap = kappa[r]
+        rho_now = total / q * s
+        weighted = 0.0
+        for c in range(ncpu):
+            weighted += own[c] * burst[c]
+        # bisection on the utilisation an average request meets (kappa * rho): the demand
+        # at the waits it implies falls as it rises
+        lo = 0.0
+        hi = 1.0 - 1e-9
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            dem = 0.0
+            for c in range(ncpu):
+                if lam[c] > 0.0:
+                    w = _wait_of(mid, s, (weighted - own[c] * burst[c]) * mid / (rho_now * kap))
+                    dem += lam[c] * _demand_factor(rate[c], rfree[c], meff[c], latc[c],
+                                                   phi[c], w - wres[c, r])
+            if dem * s * kap > mid:
+                lo = mid
+            else:
+                hi = mid
+        rho = 0.5 * (lo + hi)
+        idle_old = 1.0 - rho_used[r]
+        idle = 1.0 - rho
+        # demand beyond capacity is unambiguous: let the estimate jump there at once
+        lim = 1000.0 if rho_now >= 1.0 else 10.0
+        if idle < idle_old / lim:
+            idle = idle_old / lim
+        elif idle > idle_old * 10.0:
+            idle = idle_old * 10.0
+        if idle > 1.0:
+            idle = 1.0
+        rho = 1.0 - idle
+        rho_used[r] = rho
+        new_mean = 0.0
+        for c in range(ncpu):
+            w = _wait_of(rho, s, (weighted - own[c] * burst[c]) * rho / (rho_now * kap))
+            if lam[c] > 0.0:
+                scale[c] *= _demand_factor(rate[c], rfree[c], meff[c], latc[c], phi[c],
+                                           w - wres[c, r])
+            wres[c, r] = w
+            new_mean += cnt[c, r, 0] * scale[c] / total * w
+        d = abs(new_mean - old_mean) / (old_mean + 10.0 * s + 1.0)
+        if d > change:
+            change = d
+    return change
+
+
+@njit(cache=True)
+def route_waits(wres, route_r, route_w, cpu_nodes, waits):
+    """waits[c, 0/1, n] = sum of wres[c, r] over the read/write route from c's node to n."""
+    ncpu = wres.shape[0]
+    nn = route_r.shape[1]
+    for c in range(ncpu):
+        a = cpu_nodes[c]
+        for n in range(nn):
+            sr = 0.0
+            sw = 0.0
+            for k in range(route_r.shape[2]):
+                x = route_r[a, n, k]
+                if x >= 0:
+                    sr += wres[c, x]
+                y = route_w[a, n, k]
+                if y >= 0:
+                    sw += wres[c, y]
+            waits[c, 0, n] = sr
+            waits[c, 1, n] = sw
+
+
+NBINS = 1024  # time bins per quantum for the load concentration
+BIN_CYCLES = 1024  # at least this wide
+
+
+class FastEngine:
+    """Bound-weave over the shared :class:`~numasim.machine.sim.Simulation` arrays."""
+
+    def __init__(self, sim) -> None:
+        self.sim = sim
+        n = sim.nthreads
+        nres = sim.res.count
+        nr = sim.machine.nr_node_ids
+        self.cnt = np.zeros((n, nres, 2), dtype=np.int64)
+        self.pbin = np.zeros((n, nr, P_NKINDS, NBINS), dtype=np.int64)
+        self.kappa = np.ones(nres)
+        self.sfree = np.zeros((n, nres))
+        self.swait = np.zeros((n, nres))
+        self.pwait = np.zeros((n, nr, P_NKINDS))
+        cap = 1 << int(sim.params.mlp + 2).bit_length()
+        self.wbq = np.zeros((n, cap, 2))
+        self.wres = np.zeros((n, nres))
+        self.rho_used = np.zeros(nres)
+        self.waits = np.zeros((n, 2, nr))
+        self.service = np.ascontiguousarray(sim.res.service)
+        self.route_r = np.ascontiguousarray(sim.res.route_read)
+        self.route_w = np.ascontiguousarray(sim.res.route_write)
+        self.lat = np.ascontiguousarray(sim.res.latency)
+        self.quanta = 0
+
+    def _args(self) -> None:
+        """The argument lists of run_quantum, rebuilt whenever the kernel's arrays may have
+        been reallocated (they are the same objects otherwise)."""
+        sim = self.sim
+        self.args_pre = sim.ks.core_args() + (sim.fault_res,)
+        self.args_post = (sim.ci, sim.cs, sim.slots, sim.buf, sim.programs_ops,
+                          sim.programs_opf, sim.ts, sim.rngs, sim.trace_arr, self.waits,
+                          self.lat, self.route_r, self.route_w, self.service, self.sfree,
+                          self.pwait, self.wbq, self.pbin, sim.st, sim.hist, sim.pf, sim.pi,
+                          *sim.llc)
+
+    # one quantum of one CPU, with the Python side of faults
+    def _run_cpu(self, c: int, t_end: float) -> None:
+        sim = self.sim
+        while True:
+            st = run_quantum(*self.args_pre, c, t_end, *self.args_post)
+            if st == FAULT_OK:
+                return
+            sim.fault_status(st, c)
+            sim.ks.ensure_pages(4096)
+            self._args()
+
+    def _timeline(self, used, q_start: float, binw: float) -> None:
+        """Bytes per memory node and time bin of this quantum into the run's timeline."""
+        sim = self.sim
+        per_bin = used.sum(axis=(0, 2)).T * float(sim.line)  # [bin, node]
+        times = q_start + (np.arange(per_bin.shape[0]) + 0.5) * binw
+        sim.ensure_timeline(float(times[-1]))
+        idx = np.minimum((times / sim.tl_width).astype(np.int64), sim.tl.shape[0] - 1)
+        np.add.at(sim.tl, idx, per_bin)
+
+    def _cpu_proc(self, c: int, first_tick):
+        """A CPU: at each tick, run one quantum; stop when the thread has no more work."""
+        sim = self.sim
+        tick = first_tick
+        while True:
+            yield tick
+            tick = self.tick  # the driver made the next tick before firing this one
+            self._run_cpu(c, self.t_end)
+            self.reported += 1
+            if sim.ci[c, C.CI_FINISHED]:
+                self.live -= 1
+            if self.reported == self.expect:
+                self.all_ran.succeed()
+            if sim.ci[c, C.CI_FINISHED]:
+                return
+
+    def phase(self, prog, active: list[int], t0: float):
+        sim = self.sim
+        env = sim.env
+        sim.programs_ops, sim.programs_opf = prog.ops, prog.opf
+        ep = sim.eparams
+        q = float(ep.quantum or ep.quantum_min)
+        # a new phase is a new load: estimate it afresh (the first quantum is short)
+        self.wres[:] = 0.0
+        self.waits[:] = 0.0
+        self.rho_used[:] = 0.0
+        self.kappa[:] = 1.0
+        self.tick = env.event()
+        self.live = len(active)
+        act = np.zeros(sim.nthreads, dtype=np.int64)
+        act[active] = 1
+        procs = [env.process(self._cpu_proc(c, self.tick)) for c in active]
+        q_start = t0
+        # accesses each thread still has to do, to end quanta near the first finish
+        remaining = np.zeros(sim.nthreads)
+        for c in active:
+            first, end = prog.ranges[c]
+            remaining[c] = sum(op_accesses(prog.ops[k]) for k in range(first, end))
+        acc_before = sim.st[:, C.ST_ACCESSES].copy()
+        while self.live > 0:
+            self.t_end = q_start + q
+            nbins_used = max(1, min(NBINS, int(q // BIN_CYCLES)))
+            binw = q / nbins_used
+            sim.pf[C.PF_Q_START] = q_start
+            sim.pf[C.PF_BIN_INV] = 1.0 / binw
+            sim.pf[C.PF_NBINS] = nbins_used
+            sim.ensure_timeline(self.t_end + q)
+            # room for the pages this quantum may fault (the core asks for more if not)
+            sim.ks.ensure_pages(4096 * self.live)
+            self._args()
+            self.expect = self.live
+            live_before = self.live
+            self.reported = 0
+            self.all_ran = env.event()
+            old, self.tick = self.tick, env.event()
+            old.succeed()
+            yield self.all_ran
+            self.quanta += 1
+            # ---- weave: contention for the next quantum
+            used = self.pbin[:, :, :, :nbins_used]
+            pair = used.sum(axis=3)
+            self.cnt[:] = 0
+            self.swait[:] = 0.0
+            pairs_to_resources(pair, self.pwait, self.route_r, self.route_w,
+                               sim.cpu_nodes, self.cnt, self.swait)
+            self.pwait[:] = 0.0
+            lines = self.cnt[:, :, 0].sum(axis=0)
+            burst = 1.0 + 2.0 * self.swait.sum(axis=0) / np.maximum(lines, 1) / self.service
+            if ep.concentration:
+                concentration(self.pbin, self.route_r, sim.cpu_nodes, self.service,
+                              nbins_used, binw, burst, self.kappa)
+            self._timeline(used, q_start, binw)
+            used[:] = 0
+            estimate_waits(self.cnt, self.swait, sim.st, self.service, self.kappa, self.wres,
+                           self.rho_used, act, q, sim.params.mlp)
+            self.swait[:] = 0.0
+            route_waits(self.wres, self.route_r, self.route_w, sim.cpu_nodes, self.waits)
+            sim.res_lines += self.cnt[:, :, 0].sum(axis=0)
+            self.cnt[:] = 0
+            sim.st[:, C.ST_Q_NREQ:C.ST_Q_STALL + 1] = 0.0
+            for c in active:
+                if sim.ci[c, C.CI_FINISHED]:
+                    act[c] = 0
+            q_start = self.t_end
+            q_ran = q
+            done_now = sim.st[:, C.ST_ACCESSES] - acc_before
+            acc_before = sim.st[:, C.ST_ACCESSES].copy()
+            remaining -= done_now
+            if ep.quantum is None:
+                # grow while the load is steady; start over when a thread finished (the
+                # load changes); end a quantum about when the next thread should finish, so
+                # the others do not run on with the contention it caused
+                if self.live < live_before:
+                    q = float(ep.quantum_min)
+                else:
+                    q = min(2 * q, float(ep.quantum_max))
+                    rates = done_now[act == 1] / q_ran
+                    if rates.size and (rates > 0).all():
+                        first_end = float((remaining[act == 1] / rates).min())
+                        q = max(float(ep.quantum_min), min(q, 0.5 * first_end))
+            sim.progress_to()
+        yield simpy_all(env, procs)
+        return float(max(sim.cs[c, C.CS_LAST] for c in active))
+
+
+def simpy_all(env, procs):
+    import simpy
+
+    return simpy.AllOf(env, procs)

@@ -1,0 +1,82 @@
+"""The CPU model's knobs, with the defaults a modern x86 server core has.
+
+Every number here is a modelling choice a user may change (workload YAML ``cpu:``, the
+``--mlp`` style options of ``numasim numactl``, or :func:`numasim.api.run` keywords); the
+defaults are stated so results can be read against them:
+
+* ``mlp`` = 10 miss slots: an Intel core has 10-12 L1D fill buffers, so a single thread streams
+  ``10 * 64 B / latency`` at most (7.9 GB/s at 81 ns, close to single-thread STREAM on
+  Cascade Lake);
+* ``write_allocate``: a store that misses first reads the line for ownership, then the dirty line
+  is written back (two transfers per stored line, as on x86 without streaming stores); off, a
+  store is a non-temporal write (one transfer, holding a miss slot until it is acknowledged);
+* ``fault_ns`` = 500 ns for the kernel part of a page fault (entry, allocator, page tables),
+  plus the zeroing of the new page modelled as ``page_size / line`` non-temporal line writes to
+  the page's node, issued every ``zero_gap_cycles`` through the miss slots;
+* ``hit_ns``: the cost of an access that needs no memory (a read of the shared zero page, an LLC
+  hit);
+* ``start_skew_ns`` = 0: threads start every phase at the same cycle; a positive value spreads
+  their starts uniformly over that many ns (threads leave a barrier a little apart), drawn
+  from the run's seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from numasim.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class LlcParams:
+    """A last-level cache per node (shared by that node's CPUs): set-associative, LRU."""
+
+    size: int = 32 << 20
+    ways: int = 16
+    hit_ns: float = 20.0
+
+
+@dataclass(frozen=True)
+class CpuParams:
+    mlp: int = 10
+    write_allocate: bool = True
+    fault_ns: float = 500.0
+    zero_gap_cycles: float = 1.0
+    hit_ns: float = 10.0
+    start_skew_ns: float = 0.0
+    llc: LlcParams | None = None
+
+    def with_overrides(self, **kw: Any) -> CpuParams:
+        names = {f.name for f in fields(self)}
+        bad = sorted(set(kw) - names)
+        if bad:
+            raise ConfigError(f"unknown CPU parameter {bad[0]!r}", field="cpu",
+                              hint="valid: " + ", ".join(sorted(names)))
+        out = replace(self, **{k: v for k, v in kw.items() if v is not None})
+        out.check()
+        return out
+
+    def check(self) -> None:
+        if not 1 <= self.mlp <= 256:
+            raise ConfigError(f"mlp must be 1..256, got {self.mlp}", field="cpu.mlp")
+        if self.fault_ns < 0 or self.hit_ns < 0 or self.zero_gap_cycles < 0:
+            raise ConfigError("fault_ns, hit_ns and zero_gap_cycles must not be negative",
+                              field="cpu")
+        if self.llc is not None:
+            if self.llc.ways < 1 or self.llc.size < 64 * self.llc.ways:
+                raise ConfigError("llc needs at least one set of 'ways' lines", field="cpu.llc")
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    """Knobs of the fast engine.  ``quantum`` (cycles) fixes the quantum; otherwise it starts
+    at ``quantum_min`` at every phase and doubles up to ``quantum_max``, shortening when a
+    thread is about to finish.  ``concentration``: requests bunched in time within a quantum
+    (threads marching through interleaved pages in lockstep, a convoy) raise the wait
+    everyone meets at that resource; turn it off to model every quantum's load as steady."""
+
+    quantum: int | None = None
+    quantum_min: int = 2_000
+    quantum_max: int = 2_000_000
+    concentration: bool = True

@@ -1,0 +1,225 @@
+"""A run's statistics as one JSON-ready document, and as a readable summary.
+
+Units: times in cycles and seconds (``cycles / cpu_ghz``), latencies in ns, bandwidths in
+GB/s (10^9 bytes/s).  ``bandwidth_GBps`` counts the bytes the program itself moves, as STREAM
+counts them (a triad line step moves 3 x 64 bytes although the machine moves 4 lines), over
+the measured phases (every phase but ``init`` and ``mbind`` unless the workload says
+otherwise).  Controller and link bytes count every line the hardware moved: reads, reads for
+ownership, write-backs and the zeroing of fresh pages.
+
+Counts: ``accesses`` is every memory request simulated (the program's reads, reads for
+ownership and non-temporal writes, plus write-backs and the line writes that zero fresh
+pages); ``program_accesses`` counts the program's loads and stores, including those served
+without memory (zero page, LLC hits); ``memory_requests`` the program's requests that went to
+memory (the latency statistics are over these).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numasim import __version__
+from numasim.machine import cpu as C
+from numasim.machine.resources import KIND_NAMES
+
+TIMELINE_POINTS = 64
+
+
+def _r(x: float, nd: int = 6) -> float:
+    """Round for the document: stable, short, never -0.0."""
+    v = round(float(x), nd)
+    return 0.0 if v == 0 else v
+
+
+def build_result(sim):
+    from numasim.api import RunResult
+
+    ghz = sim.ghz
+    ns = 1.0 / ghz
+    st = sim.st
+    cycles = float(sim.end_cycles)
+    secs = cycles / (ghz * 1e9)
+    hist = sim.hist.sum(axis=0)
+    n_mem = float(st[:, C.ST_MEM].sum())
+    lat_sum = float(st[:, C.ST_LAT_SUM].sum())
+    accesses = int(st[:, C.ST_ACCESSES].sum())
+    measured = [p for p in sim.phases if p.measured and p.end > p.start]
+    if not measured:
+        measured = [p for p in sim.phases if p.end > p.start]
+    m_bytes = sum(p.bytes for p in measured)
+    m_cycles = sum(p.end - p.start for p in measured)
+    bw = m_bytes / (m_cycles / ghz) if m_cycles > 0 else 0.0  # bytes per ns = GB/s
+
+    def lat_ns(q: float) -> float:
+        return _r(C.hist_percentile(hist, q) * ns, 3)
+
+    latency = {"mean": _r(lat_sum / n_mem * ns, 4) if n_mem else 0.0,
+               "p50": lat_ns(0.50), "p95": lat_ns(0.95), "p99": lat_ns(0.99),
+               "max": lat_ns(1.0),
+               "queueing_mean": _r(float(st[:, C.ST_WAIT_SUM].sum()) / n_mem * ns, 4)
+               if n_mem else 0.0}
+    nz = np.flatnonzero(hist)
+    edges = C.hist_edges()
+    histogram = {"bin_start_ns": [_r(edges[b] * ns, 4) for b in nz],
+                 "count": [int(hist[b]) for b in nz]}
+    local = float(st[:, C.ST_LOCAL].sum())
+    threads = []
+    for c in range(sim.nthreads):
+        s = st[c]
+        tc = float(sim.thread_cycles[c])
+        threads.append({
+            "thread": c, "cpu": int(sim.cpus[c]), "node": int(sim.ci[c, C.CI_NODE]),
+            "cycles": _r(tc, 1), "seconds": _r(tc / (ghz * 1e9), 9),
+            "accesses": int(s[C.ST_ACCESSES]), "memory_requests": int(s[C.ST_MEM]),
+            "local_fraction": _r(s[C.ST_LOCAL] / s[C.ST_MEM], 6) if s[C.ST_MEM] else None,
+            "latency_ns_mean": _r(s[C.ST_LAT_SUM] / s[C.ST_MEM] * ns, 4) if s[C.ST_MEM]
+            else None,
+            "bandwidth_GBps": _r(s[C.ST_BYTES] / (tc / ghz), 4) if tc > 0 else 0.0,
+            "page_faults": int(s[C.ST_FAULTS]),
+        })
+    res = sim.res
+    phases = []
+    for p in sim.phases:
+        dc = p.end - p.start
+        busy = {}
+        for i, n in enumerate(p.res_lines):
+            if n and dc > 0:
+                gbps = n * sim.line / (dc / ghz)
+                busy[res.names[i]] = {"GBps": _r(gbps, 4),
+                                      "utilisation": _r(gbps / res.bandwidth_GBps[i], 6)}
+        phases.append({"name": p.name, "kernel": p.kernel, "measured": p.measured,
+                       "start_cycles": _r(p.start, 1), "cycles": _r(dc, 1),
+                       "seconds": _r(dc / (ghz * 1e9), 9), "accesses": p.accesses,
+                       "bytes": int(p.bytes), "memory_requests": int(p.mem),
+                       "latency_ns_mean": _r(p.lat_sum / p.mem * ns, 4) if p.mem else None,
+                       "bandwidth_GBps": _r(p.bytes / (dc / ghz), 4) if dc > 0 else 0.0,
+                       "resources": busy})
+    resources = []
+    for i, name in enumerate(res.names):
+        nbytes = int(sim.res_lines[i]) * sim.line
+        cap = res.bandwidth_GBps[i] * secs * 1e9
+        resources.append({"name": name, "kind": KIND_NAMES[int(res.kinds[i])],
+                          "from": int(res.ends[i, 0]), "to": int(res.ends[i, 1]),
+                          "bandwidth_GBps": _r(res.bandwidth_GBps[i], 4), "bytes": nbytes,
+                          "utilisation": _r(nbytes / cap, 6) if cap > 0 else 0.0})
+    faults = int(st[:, C.ST_FAULTS].sum())
+    n_wb = int(st[:, C.ST_WRITEBACKS].sum())
+    n_zero = int(st[:, C.ST_ZERO_LINES].sum())
+    fcyc = float(st[:, C.ST_FAULT_CYCLES].sum())
+    ppn = sim.pages_per_node()
+    total_pages = {str(n): 0 for n in sim.machine.node_ids}
+    for per in ppn.values():
+        for n, v in per.items():
+            total_pages[str(n)] += v
+    data = {
+        "numasim": __version__,
+        "machine": sim.machine.name,
+        "workload": sim.wl.name,
+        "engine": sim.engine_name,
+        "kernel": sim.kernel_name,
+        "seed": sim.seed,
+        "cpu_ghz": ghz,
+        "runtime_s": _r(secs, 12),
+        "cycles": _r(cycles, 1),
+        "bandwidth_GBps": _r(bw, 4),
+        "accesses": int(n_mem) + n_wb + n_zero,
+        "program_accesses": accesses,
+        "memory_requests": int(n_mem),
+        "hits": int(st[:, C.ST_HITS].sum()),
+        "accesses_per_cycle": _r((n_mem + n_wb + n_zero) / cycles, 6) if cycles else 0.0,
+        "bytes_per_cycle": _r(float(st[:, C.ST_BYTES].sum()) / cycles, 6) if cycles else 0.0,
+        "latency_ns": latency,
+        "latency_histogram": histogram,
+        "local_fraction": _r(local / n_mem, 6) if n_mem else None,
+        "pages_per_node": {name: {str(n): v for n, v in per.items()}
+                           for name, per in ppn.items()},
+        "pages_per_node_total": total_pages,
+        "numastat": {str(n): v for n, v in sim.numastat_delta().items()},
+        "threads": threads,
+        "phases": phases,
+        "resources": resources,
+        "page_faults": {"count": faults, "cycles": _r(fcyc, 1),
+                        "mean_ns": _r(fcyc / faults * ns, 3) if faults else 0.0,
+                        "zeroed_bytes": int(st[:, C.ST_ZERO_LINES].sum()) * sim.line,
+                        "writebacks": int(st[:, C.ST_WRITEBACKS].sum())},
+        "timeline": _timeline(sim, cycles),
+        "config": {"mlp": sim.params.mlp, "write_allocate": sim.params.write_allocate,
+                   "fault_ns": sim.params.fault_ns, "hit_ns": sim.params.hit_ns,
+                   "llc": None if sim.params.llc is None else
+                   {"size": sim.params.llc.size, "ways": sim.params.llc.ways,
+                    "hit_ns": sim.params.llc.hit_ns},
+                   "threads": sim.nthreads, "cpus": [int(c) for c in sim.cpus],
+                   "numactl": list(sim.wl.numactl),
+                   "quantum": getattr(sim.eparams, "quantum", None)},
+        "notes": list(dict.fromkeys(sim.notes)),
+    }
+    return RunResult(data, sim.host_seconds, hist)
+
+
+def _timeline(sim, cycles: float) -> dict:
+    """Bandwidth per memory node over time, in at most TIMELINE_POINTS intervals."""
+    width = sim.tl_width
+    used = int(np.ceil(cycles / width)) if cycles > 0 else 1
+    used = max(1, min(used, sim.tl.shape[0]))
+    tl = sim.tl[:used]
+    group = max(1, int(np.ceil(used / TIMELINE_POINTS)))
+    pad = (-used) % group
+    if pad:
+        tl = np.vstack([tl, np.zeros((pad, tl.shape[1]))])
+    agg = tl.reshape(-1, group, tl.shape[1]).sum(axis=1)
+    interval = width * group
+    ns = interval / sim.ghz
+    return {"interval_ns": _r(ns, 3),
+            "bandwidth_GBps": {str(n): [_r(v / ns, 4) for v in agg[:, n]]
+                               for n in sim.machine.memory_nodes}}
+
+
+def summary(result) -> str:
+    """A readable report of a run."""
+    d = result.to_dict()
+    lines = [f"numasim {d['numasim']}: {d['workload']} on {d['machine']} "
+             f"({d['engine']} engine, kernel {d['kernel']}, seed {d['seed']})"]
+    lines.append(f"  runtime     {d['runtime_s'] * 1e3:.4f} ms  ({d['cycles']:.0f} cycles at "
+                 f"{d['cpu_ghz']} GHz)")
+    lines.append(f"  bandwidth   {d['bandwidth_GBps']:.2f} GB/s (program bytes, measured "
+                 f"phases)")
+    lat = d["latency_ns"]
+    lines.append(f"  latency     mean {lat['mean']:.1f} ns  p50 {lat['p50']:.1f}  p95 "
+                 f"{lat['p95']:.1f}  p99 {lat['p99']:.1f}  (queueing {lat['queueing_mean']:.1f}"
+                 " ns on average)")
+    lf = d["local_fraction"]
+    lines.append(f"  accesses    {d['program_accesses']} by the program ({d['memory_requests']} "
+                 f"to memory, {d['hits']} hits); {d['accesses']} memory requests in all, "
+                 f"{d['accesses_per_cycle']:.4f} per cycle; local fraction "
+                 f"{lf if lf is None else round(lf, 4)}")
+    pf = d["page_faults"]
+    lines.append(f"  page faults {pf['count']} (mean {pf['mean_ns']:.0f} ns each, "
+                 f"{pf['zeroed_bytes'] / 2**20:.1f} MiB zeroed)")
+    lines.append("  phases:")
+    for p in d["phases"]:
+        note = "" if p["measured"] else "  (not measured)"
+        lines.append(f"    {p['name']:<16} {p['kernel']:<14} {p['seconds'] * 1e3:10.4f} ms "
+                     f"{p['bandwidth_GBps']:9.2f} GB/s{note}")
+    lines.append("  pages per node:")
+    for name, per in d["pages_per_node"].items():
+        lines.append(f"    {name:<16} " + "  ".join(f"{n}:{v}" for n, v in per.items()))
+    lines.append("  threads:")
+    for t in d["threads"]:
+        lf = t["local_fraction"]
+        lines.append(f"    {t['thread']:>3} cpu {t['cpu']:>4} node {t['node']:>2} "
+                     f"{t['seconds'] * 1e3:10.4f} ms {t['bandwidth_GBps']:8.2f} GB/s  local "
+                     f"{'-' if lf is None else f'{lf:.3f}'}")
+    lines.append("  controllers and links (busiest first):")
+    busy = sorted(d["resources"], key=lambda r: (-r["utilisation"], r["name"]))
+    for r in busy[:12]:
+        if r["bytes"] == 0:
+            continue
+        lines.append(f"    {r['name']:<12} {r['bytes'] / 2**20:10.1f} MiB  "
+                     f"{100 * r['utilisation']:6.2f}% of {r['bandwidth_GBps']:.1f} GB/s")
+    lines.append("  numastat (delta): " + "; ".join(
+        f"node {n}: hit {v['numa_hit']} miss {v['numa_miss']} foreign {v['numa_foreign']} "
+        f"interleave {v['interleave_hit']}" for n, v in d["numastat"].items()))
+    for note in d["notes"]:
+        lines.append(f"  note: {note}")
+    lines.append(f"  simulated in {d['host_seconds']:.2f} s")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,633 @@
+"""The figures of a sweep (``numasim plot RESULTS``, and at the end of ``numasim sweep``).
+
+One figure per question, each with a title, units on its axes and a legend:
+
+* ``machine[-NAME]``: the machine (nodes, CPUs, memory, latency between nodes);
+* ``throughput``: bandwidth per series (bars), or against the swept x (lines);
+* ``latency``: mean memory-access latency per series (p50, p99 marked), or against x;
+* ``locality``: local vs remote memory accesses per series, stacked to 100 %;
+* ``latency_cdf``: distribution of memory-access latency per series;
+* ``pages_per_node``: where the pages ended up, per series (heatmap);
+* ``bandwidth_timeline``: bandwidth of each memory node over time, one run per series;
+* ``utilisation``: busy fraction of every memory controller and interconnect link;
+* ``report.pdf``: all of the above, the machine on its first page.
+
+A *series* is everything swept except the x axis (by default the thread count when it is
+swept): a case label, a policy, a weight ratio.  Figures that show one run per series use the
+run at the largest x, first repetition, and say so in their title.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from numasim.report import style as S
+from numasim.report.data import SweepData, load_sweep
+
+MAX_PANELS = 9
+SIZE_AXES = ("size", "workload.size", "stride", "workload.stride")
+
+
+# ----------------------------------------------------------------------- helpers
+AXIS_LABELS = {"threads": "threads", "workload.threads": "threads",
+               "size": "size (per array or buffer)",
+               "workload.size": "size (per array or buffer)", "seed": "seed",
+               "mlp": "miss slots per CPU", "cpu.mlp": "miss slots per CPU",
+               "kernel": "kernel generation", "linux": "kernel generation"}
+
+
+def _axis_label(name: str) -> str:
+    return AXIS_LABELS.get(name, name)
+
+
+def _fmt_x(name: str, v: Any) -> str:
+    if name in SIZE_AXES:
+        from numasim.units import human_bytes
+
+        return human_bytes(float(v)).replace(" ", "")
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _subject(data: SweepData) -> str:
+    wl = ", ".join(data.workloads)
+    ms = ", ".join(data.machines)
+    return f"{wl} on {ms}"
+
+
+def _legend_below(fig, ax, n: int) -> None:
+    ncol = 1 if n <= 3 else 2 if n <= 8 else 3
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=ncol, frameon=False)
+
+
+def _by_series(data: SweepData):
+    for i, s in enumerate(data.series):
+        yield i, s, data.df[data.df["series"] == s]
+
+
+# -------------------------------------------------------------------- throughput
+def fig_throughput(data: SweepData):
+    x = data.x
+    with S.style():
+        if x is None:
+            n = len(data.series)
+            fig = S.figure(8, 1.2 + 0.55 * n)
+            ax = fig.add_subplot()
+            labels, means, lo, hi = [], [], [], []
+            for _, s, d in _by_series(data):
+                labels.append(S.wrap(s, 34))
+                means.append(d["bandwidth_GBps"].mean())
+                lo.append(d["bandwidth_GBps"].min())
+                hi.append(d["bandwidth_GBps"].max())
+            y = np.arange(n)[::-1]
+            bars = ax.barh(y, means, color=[S.colour(i) for i in range(n)], height=0.6,
+                           edgecolor="black", linewidth=0.5)
+            for i, b in enumerate(bars):
+                b.set_hatch(S.hatch(i))
+            if any(h > lo_ for h, lo_ in zip(hi, lo, strict=True)):
+                ax.errorbar(means, y, xerr=[np.subtract(means, lo), np.subtract(hi, means)],
+                            fmt="none", ecolor="black", capsize=3, label="min-max of runs")
+                ax.legend(loc="lower right")
+            for yi, v in zip(y, means, strict=True):
+                ax.text(v, yi, f" {v:.1f}", va="center", ha="left", fontsize=9)
+            ax.set_yticks(y, labels)
+            ax.set_xlabel("bandwidth (GB/s, bytes the program moves, STREAM-style)")
+            ax.set_xlim(0, max(max(hi), 1e-9) * 1.18)
+            ax.grid(axis="y", visible=False)
+        else:
+            fig = S.figure(8, 5)
+            ax = fig.add_subplot()
+            _lines(ax, data, "bandwidth_GBps")
+            ax.set_ylabel("bandwidth (GB/s)")
+            ax.set_ylim(bottom=0)
+            _legend_below(fig, ax, len(data.series))
+        ax.set_title(f"Throughput per {_what(data)}\n{_subject(data)}")
+    return fig
+
+
+def _what(data: SweepData) -> str:
+    axes = [a for a in data.manifest.get("axes", []) if a != data.x]
+    if axes == ["case"] or not axes:
+        return "case"
+    return ", ".join(axes)
+
+
+def _xpos(data: SweepData, values) -> np.ndarray:
+    """Positions on the x axis: the values themselves if numeric, else their rank."""
+    if data.x_numeric:
+        return np.asarray(list(values), dtype=float)
+    order = data.x_values()
+    return np.asarray([order.index(v) for v in values], dtype=float)
+
+
+def _lines(ax, data: SweepData, col: str) -> None:
+    """One line per series of ``col`` (mean over repetitions, min-max band) against x."""
+    x = data.x
+    for i, s, d in _by_series(data):
+        g = d.groupby(x, sort=False)[col]
+        keys = [v for v in data.x_values() if v in g.groups]
+        xs = _xpos(data, keys)
+        m = g.mean().reindex(keys).to_numpy(dtype=float)
+        lo = g.min().reindex(keys).to_numpy(dtype=float)
+        hi = g.max().reindex(keys).to_numpy(dtype=float)
+        ax.plot(xs, m, marker=S.marker(i), color=S.colour(i), label=S.wrap(s, 40),
+                linewidth=1.8, linestyle=("-", "--", "-.", ":")[i % 4])
+        if np.any(hi - lo > 0):
+            ax.fill_between(xs, lo, hi, color=S.colour(i), alpha=0.15, linewidth=0)
+    _x_axis(ax, data)
+
+
+def _x_axis(ax, data: SweepData) -> None:
+    x = data.x
+    vals = data.x_values()
+    pos = _xpos(data, vals)
+    if data.x_numeric and len(vals) > 2 and all(v > 0 for v in vals) and \
+            vals[-1] / vals[0] >= 8:
+        ax.set_xscale("log", base=2)
+    ax.set_xticks(pos, [_fmt_x(x, v) for v in vals])
+    ax.minorticks_off()
+    ax.set_xlabel(_axis_label(x))
+
+
+# ----------------------------------------------------------------------- latency
+def fig_latency(data: SweepData):
+    """Mean latency per series (bars), or against x (lines): of memory requests in the
+    measured phases, or per access with cache hits (``plot: {latency: per-access}``)."""
+    per_access = data.manifest.get("latency") == "per-access"
+    col = "ns_per_access" if per_access else "latency_mean_ns"
+    if col not in data.df.columns or data.df[col].isna().all():
+        return None
+    what = ("time per access per thread (ns, cache hits included)" if per_access else
+            "mean memory-access latency (ns, measured phases)")
+    with S.style():
+        if data.x is None:
+            n = len(data.series)
+            fig = S.figure(8, 1.2 + 0.55 * n)
+            ax = fig.add_subplot()
+            y = np.arange(n)[::-1]
+            mean = [_mean(d[col]) for _, _, d in _by_series(data)]
+            bars = ax.barh(y, mean, color=[S.colour(i) for i in range(n)], height=0.6,
+                           edgecolor="black", linewidth=0.5)
+            for i, b in enumerate(bars):
+                b.set_hatch(S.hatch(i))
+            for yi, v in zip(y, mean, strict=True):
+                ax.text(v, yi, f" {v:.0f} ns", va="center", ha="left", fontsize=9)
+            ax.set_yticks(y, [S.wrap(s, 34) for s in data.series])
+            ax.set_xlabel(what)
+            ax.set_xlim(0, max(max(mean), 1e-9) * 1.18)
+            ax.grid(axis="y", visible=False)
+        else:
+            fig = S.figure(8, 5)
+            ax = fig.add_subplot()
+            _lines(ax, data, col)
+            ax.set_ylabel(what)
+            ax.set_ylim(bottom=0)
+            _legend_below(fig, ax, len(data.series))
+        ax.set_title(f"{'Time per access' if per_access else 'Memory-access latency'} per "
+                     f"{_what(data)}\n{_subject(data)}")
+    return fig
+
+
+# ---------------------------------------------------------------------- locality
+def fig_locality(data: SweepData):
+    x = data.x
+    with S.style():
+        if x is None:
+            n = len(data.series)
+            fig = S.figure(8, 1.3 + 0.5 * n)
+            ax = fig.add_subplot()
+            y = np.arange(n)[::-1]
+            local = [100 * _mean(d["local_fraction"]) for _, _, d in _by_series(data)]
+            remote = [100 - v for v in local]
+            ax.barh(y, local, color=S.LOCAL_COLOUR, height=0.6, label="local",
+                    edgecolor="black", linewidth=0.5)
+            ax.barh(y, remote, left=local, color=S.REMOTE_COLOUR, height=0.6, hatch="//",
+                    label="remote", edgecolor="black", linewidth=0.5)
+            for yi, v in zip(y, local, strict=True):
+                ax.text(50, yi, f"{v:.0f}% local", va="center", ha="center", fontsize=8,
+                        bbox={"boxstyle": "round,pad=0.25", "facecolor": "white",
+                              "edgecolor": "none", "alpha": 0.9})
+            ax.set_yticks(y, [S.wrap(s, 34) for s in data.series])
+            ax.set_xlim(0, 100)
+            ax.set_xlabel("memory accesses (%)")
+            ax.grid(axis="y", visible=False)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25 if n < 4 else -0.12),
+                      ncol=2, frameon=False)
+            ax.set_title(f"Local vs remote memory accesses per {_what(data)}\n"
+                         f"{_subject(data)}", pad=16)
+            ax.text(0.5, 1.01, "whole run, initialisation included", transform=ax.transAxes,
+                    ha="center", va="bottom", fontsize=8, style="italic")
+            return fig
+        panels = data.series[:MAX_PANELS]
+        cols = min(3, len(panels))
+        rows = (len(panels) + cols - 1) // cols
+        fig = S.figure(3.2 * cols + 0.6, 2.6 * rows + 1.0)
+        axs = fig.subplots(rows, cols, squeeze=False, sharey=True)
+        xs_all = data.x_values()
+        for k, s in enumerate(panels):
+            ax = axs[k // cols][k % cols]
+            d = data.df[data.df["series"] == s]
+            g = d.groupby(x, sort=False)["local_fraction"].mean()
+            pos = np.array([xs_all.index(v) for v in g.index])
+            loc = 100 * g.to_numpy(dtype=float)
+            ax.bar(pos, loc, color=S.LOCAL_COLOUR, label="local", edgecolor="black",
+                   linewidth=0.4)
+            ax.bar(pos, 100 - loc, bottom=loc, color=S.REMOTE_COLOUR, hatch="//",
+                   label="remote", edgecolor="black", linewidth=0.4)
+            ax.set_xticks(range(len(xs_all)), [_fmt_x(x, v) for v in xs_all])
+            ax.set_ylim(0, 100)
+            ax.set_title(S.wrap(s, 36), fontsize=9)
+            ax.set_xlabel(_axis_label(x))
+            ax.grid(axis="x", visible=False)
+            if k % cols == 0:
+                ax.set_ylabel("memory accesses (%)")
+        for k in range(len(panels), rows * cols):
+            axs[k // cols][k % cols].set_visible(False)
+        handles, labels = axs[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
+        fig.suptitle(f"Local vs remote memory accesses (whole run, initialisation included)\n"
+                     f"{_subject(data)}", fontweight="bold")
+        return fig
+
+
+def _mean(col) -> float:
+    v = col.dropna()
+    return float(v.mean()) if len(v) else 0.0
+
+
+# ------------------------------------------------------------------- latency CDF
+def _cdf(result: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    h = result.get("latency_histogram") or {}
+    starts = np.asarray(h.get("bin_start_ns") or [], dtype=float)
+    counts = np.asarray(h.get("count") or [], dtype=float)
+    if counts.sum() <= 0:
+        return None
+    order = np.argsort(starts)
+    starts, counts = starts[order], counts[order]
+    return starts, np.cumsum(counts) / counts.sum()
+
+
+def _at(data: SweepData, xv) -> str:
+    if data.x is None or xv is None:
+        return ""
+    return f" (one run per series, {_axis_label(data.x)} = {_fmt_x(data.x, xv)})"
+
+
+def fig_latency_cdf(data: SweepData):
+    with S.style():
+        fig = S.figure(8, 5)
+        ax = fig.add_subplot()
+        xv = None
+        drawn = 0
+        for i, s in enumerate(data.series):
+            run = data.one_run(s)
+            if run is None:
+                continue
+            key, xv = run
+            c = _cdf(data.result(key))
+            if c is None:
+                continue
+            xs, ys = c
+            ax.step(xs, ys, where="post", color=S.colour(i), label=S.wrap(s, 40),
+                    linewidth=1.8, linestyle=("-", "--", "-.", ":")[i % 4])
+            drawn += 1
+        if not drawn:
+            return None
+        lo, hi = ax.get_xlim()
+        scale = ""
+        if lo > 0 and hi / lo > 10:
+            from matplotlib.ticker import LogLocator, ScalarFormatter
+
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            fmt = ScalarFormatter()
+            fmt.set_scientific(False)
+            ax.xaxis.set_major_formatter(fmt)
+            ax.minorticks_off()
+            scale = ", log scale"
+        ax.set_xlabel(f"memory-access latency (ns{scale})")
+        ax.set_ylabel("fraction of memory accesses ≤ latency")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"Latency distribution of memory requests\n{_subject(data)}", pad=16)
+        ax.text(0.5, 1.01, f"whole run, initialisation included{_at(data, xv)}",
+                transform=ax.transAxes, ha="center", va="bottom", fontsize=8, style="italic")
+        _legend_below(fig, ax, drawn)
+    return fig
+
+
+# --------------------------------------------------------------- pages per node
+def _heatmap(ax, matrix: np.ndarray, rows: list[str], cols: list[str], *, vmax: float,
+             fmt, cbar_label: str, fig, annotate: bool = True):
+    im = ax.imshow(matrix, cmap=S.HEATMAP, vmin=0, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(len(cols)), cols, rotation=45 if len(cols) > 6 else 0,
+                  ha="right" if len(cols) > 6 else "center")
+    ax.set_yticks(range(len(rows)), [S.wrap(r, 34) for r in rows])
+    ax.grid(False)
+    if annotate and len(cols) <= 16:
+        for r in range(matrix.shape[0]):
+            for c in range(matrix.shape[1]):
+                v = matrix[r, c]
+                if np.isnan(v):
+                    continue
+                ax.text(c, r, fmt(v), ha="center", va="center", fontsize=8,
+                        color="black" if v > 0.6 * vmax else "white")
+    cb = fig.colorbar(im, ax=ax, shrink=0.9)
+    cb.set_label(cbar_label)
+    return im
+
+
+def fig_pages(data: SweepData):
+    machines = data.machines
+    with S.style():
+        n = len(data.series)
+        fig = S.figure(8, 1.4 + (0.45 * n + 0.9) * len(machines))
+        axs = fig.subplots(len(machines), 1, squeeze=False)
+        xv = None
+        for mi, mname in enumerate(machines):
+            ax = axs[mi][0]
+            series = [s for s in data.series
+                      if (data.df[(data.df["series"] == s)]["machine"] == mname).any()]
+            nodes: list[str] = []
+            rows = []
+            for s in series:
+                run = data.one_run(s)
+                if run is None:
+                    continue
+                key, xv = run
+                ppn = data.result(key).get("pages_per_node_total") or {}
+                for k in ppn:
+                    if k not in nodes:
+                        nodes.append(k)
+                rows.append((s, ppn))
+            if not rows:
+                continue
+            nodes.sort(key=int)
+            mat = np.array([[float(p.get(nd, 0)) for nd in nodes] for _, p in rows])
+            tot = mat.sum(axis=1, keepdims=True)
+            pct = np.divide(100 * mat, tot, out=np.zeros_like(mat), where=tot > 0)
+            _heatmap(ax, pct, [s for s, _ in rows], [f"node {nd}" for nd in nodes], vmax=100,
+                     fmt=lambda v: f"{v:.0f}%", cbar_label="share of the run's pages (%)",
+                     fig=fig)
+            ax.set_xlabel(f"memory node ({mname})")
+        fig.suptitle(f"Where the pages are: pages per node{_at(data, xv)}\n{_subject(data)}",
+                     fontweight="bold")
+    return fig
+
+
+# ------------------------------------------------------------- bandwidth timeline
+def fig_timeline(data: SweepData):
+    panels = data.series[:MAX_PANELS]
+    with S.style():
+        cols = min(3, len(panels))
+        rows = (len(panels) + cols - 1) // cols
+        fig = S.figure(3.4 * cols + 0.6, 2.5 * rows + 1.2)
+        axs = fig.subplots(rows, cols, squeeze=False)
+        xv = None
+        ymax = 0.0
+        handles: dict[str, Any] = {}
+        for k, s in enumerate(panels):
+            ax = axs[k // cols][k % cols]
+            run = data.one_run(s)
+            if run is None:
+                ax.set_visible(False)
+                continue
+            key, xv = run
+            tl = data.result(key).get("timeline") or {}
+            step = float(tl.get("interval_ns") or 0)
+            series = tl.get("bandwidth_GBps") or {}
+            if not series or step <= 0:
+                ax.set_visible(False)
+                continue
+            n = max(len(v) for v in series.values())
+            total_ns = n * step
+            unit, div = ("ms", 1e6) if total_ns >= 2e6 else ("µs", 1e3)
+            t = (np.arange(n) + 0.5) * step / div
+            for j, (node, vals) in enumerate(series.items()):
+                (h,) = ax.plot(t[:len(vals)], vals, color=S.colour(j),
+                               linestyle=("-", "--", "-.", ":")[j % 4], linewidth=1.5,
+                               label=f"node {node}")
+                handles.setdefault(f"node {node}", h)
+                ymax = max(ymax, max(vals, default=0.0))
+            ax.set_title(S.wrap(s, 36), fontsize=9)
+            ax.set_xlabel(f"simulated time ({unit})")
+            if k % cols == 0:
+                ax.set_ylabel("bandwidth (GB/s)")
+        for k in range(len(panels), rows * cols):
+            axs[k // cols][k % cols].set_visible(False)
+        if not handles:
+            return None
+        for row in axs:  # one scale for every panel, so they compare at a glance
+            for ax in row:
+                ax.set_ylim(0, ymax * 1.08 if ymax > 0 else 1)
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center",
+                   ncol=min(len(handles), 8), frameon=False, title="memory traffic at")
+        more = "" if len(data.series) <= MAX_PANELS else \
+            f" (first {MAX_PANELS} of {len(data.series)} series)"
+        fig.suptitle(f"Bandwidth of each memory node over time{_at(data, xv)}{more}\n"
+                     f"{_subject(data)}", fontweight="bold")
+    return fig
+
+
+# ------------------------------------------------------------------ utilisation
+MAX_LINK_COLUMNS = 8
+LINK_RE = __import__("re").compile(r"(\d+)\s*->\s*(\d+)")
+
+
+def _utilisation_rows(data: SweepData, mname: str):
+    """[(series, {resource name: (kind, from, to, busy %)})] for one machine; x value."""
+    rows = []
+    xv = None
+    for s in data.series:
+        if not (data.df[data.df["series"] == s]["machine"] == mname).any():
+            continue
+        run = data.one_run(s)
+        if run is None:
+            continue
+        key, xv = run
+        util = {}
+        for r in data.result(key).get("resources") or []:
+            if r.get("kind") not in ("controller", "link"):
+                continue
+            a, b = r.get("from"), r.get("to")
+            m = LINK_RE.search(r["name"])
+            if (a is None or b is None) and m:
+                a, b = int(m.group(1)), int(m.group(2))
+            util[r["name"]] = (r["kind"], a, b, 100 * float(r.get("utilisation") or 0))
+        rows.append((s, util))
+    return rows, xv
+
+
+def fig_utilisation(data: SweepData):
+    """Busy fraction of controllers and links, one run per series.  With few links: one
+    heatmap (series x resource).  With many (an 8-node mesh has 56): controllers in one
+    heatmap, then per series a from -> to matrix of link utilisation."""
+    machines = data.machines
+    per_machine = {m: _utilisation_rows(data, m) for m in machines}
+    many = [m for m, (rows, _) in per_machine.items()
+            if rows and sum(1 for v in rows[0][1].values() if v[0] == "link")
+            > MAX_LINK_COLUMNS]
+    n = len(data.series)
+    link_panels = data.series[:MAX_PANELS] if many else []
+    cols = min(3, len(link_panels)) if link_panels else 1
+    link_rows = (len(link_panels) + cols - 1) // cols if link_panels else 0
+    with S.style():
+        top_h = (0.45 * n + 1.1) * len(machines)
+        fig = S.figure(9.5 if many else 9, 1.6 + top_h + 3.0 * link_rows)
+        gs = fig.add_gridspec(len(machines) + link_rows, cols,
+                              height_ratios=[0.45 * n + 1.1] * len(machines) + [3.0] * link_rows)
+        xv = None
+        drawn = False
+        for mi, mname in enumerate(machines):
+            ax = fig.add_subplot(gs[mi, :])
+            rows, x_here = per_machine[mname]
+            xv = x_here if x_here is not None else xv
+            if not rows:
+                ax.set_visible(False)
+                continue
+            names: list[str] = []
+            for _, u in rows:
+                for nm, v in u.items():
+                    if nm not in names and (mname not in many or v[0] == "controller"):
+                        names.append(nm)
+            if not names:
+                ax.set_visible(False)
+                continue
+            mat = np.array([[u[nm][3] if nm in u else np.nan for nm in names]
+                            for _, u in rows])
+            vmax = max(100.0, float(np.nanmax(mat)) if mat.size else 100.0)
+            labels = [nm.replace("mc ", "controller ").replace("->", "→") for nm in names]
+            _heatmap(ax, mat, [s for s, _ in rows], labels, vmax=vmax,
+                     fmt=lambda v: f"{v:.0f}%", cbar_label="busy (% of its bandwidth)",
+                     fig=fig)
+            what = "memory controller" if mname in many else \
+                "memory controller or interconnect link"
+            ax.set_xlabel(f"{what} ({mname})")
+            drawn = True
+        if many:
+            mname = many[0]
+            rows = dict(per_machine[mname][0])
+            nodes = sorted({x for u in rows.values() for v in u.values() if v[0] == "link"
+                            for x in (v[1], v[2]) if x is not None})
+            idx = {nd: i for i, nd in enumerate(nodes)}
+            vmax = max([100.0] + [v[3] for u in rows.values() for v in u.values()
+                                  if v[0] == "link"])
+            im = None
+            for k, s in enumerate(link_panels):
+                ax = fig.add_subplot(gs[len(machines) + k // cols, k % cols])
+                mat = np.full((len(nodes), len(nodes)), np.nan)
+                for v in (rows.get(s) or {}).values():
+                    if v[0] == "link" and v[1] in idx and v[2] in idx:
+                        mat[idx[v[1]], idx[v[2]]] = v[3]
+                im = ax.imshow(mat, cmap=S.HEATMAP, vmin=0, vmax=vmax)
+                ax.set_xticks(range(len(nodes)), [str(x) for x in nodes])
+                ax.set_yticks(range(len(nodes)), [str(x) for x in nodes])
+                ax.grid(False)
+                ax.set_title(S.wrap(s, 36), fontsize=9)
+                ax.set_xlabel("link to node")
+                if k % cols == 0:
+                    ax.set_ylabel("link from node")
+            if im is not None:
+                cb = fig.colorbar(im, ax=fig.axes[-len(link_panels):], shrink=0.8)
+                cb.set_label(f"link busy (% of its bandwidth, {mname})")
+        if not drawn:
+            return None
+        fig.suptitle(f"Memory-controller and link utilisation over the whole run"
+                     f"{_at(data, xv)}\n{_subject(data)}", fontweight="bold")
+    return fig
+
+
+# ------------------------------------------------------------------- machine(s)
+def machine_drawings(data: SweepData, out_dir: Path, formats: tuple[str, ...]
+                     ) -> list[Path]:
+    from numasim.experiments.point import _machine
+    from numasim.topology.draw import draw_machine
+
+    seen: dict[str, dict[str, Any]] = {}
+    for doc in data.docs.values():
+        m = doc["config"]["machine"]
+        seen.setdefault(m["name"], m)
+    paths = []
+    metric = data.manifest.get("machine_metric") or "latency"
+    for name, m in seen.items():
+        machine = _machine(name, m["yaml"])
+        stem = "machine" if len(seen) == 1 else f"machine-{name}"
+        for fmt in formats:
+            p = out_dir / f"{stem}.{fmt}"
+            with S.style():
+                draw_machine(machine, p, metric=metric)
+            paths.append(p)
+    return paths
+
+
+# ------------------------------------------------------------------------- all
+FIGURES = (("throughput", fig_throughput), ("latency", fig_latency),
+           ("locality", fig_locality),
+           ("latency_cdf", fig_latency_cdf), ("pages_per_node", fig_pages),
+           ("bandwidth_timeline", fig_timeline), ("utilisation", fig_utilisation))
+
+
+def figures(data: SweepData) -> list[tuple[str, Any]]:
+    """(name, Figure) of every figure that has something to show."""
+    out = []
+    for name, fn in FIGURES:
+        fig = fn(data)
+        if fig is not None:
+            out.append((name, fig))
+    return out
+
+
+def plot_results(results: str | os.PathLike, out_dir: str | os.PathLike,
+                 formats: tuple[str, ...] = S.FORMATS, pdf: bool = True) -> list[Path]:
+    """Draw every figure of a results folder into ``out_dir``; returns the files written."""
+    data = load_sweep(results)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = machine_drawings(data, out, formats)
+    figs = figures(data)
+    for name, fig in figs:
+        paths += S.save(fig, out, name, formats)
+    if pdf:
+        paths.append(_report_pdf(data, figs, out))
+    return paths
+
+
+def _report_pdf(data: SweepData, figs: list[tuple[str, Any]], out: Path) -> Path:
+    """All figures in one PDF; the first page names the experiment and shows the machine."""
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    from numasim.experiments.point import _machine
+    from numasim.topology.draw import draw_machine
+
+    path = out / "report.pdf"
+    tmp = out / ".report.pdf.tmp"
+    with S.style(), PdfPages(tmp, metadata={"CreationDate": None, "ModDate": None,
+                                            "Title": data.name}) as pdf:
+        import matplotlib.image as mpimg
+        from matplotlib.figure import Figure
+
+        first = Figure(figsize=(8.5, 11))
+        first.suptitle(f"numasim experiment: {data.name}", fontsize=14, fontweight="bold")
+        desc = data.manifest.get("description") or ""
+        n_ok = len(data.df)
+        text = (f"{desc}\n\n{n_ok} run(s); workload: {', '.join(data.workloads)}; "
+                f"machine: {', '.join(data.machines)}")
+        first.text(0.06, 0.93, S.wrap(text, 95), va="top", ha="left", fontsize=10)
+        doc = next(iter(data.docs.values()))
+        m = doc["config"]["machine"]
+        img_path = out / ".machine-report.png"
+        draw_machine(_machine(m["name"], m["yaml"]), img_path,
+                     metric=data.manifest.get("machine_metric") or "latency")
+        ax = first.add_axes((0.04, 0.05, 0.92, 0.72))
+        ax.imshow(mpimg.imread(img_path))
+        ax.set_axis_off()
+        img_path.unlink()
+        pdf.savefig(first)
+        for _, fig in figs:
+            pdf.savefig(fig)
+    os.replace(tmp, path)
+    return path

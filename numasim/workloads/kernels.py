@@ -1,0 +1,107 @@
+"""The built-in kernels, as :class:`~numasim.workloads.model.Workload` builders.
+
+Each builds regions, a first-touch ``init`` phase (``parallel`` by default, ``serial`` for the
+classic trap, ``none`` to skip it) and the kernel's phase:
+
+* ``stream``: arrays a, b, c of ``size`` each; ``op`` copy / scale / add / triad, ``repeat``
+  times;
+* ``gups``: a table of ``size``; ``count`` random read-modify-writes (default one per line);
+* ``pointer_chase``: a buffer of ``size``; dependent loads along a random cycle through each
+  thread's chunk;
+* ``stride``: a buffer of ``size``; loads ``stride`` bytes apart;
+* ``zipf``: a buffer of ``size``; ``count`` loads with Zipf(``theta``) popularity (hot and
+  cold lines);
+* ``prodcons``: a shared buffer of ``size``; the producers (first half of the threads) write
+  it first, then keep writing their slots while the others read them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from numasim import units
+from numasim.errors import ConfigError, did_you_mean
+from numasim.workloads.model import STREAM_OPS, Phase, Region, Workload
+
+BUILTIN = ("stream", "gups", "pointer_chase", "stride", "zipf", "prodcons")
+DEFAULT_SIZE = {"stream": 64 << 20, "gups": 64 << 20, "pointer_chase": 16 << 20,
+                "stride": 64 << 20, "zipf": 64 << 20, "prodcons": 16 << 20}
+INITS = ("parallel", "serial", "none")
+
+OPTIONS = ("op", "threads", "size", "init", "repeat", "compute", "placement", "cpus", "stride",
+           "theta", "count", "producers", "write", "cpu")
+
+
+def _size(v: Any, field: str = "size") -> int:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    try:
+        return units.parse_size(v)
+    except units.UnitError as e:
+        raise ConfigError(str(e), field=field) from None
+
+
+def build_kernel(name: str, *, op: str = "triad", threads: int = 1, size: Any = None,
+                 init: str = "parallel", repeat: int = 1, compute: int | None = None,
+                 placement: str = "spread", cpus: list[int] | None = None,
+                 stride: Any = 64, theta: float = 0.99, count: int | None = None,
+                 producers: int | None = None, write: bool = False,
+                 cpu: dict[str, Any] | None = None) -> Workload:
+    """A built-in kernel as a workload (see the module table)."""
+    if name not in BUILTIN:
+        raise ConfigError(f"unknown kernel {name!r}", field="kernel",
+                          hint=did_you_mean(name, BUILTIN))
+    if op not in STREAM_OPS:
+        raise ConfigError(f"unknown STREAM kernel {op!r}", field="--kernel",
+                          hint=did_you_mean(op, STREAM_OPS))
+    if init not in INITS:
+        raise ConfigError(f"unknown init {init!r}", field="--init", hint=did_you_mean(init, INITS))
+    if threads < 1:
+        raise ConfigError(f"threads must be at least 1, got {threads}", field="--threads")
+    if repeat < 1:
+        raise ConfigError(f"repeat must be at least 1, got {repeat}", field="--repeat")
+    nbytes = _size(size if size is not None else DEFAULT_SIZE[name])
+    if nbytes <= 0:
+        raise ConfigError("size must be positive", field="--size")
+    stride_b = _size(stride, "--stride")
+    if stride_b <= 0:
+        raise ConfigError("stride must be positive", field="--stride")
+    if name == "stream":
+        regions = [Region("a", nbytes), Region("b", nbytes), Region("c", nbytes)]
+    elif name == "prodcons":
+        regions = [Region("buffer", nbytes, "shared")]
+    else:
+        regions = [Region("data", nbytes)]
+    phases: list[Phase] = []
+    if name == "prodcons":
+        if threads < 2:
+            raise ConfigError("prodcons needs at least 2 threads", field="--threads")
+        nprod = producers if producers is not None else max(1, threads // 2)
+        if not 1 <= nprod < threads:
+            raise ConfigError(f"producers must be 1..{threads - 1}, got {nprod}",
+                              field="--producers")
+        if init != "none":  # the producers write the buffer first: they own its pages
+            phases.append(Phase("init", "init", ["buffer"], split=init,
+                                threads=list(range(nprod))))
+    elif init != "none":
+        phases.append(Phase("init", "init", [r.name for r in regions], split=init))
+    common = dict(repeat=repeat, compute=compute)
+    if name == "stream":
+        phases.append(Phase(op, "stream", ["a", "b", "c"], op=op, **common))
+    elif name == "gups":
+        phases.append(Phase("gups", "gups", ["data"], count=count, **common))
+    elif name == "pointer_chase":
+        phases.append(Phase("chase", "pointer_chase", ["data"], count=count, **common))
+    elif name == "stride":
+        phases.append(Phase("stride", "stride", ["data"], stride=stride_b, write=write,
+                            **common))
+    elif name == "zipf":
+        phases.append(Phase("zipf", "zipf", ["data"], theta=theta, count=count, write=write,
+                            **common))
+    else:
+        phases.append(Phase("prodcons", "prodcons", ["buffer"], producers=nprod, **common))
+    label = f"{name}-{op}" if name == "stream" else name
+    return Workload(name=label, threads=threads, placement=placement, cpus=cpus,
+                    regions=regions, phases=phases, cpu=dict(cpu or {}),
+                    description=f"built-in {label}, {threads} thread(s), "
+                                f"{units.format_size(nbytes)}")

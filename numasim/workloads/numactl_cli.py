@@ -1,0 +1,134 @@
+"""``numasim numactl [numactl options] [--] KERNEL [kernel options] --machine MACHINE``.
+
+Runs a built-in kernel (or a workload YAML) the way ``numactl`` runs a program: numactl's own
+options, read exactly as numactl reads them (:mod:`numasim.mm.numactl`), set the task policy
+and CPU binding of the process before its threads start; the kernel's options follow it::
+
+    numasim numactl --interleave=all --cpunodebind=0 -- stream --kernel triad --threads 16 \\
+        --size 1GiB --machine configs/machines/clx-2s.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from numasim.errors import NumasimError
+from numasim.workloads.run_cli import add_run_options, run_and_print
+
+USAGE = ("numasim numactl [numactl options] [--] KERNEL [kernel options] --machine MACHINE "
+         "[--engine fast|exact] [--json]")
+EPILOG = """numactl options: --interleave=NODES, --weighted-interleave=NODES, --membind=NODES,
+--preferred=NODE, --preferred-many=NODES, --localalloc, --cpunodebind=NODES,
+--physcpubind=CPUS (numactl's syntax: all, 0-3,8, !1, +0).
+kernels: stream (--kernel copy|scale|add|triad), gups, pointer_chase, stride, zipf, prodcons;
+each takes --threads and --size; or give a workload YAML file instead of a kernel."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # every argument is numactl's or the kernel's: read them all ourselves
+    parser.prefix_chars = "\x01"
+    parser.usage = USAGE
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("argv", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+
+def kernel_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="numasim numactl ... KERNEL", add_help=False,
+                                exit_on_error=False)
+    p.add_argument("--kernel", dest="op", default="triad",
+                   help="STREAM kernel: copy, scale, add, triad")
+    p.add_argument("--threads", "-t", type=int, default=1)
+    p.add_argument("--size", "-s", help="bytes per array / table (e.g. 1GiB)")
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--init", default="parallel", help="first touch: parallel, serial, none")
+    p.add_argument("--compute", type=int, help="compute cycles before each access")
+    p.add_argument("--placement", default="spread", help="spread or compact")
+    p.add_argument("--stride", default="64B")
+    p.add_argument("--theta", type=float, default=0.99)
+    p.add_argument("--count", type=int)
+    p.add_argument("--producers", type=int)
+    p.add_argument("--write", action="store_true")
+    add_run_options(p)
+    return p
+
+
+def _split_machine(argv: list[str]) -> tuple[str | None, list[str]]:
+    """--machine is needed before numactl's node strings can be read; take it out first."""
+    out: list[str] = []
+    machine = None
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--machine", "-m") and i + 1 < len(argv):
+            machine = argv[i + 1]
+            i += 2
+            continue
+        if a.startswith("--machine="):
+            machine = a.partition("=")[2]
+            i += 1
+            continue
+        out.append(a)
+        i += 1
+    return machine, out
+
+
+def main(args: argparse.Namespace) -> int:
+    argv = list(args.argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(f"usage: {USAGE}\n\n{EPILOG}")
+        kernel_parser().print_help()
+        return 0
+    machine_spec, rest = _split_machine(argv)
+    if machine_spec is None:
+        raise NumasimError("no machine given", field="--machine",
+                           hint="add --machine MACHINE (a YAML file or a shipped name such as "
+                                "clx-2s)")
+    from numasim.mm.numactl import parse_numactl
+    from numasim.topology.loaders import load_machine
+
+    machine = load_machine(machine_spec)
+    opts = parse_numactl(rest, machine)
+    if opts.show or opts.hardware or opts.version:
+        raise NumasimError("--show, --hardware and --version do not run a workload",
+                           field="numactl", hint="use `numasim topo show MACHINE` for the "
+                                                 "hardware")
+    command = list(opts.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise NumasimError("no kernel given after the numactl options", field="command",
+                           hint="e.g. -- stream --kernel triad --threads 4")
+    numactl_argv = rest[: len(rest) - len(opts.command)]
+    if numactl_argv and numactl_argv[-1] == "--":
+        numactl_argv = numactl_argv[:-1]
+    name, kargv = command[0], command[1:] + ["--machine", machine_spec]
+    try:
+        kargs, unknown = kernel_parser().parse_known_args(kargv)
+    except argparse.ArgumentError as e:
+        raise NumasimError(str(e), field=e.argument_name or "kernel options",
+                           hint="see `numasim numactl --help`") from None
+    if unknown:
+        raise NumasimError(f"unknown option {unknown[0]!r} for the kernel",
+                           field=unknown[0], hint="see `numasim numactl --help`")
+    from numasim.workloads.kernels import BUILTIN
+
+    if name in BUILTIN:
+        options = dict(op=kargs.op, threads=kargs.threads, repeat=kargs.repeat,
+                       init=kargs.init, compute=kargs.compute, placement=kargs.placement,
+                       stride=kargs.stride, theta=kargs.theta, count=kargs.count,
+                       producers=kargs.producers, write=kargs.write)
+        if kargs.size is not None:
+            options["size"] = kargs.size
+        return run_and_print(machine, name, kargs, numactl=numactl_argv, **options)
+    if name.startswith("-"):
+        raise NumasimError(f"{name!r} is not a numactl option", field=name,
+                           hint="numactl options: --interleave, --weighted-interleave, "
+                                "--membind, --preferred, --preferred-many, --localalloc, "
+                                "--cpunodebind, --physcpubind")
+    return run_and_print(machine, name, kargs, numactl=numactl_argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(argparse.Namespace(argv=sys.argv[1:])))

@@ -1,0 +1,104 @@
+"""``numasim run WORKLOAD.yaml --machine MACHINE``: run a workload file (or a built-in kernel).
+
+Prints a readable summary, or with ``--json`` one JSON document (see
+:mod:`numasim.machine.report` for its keys).  ``--no-host-time`` leaves out ``host_seconds``,
+the only part of the document that differs between two runs of the same configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from numasim.errors import NumasimError
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options every way of running a workload shares."""
+    from numasim.cli import MACHINE_HELP
+
+    p.add_argument("--machine", "-m", required=True, help=MACHINE_HELP)
+    p.add_argument("--engine", choices=("fast", "exact"), default="fast",
+                   help="fast: bound-weave in numba (default); exact: SimPy request by "
+                        "request, the reference (slow)")
+    p.add_argument("--linux", default="6.12", metavar="VERSION",
+                   help="kernel semantics: 6.12 (default), 6.1 or 2.6.7")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (0)")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("-o", "--output", help="also write the JSON document to this file")
+    p.add_argument("--no-host-time", action="store_true",
+                   help="leave host_seconds out of the JSON (byte-identical reruns)")
+    p.add_argument("--weights", help="weighted-interleave weights, e.g. 0=9,1=1 (default: the "
+                                     "machine's)")
+    p.add_argument("--mlp", type=int, help="miss slots per CPU (default 10)")
+    p.add_argument("--no-write-allocate", action="store_true",
+                   help="stores are non-temporal (no read for ownership)")
+    p.add_argument("--llc", metavar="SIZE", help="per-node last-level cache of SIZE (e.g. "
+                                                "32MiB); off by default")
+    p.add_argument("--quantum", type=int, help="fast engine: fixed quantum in cycles "
+                                               "(default: adaptive)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def parse_weights(text: str | None) -> dict[int, int] | None:
+    if not text:
+        return None
+    out: dict[int, int] = {}
+    for part in text.split(","):
+        node, eq, w = part.partition("=")
+        try:
+            if not eq:
+                raise ValueError
+            out[int(node)] = int(w)
+        except ValueError:
+            raise NumasimError(f"cannot read weight {part!r}", field="--weights",
+                               hint="write NODE=WEIGHT pairs, e.g. 0=9,1=1") from None
+    return out
+
+
+def cpu_overrides(args: argparse.Namespace) -> dict:
+    cpu: dict = {}
+    if args.mlp is not None:
+        cpu["mlp"] = args.mlp
+    if args.no_write_allocate:
+        cpu["write_allocate"] = False
+    if args.llc:
+        from numasim import units
+
+        try:
+            cpu["llc"] = {"size": units.parse_size(args.llc)}
+        except units.UnitError as e:
+            raise NumasimError(str(e), field="--llc") from None
+    return cpu
+
+
+def run_and_print(machine: str, workload, args: argparse.Namespace, *,
+                  numactl: list[str] | None = None, **options) -> int:
+    from numasim.api import run
+
+    result = run(machine, workload, engine=args.engine, kernel=args.linux, seed=args.seed,
+                 numactl=numactl, cpu=cpu_overrides(args), quantum=args.quantum,
+                 weights=parse_weights(args.weights),
+                 progress=not args.no_progress and sys.stderr.isatty(), **options)
+    text = result.to_json(host=not args.no_host_time)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+    if args.json:
+        sys.stdout.write(text)
+    else:
+        sys.stdout.write(result.summary())
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("workload", help="a workload YAML file, or a built-in kernel name "
+                                         "(stream, gups, pointer_chase, stride, zipf, prodcons)")
+    parser.add_argument("--numactl", help="extra numactl options in front of the workload, "
+                                          "e.g. \"--interleave=all\"")
+    add_run_options(parser)
+
+
+def main(args: argparse.Namespace) -> int:
+    numactl = args.numactl.split() if args.numactl else None
+    return run_and_print(args.machine, args.workload, args, numactl=numactl)

@@ -1,0 +1,79 @@
+"""Every shipped experiment runs at its reduced (--quick) size, its plots are produced, and
+its pages land where the kernel's policies put them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import numasim
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = ["policy-comparison", "thread-scaling-epyc", "cxl-tiering", "opteron-2.6.7-vs-6.12",
+           "pointer-chase-latency"]
+
+
+def test_the_five_are_shipped():
+    names = {p.stem for p in (REPO / "experiments").glob("*.yaml")}
+    assert set(SHIPPED) <= names
+
+
+@pytest.fixture(scope="module", params=SHIPPED)
+def quick(request, tmp_path_factory):
+    d = tmp_path_factory.mktemp(request.param)
+    df = numasim.sweep(REPO / "experiments" / f"{request.param}.yaml", quick=True,
+                       out=d / "results", plots=d / "plots", progress=False,
+                       plot_formats=("png",))
+    return request.param, df, d
+
+
+def row(df, **where):
+    sel = df
+    for k, v in where.items():
+        sel = sel[sel[k] == v]
+    assert len(sel) >= 1, where
+    return sel.iloc[0]
+
+
+def test_quick_run_and_plots(quick):
+    name, df, d = quick
+    assert len(df) > 0 and set(df["status"]) == {"ok"}, df.get("error")
+    pngs = {p.stem for p in (d / "plots").glob("*.png")}
+    assert {"machine", "throughput", "latency", "locality", "latency_cdf", "pages_per_node",
+            "bandwidth_timeline", "utilisation"} <= pngs
+    assert (d / "results" / "results.csv").exists()
+
+    if name == "policy-comparison":
+        serial = row(df, case="first-touch, serial init")
+        assert serial["pages_node1"] == 0
+        il = row(df, case="--interleave=all")
+        assert il["pages_node0"] == il["pages_node1"]
+        remote = row(df, case="--membind=1 (remote), threads on socket 0")
+        assert remote["pages_node0"] == 0 and remote["local_fraction"] == 0
+        par = row(df, case="first-touch, parallel init")
+        assert par["local_fraction"] > 0.99
+    elif name == "opteron-2.6.7-vs-6.12":
+        old = row(df, case="--membind=0,1", kernel="2.6.7")
+        new = row(df, case="--membind=0,1", kernel="6.12")
+        assert old["pages_node0"] > 0 and old["pages_node1"] == 0
+        assert new["pages_node1"] > 0 and new["pages_node0"] == 0
+        assert old["latency_mean_ns"] > new["latency_mean_ns"]
+        d1 = row(df, case="default (local)", kernel="2.6.7")
+        d2 = row(df, case="default (local)", kernel="6.12")
+        assert d1["pages_node3"] == d2["pages_node3"] > 0
+    elif name == "cxl-tiering":
+        w4 = row(df, case="weighted 4:1")
+        assert w4["pages_node0"] / w4["pages_node1"] == pytest.approx(4, rel=0.05)
+        assert row(df, case="CXL only (--membind=1)")["pages_node0"] == 0
+    elif name == "thread-scaling-epyc":
+        one = df[df["case"] == "--membind=0 (one node)"]
+        assert (one["pages_node1"] == 0).all()
+        ft = df[df["case"] == "first-touch (parallel init)"].set_index("threads")
+        assert ft.loc[8, "bandwidth_GBps"] > ft.loc[1, "bandwidth_GBps"]
+    elif name == "pointer-chase-latency":
+        loc = df[df["case"] == "local (--membind=0)"]
+        rem = df[df["case"] == "remote (--membind=1)"]
+        assert (loc["pages_node1"] == 0).all() and (rem["pages_node0"] == 0).all()
+        big = int(df["size"].max())
+        assert row(rem, size=big)["ns_per_access"] > row(loc, size=big)["ns_per_access"]
