@@ -177,7 +177,7 @@ def apply(k: Kernel, t: int, op) -> object:
     raise AssertionError(name)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                     HealthCheck.data_too_large])
 @given(data=st.data())
 @pytest.mark.parametrize("kernel", ["6.12", "6.1", "2.6.7"])
