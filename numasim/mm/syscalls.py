@@ -64,6 +64,18 @@ NO_ILX = core.NO_ILX
 
 
 # --------------------------------------------------------------------- helpers
+def page_range(start: int, length: int, wrap_errno: int = EINVAL) -> tuple[int, int] | None:
+    """``len = PAGE_ALIGN(len); end = start + len``: the range as page numbers, None when
+    it is empty; OSError(wrap_errno) when it wraps past the top of the address space."""
+    length = (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1) & ULONG_MASK
+    end = start + length
+    if end > ULONG_MASK:
+        raise OSError(wrap_errno, "range wraps around")
+    if end == start:
+        return None
+    return start >> PAGE_SHIFT, end >> PAGE_SHIFT
+
+
 def _mems_allowed(k: Kernel, t: int) -> set[int]:
     return {int(n) for n in k.ks.task_mems[t].nonzero()[0]}
 
@@ -504,18 +516,15 @@ def mbind(k: Kernel, t: int, start: int, length: int, mode: int, nmask: UserMask
         raise OSError(EINVAL, "start not page aligned")
     if mode == MPOL_DEFAULT:
         flags &= ~MPOL_MF_STRICT
-    length = (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1) & ULONG_MASK
-    end = start + length
-    if end > ULONG_MASK:
-        raise OSError(EINVAL, "range wraps around")
-    if end == start:
+    span = page_range(start, length)
+    if span is None:
         return 0
+    svpn, evpn = span
     new = mpol_new(mode, mode_flags, nodes)
     if k.kgen == KGEN_2_6_7 and new is not None and new.mode == MPOL_LOCAL:
         new.mode = MPOL_PREFERRED
     mpol_set_nodemask(new, nodes, _mems_allowed(k, t), _n_memory(k), k.kgen)
     mm = k.task_mm(t)
-    svpn, evpn = start >> PAGE_SHIFT, end >> PAGE_SHIFT
     check_range_holes(k, mm, svpn, evpn, discontig_ok=new is None)
     queued, failed = queue_pages_range(k, t, svpn, evpn, nodes, flags, invert=True)
     row = install_policy(k, new)
@@ -546,14 +555,11 @@ def mprotect(k: Kernel, t: int, start: int, length: int, prot: int) -> int:
     start &= ULONG_MASK
     if start & (PAGE_SIZE - 1):
         raise OSError(EINVAL, "start not page aligned")
-    length = (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1) & ULONG_MASK
-    end = start + length
-    if end > ULONG_MASK:
-        raise OSError(ENOMEM, "range wraps around")
-    if end == start:
+    span = page_range(start, length, ENOMEM)
+    if span is None:
         return 0
     mm = k.task_mm(t)
-    svpn, evpn = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+    svpn, evpn = span
     vmas = _vmas_in(k, mm, svpn, evpn)
     if not vmas or ks.vmas[vmas[0], S.V_START] > svpn:
         raise OSError(ENOMEM, "range not mapped")
@@ -594,14 +600,11 @@ def set_mempolicy_home_node(k: Kernel, t: int, start: int, length: int, home_nod
     home_node &= ULONG_MASK
     if home_node >= MAX_NUMNODES or home_node not in k.machine.node_ids:
         raise OSError(EINVAL, "home node not online")
-    length = (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1) & ULONG_MASK
-    end = start + length
-    if end > ULONG_MASK:
-        raise OSError(EINVAL, "range wraps around")
-    if end == start:
+    span = page_range(start, length)
+    if span is None:
         return 0
     mm = k.task_mm(t)
-    svpn, evpn = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+    svpn, evpn = span
     err = ENOENT
     for v in _vmas_in(k, mm, svpn, evpn):
         if not ks.vmas[v, S.V_ALIVE]:
