@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -121,7 +121,7 @@ def run(machine, workload, *, engine: str = "fast", kernel: str = "6.12", seed: 
     wl = _workload(workload, options)
     if numactl:
         extra = numactl.split() if isinstance(numactl, str) else list(numactl)
-        wl.numactl = list(wl.numactl) + extra
+        wl = replace(wl, numactl=list(wl.numactl) + extra)  # never change the caller's
     overrides = dict(wl.cpu)
     overrides.update(cpu or {})
     llc = overrides.pop("llc", None)

@@ -38,6 +38,7 @@ import numpy as np
 from numba import njit
 
 from numasim.machine import cpu as C
+from numasim.machine.resources import KIND_MC
 from numasim.mm import alloc_core as core
 from numasim.mm.state import (
     FAULT_OK,
@@ -117,17 +118,32 @@ def pairs_to_resources(pair, pwait, route_r, route_w, cpu_nodes, cnt, swait):
 
 
 @njit(cache=True)
-def concentration(pbin, route_r, cpu_nodes, service, nbins_used, binw, burst, kappa):
+def concentration(pbin, route_r, cpu_nodes, service, is_mc, nbins_used, binw, burst, kappa):
     """kappa[r]: how much more load an average request meets at resource r than the
-    quantum's average load, because requests bunch up in time (threads marching together
-    through interleaved pages, all on the same node at the same moment).
+    quantum's average load, because r's share of the machine's memory traffic changes
+    within the quantum (threads marching together through interleaved pages: all on one
+    node at a time, a convoy).
 
     The requests each resource got per time bin are first passed through a fluid queue of
     the resource's capacity (a backlog carries over, so a saturated resource is evenly busy
-    however its requests arrived); then kappa = ``B sum(s_b^2) / S^2`` over the B bins' served
-    counts s_b, less the ``B X / S`` that random arrivals in batches of mean burst factor X
-    (``burst[r]``, from the private-FIFO waits) give by chance, with a 5 % dead zone: 1 for a
-    steady load, 4 for a resource busy one quarter of the time."""
+    however its requests arrived), giving served counts s_b; T_b is the sum of the
+    controllers' served counts (every request passes exactly one controller: the machine's
+    memory work in bin b).  A convoy is uneven both in time and in share, so kappa is the
+    lower of
+
+    * ``B sum(s_b^2) / S^2`` (uneven in time: 4 for a resource busy a quarter of the time),
+      less the ``B X / S`` that random arrivals in batches of mean burst factor X
+      (``burst[r]``, from the private-FIFO waits) give by chance;
+    * ``sum(s_b^2 / T_b) sum(T_b) / S^2`` (uneven in share: 1 when r keeps the same share of
+      the traffic in every bin, N for a convoy visiting N resources in turn), less the
+      ``(1 - p) B X / S`` of random splitting (p = r's share);
+
+    with a 5 % dead zone.  Time alone is not enough: when the whole machine's traffic pulses
+    (every request given the same estimated wait, so the CPUs' miss slots refill in
+    lockstep), that is an artefact of the estimate, and counting it made the estimate
+    self-reinforcing (an 8x-overloaded controller settled at 40-70 % of its bandwidth).
+    Share alone is not enough either: a saturated slow node keeps its controller evenly busy
+    while the fast node beside it comes and goes."""
     ncpu = pbin.shape[0]
     nn = pbin.shape[1]
     kk = route_r.shape[2]
@@ -142,20 +158,43 @@ def concentration(pbin, route_r, cpu_nodes, service, nbins_used, binw, burst, ka
                     break
                 for b in range(nbins_used):
                     bins[x, b] += pbin[c, n, P_READ, b] + pbin[c, n, P_WRITE, b]
+    served = np.zeros((nres, nbins_used))
     for r in range(nres):
         cap = binw / service[r]
         backlog = 0.0
-        tot = 0.0
-        sq = 0.0
         for b in range(nbins_used):
             have = backlog + bins[r, b]
-            served = have if have < cap else cap
-            backlog = have - served
-            tot += served
-            sq += served * served
+            sv = have if have < cap else cap
+            backlog = have - sv
+            served[r, b] = sv
+    total = np.zeros(nbins_used)
+    for r in range(nres):
+        if is_mc[r] != 0:
+            for b in range(nbins_used):
+                total[b] += served[r, b]
+    for r in range(nres):
+        tot = 0.0
+        ttot = 0.0
+        sq = 0.0
+        sqn = 0.0
+        for b in range(nbins_used):
+            sv = served[r, b]
+            tb = total[b] if total[b] > sv else sv
+            ttot += tb
+            tot += sv
+            sq += sv * sv
+            if sv > 0.0:
+                sqn += sv * sv / tb
         k = 1.0
         if tot > 0.0:
-            k = nbins_used * sq / (tot * tot) - nbins_used * burst[r] / tot - 0.05
+            # uneven in time ...
+            k = nbins_used * sq / (tot * tot) - nbins_used * burst[r] / tot
+            # ... and uneven in share: both, or it is not a convoy
+            p = tot / ttot
+            kn = sqn * ttot / (tot * tot) - (1.0 - p) * nbins_used * burst[r] / tot
+            if kn < k:
+                k = kn
+            k -= 0.05
             if k < 1.0:
                 k = 1.0
         kappa[r] = k
@@ -695,9 +734,9 @@ def estimate_waits(cnt, swait, st, service, kappa, wres, rho_used, active, q, ml
         for c in range(ncpu):
             total += cnt[c, r, 0] * scale[c]
         if total <= 0.0:
-            for c in range(ncpu):
-                wres[c, r] = 0.0
-            rho_used[r] = 0.0
+            # nothing crossed r: the CPUs that use it are all waiting (a quantum shorter
+            # than their latency) or have moved on; either way the estimate stands until
+            # traffic returns (forgetting it let every stalled CPU reissue at zero wait)
             continue
         old_mean = 0.0
         for c in range(ncpu):
@@ -804,6 +843,7 @@ class FastEngine:
         self.rho_used = np.zeros(nres)
         self.waits = np.zeros((n, 2, nr))
         self.service = np.ascontiguousarray(sim.res.service)
+        self.is_mc = (sim.res.kinds == KIND_MC).astype(np.int64)
         self.route_r = np.ascontiguousarray(sim.res.route_read)
         self.route_w = np.ascontiguousarray(sim.res.route_write)
         self.lat = np.ascontiguousarray(sim.res.latency)
@@ -910,7 +950,7 @@ class FastEngine:
             burst = 1.0 + 2.0 * self.swait.sum(axis=0) / np.maximum(lines, 1) / self.service
             if ep.concentration:
                 concentration(self.pbin, self.route_r, sim.cpu_nodes, self.service,
-                              nbins_used, binw, burst, self.kappa)
+                              self.is_mc, nbins_used, binw, burst, self.kappa)
             self._timeline(used, q_start, binw)
             used[:] = 0
             estimate_waits(self.cnt, self.swait, sim.st, self.service, self.kappa, self.wres,
