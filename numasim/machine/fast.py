@@ -5,7 +5,10 @@
 allocator core, and times every request as idle latency + the wait in the CPU's *private*
 FIFO copy of every server on its route (how a CPU's own requests queue behind each other:
 bursts, a write-back meeting the next read -- exactly what the exact engine gives a CPU that
-is alone on its resources) + the wait behind *other* CPUs estimated from the previous quantum.
+is alone on its resources) + the wait behind *other* CPUs estimated from the previous quantum,
+spread evenly over [0, 2w) around its mean w (in a real queue some requests wait long and
+some not at all; giving all the same wait kept the CPUs refilling their miss slots in
+lockstep, a pulsing load the weave then mistook for a convoy).
 It counts the lines each (CPU, memory node, kind) moved, per time bin of the quantum.
 
 *Weave*: at the quantum boundary (:func:`estimate_waits`) the counts become a new estimate of
@@ -286,6 +289,8 @@ def run_quantum(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, 
     pc_node = np.zeros(nreg, dtype=np.int64)
     pc_wok = np.zeros(nreg, dtype=np.int64)
     n_acc = 0.0
+    acc0 = st[c, C.ST_ACCESSES]
+    cphase = c * 0.7548776662466927
     n_mem = 0.0
     n_hits = 0.0
     lat_sum = 0.0
@@ -505,6 +510,10 @@ def run_quantum(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, 
                 latv = llc_hit
                 n_hits += 1.0
             else:
+                # the wait behind others, spread evenly over [0, 2w) around its mean (a
+                # golden-ratio sequence per CPU): requests in a real queue wait 0 to 2w, and
+                # one wait for all keeps the CPUs refilling their miss slots in lockstep
+                dith = 2.0 * (((acc0 + n_acc) * 0.6180339887498949 + cphase) % 1.0)
                 if write and not write_allocate:
                     ws = 0.0
                     aa = ti
@@ -518,7 +527,7 @@ def run_quantum(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, 
                         ws += s0 - aa
                         aa = s0 + service[x]
                     pw[node * P_NKINDS + P_WRITE] += ws
-                    w = ww[node] + ws
+                    w = ww[node] * dith + ws
                     if ti >= bend and bcur < nbin - 1:
                         for k in range(nn * P_NKINDS):
                             pbin[c, k // P_NKINDS, k % P_NKINDS, bcur] += lb[k]
@@ -541,7 +550,7 @@ def run_quantum(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, 
                         ws += s0 - aa
                         aa = s0 + service[x]
                     pw[node * P_NKINDS + P_READ] += ws
-                    w = wr[node] + ws
+                    w = wr[node] * dith + ws
                     if ti >= bend and bcur < nbin - 1:
                         for k in range(nn * P_NKINDS):
                             pbin[c, k // P_NKINDS, k % P_NKINDS, bcur] += lb[k]
