@@ -289,8 +289,7 @@ def run_quantum(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, 
     pc_node = np.zeros(nreg, dtype=np.int64)
     pc_wok = np.zeros(nreg, dtype=np.int64)
     n_acc = 0.0
-    acc0 = st[c, C.ST_ACCESSES]
-    cphase = c * 0.7548776662466927
+    dphase = (st[c, C.ST_ACCESSES] * 0.6180339887498949 + c * 0.7548776662466927) % 1.0
     n_mem = 0.0
     n_hits = 0.0
     lat_sum = 0.0
@@ -513,7 +512,10 @@ def run_quantum(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, 
                 # the wait behind others, spread evenly over [0, 2w) around its mean (a
                 # golden-ratio sequence per CPU): requests in a real queue wait 0 to 2w, and
                 # one wait for all keeps the CPUs refilling their miss slots in lockstep
-                dith = 2.0 * (((acc0 + n_acc) * 0.6180339887498949 + cphase) % 1.0)
+                dphase += 0.6180339887498949
+                if dphase >= 1.0:
+                    dphase -= 1.0
+                dith = 2.0 * dphase
                 if write and not write_allocate:
                     ws = 0.0
                     aa = ti
