@@ -111,24 +111,32 @@ def _convoy(size: int) -> Workload:
                     phases=[Phase("init", "init"), Phase("triad", "stream", op="triad")])
 
 
-@pytest.mark.parametrize("engine,aligned,unaligned", [("exact", 1 << 20, 1_000_000),
-                                                      ("fast", 16 << 20, 16_000_000)])
-def test_page_aligned_interleave_convoy(engine, aligned, unaligned):
+@pytest.mark.parametrize("engine,aligned,unaligned,lo,hi", [
+    ("exact", 1 << 20, 1_000_000, 0.0, 0.85),
+    ("fast", 16 << 20, 16_000_000, 0.80, 0.95),
+])
+def test_page_aligned_interleave_convoy(engine, aligned, unaligned, lo, hi):
     """A known difference, documented rather than hidden.  Page-aligned chunks whose page
     count is a multiple of the node count put every thread on the same node at the same time
     under --interleave=all; the threads then march through the nodes together (a convoy) and
-    one controller at a time does the work.  The exact engine resolves it request by request
-    (its fair queues keep the threads together).  The fast engine follows it through its
-    load-concentration factor, which needs a few quanta to see it: on a 1 MiB triad the exact
-    engine gives 53 GB/s, the fast one 75 GB/s (82 GB/s with ``concentration=False``), where
-    unaligned 1,000,000-byte arrays give 94 GB/s in both.  STREAM-like sizes that are not
-    page-aligned do not form convoys."""
+    one controller at a time does the work, until the threads drift apart.  Triad bandwidth,
+    aligned (unaligned arrays of about the same size give 94 GB/s in both engines):
+
+        MiB per array    1      4      16
+        exact            53     74     87     (the convoy dissolves as the run goes on)
+        fast             73     79     83
+
+    The fast engine sees the convoy through its load-concentration factor, with each
+    thread's wait scaled by the load it met (leaders pull away, as in FIFO queues), but the
+    convoy forms and dissolves more slowly than in the exact engine.  STREAM-like sizes that
+    are not page-aligned do not form convoys."""
     m = load_machine("skx-2s-snc2")
 
     def triad_gbps(size):
         return run(m, _convoy(size), engine=engine).to_dict()["phases"][1]["bandwidth_GBps"]
 
-    assert triad_gbps(aligned) < 0.85 * triad_gbps(unaligned)
+    ratio = triad_gbps(aligned) / triad_gbps(unaligned)
+    assert lo < ratio < hi, ratio
 
 
 @pytest.mark.parametrize("numactl,threads,size", [

@@ -6,9 +6,10 @@ allocator core, and times every request as idle latency + the wait in the CPU's 
 FIFO copy of every server on its route (how a CPU's own requests queue behind each other:
 bursts, a write-back meeting the next read -- exactly what the exact engine gives a CPU that
 is alone on its resources) + the wait behind *other* CPUs estimated from the previous quantum,
-spread evenly over [0, 2w) around its mean w (in a real queue some requests wait long and
-some not at all; giving all the same wait kept the CPUs refilling their miss slots in
-lockstep, a pulsing load the weave then mistook for a convoy).
+drawn uniformly from [0, 2w) around its mean w (a deterministic splitmix64 stream per CPU).
+In a real queue some requests wait long and some not at all, and threads drift apart; giving
+every request the same wait kept the CPUs refilling their miss slots in lockstep, a pulsing
+load the weave then mistook for a convoy.
 It counts the lines each (CPU, memory node, kind) moved, per time bin of the quantum.
 
 *Weave*: at the quantum boundary (:func:`estimate_waits`) the counts become a new estimate of
@@ -19,7 +20,9 @@ point "the wait the utilisation causes = the wait that lets exactly that utilisa
 * the wait: Pollaczek-Khinchine for a deterministic server with batch arrivals, the others'
   utilisation weighted by their burst factor (measured from their private-FIFO waits) over
   the idle fraction ``1 - kappa * rho``; ``kappa`` (:func:`concentration`) > 1 when the
-  load comes in bunches within the quantum (a convoy through interleaved pages);
+  load comes in bunches within the quantum (a convoy through interleaved pages), and each
+  CPU's wait is scaled by the load it met there (a thread ahead of a convoy finds the node
+  quiet, so it pulls away and the convoy dissolves, as with FIFO queues);
 * the demand: each CPU runs at the lower of its unstalled rate and its requests in flight
   over its latency (Little's law), so a CPU stalled on memory slows down as waits grow and
   one that computes does not.
@@ -121,7 +124,8 @@ def pairs_to_resources(pair, pwait, route_r, route_w, cpu_nodes, cnt, swait):
 
 
 @njit(cache=True)
-def concentration(pbin, route_r, cpu_nodes, service, is_mc, nbins_used, binw, burst, kappa):
+def concentration(pbin, route_r, cpu_nodes, service, mc_node, nbins_used, binw, burst, kappa,
+                  gk):
     """kappa[r]: how much more load an average request meets at resource r than the
     quantum's average load, because r's share of the machine's memory traffic changes
     within the quantum (threads marching together through interleaved pages: all on one
@@ -146,7 +150,15 @@ def concentration(pbin, route_r, cpu_nodes, service, is_mc, nbins_used, binw, bu
     lockstep), that is an artefact of the estimate, and counting it made the estimate
     self-reinforcing (an 8x-overloaded controller settled at 40-70 % of its bandwidth).
     Share alone is not enough either: a saturated slow node keeps its controller evenly busy
-    while the fast node beside it comes and goes."""
+    while the fast node beside it comes and goes.
+
+    gk[c, r]: how CPU c's requests at controller r meet the convoy compared with the
+    average request, ``1 + (kappa - 1) k_c / k_mean`` over kappa, where k_c is the load of
+    the *other* CPUs in the bins where c's requests arrived relative to their mean load.  A
+    thread ahead of the convoy finds the node quiet and a thread inside it finds it crowded;
+    giving both the average wait kept every thread in step forever, where the exact
+    engine's FIFO queues let the leaders pull away and the convoy dissolve.  1 without a
+    convoy (kappa = 1) and for links."""
     ncpu = pbin.shape[0]
     nn = pbin.shape[1]
     kk = route_r.shape[2]
@@ -172,7 +184,7 @@ def concentration(pbin, route_r, cpu_nodes, service, is_mc, nbins_used, binw, bu
             served[r, b] = sv
     total = np.zeros(nbins_used)
     for r in range(nres):
-        if is_mc[r] != 0:
+        if mc_node[r] >= 0:
             for b in range(nbins_used):
                 total[b] += served[r, b]
     for r in range(nres):
@@ -201,6 +213,39 @@ def concentration(pbin, route_r, cpu_nodes, service, is_mc, nbins_used, binw, bu
             if k < 1.0:
                 k = 1.0
         kappa[r] = k
+        for c in range(ncpu):
+            gk[c, r] = 1.0
+        n = mc_node[r]
+        if k <= 1.0 or n < 0:
+            continue
+        # per CPU: the others' load where its own requests arrived
+        kc = np.zeros(ncpu)
+        ncnt = np.zeros(ncpu)
+        wsum = 0.0
+        nsum = 0.0
+        for c in range(ncpu):
+            nc = 0.0
+            met = 0.0
+            oth = 0.0
+            for b in range(nbins_used):
+                x = pbin[c, n, P_READ, b] + pbin[c, n, P_WRITE, b]
+                o = served[r, b] - x
+                if o < 0.0:
+                    o = 0.0
+                nc += x
+                met += x * o
+                oth += o
+            if nc > 0.0 and oth > 0.0:
+                kc[c] = nbins_used * met / (nc * oth)
+                ncnt[c] = nc
+                wsum += nc * kc[c]
+                nsum += nc
+        if wsum <= 0.0:
+            continue
+        kmean = wsum / nsum
+        for c in range(ncpu):
+            if ncnt[c] > 0.0:
+                gk[c, r] = kc[c] / kmean
 
 
 @njit(cache=True)
@@ -289,7 +334,9 @@ def run_quantum(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, 
     pc_node = np.zeros(nreg, dtype=np.int64)
     pc_wok = np.zeros(nreg, dtype=np.int64)
     n_acc = 0.0
-    dphase = (st[c, C.ST_ACCESSES] * 0.6180339887498949 + c * 0.7548776662466927) % 1.0
+    # a per-CPU stream of independent uniforms for the wait spread (see below), resumed
+    # where the last quantum stopped: a splitmix64 counter keyed by CPU and access number
+    dkey = (np.uint64(c) << np.uint64(40)) + np.uint64(st[c, C.ST_ACCESSES])
     n_mem = 0.0
     n_hits = 0.0
     lat_sum = 0.0
@@ -509,13 +556,14 @@ def run_quantum(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, 
                 latv = llc_hit
                 n_hits += 1.0
             else:
-                # the wait behind others, spread evenly over [0, 2w) around its mean (a
-                # golden-ratio sequence per CPU): requests in a real queue wait 0 to 2w, and
-                # one wait for all keeps the CPUs refilling their miss slots in lockstep
-                dphase += 0.6180339887498949
-                if dphase >= 1.0:
-                    dphase -= 1.0
-                dith = 2.0 * dphase
+                # the wait behind others, uniform over [0, 2w) around its mean (splitmix64
+                # of a per-CPU counter): one wait for all kept the CPUs in lockstep
+                dkey += np.uint64(1)
+                z = dkey * np.uint64(0x9E3779B97F4A7C15)
+                z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+                z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+                z = z ^ (z >> np.uint64(31))
+                dith = np.float64(z >> np.uint64(11)) * (2.0 / 9007199254740992.0)
                 if write and not write_allocate:
                     ws = 0.0
                     aa = ti
@@ -674,7 +722,7 @@ def _demand_factor(rate, rfree, meff, latc, phi, dw):
 
 
 @njit(cache=True)
-def estimate_waits(cnt, swait, st, service, kappa, wres, rho_used, active, q, mlp):
+def estimate_waits(cnt, swait, st, service, kappa, gk, wres, rho_used, active, q, mlp):
     """The weave: new per-(CPU, resource) waits ``wres`` from this quantum's counts.
 
     cnt[c, r, 0/1]: lines / latency-bearing requests of CPU c through resource r; swait[c, r]:
@@ -686,7 +734,8 @@ def estimate_waits(cnt, swait, st, service, kappa, wres, rho_used, active, q, ml
     rho_used[r]: the utilisation they were computed for (updated); active[c]: 1 for CPUs that
     ran; q: quantum length in cycles; kappa[r]: the load concentration of
     :func:`concentration` -- the utilisation an average request meets is kappa * rho, so a
-    resource whose load comes in bunches saturates at 1 / kappa of its bandwidth on average.
+    resource whose load comes in bunches saturates at 1 / kappa of its bandwidth on average;
+    gk[c, r]: CPU c's wait relative to the average one (its place in a convoy).
 
     Resources are solved busiest first, and each CPU's demand is scaled by the slowdown the
     resources solved before imposed on it (Gauss-Seidel): a flow through a matrix cap and a
@@ -776,6 +825,7 @@ def estimate_waits(cnt, swait, st, service, kappa, wres, rho_used, active, q, ml
             for c in range(ncpu):
                 if lam[c] > 0.0:
                     w = _wait_of(mid, s, (weighted - own[c] * burst[c]) * mid / (rho_now * kap))
+                    w *= gk[c, r]
                     dem += lam[c] * _demand_factor(rate[c], rfree[c], meff[c], latc[c],
                                                    phi[c], w - wres[c, r])
             if dem * s * kap > mid:
@@ -798,6 +848,7 @@ def estimate_waits(cnt, swait, st, service, kappa, wres, rho_used, active, q, ml
         new_mean = 0.0
         for c in range(ncpu):
             w = _wait_of(rho, s, (weighted - own[c] * burst[c]) * rho / (rho_now * kap))
+            w *= gk[c, r]
             if lam[c] > 0.0:
                 scale[c] *= _demand_factor(rate[c], rfree[c], meff[c], latc[c], phi[c],
                                            w - wres[c, r])
@@ -854,7 +905,9 @@ class FastEngine:
         self.rho_used = np.zeros(nres)
         self.waits = np.zeros((n, 2, nr))
         self.service = np.ascontiguousarray(sim.res.service)
-        self.is_mc = (sim.res.kinds == KIND_MC).astype(np.int64)
+        mc = sim.res.kinds == KIND_MC
+        self.mc_node = np.where(mc, sim.res.ends[:, 1], -1).astype(np.int64)
+        self.gk = np.ones((n, nres))
         self.route_r = np.ascontiguousarray(sim.res.route_read)
         self.route_w = np.ascontiguousarray(sim.res.route_write)
         self.lat = np.ascontiguousarray(sim.res.latency)
@@ -918,6 +971,7 @@ class FastEngine:
         self.waits[:] = 0.0
         self.rho_used[:] = 0.0
         self.kappa[:] = 1.0
+        self.gk[:] = 1.0
         self.tick = env.event()
         self.live = len(active)
         act = np.zeros(sim.nthreads, dtype=np.int64)
@@ -961,11 +1015,11 @@ class FastEngine:
             burst = 1.0 + 2.0 * self.swait.sum(axis=0) / np.maximum(lines, 1) / self.service
             if ep.concentration:
                 concentration(self.pbin, self.route_r, sim.cpu_nodes, self.service,
-                              self.is_mc, nbins_used, binw, burst, self.kappa)
+                              self.mc_node, nbins_used, binw, burst, self.kappa, self.gk)
             self._timeline(used, q_start, binw)
             used[:] = 0
-            estimate_waits(self.cnt, self.swait, sim.st, self.service, self.kappa, self.wres,
-                           self.rho_used, act, q, sim.params.mlp)
+            estimate_waits(self.cnt, self.swait, sim.st, self.service, self.kappa, self.gk,
+                           self.wres, self.rho_used, act, q, sim.params.mlp)
             self.swait[:] = 0.0
             route_waits(self.wres, self.route_r, self.route_w, sim.cpu_nodes, self.waits)
             sim.res_lines += self.cnt[:, :, 0].sum(axis=0)
