@@ -153,12 +153,12 @@ def concentration(pbin, route_r, cpu_nodes, service, mc_node, nbins_used, binw, 
     while the fast node beside it comes and goes.
 
     gk[c, r]: how CPU c's requests at controller r meet the convoy compared with the
-    average request, ``1 + (kappa - 1) k_c / k_mean`` over kappa, where k_c is the load of
-    the *other* CPUs in the bins where c's requests arrived relative to their mean load.  A
-    thread ahead of the convoy finds the node quiet and a thread inside it finds it crowded;
-    giving both the average wait kept every thread in step forever, where the exact
-    engine's FIFO queues let the leaders pull away and the convoy dissolve.  1 without a
-    convoy (kappa = 1) and for links."""
+    average request, ``k_c / k_mean``, where k_c is the load of the *other* CPUs in the bins
+    where c's requests arrived relative to their mean load (k_mean: its request-weighted
+    mean, so the average wait is unchanged).  A thread ahead of the convoy finds the node
+    quiet and a thread inside it finds it crowded; giving both the average wait kept every
+    thread in step forever, where the exact engine's FIFO queues let the leaders pull away
+    and the convoy dissolve.  1 without a convoy (kappa = 1) and for links."""
     ncpu = pbin.shape[0]
     nn = pbin.shape[1]
     kk = route_r.shape[2]
