@@ -203,7 +203,8 @@ def summary(result) -> str:
     lines.append("  pages per node:")
     for name, per in d["pages_per_node"].items():
         lines.append(f"    {name:<16} " + "  ".join(f"{n}:{v}" for n, v in per.items()))
-    lines.append("  threads:")
+    lines.append("  threads (whole run, all phases: time busy, program bytes per second, "
+                 "local fraction):")
     for t in d["threads"]:
         lf = t["local_fraction"]
         lines.append(f"    {t['thread']:>3} cpu {t['cpu']:>4} node {t['node']:>2} "
