@@ -143,11 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in EXTERNAL_COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
         sp.set_defaults(func=_external(module), module=module)
-        try:
-            mod = __import__(module, fromlist=["add_arguments"])
-        except ImportError:
-            sp.set_defaults(func=_missing(name))
-            continue
+        mod = __import__(module, fromlist=["add_arguments"])
         mod.add_arguments(sp)
     return p
 
@@ -156,13 +152,6 @@ def _external(module: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         mod = __import__(module, fromlist=["main"])
         return mod.main(args)
-
-    return run
-
-
-def _missing(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        raise NotImplementedError(f"`numasim {name}` is not built yet")
 
     return run
 
