@@ -48,6 +48,19 @@ class _Req:
         self.posted = posted  # a write-back: counted when posted, not when served
 
 
+def _issue_at(env, state, m, t):
+    """Wait until cycle ``t`` and a free miss slot (``state["out"] < m``, woken by the
+    request that frees one); returns the cycle the request issues at."""
+    if t > env.now:
+        yield env.timeout(t - env.now)
+    while state["out"] >= m:
+        state["waiter"] = env.event()
+        freed = yield state["waiter"]
+        if freed > t:
+            t = freed
+    return t
+
+
 class ExactEngine:
     def __init__(self, sim) -> None:
         self.sim = sim
@@ -200,13 +213,7 @@ class ExactEngine:
                 dprev = yield prev_ev
                 if dprev + gap > ti:
                     ti = dprev + gap
-            if ti > env.now:
-                yield env.timeout(ti - env.now)
-            while state["out"] >= m:
-                state["waiter"] = env.event()
-                freed = yield state["waiter"]
-                if freed > ti:
-                    ti = freed
+            ti = yield from _issue_at(env, state, m, ti)
             write = mode == STORE
             off = line >> lpp_shift
             key = (r, off)
@@ -256,13 +263,7 @@ class ExactEngine:
                     zn = node
                     zl = lat[cn][zn]
                     for _ in range(nz):
-                        if tz > env.now:
-                            yield env.timeout(tz - env.now)
-                        while state["out"] >= m:
-                            state["waiter"] = env.event()
-                            freed = yield state["waiter"]
-                            if freed > tz:
-                                tz = freed
+                        tz = yield from _issue_at(env, state, m, tz)
                         ev = env.event()
                         state["out"] += 1
                         self._start(_Req(routes_w[(cn, zn)], tz, zl, c,
@@ -282,13 +283,7 @@ class ExactEngine:
                 if fend > state["last"]:
                     state["last"] = fend
                 ti = fend
-                if ti > env.now:
-                    yield env.timeout(ti - env.now)
-                while state["out"] >= m:
-                    state["waiter"] = env.event()
-                    freed = yield state["waiter"]
-                    if freed > ti:
-                        ti = freed
+                ti = yield from _issue_at(env, state, m, ti)
                 base = ti
             st[C.ST_STALL] += ti - base
             # ---- the access

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from numasim.mm.script.check import check_lines
 from numasim.mm.script.lang import parse_script, script_layout
-from numasim.mm.script.output import Record, compare, render_json, render_text
+from numasim.mm.script.output import Record, render_json, render_text
 
 LAYOUTS_DIR = Path(__file__).resolve().parents[3] / "configs" / "layouts"
 
@@ -58,4 +59,4 @@ def run_script(text: str, machine, *, kernel: str = "6.12", file: str | None = N
 
 
 __all__ = ["parse_script", "run_script", "script_layout", "load_machine_for", "Record",
-           "render_text", "render_json", "compare", "LAYOUTS_DIR"]
+           "render_text", "render_json", "check_lines", "LAYOUTS_DIR"]

@@ -56,27 +56,3 @@ def run_order(summary_line: str) -> list[str]:
         if node not in order:
             order.append(node)
     return order
-
-
-def compare(expected: list[str], got: list[str]) -> list[tuple[str, str]]:
-    """The oracle's ``--check`` comparison: every line except timing/memory-state lines; in
-    scenarios that use ``fill`` only the order of nodes in each query's runs."""
-    pressure = any(x.startswith("> fill") for x in expected)
-
-    def keep(x: str) -> bool:
-        if x.startswith(NOISY):
-            return False
-        return not (pressure and x.startswith("page "))
-
-    a = [x for x in expected if keep(x)]
-    b = [x for x in got if keep(x)]
-    diffs = []
-    for i in range(max(len(a), len(b))):
-        x = a[i] if i < len(a) else "<missing>"
-        y = b[i] if i < len(b) else "<missing>"
-        if pressure and x.startswith("summary ") and y.startswith("summary "):
-            if run_order(x) != run_order(y):
-                diffs.append((x, y))
-        elif x != y:
-            diffs.append((x, y))
-    return diffs
