@@ -182,7 +182,7 @@ def test_all_failed_sweep_has_nothing_to_plot(tmp_path, monkeypatch):
 
 
 def test_cli_modules_do_not_import_matplotlib():
-    code = ("import sys, numasim, numasim.cli, numasim.experiments.cli, numasim.report.cli, "
+    code = ("import sys, numasim, numasim.cli, numasim.cli.sweep, numasim.cli.plot, "
             "numasim.experiments.runner, numasim.experiments.schema, numasim.experiments.api; "
             "numasim.cli.build_parser(); "
             "bad = [m for m in ('matplotlib', 'dask', 'distributed') if m in sys.modules]; "

@@ -45,8 +45,8 @@ def sweep(experiment: str | os.PathLike | dict[str, Any], *, jobs: int = 1,
     :mod:`numasim.experiments.table` for the columns); ``df.attrs["results"]`` is the
     results folder.
     """
-    from numasim.experiments.cli import default_dirs
     from numasim.experiments.runner import run_sweep
+    from numasim.experiments.store import default_dirs
 
     exp = _experiment(experiment, quick, set)
     out_dir, plots_dir = default_dirs(exp.name, quick, None if out is None else str(out),

@@ -158,3 +158,16 @@ class ResultStore:
             df.to_parquet(tmp, index=False)
             os.replace(tmp, pq)
         return csv_path, pq, df
+
+def default_dirs(name: str, quick: bool, out: str | None, plots: str | None
+                 ) -> tuple[Path, Path]:
+    """Where a sweep's results and plots go when the user names neither (or one)."""
+    suffix = "-quick" if quick else ""
+    out_dir = Path(out) if out else Path("results") / f"{name}{suffix}"
+    if plots:
+        plots_dir = Path(plots)
+    elif out:
+        plots_dir = out_dir / "plots"
+    else:
+        plots_dir = Path("plots") / f"{name}{suffix}"
+    return out_dir, plots_dir

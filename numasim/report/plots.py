@@ -631,3 +631,11 @@ def _report_pdf(data: SweepData, figs: list[tuple[str, Any]], out: Path) -> Path
             pdf.savefig(fig)
     os.replace(tmp, path)
     return path
+
+def describe_plots(files: list[Path]) -> str:
+    """One line naming the figures a plot run wrote, for the CLI's summary."""
+    names = sorted({f.stem for f in files if f.suffix != ".pdf"})
+    fmts = sorted({f.suffix.lstrip(".").upper() for f in files if f.suffix != ".pdf"})
+    pdf = [f.name for f in files if f.suffix == ".pdf"]
+    text = f"{len(names)} figures as {' and '.join(fmts)}: {', '.join(names)}"
+    return text + (f"; all of them in {pdf[0]}" if pdf else "")

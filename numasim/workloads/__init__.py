@@ -6,6 +6,8 @@
 * ``placement``: which CPU each thread runs on;
 * ``program``: phases compiled into op descriptors per thread;
 * ``gen``: the numba access generator both engines consume;
-* ``trace``: the canonical numpy trace format, its validator, the valgrind lackey reader;
-* ``numactl_cli`` / ``run_cli``: ``numasim numactl`` and ``numasim run``.
+* ``trace``: the canonical numpy trace format, its validator, the valgrind lackey reader.
+
+The commands that run workloads (``numasim numactl``, ``numasim run``) live in
+:mod:`numasim.cli`.
 """

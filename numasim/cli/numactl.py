@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from numasim.cli.run import add_run_options, run_and_print
 from numasim.errors import NumasimError
-from numasim.workloads.run_cli import add_run_options, run_and_print
 
 USAGE = ("numasim numactl [numactl options] [--] KERNEL [kernel options] --machine MACHINE "
          "[--engine fast|exact] [--json]")

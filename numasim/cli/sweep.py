@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 
 def _cpus() -> int:
@@ -47,28 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def default_dirs(name: str, quick: bool, out: str | None, plots: str | None
-                 ) -> tuple[Path, Path]:
-    suffix = "-quick" if quick else ""
-    out_dir = Path(out) if out else Path("results") / f"{name}{suffix}"
-    if plots:
-        plots_dir = Path(plots)
-    elif out:
-        plots_dir = out_dir / "plots"
-    else:
-        plots_dir = Path("plots") / f"{name}{suffix}"
-    return out_dir, plots_dir
 
 
 MAX_ROWS = 40
 
 
-def describe_plots(files: list[Path]) -> str:
-    names = sorted({f.stem for f in files if f.suffix != ".pdf"})
-    fmts = sorted({f.suffix.lstrip(".").upper() for f in files if f.suffix != ".pdf"})
-    pdf = [f.name for f in files if f.suffix == ".pdf"]
-    text = f"{len(names)} figures as {' and '.join(fmts)}: {', '.join(names)}"
-    return text + (f"; all of them in {pdf[0]}" if pdf else "")
 
 
 def format_table(df, axes: list[str]) -> str:
@@ -110,6 +92,7 @@ def main(args: argparse.Namespace) -> int:
     from numasim.errors import NumasimError
     from numasim.experiments.runner import format_summary, run_sweep
     from numasim.experiments.schema import load_experiment
+    from numasim.experiments.store import default_dirs
 
     exp = load_experiment(args.experiment, quick=args.quick, sets=args.sets)
     out_dir, plots_dir = default_dirs(exp.name, args.quick, args.out, args.plots)
@@ -141,7 +124,7 @@ def main(args: argparse.Namespace) -> int:
     df = summary.df
     if not args.no_plots and not summary.interrupted and df is not None \
             and "status" in df.columns and (df["status"] == "ok").any():
-        from numasim.report.plots import plot_results
+        from numasim.report.plots import describe_plots, plot_results
 
         files = plot_results(out_dir, plots_dir)
         print(f"  plots:  {plots_dir}/ ({describe_plots(files)})")

@@ -22,7 +22,7 @@ def main(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     from numasim.errors import NumasimError
     from numasim.experiments.store import ResultStore
-    from numasim.report.plots import plot_results
+    from numasim.report.plots import describe_plots, plot_results
 
     formats = tuple(f.strip().lower().lstrip(".") for f in args.format.split(",") if f.strip())
     bad = [f for f in formats if f not in ("png", "svg", "pdf")]
@@ -38,7 +38,5 @@ def main(args: argparse.Namespace) -> int:
         quick = "-quick" if root.name.endswith("-quick") else ""
         out = Path("plots") / ((name + quick) if name else root.name)
     files = plot_results(root, out, formats, pdf=not args.no_pdf)
-    from numasim.experiments.cli import describe_plots
-
     print(f"plots: {out}/ ({describe_plots(files)})")
     return 0

@@ -1,4 +1,8 @@
-"""The ``numasim`` command.
+"""The ``numasim`` command: the one front door.
+
+Every subcommand lives in this package (``topo`` and ``validate`` here; ``script``,
+``numactl``, ``run``, ``sweep`` and ``plot`` in their own modules); the subsystems below it
+(``topology``, ``mm``, ``workloads``, ``experiments``, ``report``) never import it.
 
 Subcommands import their machinery lazily, so ``numasim topo show`` never pays for numba,
 SimPy or matplotlib.  Every user mistake surfaces as a :class:`NumasimError`: one paragraph
@@ -21,14 +25,14 @@ MACHINE_HELP = ("machine: a numasim YAML file, a shipped machine name (see `numa
 # Subcommand modules register themselves here: name -> (module, help).  Each module has
 # ``add_arguments(parser)`` and ``main(args) -> int``.
 EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
-    "script": ("numasim.mm.script.cli", "run a scenario script of system calls (the oracle's "
+    "script": ("numasim.cli.script", "run a scenario script of system calls (the oracle's "
                "language) on the simulated kernel"),
-    "numactl": ("numasim.workloads.numactl_cli", "run a built-in workload under numactl "
+    "numactl": ("numasim.cli.numactl", "run a built-in workload under numactl "
                 "options, e.g. `numasim numactl --interleave=all -- stream --machine clx-2s`"),
-    "run": ("numasim.workloads.run_cli", "run a workload YAML on a machine"),
-    "sweep": ("numasim.experiments.cli", "run an experiment YAML: a sweep over policies, "
+    "run": ("numasim.cli.run", "run a workload YAML on a machine"),
+    "sweep": ("numasim.cli.sweep", "run an experiment YAML: a sweep over policies, "
               "machines, thread counts..."),
-    "plot": ("numasim.report.cli", "plot the results of a sweep"),
+    "plot": ("numasim.cli.plot", "plot the results of a sweep"),
 }
 
 
