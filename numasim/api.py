@@ -91,8 +91,14 @@ def _workload(workload, options: dict[str, Any]):
         raise ConfigError(f"options {sorted(options)} only apply to built-in kernels",
                           field=sorted(options)[0], hint="built-in: " + ", ".join(BUILTIN))
     if not os.path.exists(name):
-        raise ConfigError("no such workload file or built-in kernel", file=name,
-                          hint="built-in: " + ", ".join(BUILTIN))
+        from numasim import shipped
+
+        found = shipped.find("workloads", name)
+        if found is None:
+            raise ConfigError("no such workload file, shipped workload or built-in kernel",
+                              file=name, hint="built-in: " + ", ".join(BUILTIN) + "; shipped: "
+                              + ", ".join(shipped.names("workloads")))
+        name = str(found)
     from numasim.workloads.schema import load_workload
 
     return load_workload(name)

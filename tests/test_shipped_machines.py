@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from numasim import shipped
 from numasim.topology.loaders import yaml_machine
-from numasim.topology.loaders.shipped import find_shipped, shipped_machines
 from numasim.topology.model import MemKind
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "machines"
@@ -42,9 +42,9 @@ def assert_matrix(got, want, rel=1e-12):
 
 def test_all_expected_machines_are_shipped():
     assert {p.stem for p in FILES} >= EXPECTED
-    assert set(shipped_machines()) >= EXPECTED
-    assert find_shipped("clx-2s") == CONFIGS / "clx-2s.yaml"
-    assert find_shipped("clx-2s.yaml") == CONFIGS / "clx-2s.yaml"
+    assert set(shipped.names("machines")) >= EXPECTED
+    assert shipped.find("machines", "clx-2s").resolve() == (CONFIGS / "clx-2s.yaml").resolve()
+    assert shipped.find("machines", "clx-2s.yaml") == shipped.find("machines", "clx-2s")
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)

@@ -78,10 +78,10 @@ def _topo_draw(args: argparse.Namespace) -> int:
 
 
 def _topo_list(args: argparse.Namespace) -> int:
+    from numasim import shipped
     from numasim.topology.loaders import load_machine
-    from numasim.topology.loaders.shipped import shipped_machines
 
-    for name, path in shipped_machines().items():
+    for name, path in shipped.names("machines").items():
         m = load_machine(path)
         print(f"{name:<24} {len(m.nodes):>3} nodes {len(m.cpus):>5} CPUs  {path}")
     return 0

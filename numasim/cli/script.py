@@ -2,10 +2,12 @@
 
 Runs a scenario in the oracle's language on the simulated kernel and prints what the oracle's
 probe would print on Linux (or JSON objects, one per line).  ``--machine`` may be omitted when
-the script names a layout (``#@ layout NAME``, found in ``configs/layouts``).  ``-e 'cmd;
-cmd'`` runs an inline scenario, as the oracle's ``run_oracle.py -e`` does.  ``--check FILE``
-compares the output with an oracle recording the way ``run_oracle.py --check`` does (kernel
-console messages, which carry boot timestamps, left out).
+the script names a layout (``#@ layout NAME``, beside the script or shipped in
+``configs/layouts``).  FILE may also name a shipped coursework scenario (``01_default_local``,
+from ``experiments/scenarios``).  ``-e 'cmd; cmd'`` runs an inline scenario, as the oracle's
+``run_oracle.py -e`` does.  ``--check FILE`` compares the output with an oracle recording the
+way ``run_oracle.py --check`` does (kernel console messages, which carry boot timestamps, left
+out).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from numasim.errors import ConfigError, ScriptError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", nargs="?", help="scenario script ('-' = stdin)")
+    p.add_argument("file", nargs="?", help="scenario script ('-' = stdin), or the name of a "
+                   "shipped coursework scenario (e.g. 01_default_local)")
     p.add_argument("-e", "--exec", dest="inline", action="append", default=[],
                    help="inline scenario, commands separated by ';' (instead of FILE)")
     p.add_argument("--machine", "-m", help="machine: a numasim YAML, an oracle .layout, a "
@@ -43,10 +46,15 @@ def _read(args: argparse.Namespace) -> tuple[str, str]:
                           hint="numasim script FILE --machine M, or -e 'cmd; cmd'")
     if args.file == "-":
         return sys.stdin.read(), "<stdin>"
+    from numasim import shipped
+
     path = Path(args.file)
     if not path.is_file():
+        path = shipped.find("scenarios", args.file) or path
+    if not path.is_file():
         raise ScriptError("no such scenario file", file=args.file,
-                          hint="give the path of a scenario script")
+                          hint="give the path of a scenario script, or the name of a shipped "
+                               "one: " + ", ".join(shipped.names("scenarios")))
     return path.read_text(), str(path)
 
 

@@ -20,7 +20,8 @@ def _cpus() -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("experiment", help="experiment YAML file (see experiments/*.yaml)")
+    p.add_argument("experiment", help="experiment YAML file, or the name of a shipped one "
+                   "(policy-comparison, ...: see experiments/*.yaml)")
     p.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                    help=f"worker processes on this computer (default: one per CPU, here "
                         f"{_cpus()}; 1 runs in this process)")

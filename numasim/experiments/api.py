@@ -32,7 +32,8 @@ def sweep(experiment: str | os.PathLike | dict[str, Any], *, jobs: int = 1,
           set: list[str] | None = None, plots: str | os.PathLike | bool = False,
           progress: bool = True, retry_failed: bool = False, point_fn=None,
           plot_formats: tuple[str, ...] = ("png", "svg", "pdf")):
-    """Run an experiment (a YAML file or a dict) and return its results table.
+    """Run an experiment (a YAML file, the name of a shipped one, or a dict) and return its
+    results table.
 
     ``jobs``: worker processes (1 runs here); ``dask``: a Dask scheduler address (or
     ``"local"``); ``out``: results folder (default ``results/<name>``); ``quick``: apply the

@@ -32,7 +32,6 @@ from numasim.experiments.schema import (
 )
 from numasim.yamlutil import Loc, dotted
 
-SHIPPED_WORKLOADS = Path(__file__).resolve().parents[2] / "configs" / "workloads"
 FILE_WORKLOAD_OVERRIDES = ("threads", "placement", "cpus")
 
 
@@ -221,10 +220,10 @@ def _resolve_machine(s: Setting, ctx: _Ctx):
                     ctx.add(f"machine {v!r} is not valid (see the problems in that file)",
                             s.loc)
             else:
-                from numasim.topology.loaders.shipped import shipped_machines
+                from numasim import shipped
 
                 ctx.add(f"no machine file or shipped machine called {v!r}", s.loc,
-                        did_you_mean(v, shipped_machines()))
+                        did_you_mean(v, shipped.names("machines")))
     elif isinstance(v, dict):
         text = yaml.safe_dump(v, sort_keys=False)
         try:
@@ -259,11 +258,10 @@ def _find_workload_file(spec: str, ctx: _Ctx) -> Path | None:
         p = base / spec
         if p.is_file():
             return p.resolve()
-    if SHIPPED_WORKLOADS.is_dir():
-        p = SHIPPED_WORKLOADS / (spec if spec.endswith((".yaml", ".yml")) else spec + ".yaml")
-        if p.is_file():
-            return p.resolve()
-    return None
+    from numasim import shipped
+
+    p = shipped.find("workloads", spec)
+    return p.resolve() if p is not None else None
 
 
 def _load_workload_file(spec: str, s: Setting, ctx: _Ctx):
@@ -276,12 +274,11 @@ def _load_workload_file(spec: str, s: Setting, ctx: _Ctx):
     out: Any = (None, None, None)
     path = _find_workload_file(spec, ctx)
     if path is None:
+        from numasim import shipped
         from numasim.workloads.kernels import BUILTIN
 
-        shipped = sorted(p.stem for p in SHIPPED_WORKLOADS.glob("*.yaml")) \
-            if SHIPPED_WORKLOADS.is_dir() else []
         ctx.add(f"no built-in kernel, workload file or shipped workload called {spec!r}",
-                s.loc, did_you_mean(spec, list(BUILTIN) + shipped))
+                s.loc, did_you_mean(spec, list(BUILTIN) + list(shipped.names("workloads"))))
     else:
         try:
             text = read_text(path)

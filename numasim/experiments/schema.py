@@ -211,7 +211,8 @@ def read_source(path: str | os.PathLike | None = None, *, text: str | None = Non
                 data: dict | None = None, quick: bool = False,
                 sets: list[str] | None = None, base_dir: str | os.PathLike | None = None
                 ) -> Source:
-    """Read an experiment (a file, YAML text or a dict) and apply ``quick``/``--set``."""
+    """Read an experiment (a file, the name of a shipped one, YAML text or a dict) and apply
+    ``quick``/``--set``."""
     import yaml
 
     if data is not None:
@@ -219,6 +220,15 @@ def read_source(path: str | os.PathLike | None = None, *, text: str | None = Non
         file = None
     elif text is None:
         assert path is not None
+        if not os.path.exists(path):
+            from numasim import shipped
+
+            found = shipped.find("experiments", str(path))
+            if found is None:
+                raise ConfigError("no such file", file=str(path), hint="give an experiment "
+                                  "file, or the name of a shipped one: "
+                                  + ", ".join(shipped.names("experiments")))
+            path = found
         text = read_text(path)
         file = str(path)
     else:

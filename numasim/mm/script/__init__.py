@@ -13,22 +13,24 @@ from numasim.mm.script.check import check_lines
 from numasim.mm.script.lang import parse_script, script_layout
 from numasim.mm.script.output import Record, render_json, render_text
 
-LAYOUTS_DIR = Path(__file__).resolve().parents[3] / "configs" / "layouts"
-
 
 def load_machine_for(path_or_name: str, kernel: str = "6.12", near: Path | None = None):
     """A machine from a file (``.layout`` files get the kernel's boot model) or a name of a
-    layout: beside the script (``near``), or shipped in ``configs/layouts``."""
+    layout: beside the script (``near``, or its ``layouts`` folder), or shipped (see
+    :mod:`numasim.shipped`)."""
+    from numasim import shipped
     from numasim.errors import ConfigError
     from numasim.topology.loaders import detect_format, load_machine
 
     p = Path(path_or_name)
     if not p.exists():
-        dirs = ([near, near / "layouts"] if near is not None else []) + [LAYOUTS_DIR]
+        dirs = [near, near / "layouts"] if near is not None else []
         for cand in [d / n for d in dirs for n in (path_or_name, f"{path_or_name}.layout")]:
             if cand.is_file():
                 p = cand
                 break
+        else:
+            p = shipped.find("layouts", path_or_name) or p
     if p.exists() and p.is_file() and detect_format(p) == "layout":
         from numasim.topology.loaders import layout
 
@@ -38,7 +40,7 @@ def load_machine_for(path_or_name: str, kernel: str = "6.12", near: Path | None 
         try:
             return load_machine(path_or_name)
         except ConfigError:
-            names = sorted(x.stem for x in LAYOUTS_DIR.glob("*.layout"))
+            names = list(shipped.names("layouts"))
             raise ConfigError(f"no machine or layout named {path_or_name!r}", field="machine",
                               hint="a machine file, or one of the shipped layouts: "
                                    + ", ".join(names)) from None
@@ -59,4 +61,4 @@ def run_script(text: str, machine, *, kernel: str = "6.12", file: str | None = N
 
 
 __all__ = ["parse_script", "run_script", "script_layout", "load_machine_for", "Record",
-           "render_text", "render_json", "check_lines", "LAYOUTS_DIR"]
+           "render_text", "render_json", "check_lines"]

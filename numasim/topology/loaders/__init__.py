@@ -55,9 +55,9 @@ def load_machine(spec: str | os.PathLike) -> Machine:
         return sysfs.load_local()
     path = Path(spec)
     if not path.exists():
-        from numasim.topology.loaders.shipped import find_shipped
+        from numasim import shipped as shipped_files
 
-        shipped = find_shipped(str(spec))
+        shipped = shipped_files.find("machines", str(spec))
         if shipped is None:
             raise ConfigError("no such file", file=str(spec),
                               hint="give a path to a machine file, a shipped machine name "
