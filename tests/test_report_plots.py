@@ -190,3 +190,44 @@ def test_cli_modules_do_not_import_matplotlib():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_each_figure_is_laid_out_once(results, tmp_path, monkeypatch):
+    """Constrained layout costs as much as drawing: PNG, SVG and the PDF page of a figure
+    share one layout instead of computing it three times."""
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    from numasim.report.plots import plot_results
+
+    calls = []
+    real = ConstrainedLayoutEngine.execute
+    monkeypatch.setattr(ConstrainedLayoutEngine, "execute",
+                        lambda self, fig: (calls.append(fig), real(self, fig))[1])
+    files = plot_results(results["cases"], tmp_path / "p", ("png", "svg"), pdf=True)
+    assert any(f.suffix == ".pdf" for f in files)
+    laid_out = set(map(id, calls))
+    assert len(calls) == len(laid_out), "a figure was laid out more than once"
+    assert 5 <= len(laid_out) <= 7
+
+
+def test_plot_shows_progress_and_the_font_cache_build(results, tmp_path):
+    """A bar over the figures on stderr; on a computer where matplotlib has never run (a
+    fresh MPLCONFIGDIR), the font-cache scan is a step of that bar, not a silent pause."""
+    import os
+
+    env = dict(os.environ, MPLCONFIGDIR=str(tmp_path / "mpl"))
+    out = tmp_path / "a"
+    r = subprocess.run([sys.executable, "-m", "numasim", "plot", str(results["cases"]),
+                        "-o", str(out), "--no-pdf"],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "font cache" in r.stderr and "figures" in r.stderr
+    assert "9/9 figures" in r.stderr  # the font cache, the machine, 7 figures
+    r = subprocess.run([sys.executable, "-m", "numasim", "plot", str(results["cases"]),
+                        "-o", str(out), "--no-pdf"],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert "font cache" not in r.stderr and "8/8 figures" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "numasim", "plot", str(results["cases"]),
+                        "-o", str(out), "--no-progress"],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0 and r.stderr == ""

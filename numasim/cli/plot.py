@@ -14,6 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", default="png,svg", help="comma-separated formats (default "
                    "png,svg; also pdf)")
     p.add_argument("--no-pdf", action="store_true", help="do not write report.pdf")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -37,6 +38,7 @@ def main(args: argparse.Namespace) -> int:
         name = ResultStore(root).read_manifest().get("experiment") if root.is_dir() else None
         quick = "-quick" if root.name.endswith("-quick") else ""
         out = Path("plots") / ((name + quick) if name else root.name)
-    files = plot_results(root, out, formats, pdf=not args.no_pdf)
+    files = plot_results(root, out, formats, pdf=not args.no_pdf,
+                         progress=not args.no_progress)
     print(f"plots: {out}/ ({describe_plots(files)})")
     return 0

@@ -127,7 +127,7 @@ def main(args: argparse.Namespace) -> int:
             and "status" in df.columns and (df["status"] == "ok").any():
         from numasim.report.plots import describe_plots, plot_results
 
-        files = plot_results(out_dir, plots_dir)
+        files = plot_results(out_dir, plots_dir, progress=not args.no_progress)
         print(f"  plots:  {plots_dir}/ ({describe_plots(files)})")
     if summary.interrupted:
         return 130

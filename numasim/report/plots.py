@@ -542,26 +542,23 @@ def fig_utilisation(data: SweepData):
 
 
 # ------------------------------------------------------------------- machine(s)
-def machine_drawings(data: SweepData, out_dir: Path, formats: tuple[str, ...]
-                     ) -> list[Path]:
+def machine_figures(data: SweepData) -> list[tuple[str, Any]]:
+    """(file stem, Figure) of each machine the sweep ran on, built once: the same figure is
+    saved in every format and becomes the report's first page."""
     from numasim.experiments.point import _machine
-    from numasim.topology.draw import draw_machine
+    from numasim.topology.draw import machine_figure
 
     seen: dict[str, dict[str, Any]] = {}
     for doc in data.docs.values():
         m = doc["config"]["machine"]
         seen.setdefault(m["name"], m)
-    paths = []
     metric = data.manifest.get("machine_metric") or "latency"
+    out = []
     for name, m in seen.items():
-        machine = _machine(name, m["yaml"])
         stem = "machine" if len(seen) == 1 else f"machine-{name}"
-        for fmt in formats:
-            p = out_dir / f"{stem}.{fmt}"
-            with S.style():
-                draw_machine(machine, p, metric=metric)
-            paths.append(p)
-    return paths
+        with S.style():
+            out.append((stem, machine_figure(_machine(name, m["yaml"]), metric)))
+    return out
 
 
 # ------------------------------------------------------------------------- all
@@ -582,34 +579,95 @@ def figures(data: SweepData) -> list[tuple[str, Any]]:
 
 
 def plot_results(results: str | os.PathLike, out_dir: str | os.PathLike,
-                 formats: tuple[str, ...] = S.FORMATS, pdf: bool = True) -> list[Path]:
-    """Draw every figure of a results folder into ``out_dir``; returns the files written."""
+                 formats: tuple[str, ...] = S.FORMATS, pdf: bool = True,
+                 progress: bool = False) -> list[Path]:
+    """Draw every figure of a results folder into ``out_dir``; returns the files written.
+
+    Each figure is built once and laid out once (the first format fixes the layout, the
+    others and the PDF page reuse it).  ``progress`` shows a bar over the figures on stderr.
+    """
     data = load_sweep(results)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = machine_drawings(data, out, formats)
-    figs = figures(data)
-    for name, fig in figs:
-        paths += S.save(fig, out, name, formats)
+    cold = font_cache_cold()
+    bar = _bar(progress, len(FIGURES) + len(data.machines) + (1 if pdf else 0) + cold)
+    if cold:  # matplotlib scans every font on the host once, silently, for seconds
+        bar.set_postfix_str("matplotlib's font cache (first use on this computer)")
+        import matplotlib.font_manager  # noqa: F401
+        bar.update(1)
+    paths: list[Path] = []
+    machines = []
+    for stem, fig in machine_figures(data):
+        bar.set_postfix_str(stem)
+        paths += S.save(fig, out, stem, formats)
+        machines.append(fig)
+        bar.update(1)
+    figs = []
+    for name, fn in FIGURES:
+        bar.set_postfix_str(name)
+        fig = fn(data)
+        if fig is not None:
+            paths += S.save(fig, out, name, formats)
+            figs.append((name, fig))
+        bar.update(1)
     if pdf:
-        paths.append(_report_pdf(data, figs, out))
+        bar.set_postfix_str("report.pdf")
+        paths.append(_report_pdf(data, machines[0] if machines else None, figs, out))
+        bar.update(1)
+    bar.close()
     return paths
 
 
-def _report_pdf(data: SweepData, figs: list[tuple[str, Any]], out: Path) -> Path:
-    """All figures in one PDF; the first page names the experiment and shows the machine."""
-    from matplotlib.backends.backend_pdf import PdfPages
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
 
-    from numasim.experiments.point import _machine
-    from numasim.topology.draw import draw_machine
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def font_cache_cold() -> bool:
+    """Whether matplotlib has yet to build its font list (a scan of every font on the host,
+    which takes seconds the first time matplotlib is used on a computer)."""
+    import sys
+
+    if "matplotlib.font_manager" in sys.modules:
+        return False
+    import matplotlib
+
+    return not any(Path(matplotlib.get_cachedir()).glob("fontlist-v*.json"))
+
+
+def _bar(enabled: bool, total: int):
+    """A tqdm bar over the figures on stderr (figures take seconds each), or nothing."""
+    if not enabled:
+        return _NoBar()
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="plots", unit="figure", file=sys.stderr,
+                dynamic_ncols=True, mininterval=0.2,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                           "figures [{elapsed}<{remaining}{postfix}]")
+
+
+def _report_pdf(data: SweepData, machine: Any, figs: list[tuple[str, Any]], out: Path) -> Path:
+    """All figures in one PDF; the first page names the experiment and shows the machine
+    (the machine figure already drawn, as a raster; the other pages are vector)."""
+    import io
+
+    import matplotlib.image as mpimg
+    from matplotlib.backends.backend_pdf import PdfPages
+    from matplotlib.figure import Figure
 
     path = out / "report.pdf"
     tmp = out / ".report.pdf.tmp"
     with S.style(), PdfPages(tmp, metadata={"CreationDate": None, "ModDate": None,
                                             "Title": data.name}) as pdf:
-        import matplotlib.image as mpimg
-        from matplotlib.figure import Figure
-
         first = Figure(figsize=(8.5, 11))
         first.suptitle(f"numasim experiment: {data.name}", fontsize=14, fontweight="bold")
         desc = data.manifest.get("description") or ""
@@ -617,20 +675,19 @@ def _report_pdf(data: SweepData, figs: list[tuple[str, Any]], out: Path) -> Path
         text = (f"{desc}\n\n{n_ok} run(s); workload: {', '.join(data.workloads)}; "
                 f"machine: {', '.join(data.machines)}")
         first.text(0.06, 0.93, S.wrap(text, 95), va="top", ha="left", fontsize=10)
-        doc = next(iter(data.docs.values()))
-        m = doc["config"]["machine"]
-        img_path = out / ".machine-report.png"
-        draw_machine(_machine(m["name"], m["yaml"]), img_path,
-                     metric=data.manifest.get("machine_metric") or "latency")
-        ax = first.add_axes((0.04, 0.05, 0.92, 0.72))
-        ax.imshow(mpimg.imread(img_path))
-        ax.set_axis_off()
-        img_path.unlink()
+        if machine is not None:
+            buf = io.BytesIO()
+            machine.savefig(buf, format="png", dpi=S.DPI)
+            buf.seek(0)
+            ax = first.add_axes((0.04, 0.05, 0.92, 0.72))
+            ax.imshow(mpimg.imread(buf, format="png"))
+            ax.set_axis_off()
         pdf.savefig(first)
         for _, fig in figs:
             pdf.savefig(fig)
     os.replace(tmp, path)
     return path
+
 
 def describe_plots(files: list[Path]) -> str:
     """One line naming the figures a plot run wrote, for the CLI's summary."""

@@ -90,7 +90,15 @@ def save(fig, out_dir: str | Path, stem: str, formats: tuple[str, ...] = FORMATS
                 meta = {}
             fig.savefig(p, format=fmt, dpi=DPI, metadata=meta)
             paths.append(p)
+            freeze_layout(fig)
     return paths
+
+
+def freeze_layout(fig) -> None:
+    """Keep the layout the last draw computed: constrained layout costs as much as the
+    drawing itself, and redoing it for every format of the same figure changes nothing."""
+    if fig.get_layout_engine() is not None:
+        fig.set_layout_engine("none")
 
 
 def wrap(text: str, width: int = 28) -> str:

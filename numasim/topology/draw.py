@@ -116,6 +116,28 @@ def draw_machine(machine: Machine, path: str | os.PathLike, metric: str = "dista
     column = memory node; entries no access can use (rows of CPU-less nodes, columns of
     memoryless ones) are left blank.  Returns the path written.
     """
+    out = Path(path)
+    if out.suffix.lower() not in FORMATS:
+        raise NumasimError(f"cannot tell the picture format of {str(out)!r}", field="path",
+                           hint="give a file name ending in " + ", ".join(FORMATS))
+    fig = machine_figure(machine, metric, title=title, dpi=dpi)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_machine_figure(fig, out, dpi=dpi)
+    return out
+
+
+def save_machine_figure(fig, out: Path, dpi: int = 150) -> None:
+    """Write a :func:`machine_figure` to ``out`` (format from the suffix), with no dates in
+    the file, so the same machine gives the same bytes."""
+    fmt = out.suffix.lower().lstrip(".")
+    metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt)
+    fig.savefig(out, dpi=dpi, format=fmt, metadata=metadata)
+
+
+def machine_figure(machine: Machine, metric: str = "distance", *, title: str | None = None,
+                   dpi: int = 150):
+    """The picture :func:`draw_machine` writes, as a matplotlib Figure: built once, it can
+    be saved in several formats and put on a PDF page without being drawn again."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -128,10 +150,6 @@ def draw_machine(machine: Machine, path: str | os.PathLike, metric: str = "dista
     if metric not in METRICS:
         raise NumasimError(f"unknown metric {metric!r}", field="metric",
                            hint="valid: " + ", ".join(METRICS))
-    out = Path(path)
-    if out.suffix.lower() not in FORMATS:
-        raise NumasimError(f"cannot tell the picture format of {str(out)!r}", field="path",
-                           hint="give a file name ending in " + ", ".join(FORMATS))
 
     nodes = machine.nodes
     n = len(nodes)
@@ -284,6 +302,7 @@ def draw_machine(machine: Machine, path: str | os.PathLike, metric: str = "dista
     hax.set_xlabel("memory node", fontsize=9)
     hax.set_ylabel("CPU node" if metric != "distance" else "node", fontsize=9)
     hax.tick_params(length=0)
+    hax.grid(False)  # a grid over the cells hides their numbers (sweep figures turn it on)
     if max(len(rows_k), len(cols_k)) <= 12:
         cell_font = 8 if len(cols_k) <= 6 else 6.5
         for a, i in enumerate(rows_k):
@@ -309,11 +328,7 @@ def draw_machine(machine: Machine, path: str | os.PathLike, metric: str = "dista
         wrapped = textwrap.fill(description, width=int((graph_w + heat_w) * 14))
         fig.text(0.01, 0.915, wrapped, fontsize=8.5, va="top", color="#333333")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fmt = out.suffix.lower().lstrip(".")
-    metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt)
-    fig.savefig(out, dpi=dpi, format=fmt, metadata=metadata)
-    return out
+    return fig
 
 
-__all__ = ["draw_machine", "METRICS"]
+__all__ = ["draw_machine", "machine_figure", "METRICS"]
