@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import inspect
 
-from numba import njit, types
+from numasim.jitcache import announce_cold_compile
+
+announce_cold_compile()  # before numba is imported: the compile that follows is silent
+
+from numba import njit, types  # noqa: E402
 
 I64_2D = types.Array(types.int64, 2, "C")
 I64_1D = types.Array(types.int64, 1, "C")

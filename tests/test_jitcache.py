@@ -1,0 +1,92 @@
+"""The cold-compile notice: numba's cache index files decide, read without importing numba;
+said once before a cold compile, never on a warm cache."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from numasim import jitcache
+
+ROOT = Path(jitcache.__file__).resolve().parent
+
+
+def _fake_index(cache_dir: Path, module: str, *, stamp: bytes | None = None,
+                version: str | None = None) -> Path:
+    """An index as numba writes it: its version pickled, then (source stamp, overloads)."""
+    py = ROOT.joinpath(*module.split(".")[1:]).with_suffix(".py")
+    sub = f"{py.parent.name}_{hashlib.sha1(str(py.parent).encode()).hexdigest()}"
+    d = cache_dir / sub
+    d.mkdir(parents=True, exist_ok=True)
+    stem = module.rsplit(".", 1)[1]
+    ix = d / f"{stem}.f-10.py311.nbi"
+    with open(ix, "wb") as f:
+        pickle.dump(version or jitcache._numba_version(), f)
+        f.write(pickle.dumps((stamp or hashlib.sha256(py.read_bytes()).digest(),
+                              {("sig",): f"{stem}.f-10.py311.1.nbc"})))
+    return ix
+
+
+def test_empty_cache_is_cold_and_fresh_indexes_are_warm(tmp_path, monkeypatch):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    assert jitcache.cold_modules() == list(jitcache.JIT_MODULES)
+    for m in jitcache.JIT_MODULES:
+        _fake_index(tmp_path, m)
+    assert jitcache.cold_modules() == []
+
+
+def test_stale_or_foreign_indexes_are_cold(tmp_path, monkeypatch):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    m = "numasim.machine.fast"
+    _fake_index(tmp_path, m, stamp=b"\0" * 32)  # the source changed since
+    assert m in jitcache.cold_modules((m,))
+    ix = _fake_index(tmp_path, m, version="0.0.1")  # another numba wrote it
+    assert m in jitcache.cold_modules((m,))
+    ix.write_bytes(b"garbage")
+    assert m in jitcache.cold_modules((m,))
+
+
+def test_said_once_on_stderr(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv(jitcache.ENV_SAID, raising=False)
+    assert jitcache.announce_cold_compile()
+    assert not jitcache.announce_cold_compile()  # a second time (or in a worker): silent
+    err = capsys.readouterr().err
+    assert err.count("compiling numasim's kernels (once per machine") == 1
+
+
+def test_nothing_on_a_warm_cache(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv(jitcache.ENV_SAID, raising=False)
+    for m in jitcache.JIT_MODULES:
+        _fake_index(tmp_path, m)
+    assert not jitcache.announce_cold_compile()
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("cold", [True, False])
+def test_importing_the_jit_decorator_says_it_before_numba_compiles(tmp_path, cold):
+    env = {k: v for k, v in os.environ.items() if k != jitcache.ENV_SAID}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path)
+    if not cold:
+        for m in jitcache.JIT_MODULES:
+            _fake_index(tmp_path, m)
+    code = "import sys, numasim.jit; assert 'numba' in sys.modules"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert ("compiling numasim's kernels" in r.stderr) == cold
+
+
+def test_the_check_does_not_import_numba():
+    code = ("import sys; from numasim.jitcache import cold_modules; cold_modules(); "
+            "sys.exit('numba' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
