@@ -54,28 +54,44 @@ MAX_ROWS = 40
 
 
 
+FIGURE_COLUMNS = (("stream_GBps", "GB/s STREAM"), ("gups_GUPps", "GUP/s"),
+                  ("chase_ns_per_load", "ns/load"))
+SCOPE_NOTE = ("  GB/s, latency ns and local: the measured phases (initialisation left out); "
+              "local, run: the whole run, initialisation included")
+
+
 def format_table(df, axes: list[str]) -> str:
-    """The results in a few columns: what was swept, bandwidth, latency, locality."""
+    """The results in a few columns: what was swept, bandwidth, latency, locality (of the
+    measured phases, and of the whole run), and the workload's own figure; a last line says
+    which scope each column has."""
     cols = [a for a in axes if a in df.columns]
     if "threads" not in cols and "threads" in df.columns:
         cols.append("threads")
     if "rep" in df.columns and df["rep"].nunique() > 1:
         cols.append("rep")
     metrics = [("bandwidth_GBps", "GB/s", "{:.4g}"), ("latency_mean_ns", "latency ns", "{:.1f}"),
-               ("local_fraction", "local", "{:.3f}")]
-    header = [*cols, *(m[1] for m in metrics)]
+               ("local_fraction_measured", "local", "{:.3f}"),
+               ("local_fraction", "local, run", "{:.3f}")]
+    metrics = [m for m in metrics if m[0] in df.columns or m[0] == "bandwidth_GBps"]
+    own = [c for c in FIGURE_COLUMNS if c[0] in df.columns]
+    header = [*cols, *(m[1] for m in metrics)] + (["own figure"] if own else [])
     rows = []
     for _, r in df.head(MAX_ROWS).iterrows():
         row = [str(r[c]) for c in cols]
         if r.get("status") != "ok":
-            row += ["failed", "", ""]
-        else:
-            for col, _, fmt in metrics:
-                v = r.get(col)
-                row.append("-" if v is None or v != v else fmt.format(v))
+            row += ["failed"] + [""] * (len(metrics) - 1 + bool(own))
+            rows.append(row)
+            continue
+        for col, _, fmt in metrics:
+            v = r.get(col)
+            row.append("-" if v is None or v != v else fmt.format(v))
+        if own:
+            vals = [f"{r.get(c):.4g} {unit}" for c, unit in own
+                    if r.get(c) is not None and r.get(c) == r.get(c)]
+            row.append(vals[0] if vals else "-")
         rows.append(row)
     widths = [max(len(h), *(len(x[i]) for x in rows)) for i, h in enumerate(header)]
-    numeric = [False] * len(cols) + [True] * len(metrics)
+    numeric = [False] * len(cols) + [True] * (len(metrics) + bool(own))
     if "threads" in cols:
         numeric[cols.index("threads")] = True
 
@@ -86,6 +102,7 @@ def format_table(df, axes: list[str]) -> str:
     out = [line(header)] + [line(r) for r in rows]
     if len(df) > MAX_ROWS:
         out.append(f"  ... {len(df) - MAX_ROWS} more rows in results.csv")
+    out.append(SCOPE_NOTE + (" (own figure: measured phases)" if own else ""))
     return "\n".join(out)
 
 
@@ -116,6 +133,10 @@ def main(args: argparse.Namespace) -> int:
         "this process" if jobs == 1 else f"{jobs} worker processes")
     print(f"{exp.name}: {len(exp.points)} point(s) on {where}; results in {out_dir}",
           file=sys.stderr)
+    if not args.dask:  # said once here, not once per worker (Dask workers compile remotely)
+        from numasim.jitcache import announce_cold_compile
+
+        announce_cold_compile()
     summary = run_sweep(exp, out_dir, jobs=jobs, dask=args.dask,
                         progress=not args.no_progress, retry_failed=args.retry_failed,
                         rerun=args.rerun)

@@ -9,11 +9,17 @@ number when the value is one), ``series`` (the axes other than the plots' x, as 
 * over the measured phases (initialisation left out, as STREAM counts): ``bandwidth_GBps``,
   ``latency_mean_ns`` (memory requests), ``ns_per_access`` (per thread, cache hits included:
   for a pointer chase, the time of one dependent load);
-* over the whole run: ``latency_all_mean_ns`` and the percentiles ``latency_p50_ns``,
-  ``latency_p95_ns``, ``latency_p99_ns``, ``latency_max_ns``, ``queueing_mean_ns``,
-  ``local_fraction``/``remote_fraction`` of memory requests, ``accesses``, ``page_faults``;
-* ``pages_node<N>``: pages on each node at the end; ``util_<resource>``: busy fraction of
-  each memory controller and link;
+  ``local_fraction_measured`` (memory requests served by the requesting CPU's node), and the
+  workload's own figure: ``stream_GBps`` (STREAM), ``gups_GUPps`` (GUPS, giga-updates per
+  second), ``chase_ns_per_load`` (pointer chase);
+* over the whole run, initialisation included: ``latency_all_mean_ns`` and the percentiles
+  ``latency_p50_ns``, ``latency_p95_ns``, ``latency_p99_ns``, ``latency_max_ns``,
+  ``queueing_mean_ns``, ``local_fraction``/``remote_fraction`` of memory requests,
+  ``accesses``, ``page_faults``; ``pages_node<N>``: pages on each node at the end;
+  ``util_<resource>``: busy fraction of each memory controller and link;
+* per phase, ``phase.<name>.<metric>`` (e.g. ``phase.init.local_fraction``,
+  ``phase.triad.util_mc0``): ``seconds``, ``bandwidth_GBps``, ``latency_mean_ns``,
+  ``local_fraction`` and ``util_<resource>`` of that phase alone;
 * ``error`` for a failed point.
 
 Nothing in it depends on the computer or the number of workers, so a sweep gives the same
@@ -73,6 +79,26 @@ def _ns_per_access(res: dict[str, Any]) -> float | None:
     return _r(secs * 1e9 * threads / acc, 4)
 
 
+def _phase_columns(res: dict[str, Any], resources: list[str]) -> dict[str, Any]:
+    """``phase.<name>.<metric>`` of every phase that ran (a repeated name gets ``#2``)."""
+    out: dict[str, Any] = {}
+    seen: dict[str, int] = {}
+    for p in res.get("phases") or []:
+        if p.get("kernel") == "mbind":
+            continue
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", str(p.get("name")))
+        seen[name] = seen.get(name, 0) + 1
+        pre = f"phase.{name}" + (f"#{seen[name]}" if seen[name] > 1 else "")
+        out[f"{pre}.seconds"] = p.get("seconds")
+        out[f"{pre}.bandwidth_GBps"] = p.get("bandwidth_GBps")
+        out[f"{pre}.latency_mean_ns"] = p.get("latency_ns_mean")
+        out[f"{pre}.local_fraction"] = p.get("local_fraction")
+        busy = p.get("resources") or {}
+        for r in resources:
+            out[f"{pre}.{resource_column(r)}"] = (busy.get(r) or {}).get("utilisation", 0.0)
+    return out
+
+
 def row_of(point: dict[str, Any], doc: dict[str, Any] | None, x: str | None) -> dict[str, Any]:
     labels = point["labels"]
     row: dict[str, Any] = {"point": point["index"], "key": point["key"], "rep": point["rep"]}
@@ -120,11 +146,19 @@ def row_of(point: dict[str, Any], doc: dict[str, Any] | None, x: str | None) -> 
             "memory_requests": res.get("memory_requests"),
             "page_faults": (res.get("page_faults") or {}).get("count"),
         })
+        measured = res.get("measured") or {}
+        row["local_fraction_measured"] = measured.get("local_fraction")
+        fig = measured.get("figure")
+        if fig:
+            row[fig["column"]] = fig["value"]
         for n, v in (res.get("pages_per_node_total") or {}).items():
             row[f"pages_node{n}"] = v
+        kinds = {}
         for r in res.get("resources") or []:
             if r.get("kind") in ("controller", "link"):
                 row[resource_column(r["name"])] = r.get("utilisation")
+                kinds[r["name"]] = r.get("utilisation")
+        row.update(_phase_columns(res, list(kinds)))
         row["error"] = ""
     else:
         err = doc.get("error") or {}

@@ -78,22 +78,7 @@ def build_result(sim):
             "page_faults": int(s[C.ST_FAULTS]),
         })
     res = sim.res
-    phases = []
-    for p in sim.phases:
-        dc = p.end - p.start
-        busy = {}
-        for i, n in enumerate(p.res_lines):
-            if n and dc > 0:
-                gbps = n * sim.line / (dc / ghz)
-                busy[res.names[i]] = {"GBps": _r(gbps, 4),
-                                      "utilisation": _r(gbps / res.bandwidth_GBps[i], 6)}
-        phases.append({"name": p.name, "kernel": p.kernel, "measured": p.measured,
-                       "start_cycles": _r(p.start, 1), "cycles": _r(dc, 1),
-                       "seconds": _r(dc / (ghz * 1e9), 9), "accesses": p.accesses,
-                       "bytes": int(p.bytes), "memory_requests": int(p.mem),
-                       "latency_ns_mean": _r(p.lat_sum / p.mem * ns, 4) if p.mem else None,
-                       "bandwidth_GBps": _r(p.bytes / (dc / ghz), 4) if dc > 0 else 0.0,
-                       "resources": busy})
+    phases = [_phase_doc(sim, p) for p in sim.phases]
     resources = []
     for i, name in enumerate(res.names):
         nbytes = int(sim.res_lines[i]) * sim.line
@@ -131,6 +116,7 @@ def build_result(sim):
         "latency_ns": latency,
         "latency_histogram": histogram,
         "local_fraction": _r(local / n_mem, 6) if n_mem else None,
+        "measured": _measured_doc(sim, measured, bw),
         "pages_per_node": {name: {str(n): v for n, v in per.items()}
                            for name, per in ppn.items()},
         "pages_per_node_total": total_pages,
@@ -156,6 +142,83 @@ def build_result(sim):
     return RunResult(data, sim.host_seconds, hist)
 
 
+# A workload's own figure, the one its users quote, per phase kernel: (name, unit, what).
+# A workload's own figure, the one its users quote, per phase kernel:
+# (name, unit, results-table column, what it is).
+FIGURES = {
+    "stream": ("STREAM", "GB/s", "stream_GBps",
+               "bytes the program moves per second, as STREAM counts them"),
+    "gups": ("GUPS", "GUP/s", "gups_GUPps",
+             "giga-updates per second (random read-modify-writes)"),
+    "pointer_chase": ("latency per load", "ns", "chase_ns_per_load",
+                      "time of one dependent load, per thread"),
+}
+
+
+def workload_figure(kernel: str, seconds: float, nbytes: float, accesses: int,
+                    thread_seconds: float) -> dict | None:
+    """The customary figure of a phase of kind ``kernel`` (None for kinds without one):
+    STREAM's GB/s, GUPS's GUP/s (one update is one program access), a pointer chase's ns
+    per dependent load (time the threads spent over the loads they made)."""
+    if kernel not in FIGURES or seconds <= 0 or accesses <= 0:
+        return None
+    name, unit, column, what = FIGURES[kernel]
+    if kernel == "stream":
+        value = nbytes / seconds / 1e9
+    elif kernel == "gups":
+        value = accesses / seconds / 1e9
+    else:
+        value = thread_seconds * 1e9 / accesses
+    return {"name": name, "unit": unit, "value": _r(value, 6), "column": column,
+            "what": what}
+
+
+def _phase_doc(sim, p) -> dict:
+    """One phase: its time, traffic, latency, locality, busy resources and own figure."""
+    ghz, ns = sim.ghz, 1.0 / sim.ghz
+    res = sim.res
+    dc = p.end - p.start
+    busy = {}
+    for i, n in enumerate(p.res_lines):
+        if n and dc > 0:
+            gbps = n * sim.line / (dc / ghz)
+            busy[res.names[i]] = {"GBps": _r(gbps, 4),
+                                  "utilisation": _r(gbps / res.bandwidth_GBps[i], 6)}
+    secs = dc / (ghz * 1e9)
+    thread_secs = sum(p.thread_cycles) / (ghz * 1e9)
+    return {"name": p.name, "kernel": p.kernel, "measured": p.measured,
+            "start_cycles": _r(p.start, 1), "cycles": _r(dc, 1),
+            "seconds": _r(secs, 9), "accesses": p.accesses,
+            "bytes": int(p.bytes), "memory_requests": int(p.mem),
+            "latency_ns_mean": _r(p.lat_sum / p.mem * ns, 4) if p.mem else None,
+            "local_fraction": _r(p.local / p.mem, 6) if p.mem else None,
+            "bandwidth_GBps": _r(p.bytes / (dc / ghz), 4) if dc > 0 else 0.0,
+            "figure": workload_figure(p.kernel, secs, p.bytes, p.accesses, thread_secs),
+            "resources": busy}
+
+
+def _measured_doc(sim, measured, bw: float) -> dict:
+    """The scope of ``bandwidth_GBps``: the measured phases (initialisation left out), with
+    their latency, locality and own figure over the same phases."""
+    ghz = sim.ghz
+    mem = sum(p.mem for p in measured)
+    cycles = sum(p.end - p.start for p in measured)
+    kinds = {p.kernel for p in measured}
+    figure = None
+    if len(kinds) == 1:  # one figure only when every measured phase is the same kind
+        figure = workload_figure(kinds.pop(), cycles / (ghz * 1e9),
+                                 sum(p.bytes for p in measured),
+                                 sum(p.accesses for p in measured),
+                                 sum(sum(p.thread_cycles) for p in measured) / (ghz * 1e9))
+    return {"phases": [p.name for p in measured],
+            "seconds": _r(cycles / (ghz * 1e9), 9),
+            "bandwidth_GBps": _r(bw, 4),
+            "latency_ns_mean": _r(sum(p.lat_sum for p in measured) / mem / ghz, 4)
+            if mem else None,
+            "local_fraction": _r(sum(p.local for p in measured) / mem, 6) if mem else None,
+            "figure": figure}
+
+
 def _timeline(sim, cycles: float) -> dict:
     """Bandwidth per memory node over time, in at most TIMELINE_POINTS intervals."""
     width = sim.tl_width
@@ -174,6 +237,10 @@ def _timeline(sim, cycles: float) -> dict:
                                for n in sim.machine.memory_nodes}}
 
 
+def _num(v: float | None, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
 def summary(result) -> str:
     """A readable report of a run."""
     d = result.to_dict()
@@ -181,25 +248,36 @@ def summary(result) -> str:
              f"({d['engine']} engine, kernel {d['kernel']}, seed {d['seed']})"]
     lines.append(f"  runtime     {d['runtime_s'] * 1e3:.4f} ms  ({d['cycles']:.0f} cycles at "
                  f"{d['cpu_ghz']} GHz)")
-    lines.append(f"  bandwidth   {d['bandwidth_GBps']:.2f} GB/s (program bytes, measured "
-                 f"phases)")
+    m = d["measured"]
+    fig = m["figure"]
+    own = f"; {fig['name']} {fig['value']:.4g} {fig['unit']}" if fig else ""
+    lines.append(f"  measured    {', '.join(m['phases']) or '-'}: {d['bandwidth_GBps']:.2f} GB/s "
+                 f"(program bytes), latency mean {_num(m['latency_ns_mean'], '.1f')} ns, "
+                 f"local {_num(m['local_fraction'], '.3f')}{own}")
     lat = d["latency_ns"]
-    lines.append(f"  latency     mean {lat['mean']:.1f} ns  p50 {lat['p50']:.1f}  p95 "
+    lines.append(f"  whole run   latency mean {lat['mean']:.1f} ns  p50 {lat['p50']:.1f}  p95 "
                  f"{lat['p95']:.1f}  p99 {lat['p99']:.1f}  (queueing {lat['queueing_mean']:.1f}"
-                 " ns on average)")
-    lf = d["local_fraction"]
+                 f" ns on average), local {_num(d['local_fraction'], '.3f')} "
+                 "(initialisation included)")
     lines.append(f"  accesses    {d['program_accesses']} by the program ({d['memory_requests']} "
                  f"to memory, {d['hits']} hits); {d['accesses']} memory requests in all, "
-                 f"{d['accesses_per_cycle']:.4f} per cycle; local fraction "
-                 f"{lf if lf is None else round(lf, 4)}")
+                 f"{d['accesses_per_cycle']:.4f} per cycle")
     pf = d["page_faults"]
     lines.append(f"  page faults {pf['count']} (mean {pf['mean_ns']:.0f} ns each, "
                  f"{pf['zeroed_bytes'] / 2**20:.1f} MiB zeroed)")
-    lines.append("  phases:")
+    lines.append("  phases (each its own scope: time, program GB/s, mean latency, local "
+                 "fraction, busiest resource):")
     for p in d["phases"]:
         note = "" if p["measured"] else "  (not measured)"
-        lines.append(f"    {p['name']:<16} {p['kernel']:<14} {p['seconds'] * 1e3:10.4f} ms "
-                     f"{p['bandwidth_GBps']:9.2f} GB/s{note}")
+        busiest = max(p.get("resources", {}).items(), key=lambda kv: kv[1]["utilisation"],
+                      default=None)
+        busy = f"  {busiest[0]} {100 * busiest[1]['utilisation']:.0f}%" if busiest else ""
+        f = p.get("figure")
+        own = f"  {f['name']} {f['value']:.4g} {f['unit']}" if f and f["unit"] != "GB/s" \
+            else ""
+        lines.append(f"    {p['name']:<12} {p['kernel']:<13} {p['seconds'] * 1e3:10.4f} ms "
+                     f"{p['bandwidth_GBps']:9.2f} GB/s {_num(p.get('latency_ns_mean'), '7.1f')}"
+                     f" ns  local {_num(p.get('local_fraction'), '.3f')}{busy}{own}{note}")
     lines.append("  pages per node:")
     for name, per in d["pages_per_node"].items():
         lines.append(f"    {name:<16} " + "  ".join(f"{n}:{v}" for n, v in per.items()))
@@ -210,7 +288,7 @@ def summary(result) -> str:
         lines.append(f"    {t['thread']:>3} cpu {t['cpu']:>4} node {t['node']:>2} "
                      f"{t['seconds'] * 1e3:10.4f} ms {t['bandwidth_GBps']:8.2f} GB/s  local "
                      f"{'-' if lf is None else f'{lf:.3f}'}")
-    lines.append("  controllers and links (busiest first):")
+    lines.append("  controllers and links over the whole run (busiest first):")
     busy = sorted(d["resources"], key=lambda r: (-r["utilisation"], r["name"]))
     for r in busy[:12]:
         if r["bytes"] == 0:

@@ -45,6 +45,7 @@ class PhaseRecord:
     bytes: float = 0.0
     mem: float = 0.0
     lat_sum: float = 0.0
+    local: float = 0.0  # memory requests served by the requesting CPU's node
     res_lines: list[int] = field(default_factory=list)
     thread_cycles: list[float] = field(default_factory=list)
 
@@ -366,6 +367,7 @@ class Simulation:
             rec.bytes = float(delta[C.ST_BYTES])
             rec.mem = float(delta[C.ST_MEM])
             rec.lat_sum = float(delta[C.ST_LAT_SUM])
+            rec.local = float(delta[C.ST_LOCAL])
             rec.res_lines = [int(x) for x in self.res_lines - lines0]
             rec.thread_cycles = [float(self.cs[c, C.CS_LAST] - t) if c in active else 0.0
                                  for c in range(self.nthreads)]
