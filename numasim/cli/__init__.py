@@ -33,6 +33,10 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("numasim.cli.sweep", "run an experiment YAML: a sweep over policies, "
               "machines, thread counts..."),
     "plot": ("numasim.cli.plot", "plot the results of a sweep"),
+    "explain": ("numasim.cli.explain", "why a page of a scenario landed (or would land) on "
+                "its node: policy, interleave, zonelist, watermarks"),
+    "numastat": ("numasim.cli.numastat", "the numastat tool's tables (plain, -n, -m) of the "
+                 "simulated kernel, after a scenario"),
 }
 
 

@@ -20,20 +20,30 @@ from numasim.errors import ConfigError, ScriptError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", nargs="?", help="scenario script ('-' = stdin), or the name of a "
-                   "shipped coursework scenario (e.g. 01_default_local)")
-    p.add_argument("-e", "--exec", dest="inline", action="append", default=[],
-                   help="inline scenario, commands separated by ';' (instead of FILE)")
-    p.add_argument("--machine", "-m", help="machine: a numasim YAML, an oracle .layout, a "
-                   "shipped machine or layout name (default: the script's '#@ layout' line)")
-    p.add_argument("--kernel", default="6.12", choices=("6.12", "6.1", "2.6.7"),
-                   help="kernel generation whose behaviour to reproduce (default 6.12)")
+    add_scenario_arguments(p)
     p.add_argument("--json", action="store_true", help="one JSON object per result line")
     p.add_argument("--check", metavar="RECORDING", help="compare with an oracle recording "
                    "(expected_*.txt) as run_oracle.py --check does; exit 1 on a difference")
 
 
-def _read(args: argparse.Namespace) -> tuple[str, str]:
+def add_scenario_arguments(p: argparse.ArgumentParser, what: str = "scenario script",
+                           short_machine: bool = True) -> None:
+    """FILE, -e, --machine and --kernel: how ``script``, ``explain`` and ``numastat`` name a
+    scenario and the machine it runs on (``numastat`` keeps ``-m`` for numastat's own -m)."""
+    p.add_argument("file", nargs="?", help=f"{what} ('-' = stdin), or the name of a "
+                   "shipped coursework scenario (e.g. 01_default_local)")
+    p.add_argument("-e", "--exec", dest="inline", action="append", default=[],
+                   help="inline scenario, commands separated by ';' (instead of FILE)")
+    p.add_argument("--machine", *(["-m"] if short_machine else []),
+                   help="machine: a numasim YAML, an oracle .layout, a shipped machine or "
+                   "layout name (default: the script's '#@ layout' line)")
+    p.add_argument("--kernel", default="6.12", choices=("6.12", "6.1", "2.6.7"),
+                   help="kernel generation whose behaviour to reproduce (default 6.12)")
+
+
+def read_scenario(args: argparse.Namespace, required: bool = True) -> tuple[str, str]:
+    """(text, name) of the scenario FILE, stdin or -e commands ("" when not required and
+    none given)."""
     from numasim.mm.script.lang import inline_script
 
     if args.inline:
@@ -42,8 +52,10 @@ def _read(args: argparse.Namespace) -> tuple[str, str]:
                               hint="numasim script FILE, or numasim script -e 'cmd; cmd'")
         return "".join(inline_script(x) for x in args.inline), "<-e>"
     if not args.file:
+        if not required:
+            return "", "<none>"
         raise ScriptError("no scenario given", field="file",
-                          hint="numasim script FILE --machine M, or -e 'cmd; cmd'")
+                          hint=f"numasim {args.command} FILE --machine M, or -e 'cmd; cmd'")
     if args.file == "-":
         return sys.stdin.read(), "<stdin>"
     from numasim import shipped
@@ -58,21 +70,39 @@ def _read(args: argparse.Namespace) -> tuple[str, str]:
     return path.read_text(), str(path)
 
 
-def main(args: argparse.Namespace) -> int:
-    from numasim.mm.script import load_machine_for, run_script, script_layout
-    from numasim.mm.script.lang import parse_script
-    from numasim.mm.script.output import render_json, render_text
+def scenario_machine(args: argparse.Namespace, text: str, name: str):
+    """The machine of ``--machine``, else the one the script's ``#@ layout`` line names."""
+    from numasim.mm.script import load_machine_for, script_layout
 
-    text, name = _read(args)
-    parse_script(text, name)  # report a bad line before booting anything
     machine_spec = args.machine or script_layout(text)
     if machine_spec is None:
         raise ConfigError("no machine given and the script names no layout", file=name,
                           field="machine", hint="add --machine FILE, or a '#@ layout NAME' "
                           "line naming a layout in configs/layouts (e.g. 4node-asym)")
     near = Path(name).resolve().parent if not name.startswith("<") else None
-    machine = load_machine_for(machine_spec, args.kernel,
-                               near=None if args.machine else near)
+    return load_machine_for(machine_spec, args.kernel, near=None if args.machine else near)
+
+
+def boot_scenario(args: argparse.Namespace, required: bool = True):
+    """Parse the scenario and boot its machine: (runner, lines, script name); the caller
+    runs the lines with ``runner.run_open`` to keep the process alive for a look at it."""
+    from numasim.mm.kernel import Kernel
+    from numasim.mm.script.lang import parse_script
+    from numasim.mm.script.runner import Runner
+
+    text, name = read_scenario(args, required)
+    lines = parse_script(text, name)  # a bad line is reported before anything boots
+    return Runner(Kernel(scenario_machine(args, text, name), kernel=args.kernel)), lines, name
+
+
+def main(args: argparse.Namespace) -> int:
+    from numasim.mm.script import run_script
+    from numasim.mm.script.lang import parse_script
+    from numasim.mm.script.output import render_json, render_text
+
+    text, name = read_scenario(args)
+    parse_script(text, name)  # report a bad line before booting anything
+    machine = scenario_machine(args, text, name)
     records = run_script(text, machine, kernel=args.kernel, file=name)
     out = render_json(records) if args.json else render_text(records)
     sys.stdout.write(out)

@@ -235,6 +235,19 @@ class Runner:
         self.out(f"exit rc={rc}", {"op": "exit", "rc": rc})
         return rc
 
+    def run_open(self, lines: list[Line], cpu: int = 0) -> Proc | None:
+        """Run a scenario and leave its process alive, for a look at the state it built
+        (``numasim explain``, ``numasim numastat``); None when the process ended first (an
+        ``exit``, a kill)."""
+        proc = self.spawn(cpu)
+        self._proc_list.append(proc)
+        self.proc = proc
+        try:
+            self.run_lines(proc, lines)
+        except (ProbeExit, ProbeKilled):
+            return None
+        return proc if self.k.alive(proc.t) else None
+
     def _run_process(self, proc: Proc, lines: list[Line], start: int = 0) -> int:
         """Run a process until it ends; returns its wait status as the shell reports it."""
         try:
