@@ -73,10 +73,23 @@ def test_console_table_says_which_scope_each_column_has(serial_triad):
            "result": serial_triad}
     text = format_table(pd.DataFrame([row_of(point, doc, None)]), ["case"])
     header, row, note = text.splitlines()
-    assert header.split()[-5:] == ["local", "local,", "run", "own", "figure"]
+    assert header.split()[-3:] == ["local", "local,", "run"]  # STREAM's figure is GB/s
     assert f"{serial_triad['measured']['local_fraction']:.3f}" in row
     assert f"{serial_triad['local_fraction']:.3f}" in row
     assert "measured phases" in note and "whole run" in note
+
+
+def test_console_table_shows_gups_in_gup_per_second():
+    import pandas as pd
+
+    from numasim.cli.sweep import format_table
+
+    d = run(CLX, "gups", threads=2, size="1MiB", count=4096).to_dict()
+    point = {"index": 0, "key": "k", "rep": 0, "labels": {"case": "gups"}}
+    row = row_of(point, {"status": "ok", "config": {}, "result": d}, None)
+    header, line, note = format_table(pd.DataFrame([row]), ["case"]).splitlines()
+    assert header.split()[-2:] == ["own", "figure"]
+    assert line.endswith(f"{d['measured']['figure']['value']:.4g} GUP/s")
 
 
 def test_gups_reports_gup_per_second():
