@@ -93,3 +93,62 @@ def test_drawing_does_not_need_pyplot(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "False"
+
+
+def _round_robin(n: int) -> str:
+    """n nodes whose CPUs are numbered round-robin: long CPU lists, the tallest boxes."""
+    nodes = "\n".join(f"  - {{id: {k}, cpus: '{','.join(str(k + n * i) for i in range(16))}',"
+                      f" memory: 16GiB}}" for k in range(n))
+    return f"name: rr{n}\nnodes:\n{nodes}\n"
+
+
+def _edge_clearance(machine, metric: str) -> float:
+    """The smallest distance (points) between an edge and the box of a node it does not
+    join, the edge's half line width taken off; negative when an edge crosses a box."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.patches import FancyArrowPatch
+
+    from numasim.topology.draw import machine_figure
+
+    fig = machine_figure(machine, metric)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    ax = fig.axes[0]
+    boxes = {int(t.get_text().split()[1]): t.get_bbox_patch().get_window_extent(renderer)
+             for t in ax.texts if t.get_text().startswith("node ")}
+    px = fig.dpi / 72
+    worst = float("inf")
+    for p in ax.patches:
+        if not isinstance(p, FancyArrowPatch):
+            continue
+        polys = p.get_transform().transform_path(p.get_path()).to_polygons(closed_only=False)
+        pts = np.concatenate([np.linspace(a, b, 25) for poly in polys
+                              for a, b in zip(poly[:-1], poly[1:], strict=True)])
+        ends = {k for k, b in boxes.items()
+                if b.contains(*pts[0]) or b.contains(*pts[-1])}
+        for k, b in boxes.items():
+            if k in ends:
+                continue
+            dx = np.maximum(np.maximum(b.x0 - pts[:, 0], pts[:, 0] - b.x1), 0)
+            dy = np.maximum(np.maximum(b.y0 - pts[:, 1], pts[:, 1] - b.y1), 0)
+            inside = (dx == 0) & (dy == 0)
+            gap = -1.0 if inside.any() else float(np.hypot(dx, dy).min()) / px
+            worst = min(worst, gap - p.get_linewidth() / 2)
+    return worst
+
+
+@pytest.mark.parametrize("name", ["epyc-8n-nps4", "oracle-8node", "oracle-8node-2socket",
+                                  "knl-snc4-flat", "gnr-6n-snc3", "rr5", "rr7", "rr8"])
+def test_edges_keep_clear_of_other_nodes_boxes(name):
+    """Full meshes of 5 to 8 nodes (the shipped ones, and nodes with three-line CPU lists):
+    no edge or link band runs across the box of a node it does not join."""
+    from numasim.topology.loaders import load_machine
+
+    if name.startswith("rr"):
+        machine = yaml_machine.loads(_round_robin(int(name[2:])), file=f"{name}.yaml")
+    else:
+        machine = load_machine(name)
+    for metric in ("distance", "latency"):
+        assert _edge_clearance(machine, metric) >= 1.0, (name, metric)

@@ -231,3 +231,50 @@ def test_plot_shows_progress_and_the_font_cache_build(results, tmp_path):
                         "-o", str(out), "--no-progress"],
                        capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0 and r.stderr == ""
+
+
+def test_time_unit_is_chosen_from_the_range():
+    from numasim.report.style import time_unit
+
+    assert time_unit(900) == ("ns", 1.0)
+    assert time_unit(1500) == ("ns", 1.0)
+    assert time_unit(8e3) == ("µs", 1e3)
+    assert time_unit(1.9e6) == ("µs", 1e3)
+    assert time_unit(8e6) == ("ms", 1e6)
+    assert time_unit(3e9) == ("s", 1e9)
+
+
+def test_timeline_panels_share_one_time_unit(results):
+    """A short run (µs) and a long one (ms) in the same figure: one unit for both."""
+    from numasim.report.data import load_sweep
+    from numasim.report.plots import fig_timeline
+
+    data = load_sweep(results["cases"])
+    keys = [data.one_run(s)[0] for s in data.series]
+    data.result(keys[0])["timeline"]["interval_ns"] = 1e6  # 8 intervals: 8 ms
+    data.result(keys[1])["timeline"]["interval_ns"] = 1e3  # 8 µs
+    fig = fig_timeline(data)
+    labels = {ax.get_xlabel() for ax in fig.axes if ax.get_visible() and ax.get_xlabel()}
+    assert labels == {"simulated time (ms)"}
+
+
+def test_utilisation_per_phase_beside_the_whole_run(results):
+    from numasim.report.data import load_sweep
+    from numasim.report.plots import fig_utilisation
+
+    data = load_sweep(results["cases"])
+    for key in {data.one_run(s)[0] for s in data.series}:
+        init, run = data.result(key)["phases"]
+        init["resources"] = {"mc 0": {"GBps": 1.0, "utilisation": 0.9}}
+        run["resources"] = {"mc 1": {"GBps": 1.0, "utilisation": 0.25}}
+    fig = fig_utilisation(data)
+    ax = fig.axes[0]
+    labels = [t.get_text().replace("\n", " ") for t in ax.get_yticklabels()]
+    assert labels[:3] == ["first touch · whole run", "first touch · init (not measured)",
+                          "first touch · run"]
+    mat = ax.images[0].get_array()
+    names = [t.get_text() for t in ax.get_xticklabels()]
+    c0, c1 = names.index("controller 0"), names.index("controller 1")
+    assert (mat[1, c0], mat[1, c1]) == (90.0, 0.0)  # the init row: that phase alone
+    assert (mat[2, c0], mat[2, c1]) == (0.0, 25.0)
+    assert "per phase" in fig._suptitle.get_text()

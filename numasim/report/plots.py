@@ -8,8 +8,10 @@ One figure per question, each with a title, units on its axes and a legend:
 * ``locality``: local vs remote memory accesses per series, stacked to 100 %;
 * ``latency_cdf``: distribution of memory-access latency per series;
 * ``pages_per_node``: where the pages ended up, per series (heatmap);
-* ``bandwidth_timeline``: bandwidth of each memory node over time, one run per series;
-* ``utilisation``: busy fraction of every memory controller and interconnect link;
+* ``bandwidth_timeline``: bandwidth of each memory node over time, one run per series, one
+  time unit for every panel;
+* ``utilisation``: busy fraction of every memory controller and interconnect link, over the
+  whole run and in each phase (initialisation, then the measured phases);
 * ``report.pdf``: all of the above, the machine on its first page.
 
 A *series* is everything swept except the x axis (by default the thread count when it is
@@ -380,8 +382,25 @@ def fig_pages(data: SweepData):
 
 
 # ------------------------------------------------------------- bandwidth timeline
+def _timelines(data: SweepData, panels: list[str]):
+    """[(series, x value, interval ns, {node: GB/s per interval}) or None] per panel."""
+    out = []
+    for s in panels:
+        run = data.one_run(s)
+        tl = (data.result(run[0]).get("timeline") or {}) if run else {}
+        step = float(tl.get("interval_ns") or 0)
+        series = tl.get("bandwidth_GBps") or {}
+        out.append((s, run[1], step, series) if run and series and step > 0 else None)
+    return out
+
+
 def fig_timeline(data: SweepData):
     panels = data.series[:MAX_PANELS]
+    runs = _timelines(data, panels)
+    if not any(runs):
+        return None
+    longest = max(r[2] * max(len(v) for v in r[3].values()) for r in runs if r)
+    unit, div = S.time_unit(longest)  # one unit for every panel
     with S.style():
         cols = min(3, len(panels))
         rows = (len(panels) + cols - 1) // cols
@@ -390,22 +409,13 @@ def fig_timeline(data: SweepData):
         xv = None
         ymax = 0.0
         handles: dict[str, Any] = {}
-        for k, s in enumerate(panels):
+        for k, r in enumerate(runs):
             ax = axs[k // cols][k % cols]
-            run = data.one_run(s)
-            if run is None:
+            if r is None:
                 ax.set_visible(False)
                 continue
-            key, xv = run
-            tl = data.result(key).get("timeline") or {}
-            step = float(tl.get("interval_ns") or 0)
-            series = tl.get("bandwidth_GBps") or {}
-            if not series or step <= 0:
-                ax.set_visible(False)
-                continue
+            s, xv, step, series = r
             n = max(len(v) for v in series.values())
-            total_ns = n * step
-            unit, div = ("ms", 1e6) if total_ns >= 2e6 else ("µs", 1e3)
             t = (np.arange(n) + 0.5) * step / div
             for j, (node, vals) in enumerate(series.items()):
                 (h,) = ax.plot(t[:len(vals)], vals, color=S.colour(j),
@@ -419,8 +429,6 @@ def fig_timeline(data: SweepData):
                 ax.set_ylabel("bandwidth (GB/s)")
         for k in range(len(panels), rows * cols):
             axs[k // cols][k % cols].set_visible(False)
-        if not handles:
-            return None
         for row in axs:  # one scale for every panel, so they compare at a glance
             for ax in row:
                 ax.set_ylim(0, ymax * 1.08 if ymax > 0 else 1)
@@ -439,8 +447,10 @@ LINK_RE = __import__("re").compile(r"(\d+)\s*->\s*(\d+)")
 
 
 def _utilisation_rows(data: SweepData, mname: str):
-    """[(series, {resource name: (kind, from, to, busy %)})] for one machine; x value."""
+    """[(series, {resource name: (kind, from, to, busy %)})] over the whole run for one
+    machine; x value; and the heatmap's rows: per series the whole run, then each phase."""
     rows = []
+    heat = []
     xv = None
     for s in data.series:
         if not (data.df[data.df["series"] == s]["machine"] == mname).any():
@@ -459,7 +469,17 @@ def _utilisation_rows(data: SweepData, mname: str):
                 a, b = int(m.group(1)), int(m.group(2))
             util[r["name"]] = (r["kind"], a, b, 100 * float(r.get("utilisation") or 0))
         rows.append((s, util))
-    return rows, xv
+        phases = [p for p in data.result(key).get("phases") or []
+                  if "resources" in p and (p.get("cycles") or p.get("seconds"))]
+        heat.append((f"{s} · whole run" if phases else s, util))
+        for p in phases:
+            busy = p["resources"]
+            label = f"{s} · {p['name']}" + ("" if p.get("measured") else " (not measured)")
+            heat.append((label,
+                         {nm: v[:3] + (100 * float((busy.get(nm) or {}).get("utilisation")
+                                                   or 0),)
+                          for nm, v in util.items()}))
+    return rows, xv, heat
 
 
 def fig_utilisation(data: SweepData):
@@ -468,10 +488,10 @@ def fig_utilisation(data: SweepData):
     heatmap, then per series a from -> to matrix of link utilisation."""
     machines = data.machines
     per_machine = {m: _utilisation_rows(data, m) for m in machines}
-    many = [m for m, (rows, _) in per_machine.items()
+    many = [m for m, (rows, _, _) in per_machine.items()
             if rows and sum(1 for v in rows[0][1].values() if v[0] == "link")
             > MAX_LINK_COLUMNS]
-    n = len(data.series)
+    n = max(len(heat) for _, _, heat in per_machine.values())
     link_panels = data.series[:MAX_PANELS] if many else []
     cols = min(3, len(link_panels)) if link_panels else 1
     link_rows = (len(link_panels) + cols - 1) // cols if link_panels else 0
@@ -484,7 +504,7 @@ def fig_utilisation(data: SweepData):
         drawn = False
         for mi, mname in enumerate(machines):
             ax = fig.add_subplot(gs[mi, :])
-            rows, x_here = per_machine[mname]
+            _, x_here, rows = per_machine[mname]
             xv = x_here if x_here is not None else xv
             if not rows:
                 ax.set_visible(False)
@@ -504,6 +524,9 @@ def fig_utilisation(data: SweepData):
             _heatmap(ax, mat, [s for s, _ in rows], labels, vmax=vmax,
                      fmt=lambda v: f"{v:.0f}%", cbar_label="busy (% of its bandwidth)",
                      fig=fig)
+            for i, (label, _) in enumerate(rows):  # a white rule between series
+                if i and label.endswith("· whole run"):
+                    ax.axhline(i - 0.5, color="white", linewidth=2.5)
             what = "memory controller" if mname in many else \
                 "memory controller or interconnect link"
             ax.set_xlabel(f"{what} ({mname})")
@@ -533,10 +556,10 @@ def fig_utilisation(data: SweepData):
                     ax.set_ylabel("link from node")
             if im is not None:
                 cb = fig.colorbar(im, ax=fig.axes[-len(link_panels):], shrink=0.8)
-                cb.set_label(f"link busy (% of its bandwidth, {mname})")
+                cb.set_label(f"link busy over the whole run (% of its bandwidth, {mname})")
         if not drawn:
             return None
-        fig.suptitle(f"Memory-controller and link utilisation over the whole run"
+        fig.suptitle(f"Memory-controller and link utilisation, whole run and per phase"
                      f"{_at(data, xv)}\n{_subject(data)}", fontweight="bold")
     return fig
 

@@ -93,7 +93,7 @@ def _timeline(ax, d: dict[str, Any]) -> None:
         ax.set_xlabel("simulated time")
         return
     n = max(len(v) for v in series.values())
-    unit, div = ("ms", 1e6) if n * step >= 2e6 else ("µs", 1e3)
+    unit, div = S.time_unit(n * step)
     t = (np.arange(n) + 0.5) * step / div
     for j, (node, vals) in enumerate(series.items()):
         ax.plot(t[:len(vals)], vals, color=S.colour(j), linestyle=("-", "--", "-.", ":")[j % 4],

@@ -101,6 +101,16 @@ def freeze_layout(fig) -> None:
         fig.set_layout_engine("none")
 
 
+def time_unit(max_ns: float) -> tuple[str, float]:
+    """(unit, nanoseconds per unit) for a time axis reaching ``max_ns``: the largest unit in
+    which the axis still reaches 2, so ticks read 0-2000 µs rather than 0-0.002 s.  One
+    figure uses one unit for all its panels."""
+    for unit, div in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if max_ns >= 2 * div:
+            return unit, div
+    return "ns", 1.0
+
+
 def wrap(text: str, width: int = 28) -> str:
     """A long legend or tick label on a few lines."""
     import textwrap

@@ -72,6 +72,16 @@ def _cpu_lines(cpus: tuple[int, ...], width: int, max_lines: int = 3) -> list[st
         else [head] + lines
 
 
+def _node_lines(node, metric: str, local: float, unit: str, width_chars: int) -> list[str]:
+    """The lines of a node's box: id, memory, CPUs, local latency or bandwidth."""
+    mem = human_bytes(node.mem_bytes) if node.has_memory else "no memory"
+    lines = [f"node {node.id}", f"{node.kind.value} {mem}" if node.has_memory else mem]
+    lines += _cpu_lines(node.cpus, width_chars)
+    if metric != "distance" and node.has_cpus and node.has_memory:
+        lines.append(f"local {_fmt(local)} {unit}")
+    return lines
+
+
 def _layout(n: int) -> tuple[list[tuple[float, float]], int, int]:
     """Grid positions in id order: one row up to 3 nodes, two rows up to 8, then square."""
     if n <= 3:
@@ -183,9 +193,16 @@ def machine_figure(machine: Machine, metric: str = "distance", *, title: str | N
         x = float(norm(v))
         return cmap(x * EDGE_RANGE if metric == "bandwidth" else 1 - EDGE_RANGE * (1 - x))
 
+    width_chars = 19 if n <= 8 else 15
+    texts = [_node_lines(node, metric, matrix[k][k], unit, width_chars)
+             for k, node in enumerate(nodes)]
     graph_w = max(5.0, 2.9 * cols if cols <= 2 else 2.45 * cols)
     heat_w = 5.2 if n <= 8 else 6.5
-    height = max(4.8, 2.1 * rows + 2.4)
+    # rows further apart for boxes taller than four lines, so that the edges running
+    # diagonally between the rows pass the corners of the boxes they do not join
+    tall = max((len(t) for t in texts), default=0) - 4
+    height = max(4.8, 2.1 * rows + 2.4 + (1.4 * tall * (rows - 1) if pairs and tall > 0
+                                          else 0.0))
     fig = Figure(figsize=(graph_w + heat_w, height), dpi=dpi, layout=None)
     gx = graph_w / (graph_w + heat_w)
     ax = fig.add_axes((0.01, 0.12, gx - 0.02, 0.72))
@@ -195,7 +212,6 @@ def machine_figure(machine: Machine, metric: str = "distance", *, title: str | N
     ax.axis("off")
 
     font = 9 if n <= 4 else 8 if n <= 8 else 6
-    width_chars = 19 if n <= 8 else 15
 
     # interconnect links, under everything
     for ln in machine.links:
@@ -232,11 +248,7 @@ def machine_figure(machine: Machine, metric: str = "distance", *, title: str | N
     # node boxes
     for k, node in enumerate(nodes):
         x, y = pos[k]
-        mem = human_bytes(node.mem_bytes) if node.has_memory else "no memory"
-        lines = [f"node {node.id}", f"{node.kind.value} {mem}" if node.has_memory else mem]
-        lines += _cpu_lines(node.cpus, width_chars)
-        if metric != "distance" and node.has_cpus and node.has_memory:
-            lines.append(f"local {_fmt(matrix[k][k])} {unit}")
+        lines = texts[k]
         if node.has_cpus and node.has_memory:
             fc, ec, hatch = CPU_MEM_COLOUR, CPU_MEM_EDGE, None
         elif node.has_memory:
