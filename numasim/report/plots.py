@@ -405,7 +405,9 @@ def fig_timeline(data: SweepData):
         cols = min(3, len(panels))
         rows = (len(panels) + cols - 1) // cols
         fig = S.figure(3.4 * cols + 0.6, 2.5 * rows + 1.2)
-        axs = fig.subplots(rows, cols, squeeze=False)
+        # one bandwidth scale for every panel, so they compare at a glance (and the inner
+        # panels need no tick labels of their own)
+        axs = fig.subplots(rows, cols, squeeze=False, sharey=True)
         xv = None
         ymax = 0.0
         handles: dict[str, Any] = {}
@@ -429,9 +431,7 @@ def fig_timeline(data: SweepData):
                 ax.set_ylabel("bandwidth (GB/s)")
         for k in range(len(panels), rows * cols):
             axs[k // cols][k % cols].set_visible(False)
-        for row in axs:  # one scale for every panel, so they compare at a glance
-            for ax in row:
-                ax.set_ylim(0, ymax * 1.08 if ymax > 0 else 1)
+        axs[0][0].set_ylim(0, ymax * 1.08 if ymax > 0 else 1)
         fig.legend(list(handles.values()), list(handles), loc="outside lower center",
                    ncol=min(len(handles), 8), frameon=False, title="memory traffic at")
         more = "" if len(data.series) <= MAX_PANELS else \
@@ -622,8 +622,9 @@ def plot_results(results: str | os.PathLike, out_dir: str | os.PathLike,
     machines = []
     for stem, fig in machine_figures(data):
         bar.set_postfix_str(stem)
-        paths += S.save(fig, out, stem, formats)
-        machines.append(fig)
+        written = S.save(fig, out, stem, formats)
+        paths += written
+        machines.append((fig, next((p for p in written if p.suffix == ".png"), None)))
         bar.update(1)
     figs = []
     for name, fn in FIGURES:
@@ -699,9 +700,11 @@ def _report_pdf(data: SweepData, machine: Any, figs: list[tuple[str, Any]], out:
                 f"machine: {', '.join(data.machines)}")
         first.text(0.06, 0.93, S.wrap(text, 95), va="top", ha="left", fontsize=10)
         if machine is not None:
-            buf = io.BytesIO()
-            machine.savefig(buf, format="png", dpi=S.DPI)
-            buf.seek(0)
+            fig, png = machine  # the PNG written a moment ago, if PNG is one of the formats
+            buf = io.BytesIO(png.read_bytes()) if png is not None else io.BytesIO()
+            if png is None:
+                fig.savefig(buf, format="png", dpi=S.DPI)
+                buf.seek(0)
             ax = first.add_axes((0.04, 0.05, 0.92, 0.72))
             ax.imshow(mpimg.imread(buf, format="png"))
             ax.set_axis_off()
