@@ -154,8 +154,7 @@ def machine_figure(machine: Machine, metric: str = "distance", *, title: str | N
     from matplotlib import colormaps
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import FancyArrowPatch, Patch
+    from matplotlib.patches import FancyArrowPatch
 
     if metric not in METRICS:
         raise NumasimError(f"unknown metric {metric!r}", field="metric",
@@ -265,9 +264,39 @@ def machine_figure(machine: Machine, metric: str = "distance", *, title: str | N
         if hatch and hasattr(box, "set_hatchcolor"):  # matplotlib >= 3.10: a paler hatch
             box.set_hatchcolor(HATCH_COLOUR[hatch])
 
-    # legend
+    if not pairs:
+        edge_note = ""
+    elif label_edges:
+        edge_note = "edge: SLIT distance" if metric == "distance" else \
+            f"edge: {mtitle} ({unit}); 'a / b' = low id→high id / back"
+    else:
+        edge_note = f"edge colour: {mtitle} (numbers in the matrix)"
+    _legend(fig, machine, edge_note, cmap(0.5))
+
+    _matrix_panel(fig, machine, metric, matrix, (gx + 0.05 * (1 - gx), (1 - gx) * 0.72),
+                  cmap, norm, mtitle + (f" ({unit})" if unit else "")
+                  + (" — derived" if derived else ""))
+
+    # titles
+    total = human_bytes(machine.total_mem_bytes)
+    head = title or (f"{machine.name}: {n} node{'s' if n != 1 else ''}, "
+                     f"{len(machine.cpus)} CPUs, {total}")
+    fig.text(0.01, 0.975, head, fontsize=13, fontweight="bold", va="top")
+    description = getattr(machine, "description", "")
+    if description:
+        wrapped = textwrap.fill(description, width=int((graph_w + heat_w) * 14))
+        fig.text(0.01, 0.915, wrapped, fontsize=8.5, va="top", color="#333333")
+
+    return fig
+
+
+def _legend(fig, machine: Machine, edge_note: str, edge_colour) -> None:
+    """Which kinds of node the boxes are, the link bands, what the edges say."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     handles = []
-    kinds = {(nd.has_cpus, nd.has_memory) for nd in nodes}
+    kinds = {(nd.has_cpus, nd.has_memory) for nd in machine.nodes}
     if (True, True) in kinds:
         handles.append(Patch(fc=CPU_MEM_COLOUR, ec=CPU_MEM_EDGE, label="CPUs + memory"))
     if (False, True) in kinds:
@@ -282,33 +311,25 @@ def machine_figure(machine: Machine, metric: str = "distance", *, title: str | N
     if machine.links:
         handles.append(Line2D([], [], color=LINK_COLOUR, lw=6, alpha=0.45,
                               label="interconnect link"))
-    if not pairs:
-        edge_note = ""
-    elif label_edges:
-        if metric == "distance":
-            edge_note = "edge: SLIT distance"
-        else:
-            edge_note = f"edge: {mtitle} ({unit}); 'a / b' = low id→high id / back"
-    else:
-        edge_note = f"edge colour: {mtitle} (numbers in the matrix)"
     if edge_note:
-        handles.append(Line2D([], [], color=cmap(0.5), lw=2, label=edge_note))
+        handles.append(Line2D([], [], color=edge_colour, lw=2, label=edge_note))
     fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.01, 0.0),
                fontsize=8, frameon=False, ncol=2 if len(handles) > 2 else len(handles))
 
-    # heatmap of the metric: for latency and bandwidth only rows of CPU nodes and columns
-    # of memory nodes, the entries an access can use
+
+def _matrix_panel(fig, machine: Machine, metric: str, matrix: list[list[float]],
+                  place: tuple[float, float], cmap, norm, title: str) -> None:
+    """The right panel: the metric as a heatmap with its numbers.  For latency and bandwidth
+    only rows of CPU nodes and columns of memory nodes, the entries an access can use."""
+    nodes, ids, n = machine.nodes, machine.node_ids, len(machine.nodes)
     if metric == "distance":
         rows_k = cols_k = list(range(n))
     else:
         rows_k = [k for k in range(n) if nodes[k].has_cpus]
         cols_k = [k for k in range(n) if nodes[k].has_memory]
-    hx = gx + 0.05 * (1 - gx)
-    hw = (1 - gx) * 0.72
-    hax = fig.add_axes((hx, 0.16, hw, 0.62))
+    hax = fig.add_axes((place[0], 0.16, place[1], 0.62))
     shown_matrix = [[matrix[i][j] for j in cols_k] for i in rows_k]
-    hcmap = cmap
-    im = hax.imshow(shown_matrix, cmap=hcmap, norm=norm, aspect="equal")
+    im = hax.imshow(shown_matrix, cmap=cmap, norm=norm, aspect="equal")
     hax.set_xticks(range(len(cols_k)), [str(ids[j]) for j in cols_k], fontsize=8)
     hax.set_yticks(range(len(rows_k)), [str(ids[i]) for i in rows_k], fontsize=8)
     hax.set_xlabel("memory node", fontsize=9)
@@ -320,27 +341,14 @@ def machine_figure(machine: Machine, metric: str = "distance", *, title: str | N
         for a, i in enumerate(rows_k):
             for b, j in enumerate(cols_k):
                 v = matrix[i][j]
-                r, g, bl, _ = hcmap(norm(v))
+                r, g, bl, _ = cmap(norm(v))
                 dark = 0.299 * r + 0.587 * g + 0.114 * bl < 0.5
                 hax.text(b, a, _fmt(v), ha="center", va="center", fontsize=cell_font,
                          color="white" if dark else "black")
-    htitle = mtitle + (f" ({unit})" if unit else "") + (" — derived" if derived else "")
-    hax.set_title(htitle, fontsize=10)
+    hax.set_title(title, fontsize=10)
     shrink = 0.9 * min(1.0, len(rows_k) / max(len(cols_k), 1))  # follow the image height
     bar = fig.colorbar(im, ax=hax, fraction=0.05, pad=0.04, shrink=shrink)
     bar.ax.tick_params(labelsize=7)
-
-    # titles
-    total = human_bytes(machine.total_mem_bytes)
-    head = title or (f"{machine.name}: {n} node{'s' if n != 1 else ''}, "
-                     f"{len(machine.cpus)} CPUs, {total}")
-    fig.text(0.01, 0.975, head, fontsize=13, fontweight="bold", va="top")
-    description = getattr(machine, "description", "")
-    if description:
-        wrapped = textwrap.fill(description, width=int((graph_w + heat_w) * 14))
-        fig.text(0.01, 0.915, wrapped, fontsize=8.5, va="top", color="#333333")
-
-    return fig
 
 
 __all__ = ["draw_machine", "machine_figure", "METRICS"]
