@@ -95,6 +95,10 @@ def test_numastat_tables_in_numastats_formats(capsys):
     assert "Per-node system memory usage (in MBs):" in out
     used = next(ln for ln in out.splitlines() if ln.startswith("MemUsed")).split()
     assert int(used[1]) >= 10  # the scenario's 10 MiB, still held: its process is alive
+    # as numastat(8): any option leaves the legacy table for the new (MB) format
+    assert main(["numastat", "--machine", LAYOUT, "-c"]) == 0
+    out = capsys.readouterr().out
+    assert "Per-node numastat info (in MBs):" in out and "numa_hit" not in out
 
 
 @pytest.mark.parametrize("argv, word", [

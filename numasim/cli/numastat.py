@@ -3,10 +3,11 @@
 What numactl's ``numastat`` tool prints on the simulated machine, in its own formats: with no
 option the per-node table of /sys/devices/system/node/nodeN/numastat counters (``numa_hit``
 ... ``other_node``), ``-n`` the same in MB with a Total column, ``-m`` the per-node meminfo
-table (the rows numasim models).  The counters are those of the boot plus the scenario, if
-one is given; its processes are still alive, so ``-m`` shows the memory they hold.  ``-c``
-compresses the columns as numastat does; ``--node`` shows only some nodes (numastat's
-``-n``/``-m`` node selection).
+table (the rows numasim models).  As numastat, any option switches from the legacy table to
+the new format (``-c`` alone gives the MB table, compressed).  The counters are those of the
+boot plus the scenario, if one is given; its processes are still alive, so ``-m`` shows the
+memory they hold.  ``-c`` compresses the columns as numastat does; ``--node`` (numasim's)
+shows only some nodes; ``--delta`` only what the scenario added.
 """
 
 from __future__ import annotations
@@ -65,7 +66,10 @@ def main(args: argparse.Namespace) -> int:
     counters = None
     if args.delta:
         counters = np.asarray(k.ks.numastat) - at_boot
-    mode = "mb" if args.mb else "meminfo" if args.meminfo else "legacy"
+    # as numastat(8): the legacy table only with no option at all; any option selects the
+    # new format, whose default is the counters in MB
+    mode = "meminfo" if args.meminfo else "mb" if (args.mb or args.compress or nodes) \
+        else "legacy"
     sys.stdout.write(numastat_table(k, mode=mode, nodes=nodes, counters=counters,
                                     compress=args.compress))
     return 0
