@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from numasim.mm.script.check import check_lines, check_numa_maps, check_numastat, check_zones
+from numasim.mm.script.check import (
+    check_lines,
+    check_numa_maps,
+    check_numastat,
+    check_zones,
+    probe_buffer_pages,
+)
 
 
 def delta(node: int, hit: int, miss: int = 0, foreign: int = 0, il: int = 0, local: int = 0,
@@ -73,6 +79,34 @@ def test_numastat_first_window_and_interleave_windows() -> None:
     pre = window(delta(0, 0)) + ["> cpu 0"]
     assert check_numastat(pre + window(*exp), pre + window(*got)) == []
     assert check_numastat(pre + window(*got), pre + window(*exp))  # total must not drop
+
+
+def test_probe_buffer_pages_from_the_probes_callocs() -> None:
+    """query: 12 B a page, move: 16, touch resident: 1; the largest call + 1 page."""
+    assert probe_buffer_pages(["> query 0 4096 counts"]) == 12 + 1
+    assert probe_buffer_pages(["> move 0 8192 0"]) == 32 + 1
+    assert probe_buffer_pages(["> touch 0 80000 resident"]) == 20 + 1
+    assert probe_buffer_pages(["> query 0 16", "> query 0 2048 counts"]) == 6 + 1
+    assert probe_buffer_pages(["> touch 0 8192", "> mbind 0 8 bind 1 move", "> nodeof 0 4",
+                               "> query", "> move 0 x 1"]) == 0
+
+
+def test_numastat_allows_the_probes_heap_pages_in_their_window() -> None:
+    """A move_pages call in the window may add its arrays' heap pages (recorded: +19 for
+    a move of 8192 pages, scenario 79); the same extra without such a call is an error."""
+    first = window(delta(0, 0), delta(1, 0)) + ["> cpu 0"]
+    base = [delta(0, 4096, local=4096), delta(1, 0)]
+    real = [delta(0, 4115, local=4115), delta(1, 0)]
+
+    def moved(*lines: str) -> list[str]:
+        return ["> numastat_mark", "numastat_mark ok=1", "> move 0 8192 0",
+                "ret op=move_pages rc=0", "> numastat_delta", *lines]
+
+    assert check_numastat(first + moved(*real), first + moved(*base)) == []
+    assert check_numastat(first + window(*real), first + window(*base))
+    # never on a node the task's allocations cannot reach
+    far = [delta(0, 4096, local=4096), delta(1, 19, other=19)]
+    assert check_numastat(first + moved(*far), first + moved(*base), noise_nodes=[{0}, {0}])
 
 
 def test_numastat_under_pressure_allows_tens_of_pages() -> None:

@@ -424,11 +424,28 @@ class Kernel:
         return int(self.ks.pt_vma[int(row[S.R_PT]) + vpn - int(row[S.R_START])])
 
     def find_region(self, mm: int, vpn: int) -> int:
+        """The region whose page-table slice holds a live VMA at vpn, else one whose
+        range merely contains vpn, else -1.  Regions may overlap: a mapping placed with a
+        fixed address into a hole that munmap punched in an older region gets a region of
+        its own inside the older one's range (the older one's slots there stay dead)."""
+        ks = self.ks
+        dead = -1
         for r in self.mms[mm].regions:
-            row = self.ks.regions[r]
+            row = ks.regions[r]
             if row[S.R_START] <= vpn < row[S.R_END]:
-                return r
-        return -1
+                if ks.pt_vma[int(row[S.R_PT]) + vpn - int(row[S.R_START])] >= 0:
+                    return r
+                if dead < 0:
+                    dead = r
+        return dead
+
+    def _live_run(self, r: int, vpn: int, n: int) -> int:
+        """How many of the n pages from vpn have a VMA in region r's slice (at least 1:
+        a dead first slot is left to the fault handler, which says SIGSEGV)."""
+        ks = self.ks
+        lo = int(ks.regions[r, S.R_PT]) + vpn - int(ks.regions[r, S.R_START])
+        dead = np.flatnonzero(ks.pt_vma[lo: lo + n] < 0)
+        return max(1, int(dead[0])) if dead.size else n
 
     def pte(self, mm: int, vpn: int) -> int:
         """What the page table holds at vpn: a page row, PT_NONE, PT_ZERO or PT_SWAP."""
@@ -557,7 +574,12 @@ class Kernel:
             if r < 0:
                 raise Segfault(cur)
             rend = int(ks.regions[r, S.R_END])
-            n = min(npages - done_total, rend - cur)
+            n = self._live_run(r, cur, min(npages - done_total, rend - cur))
+            if oom_mode == core.OOM_VICTIM:
+                # the OOM killer chose this task while it faulted: the fault it is in
+                # may still take a page from the reserves, then the pending SIGKILL is
+                # delivered on the way back to user space; it touches nothing more
+                n = 1
             ks.ensure_pages(n + n // 256 + 64)  # data pages + page tables
             st = self.core.handle_mm_fault_range(*ks.core_args(), t, r, cur, n, int(write),
                                             oom_mode, self._res)

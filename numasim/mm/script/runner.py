@@ -1201,7 +1201,13 @@ class Runner:
         self._build_image(proc.t)
         new = Proc(proc.pid, proc.t, uid=proc.uid, parent_pid=proc.parent_pid)
         self._procs.append(new)
-        self.run_lines(new, line.sub)
+        try:
+            self.run_lines(new, line.sub)
+        finally:
+            # the new image's descriptors close when the process ends, however it ends
+            # (its files' mounts can then be unmounted)
+            for r in new.regions:
+                self._close(r)
         raise ProbeExit(0)
 
     def cmd_setuid(self, proc: Proc, line: Line, a: dict) -> None:
