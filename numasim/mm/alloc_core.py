@@ -783,6 +783,58 @@ def pgtable_alloc(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies
     return FAULT_OK
 
 
+# what an access finds in the page tables (pte_access): the kernel's rule for which
+# accesses fault, in one place for this fault path and for the engines' page caches
+ACCESS_FAULT = 0  # nothing usable mapped: any access enters the fault handler
+ACCESS_RO = 1  # a read is served by the mapping; a write faults (COW, the zero page, PROT_READ)
+ACCESS_RW = 2  # reads and writes are served by the mapping
+
+
+@kernel_jit
+def pte_access_of(cur, prot, shared, page_kind, mapcount):
+    """Which accesses a page-table entry serves without a fault, from the values: ``cur``
+    what the entry holds (a page row, PT_NONE, PT_SWAP or PT_ZERO), the VMA's ``prot`` and
+    ``shared`` flag, the page's ``page_kind`` and ``mapcount`` (anything when cur < 0).
+
+    A present page is writable when the VMA allows writing and the page is the task's own:
+    the VMA is MAP_SHARED, or the page is private anonymous and mapped once (after fork
+    both copies are read-only until one writes: COW; a MAP_PRIVATE file page is read-only
+    until its private copy exists).  The shared zero page (a read of untouched private
+    anonymous memory) serves reads only.  Nothing mapped, a swap entry or PROT_NONE: every
+    access faults, and the fault handler decides (allocate, copy, swap in, SIGSEGV).
+    Scalars only, so that a call per access costs no array passing (the fault path calls
+    it for every page; :func:`pte_access` reads the values from the arrays)."""
+    if prot == 0:
+        return ACCESS_FAULT
+    if cur == PT_ZERO:
+        return ACCESS_RO
+    if cur < 0:
+        return ACCESS_FAULT
+    if prot & 2 and (shared != 0 or (page_kind == PGK_ANON and mapcount <= 1)):
+        return ACCESS_RW
+    return ACCESS_RO
+
+
+@kernel_jit
+def pte_access(pages, vmas, pt_page, pt_vma, slot):
+    """:func:`pte_access_of` for page-table slot ``slot`` (no VMA there: ACCESS_FAULT):
+    what an engine asks before it serves an access from its page cache."""
+    v = pt_vma[slot]
+    if v < 0:
+        return ACCESS_FAULT
+    cur = pt_page[slot]
+    kind = pages[cur, PG_KIND] if cur >= 0 else 0
+    mapcount = pages[cur, PG_MAPCOUNT] if cur >= 0 else 0
+    return pte_access_of(cur, vmas[v, V_PROT], vmas[v, V_SHARED], kind, mapcount)
+
+
+@kernel_jit
+def access_faults(access, write):
+    """Does an access (``write`` or a read) that :func:`pte_access` answered ``access``
+    enter the fault handler?"""
+    return access == ACCESS_FAULT or (write != 0 and access != ACCESS_RW)
+
+
 @kernel_jit
 def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat,
                           policies, pol_nodes, tasks, task_mems, regions, vmas, objs, sp, pages,
@@ -845,15 +897,12 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
         cur = pt_page[slot]
         kind = vmas[v, V_KIND]
         shared = vmas[v, V_SHARED] != 0
-        if cur >= 0:
-            if not write:
-                res[R_DONE] += 1
-                continue
-            if shared or (pages[cur, PG_KIND] == PGK_ANON and pages[cur, PG_MAPCOUNT] <= 1):
+        acc = pte_access_of(cur, prot, vmas[v, V_SHARED],
+                            pages[cur, PG_KIND] if cur >= 0 else 0,
+                            pages[cur, PG_MAPCOUNT] if cur >= 0 else 0)
+        if acc == ACCESS_RW or (acc == ACCESS_RO and not write):
+            if write:
                 pages[cur, PG_DIRTY] = 1
-                res[R_DONE] += 1
-                continue
-        elif cur == PT_ZERO and not write:
             res[R_DONE] += 1
             continue
         vmstat[VM_PGFAULT] += 1
