@@ -459,6 +459,10 @@ def migrate_pages_list(k: Kernel, t: int, pages: list[tuple[int, int, int]], *, 
     for _vpn, _v, pg in pages:
         ks.ensure_pages(4)
         kind = int(ks.pages[pg, S.PG_KIND])
+        if not folio_migratable(k, pg):
+            failed += 1
+            ks.vmstat[S.VM_PGMIGRATE_FAIL] += 1
+            continue
         index = int(ks.pages[pg, S.PG_INDEX])
         obj = int(ks.pages[pg, S.PG_OBJ])
         if dest is not None:
@@ -484,11 +488,22 @@ def migrate_pages_list(k: Kernel, t: int, pages: list[tuple[int, int, int]], *, 
     return failed
 
 
+def folio_migratable(k: Kernel, pg: int) -> bool:
+    """Can ``move_to_new_folio`` move this page?  ramfs page cache (numasim's regular
+    files) has neither ``migrate_folio`` nor ``writepage``: a dirty page goes through
+    ``fallback_migrate_folio`` -> ``writeout`` -> -EINVAL and stays where it is (every ramfs
+    page written through a mapping or write(2) is dirty; FINDINGS.md F13).  Anonymous and
+    shmem pages, and clean ramfs pages, migrate."""
+    ks = k.ks
+    return not (int(ks.pages[pg, S.PG_KIND]) == S.PGK_FILE and ks.pages[pg, S.PG_DIRTY])
+
+
 def _replace_page(k: Kernel, old: int, new: int) -> None:
     """Every mapping of ``old`` (in any process, and the object's page cache slot) now
     points at ``new``; ``old`` is freed."""
     ks = k.ks
     ks.pages[new, S.PG_MAPCOUNT] = ks.pages[old, S.PG_MAPCOUNT]
+    ks.pages[new, S.PG_DIRTY] = ks.pages[old, S.PG_DIRTY]  # folio_migrate_flags
     hits = (ks.pt_page[: ks.pt_used] == old).nonzero()[0]
     ks.pt_page[hits] = new
     obj = int(ks.pages[old, S.PG_OBJ])
