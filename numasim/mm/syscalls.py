@@ -706,9 +706,16 @@ def migrate_to_node(k: Kernel, t: int, target: int, source: int, dest: int, flag
 
 # --------------------------------------------------------------------- move_pages
 def move_pages(k: Kernel, t: int, pid: int, addrs: list[int], nodes: list[int] | None,
-               flags: int) -> tuple[int, list[int]]:
+               flags: int, status_init: int = 0) -> tuple[int, list[int]]:
     """``move_pages(2)``: with ``nodes`` None, report each page's node (or -errno); else
-    move each page to its node.  Returns (return value, status per page)."""
+    move each page to its node.  Returns (return value, status per page).
+
+    ``do_pages_move``: consecutive pages bound for one node are queued and migrated as a
+    batch when the target changes or a page is not queued (already there, absent,
+    shared).  A batch in which some page fails to migrate ends the call: it returns the
+    number of pages not migrated plus those never attempted, and the status of that batch
+    and of everything after it is left unwritten -- ``status_init``, what the caller's
+    array held (the oracle's probe callocs it: 0)."""
     if k.kgen == KGEN_2_6_7:
         raise OSError(ENOSYS, "move_pages came with Linux 2.6.18")
     ks = k.ks
@@ -720,33 +727,58 @@ def move_pages(k: Kernel, t: int, pid: int, addrs: list[int], nodes: list[int] |
     mm = k.task_mm(target)
     if nodes is None:
         return 0, [page_status(k, mm, a) for a in addrs]
-    task_nodes = _mems_allowed(k, target)
-    status = [0] * len(addrs)
-    not_moved = 0
-    err = 0
+    return _do_pages_move(k, t, mm, _mems_allowed(k, target), addrs, nodes,
+                          bool(flags & MPOL_MF_MOVE_ALL), status_init)
+
+
+def _do_pages_move(k: Kernel, t: int, mm: int, task_nodes: set[int], addrs: list[int],
+                   nodes: list[int], move_all: bool, status_init: int) -> tuple[int, list[int]]:
+    ks = k.ks
+    n = len(addrs)
+    status = [status_init] * n
+    queued: list[tuple[int, int, int]] = []
+    current, start = -1, 0
+
+    def flush(node: int, start: int, i: int) -> int:
+        """``move_pages_and_store_status``: migrate the batch [start, i)."""
+        if not queued:
+            return 0
+        failed = migrate_pages_list(k, t, queued, dest=node)
+        queued.clear()
+        if failed:
+            return failed + n - i
+        status[start:i] = [node] * (i - start)
+        return 0
+
     for i, (addr, node) in enumerate(zip(addrs, nodes, strict=True)):
         if node < 0 or node >= MAX_NUMNODES or not (node < ks.nodeinfo.shape[0]
                                                     and ks.nodeinfo[node, S.N_MEMORY]):
-            err = ENODEV
-            break
+            flush(current, start, i)
+            raise OSError(ENODEV, "bad target node")
         if node not in task_nodes:
-            err = EACCES
-            break
-        st = add_page_for_migration(k, t, mm, addr, node, bool(flags & MPOL_MF_MOVE_ALL))
+            flush(current, start, i)
+            raise OSError(EACCES, "target node outside the task's cpuset")
+        if current < 0:
+            current, start = node, i
+        elif node != current:
+            err = flush(current, start, i)
+            if err:
+                return err, status
+            current, start = node, i
+        st = add_page_for_migration(k, t, mm, addr, node, move_all)
         if st == 1:
             vpn = (addr & ULONG_MASK) >> PAGE_SHIFT
-            v = k.find_vma(mm, vpn)
             pg = k.pte(mm, vpn)
-            if migrate_pages_list(k, t, [(vpn, v, pg)], dest=node):
-                not_moved += 1
-                status[i] = -ENOMEM
-            else:
-                status[i] = node
-        else:
-            status[i] = st
-    if err:
-        raise OSError(err, "bad target node")
-    return not_moved, status
+            if all(q[2] != pg for q in queued):
+                queued.append((vpn, k.find_vma(mm, vpn), pg))
+                continue
+            st = -EBUSY  # the same page twice: already isolated (folio_isolate_lru fails)
+        status[i] = st
+        err = flush(current, start, i)
+        if err:
+            return err - 1, status  # page i is accounted for
+        current = -1
+    return flush(current, start, n), status
 
 
 def page_status(k: Kernel, mm: int, addr: int) -> int:
