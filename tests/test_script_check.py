@@ -93,7 +93,7 @@ def test_probe_buffer_pages_from_the_probes_callocs() -> None:
 
 def test_numastat_allows_the_probes_heap_pages_in_their_window() -> None:
     """A move_pages call in the window may add its arrays' heap pages (recorded: +19 for
-    a move of 8192 pages, scenario 79); the same extra without such a call is an error."""
+    a move of 8192 pages, FINDINGS.md F12); the same extra without such a call is an error."""
     first = window(delta(0, 0), delta(1, 0)) + ["> cpu 0"]
     base = [delta(0, 4096, local=4096), delta(1, 0)]
     real = [delta(0, 4115, local=4115), delta(1, 0)]

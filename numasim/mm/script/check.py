@@ -184,8 +184,8 @@ def check_numastat(expected: list[str], got: list[str], *,
       task policy the first time the heap grows that far.  So a window may hold up to
       :func:`probe_buffer_pages` more allocations on the noise nodes (and in the total).
       The "~7 extra local allocations during an mbind MOVE" of issue 14 are this (a
-      4096-page ``query`` in the window: 6 heap pages + 1, on both kernels in every boot)
-      or, not reproducibly, 1-10 pages of per-CPU kernel work (a new kworker for
+      4096-page ``query`` in the window: 6-7 heap pages + 1, on both kernels in every boot)
+      or, not reproducibly, 0-11 pages of per-CPU kernel work (a new kworker for
       ``lru_add_drain_all``) on the CPU's node right after the task moved there, which
       the ``noise`` bound above covers; mbind MOVE itself adds nothing from a CPU the task
       has been on (scenarios 78, 79; FINDINGS.md F12);
