@@ -27,6 +27,12 @@ BW_UNITS = {"B/s": 1e-9, "kB/s": 1e-6, "KB/s": 1e-6, "MB/s": 1e-3, "GB/s": 1.0, 
 FREQ_UNITS = {"Hz": 1e-9, "kHz": 1e-6, "MHz": 1e-3, "GHz": 1.0}
 
 
+MAX_SIZE = (1 << 63) - 1
+"""Sizes are bytes in a signed 64-bit integer, as the kernel's and numpy's counters are."""
+MAX_EXPONENT = 30
+"""``1e30`` reads; ``1e1000000000`` would make a billion-digit number first: refused."""
+
+
 class UnitError(ValueError):
     """A quantity could not be read; the message says what would be valid."""
 
@@ -41,6 +47,9 @@ def _split(text: str | int | float, kind: str, units: dict) -> tuple[str, str]:
     if not m:
         raise UnitError(f"cannot read {text!r} as a {kind}; write it like {_example(kind)}")
     unit = m.group(2)
+    exp = re.search(r"[eE]([+-]?[0-9]+)$", m.group(1))
+    if exp and abs(int(exp.group(1)[:9])) > MAX_EXPONENT:
+        raise UnitError(f"the exponent of {text[:40]!r} is beyond +-{MAX_EXPONENT}")
     if unit not in units:
         raise UnitError(f"unknown {kind} unit {unit!r} in {text!r}; valid units: "
                         + ", ".join(units))
@@ -58,6 +67,9 @@ def parse_size(text: str | int) -> int:
     nbytes = Fraction(value) * SIZE_UNITS[unit]
     if nbytes.denominator != 1:
         raise UnitError(f"{text!r} is not a whole number of bytes")
+    if nbytes > MAX_SIZE:
+        raise UnitError(f"{text!r} is 2^63 bytes or more; sizes must fit a signed 64-bit "
+                        "count of bytes (less than 8 EiB = 8192 PiB)")
     return int(nbytes)
 
 

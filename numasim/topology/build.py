@@ -18,8 +18,10 @@ Derivation rules (stated here because users will read numbers that came from the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+from numasim.bitmap import MAX_NUMNODES, NR_CPUS
 from numasim.errors import ConfigError, ErrorCollector
 from numasim.topology.model import (
     LOCAL_DISTANCE,
@@ -35,7 +37,9 @@ LOCAL_LATENCY_NS = {MemKind.DRAM: 80.0, MemKind.HBM: 110.0, MemKind.CXL: 250.0,
 LOCAL_BANDWIDTH_GBPS = {MemKind.DRAM: 100.0, MemKind.HBM: 400.0, MemKind.CXL: 30.0,
                         MemKind.NVM: 20.0}
 LATENCY_NS_PER_SLIT_UNIT = 4.5
-MAX_NUMNODES = 1024  # CONFIG_NODES_SHIFT=10, as Debian's x86-64 kernels
+MAX_PHYSMEM_BITS = 52
+"""x86-64 and arm64 with 5-level / 52-bit addressing: physical memory ends at 4 PiB."""
+MAX_PHYS_BYTES = 1 << MAX_PHYSMEM_BITS
 
 
 def derive_latency(nodes: Sequence[Node], distance: Sequence[Sequence[int]]
@@ -82,6 +86,72 @@ def _square(name: str, m, n: int, errs: ErrorCollector, *, numeric=float) -> tup
     return tuple(out)
 
 
+def check_nodes(nodes: Sequence[Node], errs: ErrorCollector, page_size: int = 4096) -> None:
+    """Node ids, CPUs and memory within what Linux bounds; each CPU in exactly one node.
+
+    Separate from :func:`make_machine` so that a loader whose file has other problems still
+    reports these with them (every problem at once)."""
+    seen: set[int] = set()
+    for nd in nodes:
+        if nd.id in seen:
+            errs.add(f"node {nd.id} is described twice", field="nodes")
+        seen.add(nd.id)
+        if nd.id < 0 or nd.id >= MAX_NUMNODES:
+            errs.add(f"node id {nd.id} out of range 0..{MAX_NUMNODES - 1} (MAX_NUMNODES = "
+                     f"{MAX_NUMNODES}, the most nodes Linux supports)", field="nodes")
+    owner: dict[int, int] = {}
+    total = 0
+    max_pfn = MAX_PHYS_BYTES // page_size
+    for nd in nodes:
+        if nd.mem_bytes < 0:
+            errs.add(f"node {nd.id} has negative memory", field=f"nodes[{nd.id}].memory")
+        elif nd.mem_bytes >= MAX_PHYS_BYTES:
+            errs.add(f"node {nd.id} has {nd.mem_bytes} bytes of memory; Linux addresses less "
+                     f"than 4 PiB of physical memory (MAX_PHYSMEM_BITS = {MAX_PHYSMEM_BITS})",
+                     field=f"nodes[{nd.id}].memory")
+        total += max(nd.mem_bytes, 0)
+        for z in nd.zones or ():
+            if z.start_pfn + z.spanned > max_pfn:
+                errs.add(f"a {z.type.kname} zone of node {nd.id} ends at pfn "
+                         f"{z.start_pfn + z.spanned}, past the 4 PiB of physical memory Linux "
+                         f"addresses (pfn {max_pfn})", field=f"nodes[{nd.id}].zones")
+        bad = [c for c in nd.cpus if c < 0 or c >= NR_CPUS]
+        if bad:
+            errs.add(f"CPU {bad[0]} of node {nd.id} is outside 0..{NR_CPUS - 1} (NR_CPUS = "
+                     f"{NR_CPUS}, the most CPUs Linux supports)", field=f"nodes[{nd.id}].cpus")
+        for c in nd.cpus:
+            if c in owner and owner[c] != nd.id:
+                errs.add(f"CPU {c} is in node {owner[c]} and in node {nd.id}; a CPU belongs "
+                         "to exactly one node", field=f"nodes[{nd.id}].cpus")
+            owner[c] = nd.id
+    if total >= MAX_PHYS_BYTES and all(0 <= nd.mem_bytes < MAX_PHYS_BYTES for nd in nodes):
+        errs.add(f"the nodes hold {total} bytes together; Linux addresses less than 4 PiB of "
+                 f"physical memory (MAX_PHYSMEM_BITS = {MAX_PHYSMEM_BITS})", field="nodes")
+    if nodes and not any(nd.has_memory for nd in nodes):
+        errs.add("no node has memory", field="nodes")
+    if nodes and not owner:
+        errs.add("no node has CPUs", field="nodes")
+
+
+def check_distance(dist: Sequence[Sequence[int]], ids: Sequence[int],
+                   errs: ErrorCollector) -> None:
+    """The SLIT rules Linux enforces (``numa_set_distance``, ``slit_valid``)."""
+    n = len(ids)
+    for i in range(n):
+        if dist[i][i] != LOCAL_DISTANCE:
+            errs.add(f"diagonal entry for node {ids[i]} is {dist[i][i]}; a node's distance "
+                     f"to itself is always {LOCAL_DISTANCE} (LOCAL_DISTANCE)",
+                     field="distance")
+        for j in range(n):
+            if i != j and dist[i][j] <= LOCAL_DISTANCE:
+                errs.add(f"distance from node {ids[i]} to node {ids[j]} is {dist[i][j]}; "
+                         f"remote distances must be greater than {LOCAL_DISTANCE}",
+                         field="distance")
+            if not 0 < dist[i][j] <= 254:
+                errs.add(f"distance {dist[i][j]} between nodes {ids[i]} and {ids[j]} is "
+                         "outside the SLIT range 10..254", field="distance")
+
+
 def make_machine(
     name: str,
     nodes: Sequence[Node],
@@ -107,28 +177,8 @@ def make_machine(
         errs.add("a machine needs at least one node", field="nodes")
         errs.raise_if_any()
     ids = [nd.id for nd in nodes]
-    seen: set[int] = set()
-    for nid in ids:
-        if nid in seen:
-            errs.add(f"node {nid} is described twice", field="nodes")
-        seen.add(nid)
-        if nid < 0 or nid >= MAX_NUMNODES:
-            errs.add(f"node id {nid} out of range 0..{MAX_NUMNODES - 1}", field="nodes")
-    owner: dict[int, int] = {}
-    for nd in nodes:
-        if nd.mem_bytes < 0:
-            errs.add(f"node {nd.id} has negative memory", field=f"nodes[{nd.id}].memory")
-        for c in nd.cpus:
-            if c < 0:
-                errs.add(f"CPU {c} of node {nd.id} is negative", field=f"nodes[{nd.id}].cpus")
-            elif c in owner and owner[c] != nd.id:
-                errs.add(f"CPU {c} is in node {owner[c]} and in node {nd.id}; a CPU belongs "
-                         "to exactly one node", field=f"nodes[{nd.id}].cpus")
-            owner[c] = nd.id
-    if not any(nd.has_memory for nd in nodes):
-        errs.add("no node has memory", field="nodes")
-    if not owner:
-        errs.add("no node has CPUs", field="nodes")
+    seen = set(ids)
+    check_nodes(nodes, errs, settings.get("page_size", 4096))
 
     derived: set[str] = set()
     notes = list(notes)
@@ -140,24 +190,12 @@ def make_machine(
         if n > 1:
             notes.append("no distance (SLIT) given: assumed 10 local, 20 remote")
     if dist is not None:
-        for i in range(n):
-            if dist[i][i] != LOCAL_DISTANCE:
-                errs.add(f"diagonal entry for node {ids[i]} is {dist[i][i]}; a node's distance "
-                         f"to itself is always {LOCAL_DISTANCE} (LOCAL_DISTANCE)",
-                         field="distance")
-            for j in range(n):
-                if i != j and dist[i][j] <= LOCAL_DISTANCE:
-                    errs.add(f"distance from node {ids[i]} to node {ids[j]} is {dist[i][j]}; "
-                             f"remote distances must be greater than {LOCAL_DISTANCE}",
-                             field="distance")
-                if not 0 < dist[i][j] <= 254:
-                    errs.add(f"distance {dist[i][j]} between nodes {ids[i]} and {ids[j]} is "
-                             "outside the SLIT range 10..254", field="distance")
+        check_distance(dist, ids, errs)
     lat = _square("latency", latency_ns, n, errs)
     bw = _square("bandwidth", bandwidth_GBps, n, errs)
     for mname, m in (("latency", lat), ("bandwidth", bw)):
-        if m is not None and any(v <= 0 for r in m for v in r):
-            errs.add("every entry must be positive", field=mname)
+        if m is not None and not all(0 < v < math.inf for r in m for v in r):
+            errs.add("every entry must be a positive finite number", field=mname)
     errs.raise_if_any()
 
     if lat is None:
@@ -203,5 +241,6 @@ def check_node_ids(machine: Machine, ids, *, field: str, file: str | None = None
                           field=field, hint="nodes: " + ", ".join(map(str, machine.node_ids)))
 
 
-__all__ = ["make_machine", "derive_latency", "derive_bandwidth", "check_node_ids",
-           "ConfigError", "MAX_NUMNODES"]
+__all__ = ["make_machine", "check_nodes", "check_distance", "derive_latency",
+           "derive_bandwidth", "check_node_ids", "ConfigError", "MAX_NUMNODES",
+           "MAX_PHYS_BYTES"]
