@@ -2,36 +2,50 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from numasim.errors import NumasimError, Problem
 
+_TOP_KEY = re.compile(r"^([A-Za-z_][\w-]*)\s*:", re.M)
+
+
+def _kind_of_keys(keys: set[str]) -> str | None:
+    if "sweep" in keys or "experiment" in keys:
+        return "experiment"
+    if "threads" in keys or ("kernel" in keys and "nodes" not in keys) or "phases" in keys:
+        return "workload"
+    if "nodes" in keys:
+        return "machine"
+    return None
+
 
 def yaml_kind(path: Path) -> str:
-    """'machine', 'workload' or 'experiment', from the file's top-level keys."""
-    import yaml
+    """'machine', 'workload' or 'experiment', from the file's top-level keys; 'YAML' when a
+    file that is not valid YAML names none of them (its problem is then the syntax)."""
+    from numasim.yamlutil import parse_yaml
 
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        return "machine"
-    except UnicodeDecodeError:
-        return "machine"
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return "YAML"
+    try:
+        data = parse_yaml(text, file=str(path)).data
+    except NumasimError:  # not YAML (or hostile): judge by the keys written at column 0
+        return _kind_of_keys(set(_TOP_KEY.findall(text))) or "YAML"
     if isinstance(data, dict):
-        if "sweep" in data or "experiment" in data:
-            return "experiment"
-        if "threads" in data or "kernel" in data and "nodes" not in data or "phases" in data:
-            return "workload"
+        return _kind_of_keys({str(k) for k in data}) or "machine"
     return "machine"
 
 
 def validate_path(spec: str) -> tuple[list[Problem], str]:
+    """Every problem of one file and the kind of file it was taken for."""
     path = Path(spec)
     if not path.exists():
         return [Problem("no such file", file=spec)], "missing"
     kind = yaml_kind(path) if path.suffix in (".yaml", ".yml") else "machine"
     try:
-        if kind == "machine":
+        if kind in ("machine", "YAML"):
             if path.suffix in (".yaml", ".yml"):
                 from numasim.topology.loaders import yaml_machine
 

@@ -90,13 +90,64 @@ def _walk(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, doc: YamlDoc,
             _walk(loader, item, loc + (i,), doc, stack)
 
 
+MAX_DEPTH = 64
+"""Deepest nesting of lists and mappings a configuration may have (the shipped ones use 6);
+PyYAML composes recursively, so 20 000 nested ``[`` would end in a RecursionError."""
+MAX_EXPANDED_NODES = 1_000_000
+"""Most values a document may hold once its aliases are expanded (at least; see
+:func:`_precheck`).  Nine levels of nine aliases make 387 million from 395 bytes."""
+
+
+def _precheck(text: str, file: str | None) -> None:
+    """Refuse deep nesting and alias bombs from the event stream, before anything recursive
+    or exponential runs: PyYAML's parser is a loop, its composer and constructor recurse, and
+    every reader of the data walks aliases once per use."""
+    sizes: dict[str, int] = {}
+    stack: list[list] = [[None, 0]]  # [anchor, expanded size] of each open collection
+    distinct = 0
+    for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(ev, yaml.CollectionStartEvent):
+            distinct += 1
+            stack.append([ev.anchor, 1])
+            if len(stack) - 1 > MAX_DEPTH:
+                raise ConfigError(
+                    f"lists and mappings nested more than {MAX_DEPTH} deep", file=file,
+                    line=ev.start_mark.line + 1,
+                    hint="a configuration is a few levels deep; is the file generated "
+                         "wrongly?")
+            continue
+        if isinstance(ev, yaml.CollectionEndEvent):
+            anchor, size = stack.pop()
+            if anchor is not None:
+                sizes[anchor] = size
+        elif isinstance(ev, yaml.ScalarEvent):
+            distinct += 1
+            size = 1
+            if ev.anchor is not None:
+                sizes[ev.anchor] = 1
+        elif isinstance(ev, yaml.AliasEvent):
+            size = sizes.get(ev.anchor, 1)  # unknown: the composer says so; open: recursive
+        else:
+            continue
+        stack[-1][1] += size
+        if stack[-1][1] > max(MAX_EXPANDED_NODES, 10 * distinct):
+            raise ConfigError(
+                f"its aliases (*name) expand to more than {MAX_EXPANDED_NODES:,} values",
+                file=file, line=ev.start_mark.line + 1,
+                hint="a YAML alias repeats what its anchor (&name) holds; aliases of aliases "
+                     "grow exponentially. Write the values out, or use fewer levels")
+
+
 def parse_yaml(text: str, *, file: str | None = None) -> YamlDoc:
     """Read one YAML document (safe types only) with the line of every key and item.
 
-    Raises :class:`ConfigError` with the line for text that is not YAML.
+    Raises :class:`ConfigError` with the line for text that is not YAML, that nests deeper
+    than :data:`MAX_DEPTH` or whose aliases expand past :data:`MAX_EXPANDED_NODES` values.
     """
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        _precheck(text, file)
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         doc = YamlDoc(None, file)
         if node is not None:
@@ -115,8 +166,17 @@ def parse_yaml(text: str, *, file: str | None = None) -> YamlDoc:
                                "'key: value' has a space after the colon") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"not valid YAML: {e}", file=file) from None
+    except (ValueError, OverflowError) as e:  # e.g. a timestamp PyYAML cannot represent
+        raise ConfigError(f"not valid YAML: {e}", file=file) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
+
+
+def safe_load(text: str, *, file: str | None = None) -> Any:
+    """The data of a YAML text, as ``yaml.safe_load`` but bounded like :func:`parse_yaml`
+    (every YAML numasim reads goes through here)."""
+    return parse_yaml(text, file=file).data
 
 
 def read_text(path: str | os.PathLike) -> str:
@@ -365,6 +425,6 @@ def choice_reader(choices: Iterable[str], what: str) -> Callable[[Any], str]:
     return read
 
 
-__all__ = ["YamlDoc", "parse_yaml", "read_text", "dotted", "model_at", "valid_keys",
+__all__ = ["YamlDoc", "parse_yaml", "safe_load", "read_text", "dotted", "model_at", "valid_keys",
            "validation_problems", "validate_model", "sort_problems", "StrictModel", "Size",
            "TimeNs", "BandwidthGBps", "FreqGHz", "IdList", "choice_reader"]

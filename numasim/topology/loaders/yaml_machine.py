@@ -141,8 +141,8 @@ def sniff(head: str) -> bool:
     if text.startswith("<") or _NUMACTL.search(head) or _LAYOUT.search(head):
         return False
     try:
-        data = yaml.safe_load(head)
-    except yaml.YAMLError:  # perhaps only cut short: judge by the top-level key
+        data = parse_yaml(head).data
+    except NumasimError:  # perhaps only cut short (or hostile): judge by the top-level key
         return bool(_NODES_KEY.search(head))
     return isinstance(data, dict) and "nodes" in data
 
