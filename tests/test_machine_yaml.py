@@ -274,9 +274,11 @@ def test_zone_and_movable_checks():
               - {type: normal, start_pfn: 5, spanned: 10, present: 10, managed: 11}
               - {type: HIGHMEM, start_pfn: 100, spanned: 1, present: 1, managed: 1}
         """)
-    # the bad zone type stops the structure check; the node's own checks cannot run
-    assert [(p.line, p.field) for p in ps] == [(9, "nodes[0].zones[2].type")]
-    assert "valid: DMA, DMA32, Normal, Movable, Device" in ps[0].message
+    # the bad zone type stops the structure check; the node's own checks still run on what
+    # of it reads (its zones do not: they are what is broken)
+    assert [(p.line, p.field) for p in ps] == [(5, "nodes[0].movable"),
+                                               (9, "nodes[0].zones[2].type")]
+    assert "valid: DMA, DMA32, Normal, Movable, Device" in ps[1].message
     ps = problems_of("""\
         nodes:
           - id: 0

@@ -40,8 +40,8 @@ from pydantic import BeforeValidator, Field, ValidationError
 
 from numasim import units
 from numasim.bitmap import format_list
-from numasim.errors import ConfigError, NumasimError, Problem
-from numasim.topology.build import make_machine
+from numasim.errors import ConfigError, ErrorCollector, NumasimError, Problem
+from numasim.topology.build import check_distance, check_nodes, make_machine
 from numasim.topology.model import (
     CACHE_LINE,
     HUGE_PAGE_SIZE,
@@ -186,13 +186,7 @@ def _read(text: str, file: str | None) -> tuple[Machine | None, list[Problem]]:
     if model is None:
         # the file's structure is wrong somewhere; still check every node that reads on its
         # own, so that one run reports as much as possible
-        nodes = doc.data.get("nodes") if isinstance(doc.data, dict) else None
-        for i, raw in enumerate(nodes if isinstance(nodes, list) else []):
-            try:
-                node = NodeModel.model_validate(raw)
-            except ValidationError:
-                continue
-            problems += _check_node(i, node, doc)
+        problems += _check_parts(doc)
         return None, sort_problems(problems)
     assert isinstance(model, MachineModel)
     problems += _check(model, doc)
@@ -200,11 +194,82 @@ def _read(text: str, file: str | None) -> tuple[Machine | None, list[Problem]]:
     try:
         machine = _build(model, doc)
     except ConfigError as e:
-        problems += [_locate(p, model, doc) for p in e.problems
+        problems += [_locate(p, [n.id for n in model.nodes],
+                             [ln.between for ln in model.links], doc) for p in e.problems
                      if p.field not in ("links", "weights")]  # _check reported those
     if problems:
         return None, sort_problems(problems)
     return machine, []
+
+
+def _check_parts(doc: YamlDoc) -> list[Problem]:
+    """The checks that need a whole machine, run on the parts of a file whose structure is
+    wrong elsewhere: each node as far as it reads, CPUs shared between nodes, the SLIT if it
+    reads -- so one run reports every problem, not the schema's first and these after."""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    raw_nodes = data.get("nodes")
+    out: list[Problem] = []
+    good: list[tuple[int, NodeModel]] = []
+    whole = True  # every node read with all its keys: "no node has memory" can be judged
+    for i, raw in enumerate(raw_nodes if isinstance(raw_nodes, list) else []):
+        node = _lenient_node(raw)
+        if node is not None:
+            good.append((i, node))
+            out += _check_node(i, node, doc)
+            whole = whole and len(node.model_fields_set) == len(raw)
+    all_read = isinstance(raw_nodes, list) and len(good) == len(raw_nodes) > 0
+    nodes = [Node(id=n.id, cpus=tuple(n.cpus), mem_bytes=n.memory) for _, n in good]
+    ids = [n.id for _, n in good]
+    if not all_read:
+        errs = ErrorCollector(file=doc.file)
+        check_nodes(nodes, errs)
+        return out + [_locate_node(p, good, doc) for p in errs.problems
+                      if not p.message.startswith(("no node has", "node id"))]
+    try:
+        dist = _Matrix.model_validate({"m": data.get("distance")}).m
+    except ValidationError:
+        dist = None  # the schema's problems name it already
+    try:
+        make_machine("check", nodes, distance=dist, file=doc.file)
+    except ConfigError as e:
+        raw_links = data.get("links")
+        links = [ln.get("between") for ln in raw_links if isinstance(ln, dict)] \
+            if isinstance(raw_links, list) else []
+        out += [_locate(p, ids, links, doc) for p in e.problems
+                if whole or not p.message.startswith("no node has")]
+    return out
+
+
+def _lenient_node(raw: Any) -> NodeModel | None:
+    """A node read from what of it is valid (unknown and bad keys dropped), or None."""
+    if not isinstance(raw, dict):
+        return None
+    keep = {k: v for k, v in raw.items() if k in NodeModel.model_fields}
+    for _ in range(2):
+        try:
+            return NodeModel.model_validate(keep)
+        except ValidationError as e:
+            bad = {err["loc"][0] for err in e.errors() if err["loc"]}
+            if "id" in bad or not bad & set(keep):
+                return None
+            keep = {k: v for k, v in keep.items() if k not in bad}
+    return None
+
+
+class _Matrix(StrictModel):
+    m: list[list[int]] | None = None
+
+
+def _locate_node(p: Problem, good: list[tuple[int, NodeModel]], doc: YamlDoc) -> Problem:
+    """Locate a node problem when only some nodes read: by the node's position in the file."""
+    mnode = re.match(r"nodes\[(\d+)\]\.?(\w*)", p.field or "")
+    if mnode:
+        nid = int(mnode.group(1))
+        k = next((i for i, n in good if n.id == nid), None)
+        if k is not None:
+            loc = ("nodes", k) + ((mnode.group(2),) if mnode.group(2) else ())
+            return dataclasses.replace(p, field=dotted(loc), line=doc.line(loc))
+    return dataclasses.replace(p, line=p.line or doc.line(("nodes",)))
 
 
 def _problem(doc: YamlDoc, msg: str, loc: tuple, hint: str | None = None) -> Problem:
@@ -326,11 +391,12 @@ def _build(m: MachineModel, doc: YamlDoc) -> Machine:
 _FIELD_RENAMES = {"weights": "weighted_interleave"}
 
 
-def _locate(p: Problem, m: MachineModel, doc: YamlDoc) -> Problem:
-    """Give a make_machine problem the YAML field path and line it comes from."""
-    pos = {}
-    for k, n in enumerate(m.nodes):
-        pos.setdefault(n.id, k)
+def _locate(p: Problem, ids: list[int], links: list[list[int]], doc: YamlDoc) -> Problem:
+    """Give a make_machine problem the YAML field path and line it comes from (``ids``: the
+    node ids in file order, ``links``: each link's two ends)."""
+    pos: dict[int, int] = {}
+    for k, nid in enumerate(ids):
+        pos.setdefault(nid, k)
     field = _FIELD_RENAMES.get(p.field or "", p.field or "")
     loc: tuple = tuple(field.split(".")) if field else ()
     mnode = re.match(r"nodes\[(\d+)\]\.?(\w*)", field)
@@ -341,7 +407,7 @@ def _locate(p: Problem, m: MachineModel, doc: YamlDoc) -> Problem:
         twice = re.search(r"node (\d+) is described twice", p.message)
         rng = re.search(r"node id (\d+) out of range", p.message)
         if twice:
-            found = [k for k, n in enumerate(m.nodes) if n.id == int(twice.group(1))]
+            found = [k for k, nid in enumerate(ids) if nid == int(twice.group(1))]
             loc = ("nodes", found[-1], "id")
         elif rng and int(rng.group(1)) in pos:
             loc = ("nodes", pos[int(rng.group(1))], "id")
@@ -364,8 +430,8 @@ def _locate(p: Problem, m: MachineModel, doc: YamlDoc) -> Problem:
         ln = re.search(r"link (\d+)-(\d+)", p.message)
         if ln:
             ends = [int(ln.group(1)), int(ln.group(2))]
-            for k, link in enumerate(m.links):
-                if link.between == ends:
+            for k, link in enumerate(links):
+                if list(link) == ends:
                     loc = ("links", k)
                     break
     return dataclasses.replace(p, file=p.file or doc.file, field=dotted(loc) or p.field,
