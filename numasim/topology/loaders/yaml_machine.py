@@ -41,7 +41,7 @@ from pydantic import BeforeValidator, Field, ValidationError
 from numasim import units
 from numasim.bitmap import format_list
 from numasim.errors import ConfigError, ErrorCollector, NumasimError, Problem
-from numasim.topology.build import check_distance, check_nodes, make_machine
+from numasim.topology.build import check_nodes, make_machine
 from numasim.topology.model import (
     CACHE_LINE,
     HUGE_PAGE_SIZE,
