@@ -32,6 +32,8 @@ EXPECTED = {
     "eas-tioga.xml": ({k: 32 for k in range(4)},
                       {0: 134731067392, 1: 135237062656, 2: 135282954240, 3: 135265234944},
                       [10, 12, 12, 12]),
+    "coral-lassen-hwloc1.xml": ({0: 80, 8: 80, 252: 0, 253: 0, 254: 0, 255: 0}, None,
+                                [10, 40, 80, 80, 80, 80]),
     "epyc-corona.xml": ({k: 12 for k in range(8)}, None, [10, 16, 16, 16, 32, 32, 32, 32]),
     "g4dnmetal.xml": ({0: 48, 1: 48}, None, [10, 21]),
     "knl-snc4-flat-hwloc1.xml": ({0: 72, 1: 72, 2: 64, 3: 64, 4: 0, 5: 0, 6: 0, 7: 0},
@@ -179,9 +181,8 @@ def run_lstopo(source: Path) -> subprocess.CompletedProcess:
                           capture_output=True, timeout=120)
 
 
-def lstopo_numa(source: Path, tmp: Path) -> tuple[dict[int, tuple[int, frozenset[int]]],
-                                                  set[int]]:
-    """hwloc's own reading: os_index -> (local_memory, cpuset), and the set of PU indexes."""
+def lstopo_xml(source: Path, tmp: Path) -> bytes:
+    """hwloc's export of ``source`` as XML."""
     done = run_lstopo(source)
     if done.returncode and b"cannot import XML version 3.0" in done.stderr:
         # hwloc 2.x refuses XML 3.0 outright; its NUMA/PU/memory content is 2.0-compatible
@@ -190,8 +191,13 @@ def lstopo_numa(source: Path, tmp: Path) -> tuple[dict[int, tuple[int, frozenset
                                                       '<topology version="2.0">', 1))
         done = run_lstopo(patched)
     assert done.returncode == 0, done.stderr.decode(errors="replace")
-    out = done.stdout
-    root = ElementTree.fromstring(out)
+    return done.stdout
+
+
+def lstopo_numa(source: Path, tmp: Path) -> tuple[dict[int, tuple[int, frozenset[int]]],
+                                                  set[int]]:
+    """hwloc's own reading: os_index -> (local_memory, cpuset), and the set of PU indexes."""
+    root = ElementTree.fromstring(lstopo_xml(source, tmp))
     numa = {int(o.get("os_index")): (int(o.get("local_memory", "0")),
                                       frozenset(parse_mask(o.get("cpuset"))))
             for o in root.iter("object") if o.get("type") == "NUMANode"}
@@ -219,3 +225,29 @@ def check_against_lstopo(machine, source: Path, tmp: Path) -> None:
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
 def test_same_nodes_cpus_and_memory_as_lstopo(path, tmp_path):
     check_against_lstopo(hwloc_xml.load(path), path, tmp_path)
+
+
+def lstopo_distances(source: Path, tmp: Path) -> dict[tuple[int, int], int]:
+    """hwloc's own NUMA latency matrix (as it exports it in v2 XML), by OS index."""
+    root = ElementTree.fromstring(lstopo_xml(source, tmp))
+    for d in root.iter("distances2"):
+        if d.get("type") == "NUMANode" and int(d.get("kind", "0")) & hwloc_xml.KIND_LATENCY:
+            idx = [int(t) for c in d if c.tag == "indexes" for t in (c.text or "").split()]
+            vals = [int(t) for c in d if c.tag == "u64values" for t in (c.text or "").split()]
+            n = len(idx)
+            return {(idx[a], idx[b]): vals[a * n + b] for a in range(n) for b in range(n)}
+    return {}
+
+
+@pytest.mark.skipif(LSTOPO is None, reason="lstopo-no-graphics (Debian package hwloc) is not "
+                                           "installed")
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_same_distances_as_lstopo(path, tmp_path):
+    """Where hwloc 2.x reads a SLIT from the file, numasim reads the same one."""
+    theirs = lstopo_distances(path, tmp_path)
+    if not theirs:
+        pytest.skip("hwloc reads no NUMA distance matrix from this file")
+    m = hwloc_xml.load(path)
+    ours = {(a.id, b.id): m.dist(a.id, b.id) for a in m.nodes for b in m.nodes
+            if (a.id, b.id) in theirs}
+    assert ours == theirs

@@ -29,6 +29,7 @@ expansion, no external references).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -304,19 +305,80 @@ def _place(idx: list[int], vals: list, pos: dict[int, int], notes: list[str],
     return out
 
 
+# hwloc 1.x ``obj_type_order``: where each type sits in the tree; I/O and Misc objects are
+# kept out of the levels (hwloc 1.11 ``hwloc_level_filter_objects``)
+_V1_TYPE_ORDER = {"System": 0, "Machine": 1, "Group": 2, "NUMANode": 3, "Package": 4,
+                  "Socket": 4, "Cache": 5, "Core": 6, "PU": 10}
+
+
+def _v1_key(e: Element) -> tuple[int, int]:
+    """hwloc 1.x ``hwloc_type_cmp`` as a sort key: type order, then a cache's level (L3 above
+    L2) or a group's depth."""
+    t = e.get("type", "")
+    sub = 0
+    if t == "Cache":
+        sub = -int(e.get("depth", "0")) if (e.get("depth") or "").isdigit() else 0
+    elif t == "Group":
+        sub = int(e.get("depth", "0")) if (e.get("depth") or "").isdigit() else 0
+    return _V1_TYPE_ORDER.get(t, 99), sub
+
+
+def _v1_children(e: Element) -> list[Element]:
+    return [c for c in e if c.tag == "object" and c.get("type") in _V1_TYPE_ORDER]
+
+
+def _v1_has_key(e: Element, key: tuple[int, int]) -> bool:
+    """hwloc 1.x ``find_same_type``: does ``e``'s subtree hold an object of type ``key``?"""
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if _v1_key(x) == key:
+            return True
+        stack.extend(_v1_children(x))
+    return False
+
+
+def _v1_levels(top: Element) -> list[list[Element]]:
+    """The levels hwloc 1.x builds from a tree (``hwloc_connect_levels``): level 0 is the
+    root; each next level takes the topmost type among the objects left, in list order, and
+    puts their children in their place.  ``relative_depth`` and logical indexes count these
+    levels, not the XML nesting: Lassen's GPU memory nodes hang off the Machine while its
+    socket nodes sit under a Group, yet all six are one level."""
+    levels = [[top]]
+    objs = _v1_children(top)
+    while objs:
+        first = next((o for o in objs if o.get("type") != "PU"), objs[0])
+        key = _v1_key(first)
+        for o in objs:
+            if _v1_key(o) != key and _v1_has_key(o, key):
+                key = _v1_key(o)
+        levels.append([o for o in objs if _v1_key(o) == key])
+        nxt: list[Element] = []
+        for o in objs:
+            if _v1_key(o) == key:
+                nxt.extend(_v1_children(o))
+            else:
+                nxt.append(o)
+        objs = nxt
+    return levels
+
+
 def _distances_v1(root: Element, numa: list[_NumaNode], parent_of, depth_of,
                   pos: dict[int, int], file: str, notes: list[str]) -> list[list[int]] | None:
     numa_ids = {id(n.elem): n for n in numa}
+    tops = [e for e in root if e.tag == "object"]
+    levels = _v1_levels(tops[0]) if tops else []
+    level_of = {id(e): k for k, lv in enumerate(levels) for e in lv}
     found = None
     for d in root.iter("distances"):
         fld = "distances"
         holder = _holder(root, d)
         rel = _int_attr(d, "relative_depth", file, fld + ".relative_depth", required=True)
         n = _int_attr(d, "nbobjs", file, fld + ".nbobjs", required=True)
-        base_depth = depth_of.get(id(holder), -1) if holder is not None else -1
-        targets = [e for e, dep in ((x.elem, depth_of[id(x.elem)]) for x in numa)
-                   if dep == base_depth + rel]
-        if holder is not None:
+        base = level_of.get(id(holder), 0) if holder is not None else 0
+        depth = base + rel
+        targets = levels[depth] if rel >= 0 and depth < len(levels) else []
+        if holder is not None and depth != base:
             targets = [e for e in targets if _inside(e, holder, parent_of)]
         if len(targets) != n or not targets or any(id(e) not in numa_ids for e in targets):
             notes.append(f"ignored a v1 distance matrix of {n} objects that are not the NUMA "
@@ -329,20 +391,35 @@ def _distances_v1(root: Element, numa: list[_NumaNode], parent_of, depth_of,
         if len(vals) != n * n:
             raise _fail(file, f"nbobjs={n} needs {n * n} <latency> values, found {len(vals)}",
                         fld, "the file may be cut short")
-        diag = [vals[i * n + i] for i in range(n)]
-        if any(v <= 0 for v in diag):
-            raise _fail(file, "a node's distance to itself is not positive", fld)
-        local = diag[0]
-        if any(abs(v - local) > 1e-9 for v in diag):
-            notes.append("v1 distances have unequal diagonal values; normalised by node "
-                         f"{numa_ids[id(targets[0])].os_index}'s")
-        slit = [round(LOCAL_DISTANCE * v / local) for v in vals]
         if found is None:
-            found = _place([numa_ids[id(e)].os_index for e in targets], slit, pos, notes,
-                           "the v1 distance matrix")
+            found = _place([numa_ids[id(e)].os_index for e in targets],
+                           _v1_slit(vals, n, d, file, fld, notes,
+                                    numa_ids[id(targets[0])].os_index),
+                           pos, notes, "the v1 distance matrix")
     if found is None:
         notes.append("no NUMA distance matrix in the file")
     return found
+
+
+def _v1_slit(vals: list[float], n: int, d: Element, file: str, fld: str, notes: list[str],
+             first: int) -> list[int]:
+    """hwloc 1.x keeps SLIT / latency_base (1.0 local); multiply back when that gives the
+    kernel's 10 on the diagonal, else scale so the first node's own distance is 10."""
+    if not all(math.isfinite(v) for v in vals):
+        raise _fail(file, "a <latency value=...> is not a finite number", fld)
+    diag = [vals[i * n + i] for i in range(n)]
+    if any(v <= 0 for v in diag):
+        raise _fail(file, "a node's distance to itself is not positive", fld)
+    try:
+        base = float(d.get("latency_base", "nan"))
+    except ValueError:
+        base = math.nan
+    if all(abs(v * base - LOCAL_DISTANCE) < 1e-6 for v in diag):
+        return [round(v * base) for v in vals]
+    local = diag[0]
+    if any(abs(v - local) > 1e-9 for v in diag):
+        notes.append(f"v1 distances have unequal diagonal values; normalised by node {first}'s")
+    return [round(LOCAL_DISTANCE * v / local) for v in vals]
 
 
 def _holder(root: Element, d: Element) -> Element | None:
