@@ -129,3 +129,87 @@ def test_min_free_kbytes_formula():
     assert calculate_min_free_kbytes(308442, 4096) == 4443  # 4443^2 = 16 * 4 * 308442
     assert calculate_min_free_kbytes(10, 4096) == 128
     assert calculate_min_free_kbytes(10**12, 4096) == 262144
+
+
+# ------------------------------------------- the sorted build equals the kernel's step by step
+def _reference_build(machine, zones_by_node, cpu_penalty, kernel):
+    """``__build_all_zonelists`` one ``find_next_best_node`` call at a time (O(n^3))."""
+    from numasim.topology.derive import find_next_best_node
+
+    node_load = {n: 0 for n in machine.node_ids}
+    orders, zonelists, policy_zone = {}, {}, ZoneType.DMA
+    skip = kernel not in ("6.1", "2.6.7")
+    for local in machine.node_ids:
+        used: set[int] = set()
+        order, prev = [], local
+        while (nxt := find_next_best_node(machine, local, used, node_load, cpu_penalty,
+                                          skip)) >= 0:
+            if machine.dist(local, nxt) != machine.dist(local, prev):
+                node_load[nxt] += 1
+            order.append(nxt)
+            prev = nxt
+        zl = []
+        for nid in order:
+            for z in sorted(zones_by_node.get(nid, ()), key=lambda z: -z.type):
+                if z.present > 0:
+                    zl.append(z.index)
+                    if z.type > policy_zone and z.type != ZoneType.MOVABLE:
+                        policy_zone = z.type
+        orders[local], zonelists[local] = tuple(order), tuple(zl)
+    return orders, zonelists, policy_zone
+
+
+def _random_machine(rng, n):
+    from numasim.topology.build import make_machine
+    from numasim.topology.model import Node
+
+    ids = sorted(rng.sample(range(64), n))
+    nodes = []
+    for k, nid in enumerate(ids):
+        cpus = (k,) if rng.random() < 0.6 or k == 0 else ()
+        mem = 0 if (rng.random() < 0.2 and k) else rng.choice([1, 2, 6]) << 30
+        nodes.append(Node(id=nid, cpus=cpus, mem_bytes=mem, movable_bytes=(
+            (1 << 30) if mem > (2 << 30) and rng.random() < 0.3 else 0)))
+    levels = [rng.choice([11, 12, 16, 20, 21, 32]) for _ in range(4)]
+    dist = [[10 if i == j else 0 for j in range(n)] for i in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            dist[i][j] = dist[j][i] = rng.choice(levels)  # many ties: node_load decides
+    return make_machine("random", nodes, distance=dist)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_sorted_build_equals_step_by_step_kernel(seed):
+    import random
+
+    from numasim.topology.derive import build_zonelists, derive
+
+    rng = random.Random(seed)
+    m = _random_machine(rng, rng.randint(1, 24))
+    d = derive(m)
+    by_node = {nid: d.zones_of(nid) for nid in m.node_ids}
+    for penalty in (False, True):
+        for kernel in ("6.1", "6.12"):
+            assert build_zonelists(m, by_node, penalty, kernel) == \
+                _reference_build(m, by_node, penalty, kernel)
+
+
+def test_a_1024_node_machine_derives_in_seconds():
+    """MAX_NUMNODES nodes (Linux allows them): the O(n^3) build took minutes."""
+    import time
+
+    from numasim.topology.build import make_machine
+    from numasim.topology.derive import derive
+    from numasim.topology.model import Node
+
+    n = 1024
+    nodes = [Node(id=i, cpus=(i,) if i % 2 == 0 else (), mem_bytes=1 << 30) for i in range(n)]
+    dist = [[10 if i == j else (16 if i // 256 == j // 256 else 32) for j in range(n)]
+            for i in range(n)]
+    m = make_machine("big", nodes, distance=dist)
+    t0 = time.perf_counter()
+    d = derive(m)
+    assert time.perf_counter() - t0 < 20
+    assert d.fallback_order[0][:3] == (0, 1, 2) and len(d.fallback_order[0]) == n
+    assert d.fallback_order[1023][0] == 1023 and set(d.fallback_order[1023][1:256]) == \
+        set(range(768, 1023))
