@@ -32,6 +32,9 @@ def detect_format(path: Path) -> str:
     """Which loader reads ``path``, judged by its content (not its name)."""
     if path.is_dir():
         return "sysfs"
+    if not path.is_file():  # opening a FIFO would wait forever for a writer
+        raise ConfigError("is not a regular file or a directory (a FIFO, socket or device)",
+                          file=str(path), field="path")
     if tarfile.is_tarfile(path):
         return "sysfs"
     head = _read_head(path)

@@ -14,12 +14,27 @@ from numasim.errors import ConfigError
 
 MAX_FILE_BYTES = 64 << 20
 """Machine descriptions are kilobytes; anything this big is not one (or is hostile)."""
+SNIPPET_CHARS = 200
+
+
+def snippet(text: str) -> str:
+    """What of a bad file a message may quote: its first non-empty line, at most 200
+    characters, as a Python literal.  Never more: the file may be a link to someone's
+    secrets, or megabytes long."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if len(line) > SNIPPET_CHARS:
+        line = line[:SNIPPET_CHARS] + "..."
+    more = len(text.strip().splitlines()) > 1
+    return repr(line) + (" (first line)" if more else "")
 
 
 def read_bytes(path: str | os.PathLike, *, what: str) -> bytes:
     """The bytes of ``path``; ``what`` names the expected content for the hint."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_dir() and not path.is_file():
+            raise ConfigError("is not a regular file (a FIFO, socket or device)",
+                              file=str(path), field="path", hint=f"give the path of {what}")
         if path.is_dir():
             raise ConfigError(f"is a directory, not {what}", file=str(path), field="path",
                               hint=f"give the path of {what}")

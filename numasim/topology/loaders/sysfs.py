@@ -36,14 +36,15 @@ import lzma
 import os
 import posixpath
 import re
+import stat
 import tarfile
 import zlib
 from pathlib import Path
 
-from numasim.bitmap import parse_list, parse_mask
+from numasim.bitmap import MAX_NUMNODES, parse_list, parse_mask
 from numasim.errors import ConfigError
 from numasim.topology.build import make_machine
-from numasim.topology.loaders._files import read_bytes
+from numasim.topology.loaders._files import read_bytes, snippet
 from numasim.topology.loaders.initiators import fill_matrix
 from numasim.topology.model import Machine, MemKind, Node
 
@@ -53,7 +54,7 @@ MAX_TAR_BYTES = 256 << 20
 HMAT_BW_MB_TO_GBPS = 1e-3
 _NODE_RE = re.compile(r"node(\d+)")
 _CPU_RE = re.compile(r"cpu(\d+)")
-_MEMINFO = re.compile(r"Node\s+(\d+)\s+(\w+):\s+(\d+)\s*kB")
+_MEMINFO = re.compile(r"Node\s+(\d{1,6})\s+(\w+):\s+(\d{1,19})\s*kB")
 
 
 def sniff(head_text: str) -> bool:
@@ -63,23 +64,58 @@ def sniff(head_text: str) -> bool:
 
 # ---------------------------------------------------------------------- trees
 class _DirTree:
-    """A tree on disk; paths are POSIX strings relative to ``root``."""
+    """A tree on disk; paths are POSIX strings relative to ``root``.
 
-    def __init__(self, root: Path) -> None:
+    Links are followed only while they stay inside ``root`` (a copied sysfs tree links
+    ``node0/cpu0`` to ``../../cpu/cpu0``); a link out of it (``node0/distance ->
+    /etc/passwd``) is refused, never read.  Only regular files are opened, without
+    blocking: a FIFO in the tree would otherwise wait forever for a writer."""
+
+    def __init__(self, root: Path, file: str) -> None:
         self.root = root
+        self.real = Path(os.path.realpath(root))
+        self.file = file
 
     def _p(self, rel: str) -> Path:
         return self.root / rel if rel else self.root
 
+    def _inside(self, rel: str) -> Path | None:
+        """The real path of ``rel`` if it stays inside the tree, else None."""
+        real = Path(os.path.realpath(self._p(rel)))
+        return real if real == self.real or real.is_relative_to(self.real) else None
+
     def read(self, rel: str) -> str | None:
-        try:
-            with open(self._p(rel), "rb") as f:
-                data = f.read(MAX_MEMBER_BYTES)
-        except OSError:
+        if not os.path.lexists(self._p(rel)):
             return None
+        real = self._inside(rel)
+        if real is None:
+            raise ConfigError("is a symbolic link that leads out of the tree; numasim does "
+                              "not follow it", file=self.file, field=rel,
+                              hint="copy the sysfs tree with the files themselves "
+                                   "(cp -rL, or hwloc-gather-topology)")
+        try:
+            fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise ConfigError(f"cannot be opened: {e.strerror}", file=self.file,
+                              field=rel) from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigError("is not a regular file (a FIFO, socket, device or "
+                                  "directory)", file=self.file, field=rel,
+                                  hint="sysfs attributes are regular files")
+            data = os.read(fd, MAX_MEMBER_BYTES)
+        except OSError as e:
+            raise ConfigError(f"cannot be read: {e.strerror}", file=self.file,
+                              field=rel) from None
+        finally:
+            os.close(fd)
         return data.replace(b"\0", b"").decode("utf-8", errors="replace")
 
     def listdir(self, rel: str) -> list[str]:
+        if self._inside(rel) is None:
+            return []  # a directory link out of the tree: not even its names are read
         try:
             return sorted(os.listdir(self._p(rel)))
         except OSError:
@@ -232,7 +268,7 @@ def load(path: str | os.PathLike) -> Machine:
             # DAX devices that tell PMem and CXL memory apart are found too
             root = root.parents[2]
             root = root.parent if root.name == "sys" else root
-        tree = _DirTree(root)
+        tree = _DirTree(root, file)
         path = root
         name = ""
         fmt = "sysfs directory"
@@ -261,7 +297,7 @@ def load(path: str | os.PathLike) -> Machine:
 def load_local() -> Machine:
     """This machine, from ``/sys/devices/system/node``."""
     root = Path("/")
-    tree = _DirTree(root)
+    tree = _DirTree(root, "/")
     if not _has_nodes(tree, NODE_DIR):
         raise ConfigError("this machine has no /sys/devices/system/node/node* directories",
                           file="/" + NODE_DIR, field="local",
@@ -271,22 +307,51 @@ def load_local() -> Machine:
 
 
 # ---------------------------------------------------------------------- parsing
-def _load_tree(tree, base: str, *, file: str, name: str, source: str) -> Machine:
-    notes: list[str] = []
+_NODE_STATES = ("online", "has_memory", "has_normal_memory", "has_cpu")
+"""Node lists the kernel keeps beside the nodeN directories (``possible`` may name nodes
+that never appear, so it is not checked)."""
+
+
+def _node_ids(tree, base: str, file: str, notes: list[str]) -> list[int]:
+    """The online node ids; a node that ``online``, ``has_memory`` or ``has_cpu`` lists but
+    whose directory is missing is an error (the tree was copied incompletely)."""
     ids = sorted(int(m.group(1)) for n in tree.listdir(base)
-                 if (m := _NODE_RE.fullmatch(n)))
-    online_text = tree.read(_join(base, "online"))
-    online = ids
-    if online_text is not None and online_text.strip():
+                 if (m := _NODE_RE.fullmatch(n)) and len(m.group(1)) < 6)
+    listed: dict[str, list[int]] = {}
+    for state in _NODE_STATES:
+        text = tree.read(_join(base, state))
+        if text is None or not text.strip():
+            continue
         try:
-            online = parse_list(online_text)
-        except ValueError:
-            raise ConfigError(f"cannot read {online_text.strip()!r} as a node list", file=file,
-                              field=_join(base, "online")) from None
-        offline = sorted(set(ids) - set(online))
+            listed[state] = parse_list(text, MAX_NUMNODES, "node")
+        except ValueError as e:
+            raise ConfigError(f"cannot read {snippet(text)} as a node list: {e}", file=file,
+                              field=_join(base, state), hint="like 0-3 or 0,2") from None
+    for state, nids in listed.items():
+        missing = sorted(set(nids) - set(ids))
+        if missing:
+            raise ConfigError(
+                f"lists node {missing[0]}, but there is no node{missing[0]} directory"
+                + (f" (nor for {', '.join(map(str, missing[1:6]))})" if missing[1:] else ""),
+                file=file, field=_join(base, state),
+                hint="the tree was copied incompletely; copy the whole "
+                     "sys/devices/system/node directory again")
+    bad = [i for i in ids if i >= MAX_NUMNODES]
+    if bad:
+        raise ConfigError(f"node{bad[0]} is not below MAX_NUMNODES ({MAX_NUMNODES}), the most "
+                          "nodes Linux supports", file=file, field=_join(base, f"node{bad[0]}"))
+    if "online" in listed:
+        offline = sorted(set(ids) - set(listed["online"]))
         if offline:
             notes.append(f"node directories {offline} are not online; left out")
-        ids = [i for i in ids if i in online]
+        ids = [i for i in ids if i in listed["online"]]
+    return ids
+
+
+def _load_tree(tree, base: str, *, file: str, name: str, source: str) -> Machine:
+    notes: list[str] = []
+    ids = _node_ids(tree, base, file, notes)
+    online = ids
 
     nodes: list[Node] = []
     rows: dict[int, list[int] | None] = {}
@@ -302,7 +367,7 @@ def _load_tree(tree, base: str, *, file: str, name: str, source: str) -> Machine
         try:
             rows[nid] = [int(t) for t in text.split()]
         except ValueError:
-            raise ConfigError(f"cannot read {text.strip()!r} as distances", file=file,
+            raise ConfigError(f"cannot read {snippet(text)} as distances", file=file,
                               field=_join(nd, "distance")) from None
 
     kinds = _dax_kinds(tree, base, notes)
@@ -335,18 +400,19 @@ def _cpus(tree, nd: str, nid: int, file: str) -> list[int]:
     text = tree.read(_join(nd, "cpulist"))
     if text is not None:
         try:
-            return parse_list(text)
-        except ValueError:
-            raise ConfigError(f"cannot read {text.strip()!r} as a CPU list", file=file,
+            return parse_list(text, what="CPU")
+        except ValueError as e:
+            raise ConfigError(f"cannot read {snippet(text)} as a CPU list: {e}", file=file,
                               field=_join(nd, "cpulist"), hint="like 0-3,8-11") from None
     text = tree.read(_join(nd, "cpumap"))
     if text is not None:
         try:
-            return parse_mask(text)
-        except ValueError:
-            raise ConfigError(f"cannot read {text.strip()!r} as a CPU mask", file=file,
+            return parse_mask(text, what="CPU")
+        except ValueError as e:
+            raise ConfigError(f"cannot read {snippet(text)} as a CPU mask: {e}", file=file,
                               field=_join(nd, "cpumap"), hint="like 00000000,000000ff") from None
-    links = [int(m.group(1)) for n in tree.listdir(nd) if (m := _CPU_RE.fullmatch(n))]
+    links = [int(m.group(1)) for n in tree.listdir(nd)
+             if (m := _CPU_RE.fullmatch(n)) and len(m.group(1)) < 6]
     if links or tree.listdir(nd):
         return sorted(links)
     raise ConfigError(f"node{nid} has no cpulist, cpumap or cpuN entries", file=file,
