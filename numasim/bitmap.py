@@ -18,18 +18,23 @@ MAX_NUMNODES = 1024
 """``1 << CONFIG_NODES_SHIFT`` (10, as Debian's x86-64 kernels): no node id reaches it."""
 
 
+def _q(text: str) -> str:
+    """A part of the input for a message: quoted, at most 40 characters."""
+    return repr(text if len(text) <= 40 else text[:40] + "...")
+
+
 def _number(text: str, whole: str) -> int:
     t = text.strip()
     if not t.isdigit() or not t.isascii():
-        raise ValueError(f"{text.strip()!r} in {whole!r} is not a non-negative whole number")
-    if len(t) > 20:  # int() of a million digits is slow; no bitmap is that wide
-        raise ValueError(f"{t[:20]}... in {whole!r} is far too large")
+        raise ValueError(f"{_q(t)} in {_q(whole)} is not a non-negative whole number")
+    if len(t) > 20:  # int() of a million digits is slow (and refused); no bitmap is that wide
+        raise ValueError(f"{_q(t)} in {_q(whole)} is far too large")
     return int(t)
 
 
 def _bound(n: int, limit: int, what: str, whole: str) -> None:
     if n >= limit:
-        raise ValueError(f"{what} {n} in {whole!r} is not below {limit} "
+        raise ValueError(f"{what} {n} in {_q(whole)} is not below {limit} "
                          f"({_bound_name(limit, what)})")
 
 
@@ -55,13 +60,13 @@ def parse_list(text: str, limit: int = NR_CPUS, what: str = "number") -> list[in
     for part in text.split(","):
         part = part.strip()
         if not part:
-            raise ValueError(f"empty element in list {text[:60]!r}")
+            raise ValueError(f"empty element in list {_q(text)}")
         if "-" in part:
             a, _, b = part.partition("-")
             lo, hi = _number(a, part), _number(b, part)
             _bound(hi, limit, what, part)
             if hi < lo:
-                raise ValueError(f"range {part!r} runs backwards")
+                raise ValueError(f"range {_q(part)} runs backwards")
             out.update(range(lo, hi + 1))
         else:
             n = _number(part, part)
@@ -99,11 +104,11 @@ def parse_mask(text: str, limit: int = NR_CPUS, what: str = "bit") -> list[int]:
         w = w.strip()
         w = w[2:] if w.lower().startswith("0x") else w
         if len(w) > 8:
-            raise ValueError(f"word {w[:20]!r} has more than 8 hex digits (32 bits)")
+            raise ValueError(f"word {_q(w)} has more than 8 hex digits (32 bits)")
         try:
             value = int(w or "0", 16)
         except ValueError:
-            raise ValueError(f"word {w[:20]!r} is not hexadecimal") from None
+            raise ValueError(f"word {_q(w)} is not hexadecimal") from None
         if not value:
             continue
         top = 32 * k + value.bit_length() - 1

@@ -43,7 +43,7 @@ import defusedxml.ElementTree as SafeET
 from numasim.bitmap import parse_mask
 from numasim.errors import ConfigError
 from numasim.topology.build import make_machine
-from numasim.topology.loaders._files import read_bytes
+from numasim.topology.loaders._files import read_bytes, snippet
 from numasim.topology.loaders.initiators import fill_matrix
 from numasim.topology.model import LOCAL_DISTANCE, REMOTE_DISTANCE, Machine, MemKind, Node
 
@@ -118,7 +118,7 @@ def _int_attr(elem: Element, attr: str, file: str, fld: str, *, required: bool) 
     try:
         return int(raw, 0)
     except ValueError:
-        raise _fail(file, f"'{attr}' is {raw!r}, not a whole number", fld) from None
+        raise _fail(file, f"'{attr}' is {snippet(raw)}, not a whole number", fld) from None
 
 
 def _cpuset(elem: Element, attr: str, file: str, fld: str) -> frozenset[int]:
@@ -127,11 +127,11 @@ def _cpuset(elem: Element, attr: str, file: str, fld: str) -> frozenset[int]:
         raise _fail(file, f"missing the '{attr}' attribute", fld,
                     "hwloc writes cpuset=\"0x...\" on every NUMANode")
     if "f...f" in raw:
-        raise _fail(file, f"infinite cpuset {raw!r}", fld)
+        raise _fail(file, f"infinite cpuset {snippet(raw)}", fld)
     try:
         return frozenset(parse_mask(raw))
-    except ValueError:
-        raise _fail(file, f"cannot read cpuset {raw!r}", fld,
+    except ValueError as e:
+        raise _fail(file, f"cannot read cpuset {snippet(raw)}: {e}", fld,
                     "hwloc bitmaps look like 0x000000ff,0x0000ff00") from None
 
 
@@ -463,7 +463,8 @@ def _memattrs(root: Element, nodes: list[Node], pos: dict[int, int],
             try:
                 value = float(v.get("value", ""))
             except ValueError:
-                raise _fail(file, f"value {v.get('value')!r} is not a number", fld) from None
+                raise _fail(file, f"value {snippet(v.get('value') or '')} is not a number",
+                            fld) from None
             if value <= 0:
                 continue
             if v.get("initiator_cpuset") is not None:

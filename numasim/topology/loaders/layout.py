@@ -68,10 +68,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from numasim.bitmap import parse_list
+from numasim.bitmap import MAX_NUMNODES, parse_list
 from numasim.errors import ConfigError
 from numasim.topology.build import make_machine
-from numasim.topology.loaders._files import read_text
+from numasim.topology.loaders._files import read_text, snippet
 from numasim.topology.model import PAGE_SIZE, Machine, Node, ZoneSpec, ZoneType
 
 WHAT = "an oracle .layout file"
@@ -115,7 +115,10 @@ PROFILES = {
 }
 DEFAULT_KERNEL = "6.12"
 _SNIFF = re.compile(r"^\s*node\s+\d+\s+(mem|cpus)=", re.MULTILINE)
-_SIZE = re.compile(r"(\d+)([KMGkmg]?)")
+_SIZE = re.compile(r"(\d{1,20})([KMGkmg]?)")
+MAX_GUEST_BYTES = 1 << 46
+"""A layout describes a QEMU guest: at most 64 TiB of RAM (46 physical address bits, x86-64
+with 4-level paging).  Its per-section memmap accounting is sized by it."""
 
 
 def sniff(head_text: str) -> bool:
@@ -173,15 +176,16 @@ def parse_layout(text: str, file: str | None) -> tuple[list[LayoutNode], list[li
             try:
                 dist.append([int(w) for w in words[1:]])
             except ValueError:
-                raise ConfigError(f"dist row {' '.join(words[1:])!r} holds something that is "
-                                  "not a whole number", file=file, line=k, field="dist") from None
+                raise ConfigError(f"dist row {snippet(' '.join(words[1:]))} holds something "
+                                  "that is not a whole number", file=file, line=k,
+                                  field="dist") from None
             dist_line = dist_line or k
         elif head in ("append", "qemu"):
             what = "kernel" if head == "append" else "QEMU"
             notes.append(f"line {k}: '{line}' ignored (extra {what} arguments are not "
                          "emulated)")
         else:
-            raise ConfigError(f"unknown line {line!r}", file=file, line=k, field=head,
+            raise ConfigError(f"unknown line {snippet(line)}", file=file, line=k, field=head,
                               hint="valid: node ID mem=SIZE cpus=LIST|-, dist D0 D1 ..., "
                                    "append ARGS, qemu ARGS")
     if not nodes:
@@ -210,6 +214,11 @@ def parse_layout(text: str, file: str | None) -> tuple[list[LayoutNode], list[li
     if not any(n.mem for n in nodes):
         raise ConfigError("no node has memory", file=file, field="mem",
                           hint="give at least one node mem=SIZE")
+    if sum(n.mem for n in nodes) > MAX_GUEST_BYTES:
+        big = max(nodes, key=lambda n: n.mem)
+        raise ConfigError(f"the nodes hold {sum(n.mem for n in nodes)} bytes together; a QEMU "
+                          "guest has at most 64 TiB (46 physical address bits)", file=file,
+                          line=big.line, field="mem")
     gaps = sorted(set(range(max(seen) + 1)) - set(seen))
     if gaps:
         raise ConfigError(f"CPU {gaps[0]} is in no node, but QEMU starts CPUs 0..{max(seen)} "
@@ -225,28 +234,35 @@ def parse_layout(text: str, file: str | None) -> tuple[list[LayoutNode], list[li
 
 
 def _node(words: list[str], k: int, file: str | None) -> LayoutNode:
-    if len(words) < 2 or not words[1].isdigit():
+    if len(words) < 2 or not words[1].isdigit() or not words[1].isascii():
         raise ConfigError("expected 'node ID mem=SIZE cpus=LIST|-'", file=file, line=k,
                           field="node")
+    if len(words[1]) > 4 or int(words[1]) >= MAX_NUMNODES:
+        raise ConfigError(f"node id {snippet(words[1])} is not below MAX_NUMNODES "
+                          f"({MAX_NUMNODES}), the most nodes Linux supports", file=file,
+                          line=k, field="node")
     kv = {}
     for w in words[2:]:
         key, sep, value = w.partition("=")
         if not sep or key not in ("mem", "cpus"):
-            raise ConfigError(f"unknown node setting {w!r}", file=file, line=k, field="node",
+            raise ConfigError(f"unknown node setting {snippet(w)}", file=file, line=k, field="node",
                               hint="valid: mem=SIZE, cpus=LIST or cpus=-")
         kv[key] = value
     mem = _size(kv.get("mem", "0"))
     if mem is None:
-        raise ConfigError(f"cannot read mem={kv['mem']!r}", file=file, line=k, field="mem",
+        raise ConfigError(f"cannot read mem={snippet(kv['mem'])}", file=file, line=k, field="mem",
                           hint="like 256M or 3G; a bare number is MiB")
     if mem % MiB:
-        raise ConfigError(f"mem={kv['mem']} is not a whole number of MiB", file=file, line=k,
+        raise ConfigError(f"mem={snippet(kv['mem'])} is not a whole number of MiB", file=file,
+                          line=k,
                           field="mem", hint="QEMU memory backends are sized in MiB here")
     cpus_text = kv.get("cpus", "-")
     try:
-        cpus = () if cpus_text in ("-", "none", "") else tuple(parse_list(cpus_text))
-    except ValueError:
-        raise ConfigError(f"cannot read cpus={cpus_text!r}", file=file, line=k, field="cpus",
+        cpus = () if cpus_text in ("-", "none", "") else tuple(parse_list(cpus_text,
+                                                                          what="CPU"))
+    except ValueError as e:
+        raise ConfigError(f"cannot read cpus={snippet(cpus_text)}: {e}", file=file, line=k,
+                          field="cpus",
                           hint="like 0-3,8 or - for a CPU-less node") from None
     return LayoutNode(int(words[1]), mem, cpus, k)
 

@@ -27,16 +27,17 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from numasim.bitmap import parse_list
+from numasim.bitmap import MAX_NUMNODES, parse_list
 from numasim.errors import ConfigError
 from numasim.topology.build import make_machine
-from numasim.topology.loaders._files import read_text
+from numasim.topology.loaders._files import read_text, snippet
 from numasim.topology.model import Machine, MemKind, Node
 
-_AVAILABLE = re.compile(r"available:\s*(\d+)\s+nodes?\s*\(([^)]*)\)\s*")
-_NODE_LINE = re.compile(r"node\s+(\d+)\s+(cpus|size|free):(.*)")
-_SIZE = re.compile(r"\s*(\d+)\s*MB\s*")
-_ROW = re.compile(r"\s*(\d+):(.*)")
+# digits are bounded so that int() never meets a million-digit number (Python refuses those)
+_AVAILABLE = re.compile(r"available:\s*(\d{1,5})\s+nodes?\s*\(([^)]*)\)\s*")
+_NODE_LINE = re.compile(r"node\s+(\d{1,5})\s+(cpus|size|free):(.*)")
+_SIZE = re.compile(r"\s*(\d{1,30})\s*MB\s*")
+_ROW = re.compile(r"\s*(\d{1,5}):(.*)")
 _SNIFF = re.compile(r"^\s*available:\s*\d+\s+nodes?\b", re.MULTILINE)
 NOT_AVAILABLE = "<not available>"
 WHAT = "`numactl --hardware` output"
@@ -80,9 +81,9 @@ def loads(text: str, *, file: str | None = None, name: str = "numactl") -> Machi
     m = _AVAILABLE.fullmatch(lines[start].strip())
     count = int(m.group(1))
     try:
-        ids = parse_list(m.group(2))
+        ids = parse_list(m.group(2), MAX_NUMNODES, "node")
     except ValueError as e:
-        raise fail(f"bad node list {m.group(2)!r}: {e}", start + 1, "available",
+        raise fail(f"bad node list {snippet(m.group(2))}: {e}", start + 1, "available",
                    "a list like 0-3 or 0,2-3") from None
     if len(ids) != count:
         raise fail(f"says {count} nodes but lists {len(ids)} ({m.group(2)})", start + 1,
@@ -112,7 +113,7 @@ def loads(text: str, *, file: str | None = None, name: str = "numactl") -> Machi
         if ln == "node distances:":
             distance, k = _distances(lines, k, ids, fail)
             continue
-        raise fail(f"unexpected line {ln!r}", lineno, "line",
+        raise fail(f"unexpected line {snippet(ln)}", lineno, "line",
                    "numactl --hardware prints 'node N cpus/size/free:' lines and a distance "
                    "table")
     nodes = []
@@ -149,7 +150,7 @@ def _node_line(f: _NodeFacts, nid: int, key: str, value: str, lineno: int, fail)
     else:
         sm = _SIZE.fullmatch(value)
         if not sm:
-            raise fail(f"cannot read {value.strip()!r} as a size", lineno, fld,
+            raise fail(f"cannot read {snippet(value)} as a size", lineno, fld,
                        "numactl prints sizes like '32765 MB'")
         mb = int(sm.group(1))
     if key == "size":
@@ -164,21 +165,22 @@ def _cpus(value: str, lineno: int, fld: str, fail) -> list[int]:
     if not text:
         return []
     count = None
-    cm = re.fullmatch(r"(.*?)\s*\((\d+)\)", text)
+    cm = re.fullmatch(r"(.*?)\s*\((\d{1,5})\)", text)
     if cm:
         text, count = cm.group(1), int(cm.group(2))
     try:
         if "," in text or "-" in text or count is not None:
-            cpus = parse_list(text.replace(" ", ""))
+            cpus = parse_list(text.replace(" ", ""), what="CPU")
         else:
             cpus = [int(t) for t in text.split()]
-    except ValueError:
-        raise fail(f"cannot read CPU list {value.strip()!r}", lineno, fld,
+    except ValueError as e:
+        raise fail(f"cannot read CPU list {snippet(value)}: {e}", lineno, fld,
                    "CPU numbers separated by spaces, or ranges like '0-3, 8-11 (8)'") from None
     if len(set(cpus)) != len(cpus):
-        raise fail(f"CPU list {value.strip()!r} names a CPU twice", lineno, fld)
+        raise fail(f"CPU list {snippet(value)} names a CPU twice", lineno, fld)
     if count is not None and count != len(cpus):
-        raise fail(f"CPU list {text!r} holds {len(cpus)} CPUs but says ({count})", lineno, fld)
+        raise fail(f"CPU list {snippet(text)} holds {len(cpus)} CPUs but says ({count})",
+                   lineno, fld)
     return sorted(cpus)
 
 
@@ -192,11 +194,11 @@ def _distances(lines: list[str], k: int, ids: list[int], fail) -> tuple[list[lis
         raise fail("'node distances:' is not followed by a table", k, fld)
     header = lines[k].split()
     if not header or header[0] != "node":
-        raise fail(f"expected the header 'node  0  1 ...', got {lines[k].strip()!r}", k + 1, fld)
+        raise fail(f"expected the header 'node  0  1 ...', got {snippet(lines[k])}", k + 1, fld)
     try:
         cols = [int(t) for t in header[1:]]
     except ValueError:
-        raise fail(f"bad header {lines[k].strip()!r}", k + 1, fld) from None
+        raise fail(f"bad header {snippet(lines[k])}", k + 1, fld) from None
     if sorted(cols) != sorted(ids) or len(cols) != len(ids):
         raise fail(f"the table's columns are nodes {cols}, but the available nodes are {ids}",
                    k + 1, fld)
