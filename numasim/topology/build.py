@@ -226,11 +226,40 @@ def make_machine(
     if page_size not in (4096, 16384, 65536):
         errs.add(f"page size {page_size} unsupported; valid: 4KiB, 16KiB, 64KiB",
                  field="page_size")
+    _check_settings(settings, page_size, errs)
     errs.raise_if_any()
     machine = Machine(name=name, nodes=tuple(nodes), distance=dist, latency_ns=lat,
                       bandwidth_GBps=bw, links=tuple(links), derived=frozenset(derived),
                       source=source, notes=tuple(notes), **settings)
     return machine
+
+
+INT_MAX = (1 << 31) - 1
+"""The kernel's vm sysctls (``min_free_kbytes``, ``lowmem_reserve_ratio``) are C ints."""
+
+
+def _check_settings(settings: dict, page_size: int, errs: ErrorCollector) -> None:
+    """The machine-wide numbers: a positive clock, a cache line no bigger than a page, a huge
+    page inside physical memory, vm sysctls that fit the kernel's ints."""
+    ghz = settings.get("cpu_ghz", 2.0)
+    if not 0 < ghz < math.inf:
+        errs.add(f"CPU clock {ghz} GHz is not a positive finite number", field="cpu_clock")
+    line = settings.get("cache_line", 64)
+    if not 0 < line <= page_size:
+        errs.add(f"cache line {line} B is not between 1 B and the page size ({page_size} B)",
+                 field="cache_line")
+    huge = settings.get("huge_page_size", 2 << 20)
+    if not 0 < huge < MAX_PHYS_BYTES:
+        errs.add(f"huge page size {huge} B is not between 1 B and 4 PiB (x86-64: 2MiB or "
+                 "1GiB)", field="huge_page_size")
+    mfk = settings.get("min_free_kbytes")
+    if mfk is not None and not 0 <= mfk <= INT_MAX:
+        errs.add(f"min_free_kbytes {mfk} does not fit the kernel's int (0..{INT_MAX})",
+                 field="kernel.min_free_kbytes")
+    ratios = settings.get("lowmem_reserve_ratio", ())
+    if any(not 0 <= r <= INT_MAX for r in ratios):
+        errs.add(f"lowmem_reserve_ratio entries are ints 0..{INT_MAX}",
+                 field="kernel.lowmem_reserve_ratio")
 
 
 def check_node_ids(machine: Machine, ids, *, field: str, file: str | None = None) -> None:

@@ -370,9 +370,10 @@ def _distances_v1(root: Element, numa: list[_NumaNode], parent_of, depth_of,
     levels = _v1_levels(tops[0]) if tops else []
     level_of = {id(e): k for k, lv in enumerate(levels) for e in lv}
     found = None
+    holders = {id(c): e for e in root.iter("object") for c in e if c.tag == "distances"}
     for d in root.iter("distances"):
         fld = "distances"
-        holder = _holder(root, d)
+        holder = holders.get(id(d))  # None: the matrix hangs off <topology> itself
         rel = _int_attr(d, "relative_depth", file, fld + ".relative_depth", required=True)
         n = _int_attr(d, "nbobjs", file, fld + ".nbobjs", required=True)
         base = level_of.get(id(holder), 0) if holder is not None else 0
@@ -420,14 +421,6 @@ def _v1_slit(vals: list[float], n: int, d: Element, file: str, fld: str, notes: 
     if any(abs(v - local) > 1e-9 for v in diag):
         notes.append(f"v1 distances have unequal diagonal values; normalised by node {first}'s")
     return [round(LOCAL_DISTANCE * v / local) for v in vals]
-
-
-def _holder(root: Element, d: Element) -> Element | None:
-    """The object element whose child ``d`` is (None if it hangs off <topology>)."""
-    for e in root.iter("object"):
-        if any(c is d for c in e):
-            return e
-    return None
 
 
 def _inside(e: Element, holder: Element, parent_of) -> bool:
