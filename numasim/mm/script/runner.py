@@ -33,6 +33,8 @@ from numasim.mm.constants import (
 )
 from numasim.mm.kernel import PAGE_SHIFT, Kernel, Segfault, TaskKilled
 from numasim.mm.nodemask import UserMask
+from numasim.mm.numa_balancing import numab
+from numasim.mm.script.balance_cmds import BalanceCommands
 from numasim.mm.script.lang import (
     DEFAULT_MAXNODE,
     MASK_BITS,
@@ -133,7 +135,7 @@ class Proc:
 
 
 # ----------------------------------------------------------------- the runner
-class Runner:
+class Runner(BalanceCommands):
     """Runs scripts on one simulated machine (one boot)."""
 
     def __init__(self, kernel: Kernel, *, image: ProbeImage = PROBE_IMAGE) -> None:
@@ -487,7 +489,7 @@ class Runner:
         pass
 
     def cmd_sleep(self, proc: Proc, line: Line, a: dict) -> None:
-        pass
+        numab(self.k).sleep(max(a["n"], 0))  # wall time passes (NUMA balancing's clock)
 
     def cmd_exit(self, proc: Proc, line: Line, a: dict) -> None:
         raise ProbeExit(0)
@@ -741,7 +743,7 @@ class Runner:
         first = r.vpn + off
         done = 0
         try:
-            k.touch(proc.t, first, n, write=write)
+            self.access(proc, first, n, write)  # hinting faults, faults, LRU batch
             done = n
         except Segfault as e:
             done = e.vpn - first
