@@ -110,6 +110,7 @@ class TaskNuma:
     """A task's balancing state (the ``numa_*`` fields of task_struct)."""
 
     numa_scan_period: float
+    mm: int = -1
     node_stamp: float = 0.0
     runtime: float = 0.0  # se.sum_exec_runtime, ms
     numa_scan_seq: int = 0
@@ -207,8 +208,8 @@ class NumaBalancing:
         mm = self.k.task_mm(t)
         if mm not in self.mms:
             self.mms[mm] = MmNuma(self.now + self.knobs["scan_delay_ms"])
-        if tn is None:
-            tn = TaskNuma(float(self.knobs["scan_delay_ms"]))
+        if tn is None or tn.mm != mm:  # a new task (rows are reused), or an exec
+            tn = TaskNuma(float(self.knobs["scan_delay_ms"]), mm=mm)
             tn.numa_scan_seq = self.mms[mm].numa_scan_seq
             tn.last_node = self.k.task_node(t)
             self.tasks[t] = tn
@@ -216,8 +217,12 @@ class NumaBalancing:
 
     def register_all(self) -> None:
         ks = self.k.ks
-        for t in np.flatnonzero(ks.tasks[:, S.T_ALIVE] == 1):
-            self._task(int(t))
+        alive = {int(t) for t in np.flatnonzero(ks.tasks[:, S.T_ALIVE] == 1)}
+        for t in list(self.tasks):
+            if t not in alive:
+                del self.tasks[t]
+        for t in alive:
+            self._task(t)
 
     def sleep(self, ms: float) -> None:
         """Wall time passes; nothing runs."""

@@ -23,6 +23,7 @@ from numasim.mm.numa_balancing import numab
 from numasim.mm.vmstat import VMSTAT_DEFAULT, vmstat_read
 
 COMMANDS = ("spin", "vmstat", "vmstat_mark", "vmstat_delta")
+PROBE_COW_PAGES = 11
 
 
 def parse(ctx, line) -> None:
@@ -62,6 +63,25 @@ class BalanceCommands:
             p = parents[-1] if parents and p.in_child else None
         return None
 
+    def after_fork(self, child) -> None:
+        """The probe's child writes a few pages of its own right after ``fork`` (stack,
+        data: copy-on-write copies on the CPU it runs on).  With NUMA balancing on they are
+        scanned and migrate like the scenario's pages: every recording of scenarios 80-82
+        counts exactly PROBE_COW_PAGES (11) more migrations than the scenario's pages.
+        They are modelled only while balancing is on, where the counters show them;
+        otherwise the numastat tolerance covers them (check.check_numastat)."""
+        if not numab(self.k).enabled:
+            return
+        img = self.image
+        n = min(PROBE_COW_PAGES, img.stack_pages)
+        self.access(child, img.stack_vpn + img.stack_pages - n, n, True)
+        self._own_pages()[id(child)] = (img.stack_vpn + img.stack_pages - n, n)
+
+    def _own_pages(self) -> dict:
+        if not hasattr(self, "_own_store"):
+            self._own_store: dict[int, tuple[int, int]] = {}
+        return self._own_store
+
     def cmd_spin(self, proc, line, a: dict) -> None:
         r = self.curreg(proc)
         off, n, ms = a["off"], a["n"], a["ms"]
@@ -72,8 +92,12 @@ class BalanceCommands:
         first = r.vpn + off
         self.access(proc, first, n, write)
 
-        def tick() -> None:
+        own = self._own_pages().get(id(proc))
+
+        def tick() -> None:  # every page of the range, and the probe's own pages
             nb.hinting_faults(proc.t, first, n)
+            if own is not None:
+                nb.hinting_faults(proc.t, *own)
 
         nb.run(proc.t, max(ms, 0), tick)
         self.out(f"spun region={proc.cur} off={off} n={n} ms={ms} mode={a['mode']}",

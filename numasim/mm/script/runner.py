@@ -1183,6 +1183,7 @@ class Runner(BalanceCommands):
         self._premap(t)  # copy_page_range gave the child the image's page tables
         self._procs.append(child)
         self.out("fork role=child", {"op": "fork", "role": "child"})
+        self.after_fork(child)  # the child's own copy-on-write pages (NUMA balancing on)
         status = self._run_process(child, lines, i + 1)
         self.proc = proc
         self.line = lines[min(matching_endfork(lines, i), len(lines) - 1)].number
