@@ -161,7 +161,7 @@ class NumaBalancing:
     def set_mode(self, value: int) -> None:
         """``sysctl_numa_balancing``: 0 off, 1 NORMAL; 2/3 (memory tiering) are refused
         because tiering is not modelled yet."""
-        if self.k.kgen == KGEN_2_6_7:
+        if self.k.kgen == KGEN_2_6_7 and value:
             raise KnobError(2, "kernel.numa_balancing does not exist in Linux 2.6.7")
         if value in (2, 3):
             raise KnobError(22, "numa_balancing 2/3 (memory tiering) is not modelled yet; "
