@@ -274,6 +274,15 @@ class NumaBalancing:
             if access is not None:
                 access()
 
+    def spin(self, t: int, vpn: int, n: int, ms: float, write: bool = False) -> None:
+        """Task t keeps accessing [vpn, vpn+n) for ``ms`` ms (the scripts' ``spin``
+        without the per-CPU LRU batches): pages not present are faulted in first, then
+        every tick touches the whole range, so a PROT_NONE page faults in the tick it was
+        marked."""
+        self.hinting_faults(t, vpn, n)
+        self.k.touch(t, vpn, n, write=write)
+        self.run(t, ms, lambda: self.hinting_faults(t, vpn, n))
+
     def task_tick_numa(self, t: int) -> bool:
         """True when the scan work gets queued."""
         tn = self._task(t)
