@@ -200,3 +200,39 @@ def test_script_knobs(machine) -> None:
     assert any("numa_balancing" in x and "rc=-1 errno=EINVAL" in x for x in out)
     assert "| 1" in out
     assert "vmstat numa_pte_updates=0 nr_bogus=-1" in out
+
+
+MACHINE_YAML = """\
+name: two
+nodes:
+  - {id: 0, cpus: 0-1, memory: 1GiB}
+  - {id: 1, cpus: 2-3, memory: 1GiB}
+distance:
+  - [10, 21]
+  - [21, 10]
+kernel:
+  numa_balancing: 1
+  numa_balancing_scan_delay_ms: 100
+  numa_balancing_scan_size_mb: 64
+"""
+
+
+def test_machine_yaml_kernel_block(tmp_path) -> None:
+    from numasim.errors import NumasimError
+    from numasim.topology.loaders import load_machine
+    from numasim.topology.loaders.yaml_machine import dump
+
+    f = tmp_path / "m.yaml"
+    f.write_text(MACHINE_YAML)
+    m = load_machine(f)
+    nb = numab(Kernel(m, "6.12"))
+    assert nb.enabled and nb.knobs["scan_delay_ms"] == 100 and nb.knobs["scan_size_mb"] == 64
+    assert nb.knobs["scan_period_min_ms"] == 1000  # Linux's default where not given
+    g = tmp_path / "g.yaml"
+    g.write_text(dump(m))
+    assert load_machine(g) == m
+    for bad, what in (("numa_balancing: 1", "numa_balancing: 3"),
+                      ("scan_size_mb: 64", "scan_size_mb: 0")):
+        f.write_text(MACHINE_YAML.replace(bad, what))
+        with pytest.raises(NumasimError, match="kernel.numa_balancing"):
+            load_machine(f)

@@ -779,10 +779,13 @@ class NumaBalancing:
 
 
 def numab(k) -> NumaBalancing:
-    """The kernel's NUMA-balancing state, made on first use (off, Linux's knob defaults)."""
+    """The kernel's NUMA-balancing state, made on first use: off with Linux's knob defaults,
+    unless the machine YAML's ``kernel:`` block says otherwise."""
     nb = getattr(k, "numab", None)
     if nb is None:
-        nb = NumaBalancing(k)
+        settings = dict(getattr(k.machine, "numa_balancing", ()))
+        mode = settings.pop("numa_balancing", 0)
+        nb = NumaBalancing(k, numa_balancing=mode if k.kgen != KGEN_2_6_7 else 0, **settings)
         k.numab = nb
     return nb
 
