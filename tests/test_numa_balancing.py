@@ -236,3 +236,42 @@ def test_machine_yaml_kernel_block(tmp_path) -> None:
         f.write_text(MACHINE_YAML.replace(bad, what))
         with pytest.raises(NumasimError, match="kernel.numa_balancing"):
             load_machine(f)
+
+
+@pytest.mark.parametrize("kern", ["6.12", "6.1"])
+@pytest.mark.parametrize("scenario", ["80_balancing_first_touch", "81_balancing_not_scanned",
+                                      "82_balancing_flag"])
+def test_jitted_fault_loop_matches_the_python_reference(machine, monkeypatch, kern,
+                                                        scenario) -> None:
+    """numab_core.numa_hint_faults and NumaBalancing.do_numa_page give the same answers."""
+    import numasim.mm.numa_balancing as nbmod
+
+    text = (Path(__file__).parent / "data" / "oracle" / f"{scenario}.txt").read_text()
+    m = layout.load(LAYOUTS / "4node-asym.layout", kernel=kern)
+    fast = [r.text for r in run_script(text, m, kernel=kern)]
+    made = nbmod.NumaBalancing.__init__
+
+    def slow_init(self, *a, **kw):
+        made(self, *a, **kw)
+        self.use_numba = False
+
+    monkeypatch.setattr(nbmod.NumaBalancing, "__init__", slow_init)
+    slow = [r.text for r in run_script(text, m, kernel=kern)]
+    assert fast == slow
+
+
+def test_jitted_fault_loop_matches_on_a_long_run(machine) -> None:
+    answers = []
+    for use_numba in (True, False):
+        k, nb, t = boot(machine, scan_size_mb=1)
+        nb.use_numba = use_numba
+        ks = k.ks
+        for z in np.flatnonzero(ks.zones[:, S.Z_NODE] == 1):  # room for about half the pages
+            ks.zones[z, S.Z_FREE] = ks.zones[z, S.Z_HIGH] + NPAGES // 2
+        nb.spin(t, VPN, NPAGES, 3000)
+        tn = nb.tasks[t]
+        answers.append((list(nodes_of(k, t)), nb.counters, tn.numa_scan_period,
+                        tn.numa_preferred_nid, tn.mem.tolist(), tn.locality.tolist(),
+                        k.ks.vmstat.tolist(), k.ks.numastat.tolist()))
+    assert answers[0] == answers[1]
+    assert 0 < answers[0][0][1] < NPAGES  # some moved, the node then filled up

@@ -117,10 +117,14 @@ class TaskNuma:
     numa_scan_period_max: float = 0.0
     numa_preferred_nid: int = -1
     numa_migrate_retry: float = 0.0
-    numa_pages_migrated: int = 0
     total_numa_faults: int = 0
-    faults: dict | None = None  # (region, node, priv) -> count; None until the first fault
-    locality: list = field(default_factory=lambda: [0, 0, 0])
+    has_faults: bool = False  # p->numa_faults allocated (the first hinting fault)
+    # numa_faults regions MEM, MEMBUF, CPUBUF: [node, shared=0/private=1]; set by _task
+    mem: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
+    membuf: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
+    cpubuf: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
+    locality: np.ndarray = field(default_factory=lambda: np.zeros(3, dtype=np.int64))
+    tstat: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
     last_node: int = -1
 
 
@@ -147,7 +151,8 @@ class NumaBalancing:
             self.set_knob(name, value)
         self.set_mode(numa_balancing)
         self.now = 0.0  # ms since boot
-        self.counters = dict.fromkeys(COUNTERS, 0)
+        self.cnt = np.zeros(len(COUNTERS), dtype=np.int64)  # in COUNTERS order
+        self.use_numba = True  # the jitted fault loop (numab_core); False: Python only
         self.mms: dict[int, MmNuma] = {}
         self.tasks: dict[int, TaskNuma] = {}
         self.vmas: dict[int, VmaNuma] = {}
@@ -183,6 +188,14 @@ class NumaBalancing:
         self.knobs[name] = value
 
     @property
+    def counters(self) -> dict[str, int]:
+        """The /proc/vmstat counters of NUMA balancing, by name."""
+        return {name: int(v) for name, v in zip(COUNTERS, self.cnt, strict=True)}
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.cnt[COUNTERS.index(name)] += n
+
+    @property
     def enabled(self) -> bool:
         return bool(self.mode & NUMA_BALANCING_NORMAL)
 
@@ -210,6 +223,9 @@ class NumaBalancing:
             self.mms[mm] = MmNuma(self.now + self.knobs["scan_delay_ms"])
         if tn is None or tn.mm != mm:  # a new task (rows are reused), or an exec
             tn = TaskNuma(float(self.knobs["scan_delay_ms"]), mm=mm)
+            nn = self.k.ks.nr_node_ids
+            tn.mem, tn.membuf, tn.cpubuf = (np.zeros((nn, 2), dtype=np.int64)
+                                            for _ in range(3))
             tn.numa_scan_seq = self.mms[mm].numa_scan_seq
             tn.last_node = self.k.task_node(t)
             self.tasks[t] = tn
@@ -297,7 +313,7 @@ class NumaBalancing:
     def update_scan_period(self, t: int, src_nid: int, dst_nid: int) -> None:
         """A task moved to a CPU of another node (``update_scan_period``)."""
         tn = self._task(t)
-        if not self.enabled or tn.faults is None or src_nid == dst_nid:
+        if not self.enabled or not tn.has_faults or src_nid == dst_nid:
             return
         if tn.numa_scan_seq and (dst_nid == tn.numa_preferred_nid or (
                 tn.numa_preferred_nid != -1 and src_nid != tn.numa_preferred_nid)):
@@ -466,7 +482,7 @@ class NumaBalancing:
         marked = idx[keep]
         self.prot[a + marked] = pg[marked]
         n = int(marked.shape[0])
-        self.counters["numa_pte_updates"] += n
+        self.count("numa_pte_updates", n)
         return n
 
     # ------------------------------------------------------------ LRU batches
@@ -513,11 +529,81 @@ class NumaBalancing:
             a = int(ks.regions[r, S.R_PT]) + cur - rs
             pg = ks.pt_page[a: a + m]
             hit = np.flatnonzero((self.prot[a: a + m] == pg) & (pg >= 0))
-            for i in hit:
-                self.do_numa_page(t, a + int(i), cur + int(i))
-                faults += 1
+            if hit.size:
+                slots = (a + hit).astype(np.int64)
+                self._faults(t, slots, (cur + hit).astype(np.int64))
+                faults += int(hit.size)
             done += m
         return faults
+
+    def _faults(self, t: int, slots: np.ndarray, vpns: np.ndarray) -> None:
+        """Hinting faults on PROT_NONE slots, VMA by VMA: the jitted loop where it can,
+        the Python reference (:meth:`do_numa_page`) for the rest."""
+        ks = self.k.ks
+        vmas = ks.pt_vma[slots]
+        i = 0
+        while i < slots.shape[0]:
+            j = i
+            while j < slots.shape[0] and vmas[j] == vmas[i]:
+                j += 1
+            while i < j:
+                if not self._fast_ok(t, int(vmas[i])):
+                    self.do_numa_page(t, int(slots[i]), int(vpns[i]))
+                    i += 1
+                    continue
+                i += self._fast_run(t, int(vmas[i]), slots[i:j], vpns[i:j])
+                if i < j:  # a page the jitted loop leaves to Python
+                    self.do_numa_page(t, int(slots[i]), int(vpns[i]))
+                    i += 1
+
+    def _fast_ok(self, t: int, v: int) -> bool:
+        """The jitted loop applies: enabled, an accessible anonymous VMA, no placement due
+        before the next fault (that one goes through Python)."""
+        ks = self.k.ks
+        if not (self.use_numba and self.enabled):
+            return False
+        if not int(ks.vmas[v, S.V_PROT]) & (S.PROT_READ | S.PROT_WRITE):
+            return False
+        if int(ks.vmas[v, S.V_KIND]) != S.KIND_ANON:
+            return False
+        tn = self._task(t)
+        return tn.has_faults and self.now <= tn.numa_migrate_retry or (
+            tn.has_faults and tn.numa_preferred_nid == -1
+            and tn.numa_scan_seq == self.mms[self.k.task_mm(t)].numa_scan_seq)
+
+    def _fast_run(self, t: int, v: int, slots: np.ndarray, vpns: np.ndarray) -> int:
+        from numasim.mm import numab_core
+
+        k = self.k
+        ks = k.ks
+        ks.ensure_pages(slots.shape[0] + 8)
+        self._fit()
+        tn = self._task(t)
+        thisnid = k.task_node(t)
+        p = int(ks.vmas[v, S.V_POLICY])
+        if p < 0:
+            p = int(ks.tasks[t, S.T_POLICY])
+        pnodes = np.zeros(ks.nr_node_ids, dtype=np.uint8)
+        if p < 0:
+            pmode, pflags = MPOL_PREFERRED, MPOL_F_MOF | MPOL_F_MORON
+            pnodes[thisnid] = 1
+        else:
+            pmode, pflags = int(ks.policies[p, S.P_MODE]), int(ks.policies[p, S.P_FLAGS])
+            pnodes[:] = ks.pol_nodes[p]
+        batch = np.array(sorted(self._batched_rows()), dtype=np.int64)
+        done = int(numab_core.numa_hint_faults(
+            ks.zones, ks.zonelist, ks.nodeinfo, ks.cpu_node, ks.sysvars, ks.numastat,
+            ks.vmstat, ks.policies, ks.pol_nodes, ks.tasks, ks.task_mems, ks.objs, ks.pages,
+            ks.pt_page, self.prot, self.lc, self.lc_key, np.ascontiguousarray(slots),
+            np.ascontiguousarray(vpns), pnodes, pmode, pflags, int(ks.vmas[v, S.V_START]),
+            int(ks.vmas[v, S.V_PGOFF]), t, int(ks.tasks[t, S.T_CPU]), thisnid,
+            tn.numa_preferred_nid, tn.numa_scan_seq, batch, self.cnt, tn.membuf, tn.cpubuf,
+            tn.locality, tn.tstat, k._res))
+        if done and k.kgen != KGEN_6_1:
+            st = self.vmas.get(v)
+            if st is not None:
+                st.pids_active[1] |= 1 << hash_32(t, 6)
+        return done
 
     def do_numa_page(self, t: int, slot: int, vpn: int) -> None:
         k = self.k
@@ -541,9 +627,9 @@ class NumaBalancing:
             st = self.vmas.get(v)
             if st is not None:
                 st.pids_active[1] |= 1 << hash_32(t, 6)
-        self.counters["numa_hint_faults"] += 1
+        self.count("numa_hint_faults")
         if nid == thisnid:
-            self.counters["numa_hint_faults_local"] += 1
+            self.count("numa_hint_faults_local")
             flags |= TNF_FAULT_LOCAL
         target = self.mpol_misplaced(t, v, vpn, pg, slot, nid, cpu, thisnid)
         if target < 0:
@@ -687,7 +773,7 @@ class NumaBalancing:
         self.lc[new], self.lc_key[new] = self.lc[pg], self._key(new, slot)
         self.lc[pg] = self.lc_key[pg] = -1
         ks.vmstat[S.VM_PGMIGRATE_SUCCESS] += 1
-        self.counters["numa_pages_migrated"] += 1
+        self.count("numa_pages_migrated")
         return new
 
     # ------------------------------------------------------------ statistics
@@ -696,10 +782,10 @@ class NumaBalancing:
         tn = self._task(t)
         if not self.enabled:
             return
-        if tn.faults is None:
-            tn.faults = {}
+        if not tn.has_faults:
+            tn.has_faults = True
             tn.total_numa_faults = 0
-            tn.locality = [0, 0, 0]
+            tn.locality[:] = 0
         cpu_node = self.k.task_node(t)
         priv = int(last_cpupid < 0 or (last_cpupid & 0xFF) == (t & 0xFF))
         local = int(bool(flags & TNF_FAULT_LOCAL))
@@ -707,11 +793,11 @@ class NumaBalancing:
             self.task_numa_placement(t)
             self.numa_migrate_preferred(t)
         if flags & TNF_MIGRATED:
-            tn.numa_pages_migrated += pages
+            tn.tstat[0] += pages
         if flags & TNF_MIGRATE_FAIL:
             tn.locality[2] += pages
-        for key in (("membuf", mem_node, priv), ("cpubuf", cpu_node, priv)):
-            tn.faults[key] = tn.faults.get(key, 0) + pages
+        tn.membuf[mem_node, priv] += pages
+        tn.cpubuf[cpu_node, priv] += pages
         tn.locality[local] += pages
 
     def task_numa_placement(self, t: int) -> None:
@@ -724,18 +810,18 @@ class NumaBalancing:
         tn.numa_scan_period_max = self.task_scan_max(t)
         fault_types = [0, 0]
         max_faults, max_nid = 0, -1
-        f = tn.faults
         for nid in k.machine.node_ids:
             faults = 0
             for priv in (0, 1):
-                buf = f.pop(("membuf", nid, priv), 0)
-                mem = f.get(("mem", nid, priv), 0)
+                buf = int(tn.membuf[nid, priv])
+                mem = int(tn.mem[nid, priv])
                 diff = buf - mem // 2
                 fault_types[priv] += buf
-                f[("mem", nid, priv)] = mem + diff
+                tn.membuf[nid, priv] = 0
+                tn.mem[nid, priv] = mem + diff
                 tn.total_numa_faults += diff
                 faults += mem + diff
-                f.pop(("cpubuf", nid, priv), None)
+                tn.cpubuf[nid, priv] = 0  # CPU statistics only weigh numa groups
             if faults > max_faults:
                 max_faults, max_nid = faults, nid
         if max_faults:
@@ -764,12 +850,12 @@ class NumaBalancing:
             diff = -(NUMA_PERIOD_THRESHOLD - max(lr_ratio, ps_ratio)) * period_slot
         tn.numa_scan_period = min(max(tn.numa_scan_period + diff, self.task_scan_min(t)),
                                   self.task_scan_max(t))
-        tn.locality = [0, 0, 0]
+        tn.locality[:] = 0
 
     def numa_migrate_preferred(self, t: int) -> None:
         """Only the retry timer: moving the task (``task_numa_migrate``) is not modelled."""
         tn = self._task(t)
-        if tn.numa_preferred_nid == -1 or tn.faults is None:
+        if tn.numa_preferred_nid == -1 or not tn.has_faults:
             return
         tn.numa_migrate_retry = self.now + min(1000, tn.numa_scan_period / 16)
 
