@@ -275,3 +275,28 @@ def test_jitted_fault_loop_matches_on_a_long_run(machine) -> None:
                         k.ks.vmstat.tolist(), k.ks.numastat.tolist()))
     assert answers[0] == answers[1]
     assert 0 < answers[0][0][1] < NPAGES  # some moved, the node then filled up
+
+
+LRU_SCRIPT = """\
+mount debugfs /sys/kernel/debug
+write /sys/kernel/debug/sched/numa_balancing/scan_delay_ms 100
+write /proc/sys/kernel/numa_balancing 1
+fork
+mmap 512 at=0x40000000
+touch 0 512
+{drain}
+cpu 1
+spin 0 512 1000 read
+query 0 512 counts
+endfork
+"""
+
+
+@pytest.mark.parametrize(("kern", "stuck"), [("6.12", (11 + 512) % 31), ("6.1", (11 + 512) % 15)])
+def test_pages_in_a_per_cpu_lru_batch_stay_until_drained(kern, stuck) -> None:
+    m = layout.load(LAYOUTS / "4node-asym.layout", kernel=kern)
+    out = [r.text for r in run_script(LRU_SCRIPT.format(drain=""), m, kernel=kern)]
+    assert f"summary region=0 off=0 n=512 node0={stuck} node1={512 - stuck}" in out
+    # move_pages drains every CPU's batch (lru_add_drain_all): then everything moves
+    out = [r.text for r in run_script(LRU_SCRIPT.format(drain="move 0 1 0"), m, kernel=kern)]
+    assert "summary region=0 off=0 n=512 node1=512" in out

@@ -32,6 +32,16 @@ What is modelled and what is not:
   in scripts and an error elsewhere), the time hinting faults and migrations cost (the
   timing engines come later).
 
+The hinting-fault loop is jitted (:mod:`numasim.mm.numab_core`, the same rules for a run of
+faults in one anonymous VMA); :meth:`NumaBalancing.do_numa_page` is its plain-Python reference
+and handles the rest (shared and file pages, the fault that runs placement).
+
+6.12's retry when every VMA was skipped for PID activity restarts from
+``mm->numa_scan_offset`` and scans one VMA (our reading of ``task_numa_work``, marked
+derived).  Per-CPU LRU batches are fed by the pages a script's accesses allocate and drained
+by ``lru_add_drain_all`` (mbind with a move flag, migrate_pages, move_pages) and by munmap on
+the task's CPU; the exit path's drain and the probe's other pages are not modelled.
+
 The state lives beside :class:`~numasim.mm.state.KernelState` (``Kernel.numab``), in numpy
 arrays indexed like its own: ``prot`` per page-table slot (the page row made PROT_NONE there,
 -1 for none), ``last_cpupid`` per page row (with the slot it belongs to, so a reused row
@@ -495,7 +505,12 @@ class NumaBalancing:
         self.lru[cpu] = (batch + list(rows))[total - left:] if left else []
 
     def lru_add_drain_all(self) -> None:
+        """``lru_add_drain_all`` (mbind with MPOL_MF_MOVE, migrate_pages, move_pages)."""
         self.lru.clear()
+
+    def lru_add_drain(self, cpu: int) -> None:
+        """``lru_add_drain`` on one CPU (munmap)."""
+        self.lru.pop(cpu, None)
 
     def _in_batch(self, row: int) -> bool:
         ks = self.k.ks
@@ -541,6 +556,9 @@ class NumaBalancing:
         the Python reference (:meth:`do_numa_page`) for the rest."""
         ks = self.k.ks
         vmas = ks.pt_vma[slots]
+        ok = (ks.vmas[vmas, S.V_PROT] & (S.PROT_READ | S.PROT_WRITE)) != 0
+        if not ok.all():  # an inaccessible VMA: no hinting fault (the access faults)
+            slots, vpns, vmas = slots[ok], vpns[ok], vmas[ok]
         i = 0
         while i < slots.shape[0]:
             j = i

@@ -82,6 +82,21 @@ class BalanceCommands:
             self._own_store: dict[int, tuple[int, int]] = {}
         return self._own_store
 
+    def before_command(self, proc, line) -> None:
+        """Commands that drain the per-CPU LRU batches on Linux: mbind with a move flag,
+        migrate_pages and move_pages (``lru_add_drain_all``), munmap (this CPU)."""
+        from numasim.mm import state as S
+        from numasim.mm.constants import MPOL_MF_MOVE, MPOL_MF_MOVE_ALL
+
+        c = line.cmd
+        nb = numab(self.k)
+        if c in ("move", "migrate") or (c in ("mbind", "mbind_raw") and
+                                        line.args["pol"].flags & (MPOL_MF_MOVE
+                                                                  | MPOL_MF_MOVE_ALL)):
+            nb.lru_add_drain_all()
+        elif c in ("munmap", "unmap"):
+            nb.lru_add_drain(int(self.k.ks.tasks[proc.t, S.T_CPU]))
+
     def cmd_spin(self, proc, line, a: dict) -> None:
         r = self.curreg(proc)
         off, n, ms = a["off"], a["n"], a["ms"]

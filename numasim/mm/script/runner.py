@@ -292,6 +292,7 @@ class Runner(BalanceCommands):
         self.proc = proc
         self.out(line.echo)
         handler = getattr(self, "cmd_" + line.cmd)
+        self.before_command(proc, line)  # per-CPU LRU batch drains (NUMA balancing)
         try:
             handler(proc, line, line.args)
         except TaskKilled as e:
