@@ -33,6 +33,7 @@ from numasim.mm.script.check import (
     check_numastat,
     check_vmstat,
     check_zones,
+    lru_batch_of,
     noise_nodes_of,
 )
 from numasim.topology.loaders import layout
@@ -41,7 +42,6 @@ DATA = Path(__file__).parent / "data"
 ORACLE = DATA / "oracle"
 LAYOUTS = DATA / "topologies" / "layouts"
 KERNELS = ("6.12", "6.1")
-LRU_BATCH_OF = {"6.12": 31, "6.1": 15}  # per-CPU lru_add batch (check.LRU_BATCH)
 
 # (scenario stem, kernel) -> reason: differences that are understood and documented.
 XFAIL: dict[tuple[str, str], str] = {}
@@ -78,7 +78,7 @@ def test_oracle_scenario(scenario: Path, recording: Path, kernel: str) -> None:
     got = [r.text for r in records]
     expected = [x.rstrip("\n") for x in recording.read_text().splitlines()
                 if not x.startswith("## ")]
-    batch = LRU_BATCH_OF[kernel]
+    batch = lru_batch_of(kernel)
     diffs = check_lines(expected, got, lru_batch=batch)
     diffs += check_numastat(expected, got, noise_nodes=noise_nodes_of(records))
     diffs += check_vmstat(expected, got, lru_batch=batch)

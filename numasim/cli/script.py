@@ -107,7 +107,7 @@ def main(args: argparse.Namespace) -> int:
     out = render_json(records) if args.json else render_text(records)
     sys.stdout.write(out)
     if args.check:
-        from numasim.mm.script.check import check_lines
+        from numasim.mm.script.check import check_lines, check_vmstat, lru_batch_of
 
         try:
             exp = [x for x in Path(args.check).read_text().splitlines()
@@ -115,7 +115,9 @@ def main(args: argparse.Namespace) -> int:
         except OSError as e:
             raise ScriptError("cannot read the recording", file=args.check,
                               hint=e.strerror or "give an expected_*.txt file") from None
-        diffs = check_lines(exp, [r.text for r in records])
+        got = [r.text for r in records]
+        batch = lru_batch_of(args.kernel)
+        diffs = check_lines(exp, got, lru_batch=batch) + check_vmstat(exp, got, lru_batch=batch)
         print(f"CHECK {name} vs {args.check}: "
               f"{'OK' if not diffs else str(len(diffs)) + ' differences'}", file=sys.stderr)
         for d in diffs[:20]:

@@ -36,6 +36,11 @@ so the recordings differ between boots (FINDINGS.md, NUMA balancing): up to
 ``LRU_BATCH - 1`` pages of a range may stay behind."""
 
 
+def lru_batch_of(kernel: str) -> int:
+    """The per-CPU LRU batch size of a kernel generation (PAGEVEC_SIZE 15 before 6.2)."""
+    return 15 if kernel == "6.1" else LRU_BATCH
+
+
 @dataclass(frozen=True)
 class Diff:
     kind: str
