@@ -300,3 +300,21 @@ def test_pages_in_a_per_cpu_lru_batch_stay_until_drained(kern, stuck) -> None:
     # move_pages drains every CPU's batch (lru_add_drain_all): then everything moves
     out = [r.text for r in run_script(LRU_SCRIPT.format(drain="move 0 1 0"), m, kernel=kern)]
     assert "summary region=0 off=0 n=512 node1=512" in out
+
+
+SECOND = Path(__file__).parent / "data" / "oracle" / "second_boot"
+
+
+@pytest.mark.parametrize("recording", sorted(SECOND.glob("8*.txt")), ids=lambda p: p.stem)
+def test_second_boot_recordings_within_the_tolerances(recording: Path) -> None:
+    """The tolerances of check_vmstat / moved_summary_ok cover the second boot too."""
+    from numasim.mm.script.check import check_lines, check_vmstat, lru_batch_of
+
+    scen, kern = recording.name.removesuffix(".txt").split(".", 1)
+    text = (Path(__file__).parent / "data" / "oracle" / f"{scen}.txt").read_text()
+    m = layout.load(LAYOUTS / "4node-asym.layout", kernel=kern)
+    got = [r.text for r in run_script(text, m, kernel=kern)]
+    exp = [x for x in recording.read_text().splitlines() if not x.startswith("## ")]
+    batch = lru_batch_of(kern)
+    diffs = check_lines(exp, got, lru_batch=batch) + check_vmstat(exp, got, lru_batch=batch)
+    assert not diffs, "\n".join(map(str, diffs[:4]))
