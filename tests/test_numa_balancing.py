@@ -318,3 +318,20 @@ def test_second_boot_recordings_within_the_tolerances(recording: Path) -> None:
     batch = lru_batch_of(kern)
     diffs = check_lines(exp, got, lru_batch=batch) + check_vmstat(exp, got, lru_batch=batch)
     assert not diffs, "\n".join(map(str, diffs[:4]))
+
+
+def test_cli_numa_balancing_flags(capsys) -> None:
+    from numasim.cli import main
+
+    script = ("fork; mmap 512 at=0x40000000; touch 0 512; cpu 1; spin 0 512 300; "
+              "query 0 512 counts; endfork")
+    lay = str(LAYOUTS / "4node-asym.layout")
+    assert main(["script", "-m", lay, "-e", script]) == 0
+    assert "summary region=0 off=0 n=512 node0=512" in capsys.readouterr().out  # off
+    assert main(["script", "-m", lay, "--numa-balancing", "--balancing-knob",
+                 "scan_delay_ms=50", "-e", script]) == 0
+    out = capsys.readouterr().out
+    assert "node1=" in out and "node0=512" not in out
+    assert main(["script", "-m", lay, "--balancing-knob", "scan_period_min_ms=0",
+                 "-e", "getcpu"]) == 2
+    assert "--balancing-knob" in capsys.readouterr().err
