@@ -239,8 +239,8 @@ def test_machine_yaml_kernel_block(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("kern", ["6.12", "6.1"])
-@pytest.mark.parametrize("scenario", ["80_balancing_first_touch", "81_balancing_not_scanned",
-                                      "82_balancing_flag"])
+@pytest.mark.parametrize("scenario", ["81_balancing_first_touch", "82_balancing_not_scanned",
+                                      "83_balancing_flag"])
 def test_jitted_fault_loop_matches_the_python_reference(machine, monkeypatch, kern,
                                                         scenario) -> None:
     """numab_core.numa_hint_faults and NumaBalancing.do_numa_page give the same answers."""

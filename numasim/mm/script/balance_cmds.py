@@ -66,7 +66,7 @@ class BalanceCommands:
     def after_fork(self, child) -> None:
         """The probe's child writes a few pages of its own right after ``fork`` (stack,
         data: copy-on-write copies on the CPU it runs on).  With NUMA balancing on they are
-        scanned and migrate like the scenario's pages: every recording of scenarios 80-82
+        scanned and migrate like the scenario's pages: every recording of scenarios 81-83
         counts exactly PROBE_COW_PAGES (11) more migrations than the scenario's pages.
         They are modelled only while balancing is on, where the counters show them;
         otherwise the numastat tolerance covers them (check.check_numastat)."""

@@ -152,7 +152,7 @@ class Vfs:
     def mkdir(self, path: str) -> None:
         path = self.norm(path)
         if path == DEBUGFS_MOUNT:
-            raise _err(E.EAGAIN)  # what 6.1 and 6.12 answer (oracle scenarios 80-82)
+            raise _err(E.EAGAIN)  # what 6.1 and 6.12 answer (oracle scenarios 81-84)
         cg = self._cg_of(path)
         if cg is not None:
             mnt, rel = cg
