@@ -13,7 +13,10 @@ Each scenario/kernel pair is one test.  It checks, in this order:
    kernel allocations go and node 0 (elsewhere exact, give or take one stray slab page);
    tens of pages under memory pressure;
 3. ``zone`` lines (present exact, managed and watermarks within stated tolerances) and
-   ``numa_maps`` lines (address, policy, file, anon and per-node counts).
+   ``numa_maps`` lines (address, policy, file, anon and per-node counts);
+4. NUMA balancing scenarios (81-89): where pages are after a ``spin`` and the
+   ``vmstat_delta`` counters, with the tolerances ``check_vmstat`` and ``moved_summary_ok``
+   state (pages left in a per-CPU LRU batch, scan passes that depend on timing).
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from numasim.mm.script.check import (
     check_lines,
     check_numa_maps,
     check_numastat,
+    check_vmstat,
     check_zones,
+    lru_batch_of,
     noise_nodes_of,
 )
 from numasim.topology.loaders import layout
@@ -73,8 +78,10 @@ def test_oracle_scenario(scenario: Path, recording: Path, kernel: str) -> None:
     got = [r.text for r in records]
     expected = [x.rstrip("\n") for x in recording.read_text().splitlines()
                 if not x.startswith("## ")]
-    diffs = check_lines(expected, got)
+    batch = lru_batch_of(kernel)
+    diffs = check_lines(expected, got, lru_batch=batch)
     diffs += check_numastat(expected, got, noise_nodes=noise_nodes_of(records))
+    diffs += check_vmstat(expected, got, lru_batch=batch)
     diffs += check_zones(expected, got)
     diffs += check_numa_maps(expected, got)
     assert not diffs, f"{len(diffs)} differences, first ones:\n" + "\n".join(

@@ -7,7 +7,8 @@ the script names a layout (``#@ layout NAME``, beside the script or shipped in
 from ``experiments/scenarios``).  ``-e 'cmd; cmd'`` runs an inline scenario, as the oracle's
 ``run_oracle.py -e`` does.  ``--check FILE`` compares the output with an oracle recording the
 way ``run_oracle.py --check`` does (kernel console messages, which carry boot timestamps, left
-out).
+out).  ``--numa-balancing`` and ``--balancing-knob NAME=VALUE`` boot the simulated kernel with
+NUMA balancing on and its scan knobs set (a script can also do it itself, as on Linux).
 """
 
 from __future__ import annotations
@@ -24,6 +25,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per result line")
     p.add_argument("--check", metavar="RECORDING", help="compare with an oracle recording "
                    "(expected_*.txt) as run_oracle.py --check does; exit 1 on a difference")
+    p.add_argument("--numa-balancing", action="store_true",
+                   help="boot with kernel.numa_balancing=1 (default: off, as the oracle boots)")
+    p.add_argument("--balancing-knob", metavar="NAME=VALUE", action="append", default=[],
+                   help="a NUMA-balancing debugfs knob at boot: scan_delay_ms, "
+                   "scan_period_min_ms, scan_period_max_ms, scan_size_mb (repeatable)")
+
+
+def with_balancing(machine, args: argparse.Namespace):
+    """The machine with ``--numa-balancing`` / ``--balancing-knob`` applied (they travel
+    as the machine YAML's ``kernel:`` settings do, see Machine.numa_balancing)."""
+    import dataclasses
+
+    from numasim.mm.numa_balancing import KNOB_DEFAULTS
+
+    settings = dict(machine.numa_balancing)
+    if getattr(args, "numa_balancing", False):
+        settings["numa_balancing"] = 1
+    for item in getattr(args, "balancing_knob", []):
+        name, _, value = item.partition("=")
+        if name not in KNOB_DEFAULTS or not value.strip().isdigit() or (
+                int(value) == 0 and name != "scan_delay_ms"):
+            raise ConfigError(f"bad NUMA-balancing knob {item!r}", field="--balancing-knob",
+                              hint="NAME=VALUE with NAME one of " + ", ".join(KNOB_DEFAULTS)
+                              + " and VALUE a whole number (at least 1, except "
+                              "scan_delay_ms)")
+        settings[name] = int(value)
+    if not settings:
+        return machine
+    return dataclasses.replace(machine, numa_balancing=tuple(settings.items()))
 
 
 def add_scenario_arguments(p: argparse.ArgumentParser, what: str = "scenario script",
@@ -103,11 +133,12 @@ def main(args: argparse.Namespace) -> int:
     text, name = read_scenario(args)
     parse_script(text, name)  # report a bad line before booting anything
     machine = scenario_machine(args, text, name)
+    machine = with_balancing(machine, args)
     records = run_script(text, machine, kernel=args.kernel, file=name)
     out = render_json(records) if args.json else render_text(records)
     sys.stdout.write(out)
     if args.check:
-        from numasim.mm.script.check import check_lines
+        from numasim.mm.script.check import check_lines, check_vmstat, lru_batch_of
 
         try:
             exp = [x for x in Path(args.check).read_text().splitlines()
@@ -115,7 +146,9 @@ def main(args: argparse.Namespace) -> int:
         except OSError as e:
             raise ScriptError("cannot read the recording", file=args.check,
                               hint=e.strerror or "give an expected_*.txt file") from None
-        diffs = check_lines(exp, [r.text for r in records])
+        got = [r.text for r in records]
+        batch = lru_batch_of(args.kernel)
+        diffs = check_lines(exp, got, lru_batch=batch) + check_vmstat(exp, got, lru_batch=batch)
         print(f"CHECK {name} vs {args.check}: "
               f"{'OK' if not diffs else str(len(diffs)) + ' differences'}", file=sys.stderr)
         for d in diffs[:20]:

@@ -141,6 +141,10 @@ class Machine:
     wi_weights: tuple[int, ...] | None = None
     """Weighted-interleave weights per node position (sysfs ``weighted_interleave/nodeN``);
     ``None`` = 1 for every node."""
+    numa_balancing: tuple[tuple[str, int], ...] = ()
+    """``kernel.numa_balancing`` and its scan knobs as the machine YAML sets them, as
+    (name, value) pairs (``numa_balancing``, ``scan_delay_ms``...); () = off, Linux's
+    defaults (see :mod:`numasim.mm.numa_balancing`)."""
     derived: frozenset[str] = frozenset()
     """Which of ``distance``, ``latency``, ``bandwidth`` were not given and were derived."""
     source: str = field(default="", compare=False)

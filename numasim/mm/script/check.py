@@ -26,6 +26,20 @@ from numasim.mm.script.output import NOISY, run_order
 
 CONSOLE = re.compile(r"^\[\s*\d+\.\d+\] ")
 
+LRU_BATCH = 31
+"""Pages of a per-CPU ``lru_add`` batch (6.12; 15 in 6.1).  Pages that still sit in the
+batch of the CPU that faulted them cannot be isolated, so NUMA balancing cannot move them
+(6.12 marks them and they fail at each hinting fault; 6.1 does not even mark them, the
+batch's reference makes page_count != 1).  How many sit there depends on every LRU page
+the CPU added since its last drain -- the probe's own pages, the shell's, boot history --
+so the recordings differ between boots (FINDINGS.md, NUMA balancing): up to
+``LRU_BATCH - 1`` pages of a range may stay behind."""
+
+
+def lru_batch_of(kernel: str) -> int:
+    """The per-CPU LRU batch size of a kernel generation (PAGEVEC_SIZE 15 before 6.2)."""
+    return 15 if kernel == "6.1" else LRU_BATCH
+
 
 @dataclass(frozen=True)
 class Diff:
@@ -44,27 +58,111 @@ def _strip_console(lines: list[str]) -> list[str]:
     return [x for x in lines if not CONSOLE.match(x)]
 
 
-def check_lines(expected: list[str], got: list[str]) -> list[Diff]:
-    """``run_oracle.py --check``, console messages left out."""
+def check_lines(expected: list[str], got: list[str], *, lru_batch: int = LRU_BATCH
+                ) -> list[Diff]:
+    """``run_oracle.py --check``, console messages left out.  A ``summary`` line that
+    answers a query made after a ``spin`` (NUMA balancing has moved pages) is compared by
+    :func:`moved_summary_ok` (``lru_batch``: 31 for 6.12, 15 for 6.1)."""
     expected, got = _strip_console(expected), _strip_console(got)
     pressure = any(x.startswith("> fill") for x in expected)
+    timed_e, timed_g = _after_spin(expected), _after_spin(got)
 
     def keep(x: str) -> bool:
         if x.startswith(NOISY):
             return False
         return not (pressure and x.startswith("page "))
 
-    a = [x for x in expected if keep(x)]
-    b = [x for x in got if keep(x)]
+    a = [(x, i in timed_e) for i, x in enumerate(expected) if keep(x)]
+    b = [(x, i in timed_g) for i, x in enumerate(got) if keep(x)]
     diffs = []
     for i in range(max(len(a), len(b))):
-        x = a[i] if i < len(a) else "<missing>"
-        y = b[i] if i < len(b) else "<missing>"
-        if pressure and x.startswith("summary ") and y.startswith("summary "):
+        x, tx = a[i] if i < len(a) else ("<missing>", False)
+        y, ty = b[i] if i < len(b) else ("<missing>", False)
+        if tx and ty:
+            if not moved_summary_ok(x, y, lru_batch):
+                diffs.append(Diff("lines", x, y, f"pages moved by NUMA balancing, per node "
+                                                 f"within {lru_batch - 1}"))
+        elif pressure and x.startswith("summary ") and y.startswith("summary "):
             if run_order(x) != run_order(y):
                 diffs.append(Diff("lines", x, y, "node order of the runs"))
         elif x != y:
             diffs.append(Diff("lines", x, y))
+    return diffs
+
+
+
+
+def _after_spin(lines: list[str]) -> set[int]:
+    """Indexes of ``summary`` lines that answer a query made after a ``spin`` of the same
+    process (until the next fork/endfork)."""
+    out: set[int] = set()
+    spun = False
+    for i, x in enumerate(lines):
+        if x.startswith("> spin"):
+            spun = True
+        elif x.startswith(("> fork", "> endfork", "child ")):
+            spun = False
+        elif spun and x.startswith("summary "):
+            out.add(i)
+    return out
+
+
+def moved_summary_ok(expected: str, got: str, lru_batch: int = LRU_BATCH) -> bool:
+    """Same region, offset and count; every node's page count within ``lru_batch - 1``
+    (pages left in a per-CPU LRU batch, see :data:`LRU_BATCH`); the same node holds the
+    most pages.  ``runs=``/``seq=`` are not compared (they follow from the counts)."""
+    ex, gy = _kv(expected), _kv(got)
+    if any(ex.get(f) != gy.get(f) for f in ("region", "off", "n")):
+        return False
+    ce = {k: int(v) for k, v in ex.items() if re.fullmatch(r"node\d+", k)}
+    cg = {k: int(v) for k, v in gy.items() if re.fullmatch(r"node\d+", k)}
+    if any(abs(ce.get(n, 0) - cg.get(n, 0)) >= lru_batch for n in set(ce) | set(cg)):
+        return False
+    return max(ce, key=ce.get, default=None) == max(cg, key=cg.get, default=None)
+
+
+EXACT_VMSTAT = ("numa_huge_pte_updates", "numa_hint_faults_local", "pgmigrate_fail",
+                "thp_fault_alloc", "thp_fault_fallback", "thp_collapse_alloc",
+                "pgpromote_success", "pgpromote_candidate", "pgdemote_kswapd",
+                "pgdemote_direct")
+MOVED_VMSTAT = ("numa_pages_migrated", "pgmigrate_success")
+TIMED_VMSTAT = ("numa_pte_updates", "numa_hint_faults")
+TIMED_PASSES = 4
+
+
+def check_vmstat(expected: list[str], got: list[str], *, lru_batch: int = LRU_BATCH
+                 ) -> list[Diff]:
+    """``vmstat_delta`` answers, counter by counter (absolute ``vmstat`` lines depend on
+    the boot's history and are not compared):
+
+    * a counter the recording shows as 0 must be 0 (nothing scanned stays unscanned), and
+      the THP, tiering, local-fault and failure counters must be equal;
+    * pages migrated (``numa_pages_migrated``, ``pgmigrate_success``) within
+      ``lru_batch - 1``: the pages left in a per-CPU LRU batch (:data:`LRU_BATCH`);
+    * ``numa_pte_updates`` and ``numa_hint_faults`` depend on how many scan passes fit in
+      the spin (timing) and on the batch: a page stuck in the batch is marked and faults
+      again at every pass (6.12), so within ``TIMED_PASSES x lru_batch`` or 10 %.
+
+    The recorded run-to-run spread (FINDINGS.md) lies well inside these bounds.
+    """
+    a = [x for x in _strip_console(expected) if x.startswith("vmstat_delta ")]
+    b = [x for x in _strip_console(got) if x.startswith("vmstat_delta ")]
+    if len(a) != len(b):
+        return [Diff("vmstat", f"{len(a)} vmstat_delta answers", f"{len(b)} answers")]
+    diffs = []
+    for x, y in zip(a, b, strict=True):
+        ex, gy = _kv(x), _kv(y)
+        for key, ve in ex.items():
+            e, g = int(ve), int(gy.get(key, "-999999"))
+            if e == 0 or key in EXACT_VMSTAT or key not in MOVED_VMSTAT + TIMED_VMSTAT:
+                ok = e == g
+            elif key in MOVED_VMSTAT:
+                ok = abs(e - g) < lru_batch
+            else:
+                ok = abs(e - g) <= max(TIMED_PASSES * lru_batch, e // 10)
+            if not ok:
+                diffs.append(Diff("vmstat", x, y, key))
+                break
     return diffs
 
 

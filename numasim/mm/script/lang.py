@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from numasim.errors import ScriptError, did_you_mean
+from numasim.mm.script import balance_cmds
 
 ULONG = (1 << 64) - 1
 LONG_MIN, LONG_MAX = -(1 << 63), (1 << 63) - 1
@@ -435,6 +436,8 @@ def _parse_line(ctx: _Ctx, line: Line) -> None:
         if w[3] not in ("none", "r", "rw"):
             raise ctx.fail(f"unknown protection {w[3]!r}", "usage: mprotect OFF N none|r|rw")
         a["prot"] = w[3]
+    elif c in balance_cmds.COMMANDS:  # spin, vmstat*: pages that move in time
+        balance_cmds.parse(ctx, line)
     else:
         raise ctx.fail(f"unknown command {c!r}", did_you_mean(c, COMMANDS))
 
@@ -444,7 +447,8 @@ COMMANDS = ("mmap", "region", "munmap", "set_mempolicy", "mbind", "mbind_raw", "
             "migrate", "cpu", "getcpu", "numastat", "numastat_mark", "numastat_delta",
             "meminfo", "zones", "headroom", "fill", "write", "cat", "sleep", "echo", "exit",
             "fork", "endfork", "exec", "setuid", "mkdir", "rmdir", "unlink", "mount", "umount",
-            "mprotect", "unmap", "vmas", "verify", "dmesg", "numa_maps", "explain", "swapout")
+            "mprotect", "unmap", "vmas", "verify", "dmesg", "numa_maps", "explain", "swapout",
+            *balance_cmds.COMMANDS)
 
 
 def strip_comment(raw: str) -> str:

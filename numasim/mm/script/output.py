@@ -42,7 +42,8 @@ def render_json(records: list[Record]) -> str:
 
 # line kinds whose values depend on timing / memory state, not on policy logic (the oracle's
 # run_oracle.py NOISY list)
-NOISY = ("numastat", "zone ", "fill ", "fill_step ", "headroom ", "numa_maps ", "meminfo ", "| ")
+NOISY = ("numastat", "zone ", "fill ", "fill_step ", "headroom ", "numa_maps ", "meminfo ", "| ",
+         "vmstat")
 
 
 def run_order(summary_line: str) -> list[str]:

@@ -33,6 +33,8 @@ from numasim.mm.constants import (
 )
 from numasim.mm.kernel import PAGE_SHIFT, Kernel, Segfault, TaskKilled
 from numasim.mm.nodemask import UserMask
+from numasim.mm.numa_balancing import numab
+from numasim.mm.script.balance_cmds import BalanceCommands
 from numasim.mm.script.lang import (
     DEFAULT_MAXNODE,
     MASK_BITS,
@@ -133,7 +135,7 @@ class Proc:
 
 
 # ----------------------------------------------------------------- the runner
-class Runner:
+class Runner(BalanceCommands):
     """Runs scripts on one simulated machine (one boot)."""
 
     def __init__(self, kernel: Kernel, *, image: ProbeImage = PROBE_IMAGE) -> None:
@@ -290,6 +292,7 @@ class Runner:
         self.proc = proc
         self.out(line.echo)
         handler = getattr(self, "cmd_" + line.cmd)
+        self.before_command(proc, line)  # per-CPU LRU batch drains (NUMA balancing)
         try:
             handler(proc, line, line.args)
         except TaskKilled as e:
@@ -487,7 +490,7 @@ class Runner:
         pass
 
     def cmd_sleep(self, proc: Proc, line: Line, a: dict) -> None:
-        pass
+        numab(self.k).sleep(max(a["n"], 0))  # wall time passes (NUMA balancing's clock)
 
     def cmd_exit(self, proc: Proc, line: Line, a: dict) -> None:
         raise ProbeExit(0)
@@ -741,7 +744,7 @@ class Runner:
         first = r.vpn + off
         done = 0
         try:
-            k.touch(proc.t, first, n, write=write)
+            self.access(proc, first, n, write)  # hinting faults, faults, LRU batch
             done = n
         except Segfault as e:
             done = e.vpn - first
@@ -1181,6 +1184,7 @@ class Runner:
         self._premap(t)  # copy_page_range gave the child the image's page tables
         self._procs.append(child)
         self.out("fork role=child", {"op": "fork", "role": "child"})
+        self.after_fork(child)  # the child's own copy-on-write pages (NUMA balancing on)
         status = self._run_process(child, lines, i + 1)
         self.proc = proc
         self.line = lines[min(matching_endfork(lines, i), len(lines) - 1)].number

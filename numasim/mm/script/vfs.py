@@ -27,6 +27,7 @@ from numasim.bitmap import format_list
 from numasim.mm import state as S
 from numasim.mm.constants import KGEN_6_12
 from numasim.mm.kernel import File, Kernel
+from numasim.mm.numa_balancing import DEBUGFS_MOUNT, balancing_read, balancing_write
 
 SHMEM_INO_BATCH = 1024
 
@@ -150,6 +151,8 @@ class Vfs:
     # ------------------------------------------------------------ dirs and mounts
     def mkdir(self, path: str) -> None:
         path = self.norm(path)
+        if path == DEBUGFS_MOUNT:
+            raise _err(E.EAGAIN)  # what 6.1 and 6.12 answer (oracle scenarios 81-84)
         cg = self._cg_of(path)
         if cg is not None:
             mnt, rel = cg
@@ -195,7 +198,9 @@ class Vfs:
 
     def mount(self, fstype: str, target: str, data: str | None) -> None:
         target = self.norm(target)
-        if target not in self.dirs:
+        if target == DEBUGFS_MOUNT and target in self.mounts:
+            raise _err(E.EBUSY if fstype != "debugfs" else E.EEXIST)
+        if target not in self.dirs and target != DEBUGFS_MOUNT:
             raise _err(E.ENOENT)
         if fstype == "cgroup2":
             if target in self.cgroups:
@@ -332,6 +337,9 @@ class Vfs:
     def read(self, path: str) -> list[str]:
         path = self.norm(path)
         k = self.k
+        knob = balancing_read(self, path)  # kernel.numa_balancing and its debugfs knobs
+        if knob is not None:
+            return knob
         wi = "/sys/kernel/mm/mempolicy/weighted_interleave/node"
         if path.startswith(wi):
             nid = self._wi_node(path[len(wi):])
@@ -363,6 +371,8 @@ class Vfs:
     def write(self, path: str, value: str) -> int:
         """Returns the byte count written; raises VfsError with the errno."""
         path = self.norm(path)
+        if balancing_write(self, path, value):
+            return len(value)
         wi = "/sys/kernel/mm/mempolicy/weighted_interleave/node"
         if path.startswith(wi):
             nid = self._wi_node(path[len(wi):])

@@ -22,7 +22,9 @@ with ``id``, ``cpus`` (``0-23,48-71`` or a list; empty for a CPU-less node), ``m
 one row per node in the order of ``nodes``, row = CPU node, column = memory node (absent
 matrices are derived, see :mod:`numasim.topology.build`); ``links``
 (``{between: [0, 1], bandwidth: 62GB/s, latency: 20ns}``); ``kernel``
-(``min_free_kbytes``, ``watermark_scale_factor``, ``lowmem_reserve_ratio``);
+(``min_free_kbytes``, ``watermark_scale_factor``, ``lowmem_reserve_ratio``; NUMA balancing:
+``numa_balancing`` 0/1 and ``numa_balancing_scan_delay_ms``, ``..._scan_period_min_ms``,
+``..._scan_period_max_ms``, ``..._scan_size_mb``, Linux's defaults when absent);
 ``weighted_interleave`` (``{0: 9, 1: 1}``, nodes not named weigh 1).
 
 :func:`dump` writes the same format back; ``load(dump(m)) == m`` for every machine.
@@ -106,11 +108,27 @@ class LinkModel(StrictModel):
     latency: TimeNs = 0.0
 
 
+def _numa_balancing_mode(v: Any) -> Any:
+    if v in (2, 3):
+        raise ValueError("2 and 3 (memory tiering) are not modelled yet; use 0 (off) or 1")
+    return v
+
+
+PositiveInt = Annotated[int, Field(ge=1, lt=1 << 32)]
+
+
 class KernelModel(StrictModel):
     min_free_kbytes: NonNegInt | None = None
     watermark_scale_factor: Annotated[int, Field(ge=1, le=3000)] = \
         DEFAULT_WATERMARK_SCALE_FACTOR
     lowmem_reserve_ratio: list[NonNegInt] = list(DEFAULT_LOWMEM_RESERVE_RATIO)
+    # NUMA balancing: the sysctl, and the debugfs knobs under their old sysctl names
+    numa_balancing: Annotated[int, BeforeValidator(_numa_balancing_mode),
+                              Field(ge=0, le=1)] = 0
+    numa_balancing_scan_delay_ms: Annotated[int, Field(ge=0, lt=1 << 32)] | None = None
+    numa_balancing_scan_period_min_ms: PositiveInt | None = None
+    numa_balancing_scan_period_max_ms: PositiveInt | None = None
+    numa_balancing_scan_size_mb: PositiveInt | None = None
 
 
 class MachineModel(StrictModel):
@@ -378,6 +396,10 @@ def _build(m: MachineModel, doc: YamlDoc) -> Machine:
     settings: dict[str, Any] = {}
     if "description" in {f.name for f in dataclasses.fields(Machine)}:
         settings["description"] = m.description
+    nb = [(k.removeprefix("numa_balancing_"), v) for k, v in m.kernel.model_dump().items()
+          if k.startswith("numa_balancing") and v is not None and (v or k != "numa_balancing")]
+    if nb:
+        settings["numa_balancing"] = tuple(nb)
     return make_machine(
         name, nodes, distance=m.distance, latency_ns=m.latency, bandwidth_GBps=m.bandwidth,
         links=links, file=doc.file, source=f"yaml:{doc.file}" if doc.file else "yaml",
@@ -521,6 +543,9 @@ def dump(machine: Machine) -> str:
         kernel.append(f"  watermark_scale_factor: {machine.watermark_scale_factor}")
     if tuple(machine.lowmem_reserve_ratio) != DEFAULT_LOWMEM_RESERVE_RATIO:
         kernel.append(f"  lowmem_reserve_ratio: {_row(machine.lowmem_reserve_ratio, str)}")
+    for name, value in machine.numa_balancing:
+        key = name if name == "numa_balancing" else f"numa_balancing_{name}"
+        kernel.append(f"  {key}: {value}")
     if kernel:
         out += ["kernel:"] + kernel
     if machine.wi_weights is not None:
