@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -552,8 +553,10 @@ def expand(src: Source) -> Experiment:
             ctx.add(f"missing required key '{key}'", (), REQUIRED_HINT[key])
 
     case_list: list[tuple[str | None, dict[str, Setting]] | None] = list(cases) or [None]
-    grid_combos = list(itertools.product(*[a.values for a in grid])) if grid else [()]
     nzip = min((len(a.values) for a in zipped), default=1) if zipped else 1
+    _check_point_count(data, m, len(case_list) * math.prod(len(a.values) for a in grid)
+                       * nzip, reps, ctx)
+    grid_combos = list(itertools.product(*[a.values for a in grid])) if grid else [()]
 
     axes: list[str] = (["case"] if cases else []) + [a.name for a in grid] + \
         [a.name for a in zipped]
@@ -622,6 +625,24 @@ def expand(src: Source) -> Experiment:
                       machine_metric=m.plot.machine_metric, latency=m.plot.latency,
                       repetitions=reps,
                       sets=list(src.sets))
+
+
+def _check_point_count(data: dict, m: Any, combos: int, reps: int, ctx: _Ctx) -> None:
+    """Refuse a sweep of more points than ``max_points`` before listing them (a grid of
+    10^6 points, or ``repetitions: 1e9``, would otherwise sit expanding for ever)."""
+    from numasim.experiments.schema import MAX_POINTS
+
+    limit = m.max_points if m is not None else data.get("max_points", MAX_POINTS)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        limit = MAX_POINTS
+    total = combos * reps
+    if total > limit:
+        where = ("repetitions",) if reps > limit else ("sweep",)
+        ctx.add(f"the sweep has {total} points (cases x grid x zip = {combos}, x "
+                f"{reps} repetition(s)), more than max_points = {limit}", where,
+                "shrink the sweep, or raise the bound: 'max_points: N' in the file or "
+                "--set max_points=N")
+        raise_problems(ctx.problems)
 
 
 def _add_once(ctx: _Ctx, checked: set, msg: str, loc: Loc, hint: str | None = None) -> None:

@@ -126,10 +126,33 @@ def _serial(todo: list[Todo], point_fn: PointFn, sink: Callable[[dict], None]) -
         sink(compute(point_fn, key, config, labels))
 
 
-def _worker_init(close_fds: tuple[int, ...]) -> None:
-    """In a forked worker: let go of the results folder's lock (only the sweep holds it)."""
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this worker process die when the sweep process does, however it dies (SIGTERM
+    from a scheduler, ``kill -9``, a crash): otherwise a worker blocks for ever on the pipe
+    it inherited.  Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, then a check that the parent
+    did not die before that took hold.  Elsewhere: nothing (the pool's own checks remain)."""
     import signal
 
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _worker_init(close_fds: tuple[int, ...], parent: int | None = None) -> None:
+    """In a forked worker: die with the sweep process, let go of the results folder's lock
+    (only the sweep holds it)."""
+    import signal
+
+    if parent is not None:
+        die_with_parent(parent)
     for fd in close_fds:
         with contextlib.suppress(OSError):
             os.close(fd)
@@ -152,7 +175,7 @@ def _local(todo: list[Todo], point_fn: PointFn, sink: Callable[[dict], None], jo
 
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
-                                   initargs=(close_fds,))
+                                   initargs=(close_fds, os.getpid()))
 
     pool = new_pool()
     inflight: dict[Any, tuple[Todo, bool]] = {}
@@ -204,9 +227,11 @@ def _local(todo: list[Todo], point_fn: PointFn, sink: Callable[[dict], None], jo
             if broken:
                 restart()
     except KeyboardInterrupt:
-        # stop now: the points in flight are lost (they run again next time), the rest kept
-        for proc in list(getattr(pool, "_processes", {}).values()):
-            proc.terminate()
+        # stop now (Ctrl-C or SIGTERM): the points in flight are lost (they run again next
+        # time), the rest kept
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            with contextlib.suppress(Exception):
+                proc.kill()
         raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -257,6 +282,27 @@ def _dask(todo: list[Todo], point_fn: PointFn, sink: Callable[[dict], None], add
             cluster.close()
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """While points run, SIGTERM (what schedulers and ``kill`` send) stops the sweep as
+    Ctrl-C does: the workers are killed, finished points kept, the table written."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def run_sweep(exp: Experiment, out: str | os.PathLike, *, jobs: int = 1,
               dask: str | None = None, point_fn: PointFn | None = None,
               progress: bool = True, retry_failed: bool = False, rerun: bool = False
@@ -292,14 +338,15 @@ def run_sweep(exp: Experiment, out: str | os.PathLike, *, jobs: int = 1,
             bar.update(doc["status"] != "ok")
 
         try:
-            if not todo:
-                pass
-            elif dask:
-                _dask(todo, fn, sink, dask, jobs)
-            elif jobs <= 1 or len(todo) == 1:
-                _serial(todo, fn, sink)
-            else:
-                _local(todo, fn, sink, min(jobs, len(todo)), store.held_fds())
+            with _sigterm_interrupts():
+                if not todo:
+                    pass
+                elif dask:
+                    _dask(todo, fn, sink, dask, jobs)
+                elif jobs <= 1 or len(todo) == 1:
+                    _serial(todo, fn, sink)
+                else:
+                    _local(todo, fn, sink, min(jobs, len(todo)), store.held_fds())
         except KeyboardInterrupt:
             summary.interrupted = True
         finally:

@@ -21,6 +21,8 @@ A file::
     seed: 1                              # the experiment's seed; every point derives its own
     seeds: per-point                     # per-point | common (same seeds for every point)
     repetitions: 1                       # runs per point, each with its own derived seed
+    max_points: 20000                    # refuse a sweep of more points than this (a guard
+                                         # against a typo'd grid; raise it to run more)
     sweep:
       cases:                             # a list of named settings ...
         - {label: first-touch, parallel init}
@@ -81,6 +83,9 @@ class PlotModel(StrictModel):
     machine_metric: Literal["distance", "latency", "bandwidth"] = "latency"
 
 
+MAX_POINTS = 20_000  # default bound on a sweep's points (cases x grid x zip x repetitions)
+
+
 class ExperimentModel(StrictModel):
     experiment: str
     description: str = ""
@@ -96,6 +101,7 @@ class ExperimentModel(StrictModel):
     weights: Any = None
     quantum: Any = None
     repetitions: Annotated[int, Field(ge=1)] = 1
+    max_points: Annotated[int, Field(ge=1)] = MAX_POINTS
     sweep: SweepModel = SweepModel()
     plot: PlotModel = PlotModel()
     quick: dict[str, Any] = {}

@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,48 @@ def atomic_write(path: Path, text: str) -> None:
         pass
 
 
+STATUSES = ("ok", "error")
+KEY_RE = re.compile(r"[0-9A-Za-z_-]{1,64}")  # a point key names a file in points/
+
+
+def point_doc_ok(doc: Any, key: str) -> bool:
+    """Whether a point file holds a whole, well-formed result of ``key`` (anything else --
+    a corrupt status, a result that is not a mapping -- counts as no result: computed again)."""
+    if not isinstance(doc, dict) or doc.get("key") != key:
+        return False
+    status = doc.get("status")
+    if status not in STATUSES or not isinstance(doc.get("config", {}), dict):
+        return False
+    if status == "ok":
+        return isinstance(doc.get("result"), dict)
+    err = doc.get("error")
+    return isinstance(err, dict) and isinstance(err.get("type"), str) and \
+        isinstance(err.get("message"), str)
+
+
+def manifest_problem(doc: Any) -> str | None:
+    """What is wrong with a sweep.json document (None if nothing): the fields readers use."""
+    if not isinstance(doc, dict):
+        return "it is not a JSON object"
+    points = doc.get("points")
+    if not isinstance(points, list):
+        return "'points' is not a list"
+    for i, p in enumerate(points):
+        if not isinstance(p, dict):
+            return f"points[{i}] is not an object"
+        if not isinstance(p.get("key"), str) or not KEY_RE.fullmatch(p["key"]) or \
+                not isinstance(p.get("labels"), dict):
+            return f"points[{i}] has no valid 'key' (a hash) or no 'labels' object"
+        if not isinstance(p.get("index"), int) or not isinstance(p.get("rep", 0), int):
+            return f"points[{i}] has no integer 'index' or 'rep'"
+    for name in ("experiment", "x"):
+        if doc.get(name) is not None and not isinstance(doc[name], str):
+            return f"'{name}' is not a string"
+    if not isinstance(doc.get("axes", []), list):
+        return "'axes' is not a list"
+    return None
+
+
 def dumps(doc: Any) -> str:
     return json.dumps(doc, indent=1, sort_keys=False, allow_nan=False) + "\n"
 
@@ -74,14 +118,28 @@ class ResultStore:
         import fcntl
 
         self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        path = self.root / LOCK
+        # never through a link: O_NOFOLLOW refuses a symlink planted at OUT/.lock (whose
+        # target a truncate would clobber), and a lock that is not a regular file is refused
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except OSError as e:
+            raise NumasimError(f"cannot open the sweep's lock file: {e.strerror}",
+                               file=str(path), hint="it must be a regular file (not a "
+                               "symbolic link); remove it and run again") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise NumasimError("the sweep's lock file is not a regular file",
+                                   file=str(path), hint="remove it and run again")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise NumasimError("another sweep is writing to this results folder",
+                                   file=str(self.root), hint="wait for it to finish, or give "
+                                   "this sweep its own folder with --out") from None
+        except BaseException:
             os.close(fd)
-            raise NumasimError("another sweep is writing to this results folder",
-                               file=str(self.root), hint="wait for it to finish, or give "
-                               "this sweep its own folder with --out") from None
+            raise
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
@@ -104,12 +162,14 @@ class ResultStore:
             doc = json.loads(self.point_path(key).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if not isinstance(doc, dict) or doc.get("key") != key or "status" not in doc:
-            return None
-        return doc
+        return doc if point_doc_ok(doc, key) else None
 
     def write_point(self, doc: dict[str, Any]) -> None:
-        atomic_write(self.point_path(doc["key"]), dumps(doc))
+        path = self.point_path(doc["key"])
+        if path.is_dir() and not path.is_symlink():
+            raise NumasimError("a point's result file is a directory", file=str(path),
+                               hint="remove it (the point is then computed again)")
+        atomic_write(path, dumps(doc))
 
     def finished(self, keys: list[str], *, retry_failed: bool = False) -> dict[str, str]:
         """key -> status of the points already stored (failed ones too unless retried)."""
@@ -131,13 +191,20 @@ class ResultStore:
     def read_manifest(self) -> dict[str, Any]:
         path = self.root / MANIFEST
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            doc = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise NumasimError("not a sweep results folder (no sweep.json)", file=str(self.root),
                                hint="give the folder a sweep wrote, e.g. "
                                     "results/policy-comparison") from None
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
             raise NumasimError(f"sweep.json is not JSON: {e}", file=str(path)) from None
+        except OSError as e:
+            raise NumasimError(f"cannot read sweep.json: {e.strerror}", file=str(path)) from None
+        problem = manifest_problem(doc)
+        if problem:
+            raise NumasimError(f"sweep.json is damaged: {problem}", file=str(path),
+                               hint="run the sweep again to rewrite it")
+        return doc
 
     def write_table(self, manifest: dict[str, Any]) -> tuple[Path, Path | None, Any]:
         """Gather results.csv (and results.parquet if pyarrow is there); returns the paths
@@ -154,9 +221,16 @@ class ResultStore:
             pass
         else:
             pq = self.root / PARQUET
-            tmp = pq.with_name(f".{pq.name}.tmp")
-            df.to_parquet(tmp, index=False)
-            os.replace(tmp, pq)
+            # a fresh private name (mkstemp: O_EXCL, never through a planted link)
+            fd, tmp = tempfile.mkstemp(prefix=f".{pq.name}.", suffix=".tmp", dir=self.root)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    df.to_parquet(f, index=False)
+                os.replace(tmp, pq)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
         return csv_path, pq, df
 
 def default_dirs(name: str, quick: bool, out: str | None, plots: str | None

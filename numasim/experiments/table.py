@@ -34,6 +34,12 @@ from typing import Any
 SKIP_IN_SERIES = ("rep",)
 
 
+def _d(x: Any) -> dict[str, Any]:
+    """``x`` if it is a mapping, else an empty one (a damaged point file is read, not
+    trusted)."""
+    return x if isinstance(x, dict) else {}
+
+
 def series_label(labels: dict[str, Any], x: str | None) -> str:
     parts = [str(v) for k, v in labels.items() if k != x and k not in SKIP_IN_SERIES]
     return ", ".join(parts) if parts else "all"
@@ -93,9 +99,9 @@ def _phase_columns(res: dict[str, Any], resources: list[str]) -> dict[str, Any]:
         out[f"{pre}.bandwidth_GBps"] = p.get("bandwidth_GBps")
         out[f"{pre}.latency_mean_ns"] = p.get("latency_ns_mean")
         out[f"{pre}.local_fraction"] = p.get("local_fraction")
-        busy = p.get("resources") or {}
+        busy = _d(p.get("resources"))
         for r in resources:
-            out[f"{pre}.{resource_column(r)}"] = (busy.get(r) or {}).get("utilisation", 0.0)
+            out[f"{pre}.{resource_column(r)}"] = _d(busy.get(r)).get("utilisation", 0.0)
     return out
 
 
@@ -107,26 +113,28 @@ def row_of(point: dict[str, Any], doc: dict[str, Any] | None, x: str | None) -> 
     if doc is None:
         row["status"] = "missing"
         return row
-    cfg = doc.get("config", {})
-    res = doc.get("result") or {}
+    cfg = _d(doc.get("config"))
+    res = _d(doc.get("result"))
     row["status"] = doc["status"]
-    w = cfg.get("workload", {})
+    w = _d(cfg.get("workload"))
     numactl = cfg.get("numactl") or []
+    if not isinstance(numactl, list):
+        numactl = [str(numactl)]
     standard = {
-        "machine": cfg.get("machine", {}).get("name"),
+        "machine": _d(cfg.get("machine")).get("name"),
         "workload": res.get("workload") or w.get("kernel") or w.get("name"),
         "engine": cfg.get("engine"),
         "kernel": cfg.get("kernel"),
-        "numactl": " ".join(numactl) if numactl else "default",
-        "threads": (res.get("config") or {}).get("threads",
-                                                 w.get("threads",
-                                                       (w.get("overrides") or {}).get("threads"))),
+        "numactl": " ".join(map(str, numactl)) if numactl else "default",
+        "threads": _d(res.get("config")).get("threads",
+                                             w.get("threads",
+                                                   _d(w.get("overrides")).get("threads"))),
         "seed": cfg.get("seed"),
     }
     for k, v in standard.items():
         row.setdefault(k, v)
     if doc["status"] == "ok":
-        lat = res.get("latency_ns", {})
+        lat = _d(res.get("latency_ns"))
         lf = res.get("local_fraction")
         row.update({
             "runtime_s": res.get("runtime_s"),
@@ -144,24 +152,25 @@ def row_of(point: dict[str, Any], doc: dict[str, Any] | None, x: str | None) -> 
             "remote_fraction": None if lf is None else _r(1.0 - lf),
             "accesses": res.get("accesses"),
             "memory_requests": res.get("memory_requests"),
-            "page_faults": (res.get("page_faults") or {}).get("count"),
+            "page_faults": _d(res.get("page_faults")).get("count"),
         })
-        measured = res.get("measured") or {}
+        measured = _d(res.get("measured"))
         row["local_fraction_measured"] = measured.get("local_fraction")
         fig = measured.get("figure")
-        if fig:
-            row[fig["column"]] = fig["value"]
-        for n, v in (res.get("pages_per_node_total") or {}).items():
+        if isinstance(fig, dict) and isinstance(fig.get("column"), str):
+            row[fig["column"]] = fig.get("value")
+        for n, v in _d(res.get("pages_per_node_total")).items():
             row[f"pages_node{n}"] = v
         kinds = {}
-        for r in res.get("resources") or []:
-            if r.get("kind") in ("controller", "link"):
+        resources = res.get("resources")
+        for r in resources if isinstance(resources, list) else []:
+            if isinstance(r, dict) and r.get("kind") in ("controller", "link"):
                 row[resource_column(r["name"])] = r.get("utilisation")
                 kinds[r["name"]] = r.get("utilisation")
         row.update(_phase_columns(res, list(kinds)))
         row["error"] = ""
     else:
-        err = doc.get("error") or {}
+        err = _d(doc.get("error"))
         row["error"] = f"{err.get('type', 'Error')}: {err.get('message', '')}".strip()
     return row
 
@@ -186,4 +195,24 @@ def build_table(manifest: dict[str, Any], store) -> Any:
         cols.pop("error")
         cols["error"] = None
     df = pd.DataFrame(rows, columns=list(cols))
+    return _keep_integers(df, rows)
+
+
+def _keep_integers(df: Any, rows: list[dict[str, Any]]) -> Any:
+    """Integer columns stay integers when some rows have no value (a failed point): pandas
+    would turn them into floats (``48.0``), so they become nullable ``Int64`` (empty in
+    results.csv) instead."""
+    for col in df.columns:
+        vals = [r.get(col) for r in rows]
+        present = [v for v in vals if v is not None]
+        if len(present) == len(vals) or not present:
+            continue
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+            df[col] = pd_int_column(vals)
     return df
+
+
+def pd_int_column(vals: list[Any]) -> Any:
+    import pandas as pd
+
+    return pd.array(vals, dtype="Int64")
