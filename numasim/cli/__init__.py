@@ -53,30 +53,37 @@ def _topo_show(args: argparse.Namespace) -> int:
 
 
 def _topo_convert(args: argparse.Namespace) -> int:
+    from numasim.cli.outputs import check_output_file, write_text_file, writing
     from numasim.topology.loaders import load_machine, yaml_machine
 
+    if args.output not in (None, "-"):
+        check_output_file(args.output, "-o", make_parents=True)
     machine = load_machine(args.machine)
     text = yaml_machine.dump(machine)
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:
         out = Path(args.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
+        with writing(out, "-o"):
+            out.parent.mkdir(parents=True, exist_ok=True)
+        write_text_file(out, text, "-o")
         print(f"wrote {out}")
     return 0
 
 
 def _topo_draw(args: argparse.Namespace) -> int:
+    from numasim.cli.outputs import check_output_file, writing
     from numasim.topology.draw import draw_machine
     from numasim.topology.loaders import load_machine
 
-    machine = load_machine(args.machine)
     suffix = Path(args.output).suffix.lower()
     if suffix not in (".png", ".svg", ".pdf"):
         raise NumasimError("output must end in .png, .svg or .pdf", field="-o",
                            hint=f"got {args.output!r}")
-    draw_machine(machine, args.output, metric=args.metric)
+    check_output_file(args.output, "-o")
+    machine = load_machine(args.machine)
+    with writing(args.output, "-o"):
+        draw_machine(machine, args.output, metric=args.metric)
     print(f"wrote {args.output}")
     return 0
 
@@ -177,6 +184,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # the computer said no: a full disk, a read-only folder...
+        from numasim.cli.outputs import os_error_message
+
+        print(f"numasim: error: {os_error_message(e)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("numasim: error: this computer ran out of memory (the simulated machine or "
+              "the input is larger than it can hold)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -38,7 +38,11 @@ def main(args: argparse.Namespace) -> int:
         name = ResultStore(root).read_manifest().get("experiment") if root.is_dir() else None
         quick = "-quick" if root.name.endswith("-quick") else ""
         out = Path("plots") / ((name + quick) if name else root.name)
-    files = plot_results(root, out, formats, pdf=not args.no_pdf,
-                         progress=not args.no_progress)
+    from numasim.cli.outputs import check_output_dir, writing
+
+    check_output_dir(out, "-o")
+    with writing(out, "-o"):
+        files = plot_results(root, out, formats, pdf=not args.no_pdf,
+                             progress=not args.no_progress)
     print(f"plots: {out}/ ({describe_plots(files)})")
     return 0

@@ -75,15 +75,17 @@ def cpu_overrides(args: argparse.Namespace) -> dict:
 def run_and_print(machine: str, workload, args: argparse.Namespace, *,
                   numactl: list[str] | None = None, **options) -> int:
     from numasim.api import run
+    from numasim.cli.outputs import check_output_file, write_text_file
 
+    if args.output:  # before the run: a typo in the path must not cost the whole run
+        check_output_file(args.output, "-o")
     result = run(machine, workload, engine=args.engine, kernel=args.linux, seed=args.seed,
                  numactl=numactl, cpu=cpu_overrides(args), quantum=args.quantum,
                  weights=parse_weights(args.weights),
                  progress=not args.no_progress and sys.stderr.isatty(), **options)
     text = result.to_json(host=not args.no_host_time)
     if args.output:
-        with open(args.output, "w") as f:
-            f.write(text)
+        write_text_file(args.output, text, "-o")
     if args.json:
         sys.stdout.write(text)
     else:

@@ -128,6 +128,11 @@ def main(args: argparse.Namespace) -> int:
             print(f"{p.index:>4} {p.key} {state:<5} {labels}{rep}")
         print(f"{len(exp.points)} point(s); results in {out_dir}")
         return 0
+    from numasim.cli.outputs import check_output_dir
+
+    check_output_dir(out_dir, "--out")
+    if not args.no_plots:
+        check_output_dir(plots_dir, "--plots")
     jobs = args.jobs if args.jobs is not None else _cpus()
     if jobs < 1:
         raise NumasimError(f"-j must be at least 1, got {jobs}", field="-j")
@@ -148,9 +153,11 @@ def main(args: argparse.Namespace) -> int:
     df = summary.df
     if not args.no_plots and not summary.interrupted and df is not None \
             and "status" in df.columns and (df["status"] == "ok").any():
+        from numasim.cli.outputs import writing
         from numasim.report.plots import describe_plots, plot_results
 
-        files = plot_results(out_dir, plots_dir, progress=not args.no_progress)
+        with writing(plots_dir, "--plots"):
+            files = plot_results(out_dir, plots_dir, progress=not args.no_progress)
         print(f"  plots:  {plots_dir}/ ({describe_plots(files)})")
     if summary.interrupted:
         return 130
