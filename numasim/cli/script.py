@@ -87,7 +87,7 @@ def read_scenario(args: argparse.Namespace, required: bool = True) -> tuple[str,
         raise ScriptError("no scenario given", field="file",
                           hint=f"numasim {args.command} FILE --machine M, or -e 'cmd; cmd'")
     if args.file == "-":
-        return sys.stdin.read(), "<stdin>"
+        return decode_text(sys.stdin.buffer.read(), "<stdin>"), "<stdin>"
     from numasim import shipped
 
     path = Path(args.file)
@@ -97,7 +97,21 @@ def read_scenario(args: argparse.Namespace, required: bool = True) -> tuple[str,
         raise ScriptError("no such scenario file", file=args.file,
                           hint="give the path of a scenario script, or the name of a shipped "
                                "one: " + ", ".join(shipped.names("scenarios")))
-    return path.read_text(), str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ScriptError(f"cannot read the scenario: {e.strerror}", file=args.file) from None
+    return decode_text(data, str(path)), str(path)
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """A scenario's text: UTF-8, or a ScriptError naming the line of the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ScriptError(f"not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})",
+                          file=name, line=line, hint="scenario scripts are UTF-8 text") from None
 
 
 def scenario_machine(args: argparse.Namespace, text: str, name: str):
@@ -141,7 +155,7 @@ def main(args: argparse.Namespace) -> int:
         from numasim.mm.script.check import check_lines, check_vmstat, lru_batch_of
 
         try:
-            exp = [x for x in Path(args.check).read_text().splitlines()
+            exp = [x for x in decode_text(Path(args.check).read_bytes(), args.check).splitlines()
                    if not x.startswith("## ")]
         except OSError as e:
             raise ScriptError("cannot read the recording", file=args.check,

@@ -338,8 +338,13 @@ class Kernel:
         return top - npages
 
     def overlaps(self, mm: int, start: int, end: int) -> bool:
-        for r in self.mms[mm].regions:
-            row = self.ks.regions[r]
+        t = self.ks.regions
+        # the candidates, vectorised over the table (linear, no Python loop per region)
+        hits = np.flatnonzero((t[:, S.R_ALIVE] == 1) & (t[:, S.R_START] < end)
+                              & (start < t[:, S.R_END]))
+        mine = set(self.mms[mm].regions) if len(hits) else set()
+        for r in (int(x) for x in hits if int(x) in mine):
+            row = t[r]
             if row[S.R_START] < end and start < row[S.R_END]:
                 live = self.ks.pt_vma[int(row[S.R_PT]) + max(start, int(row[S.R_START]))
                                       - int(row[S.R_START]):
@@ -388,7 +393,12 @@ class Kernel:
         merged VMA would have; the probe's maps view shows the two as one."""
         ks = self.ks
         row = ks.vmas[v]
-        for u in self.mm_vmas(mm):
+        t = ks.vmas
+        # only the VMAs that touch the new one (vectorised: linear, not a sort per mmap)
+        near = np.flatnonzero((t[:, S.V_ALIVE] == 1) & (t[:, S.V_MM] == mm)
+                              & ((t[:, S.V_END] == row[S.V_START])
+                                 | (t[:, S.V_START] == row[S.V_END])))
+        for u in sorted((int(x) for x in near), key=lambda x: int(t[x, S.V_START])):
             if u == v:
                 continue
             ru = ks.vmas[u]

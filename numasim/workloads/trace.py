@@ -25,6 +25,7 @@ policy, and the accesses are replayed per CPU in trace order at cache-line granu
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,13 @@ from numasim.errors import ConfigError
 FORMAT_TAG = "numasim-trace-1"
 ADDRESS_LIMIT = 1 << 47
 SPAN_GAP_PAGES = 16
+MAX_RECORD_BYTES = 4096  # one lackey record: an access of at most a page (xsave is < 3 KiB)
+MAX_ACCESSES = 1 << 28  # elements per trace array: ~4.5 GB of host memory for the replay
+NPZ_MAX_RATIO = 100  # uncompressed / compressed size above which an .npz is a zip bomb
+NPZ_SMALL = 256 << 20  # ... once it expands to more than this
+
+
+HEX = re.compile(r"[0-9a-fA-F]{1,16}")
 
 
 @dataclass
@@ -86,6 +94,10 @@ def validate_trace(data, *, file: str | None = None) -> TraceData:
                               field=k, hint="the arrays must have one element per access")
         if a.dtype.kind not in "iub":
             raise ConfigError(f"'{k}' must hold integers, got {a.dtype}", file=file, field=k)
+    if n == 0:
+        raise ConfigError("the trace has no accesses", file=file, field="cpu",
+                          hint="a numasim trace has one element per access in each of "
+                               "cpu, address, write")
     cpu = arrs["cpu"].astype(np.int64)
     if cpu.size and cpu.min() < 0:
         i = int(np.argmax(cpu < 0))
@@ -107,13 +119,54 @@ def validate_trace(data, *, file: str | None = None) -> TraceData:
     return TraceData(cpu, addr, w.astype(np.uint8), file or "")
 
 
+def check_npz_size(path: str | os.PathLike) -> None:
+    """Refuse an ``.npz`` whose arrays would fill the host's memory before they are read:
+    more than MAX_ACCESSES elements, or a zip bomb (a few MB that expand a hundredfold and
+    more).  Reads only the zip directory and the .npy headers."""
+    from numpy.lib import format as npformat
+
+    compressed = os.path.getsize(path)
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                total += info.file_size
+                if not info.filename.endswith(".npy"):
+                    continue
+                with zf.open(info) as f:
+                    version = npformat.read_magic(f)
+                    read_header = (npformat.read_array_header_1_0 if version == (1, 0)
+                                   else npformat.read_array_header_2_0)
+                    shape, _, dtype = read_header(f)
+                elems = int(np.prod(shape, dtype=object)) if shape else 1
+                if elems > MAX_ACCESSES:
+                    raise ConfigError(f"array '{info.filename[:-4]}' has {elems} elements, "
+                                      f"more than numasim replays ({MAX_ACCESSES})",
+                                      file=str(path), field=info.filename[:-4],
+                                      hint="cut the trace into parts, or sample it")
+                total = max(total, elems * dtype.itemsize)
+    except ConfigError:
+        raise
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, TypeError, KeyError) as e:
+        raise ConfigError(f"not a readable .npz trace (cut short or corrupt?): {e}",
+                          file=str(path), field="trace",
+                          hint="write traces with numasim.workloads.trace.save_trace") from None
+    if total > NPZ_SMALL and total > NPZ_MAX_RATIO * compressed:
+        raise ConfigError(f"the .npz expands from {compressed} bytes to {total} bytes: "
+                          "refused as a zip bomb", file=str(path), field="trace",
+                          hint="a real trace compresses less than "
+                               f"{NPZ_MAX_RATIO}x; save it with save_trace")
+
+
 def load_npz(path: str | os.PathLike) -> TraceData:
+    check_npz_size(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise ConfigError("no such file", file=str(path)) from None
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, TypeError, KeyError,
+            NotImplementedError, MemoryError) as e:
         raise ConfigError(f"not a readable .npz trace (cut short or corrupt?): {e}",
                           file=str(path), field="trace",
                           hint="write traces with numasim.workloads.trace.save_trace") from None
@@ -140,7 +193,7 @@ def parse_lackey(lines, *, file: str = "", cpu: int = 0, instructions: bool = Fa
                                    "' M addr,size' (valgrind --tool=lackey --trace-mem=yes)")
         a, comma, s = body.partition(",")
         try:
-            if not comma:
+            if not comma or not HEX.fullmatch(a) or not s.strip().isdigit():
                 raise ValueError
             addr = int(a, 16)
             size = int(s)
@@ -151,6 +204,11 @@ def parse_lackey(lines, *, file: str = "", cpu: int = 0, instructions: bool = Fa
                               "cut off?)", file=file, line=lineno, field="trace",
                               hint="each record is 'KIND hexaddr,size'") from None
         seen_record = True
+        if size > MAX_RECORD_BYTES:
+            raise ConfigError(f"line {lineno}: a record of {size} bytes (lackey records one "
+                              "instruction's access, at most a few hundred bytes)", file=file,
+                              line=lineno, field="trace",
+                              hint=f"sizes up to {MAX_RECORD_BYTES} bytes are accepted")
         if kind == "I" and not instructions:
             continue
         if addr + size > ADDRESS_LIMIT:
@@ -167,6 +225,11 @@ def parse_lackey(lines, *, file: str = "", cpu: int = 0, instructions: bool = Fa
                           hint="trace with: valgrind --tool=lackey --trace-mem=yes PROGRAM "
                                "2> trace.txt")
     n = len(addrs)
+    if n == 0:
+        raise ConfigError("the trace has only instruction fetches ('I' records), no data "
+                          "accesses", file=file, field="trace",
+                          hint="trace a program that loads or stores, or set "
+                               "'instructions: true' to replay the fetches")
     return TraceData(np.full(n, cpu, dtype=np.int64), np.array(addrs, dtype=np.uint64),
                      np.array(writes, dtype=np.uint8), file)
 

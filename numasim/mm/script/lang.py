@@ -471,13 +471,23 @@ def parse_line(raw: str, number: int, file: str | None = None) -> Line | None:
     return line
 
 
+MAX_FORK_DEPTH = 100  # nested fork blocks a script may hold (each child runs inside its parent)
+
+
 def parse_script(text: str, file: str | None = None) -> list[Line]:
     """Every command line of a script, checked (raises ScriptError on the first bad one)."""
     out = []
+    depth = 0
     for i, raw in enumerate(text.split("\n"), start=1):
         line = parse_line(raw, i, file)
         if line is not None:
             out.append(line)
+            depth += line.cmd == "fork"
+            depth -= line.cmd == "endfork" and depth > 0
+            if depth > MAX_FORK_DEPTH:
+                raise ScriptError(f"forks nested more than {MAX_FORK_DEPTH} deep", file=file,
+                                  line=i, field="fork", hint="numasim runs each child inside "
+                                  "its parent; close a fork with endfork before the next")
     return out
 
 

@@ -392,6 +392,8 @@ class Vfs:
             return len(value)
         if path == "/proc/sys/vm/lowmem_reserve_ratio":
             vals = [self._int(x) for x in value.replace(",", " ").split()]
+            if any(v < 0 for v in vals):  # proc_dointvec_minmax, extra1 = SYSCTL_ZERO
+                raise _err(E.EINVAL)
             self.runner.set_watermark_knobs(lowmem_reserve_ratio=vals)
             return len(value)
         if path in self.sysctl:
@@ -412,10 +414,14 @@ class Vfs:
 
     @staticmethod
     def _int(value: str) -> int:
+        """A sysctl integer as ``proc_dointvec`` reads it: EINVAL unless it fits an int."""
         try:
-            return int(value.strip(), 0)
+            v = int(value.strip(), 0)
         except ValueError:
             raise _err(E.EINVAL) from None
+        if not -(1 << 31) <= v < (1 << 31):
+            raise _err(E.EINVAL)
+        return v
 
     def _wi_node(self, suffix: str) -> int:
         if self.k.kgen != KGEN_6_12 or not suffix.isdigit():
