@@ -133,6 +133,10 @@ def main(args: argparse.Namespace) -> int:
     check_output_dir(out_dir, "--out")
     if not args.no_plots:
         check_output_dir(plots_dir, "--plots")
+    if args.dask and args.dask != "local":
+        from numasim.experiments.runner import probe_scheduler
+
+        probe_scheduler(args.dask)  # before the lock and the bar: a typo fails at once
     jobs = args.jobs if args.jobs is not None else _cpus()
     if jobs < 1:
         raise NumasimError(f"-j must be at least 1, got {jobs}", field="-j")

@@ -237,6 +237,60 @@ def _local(todo: list[Todo], point_fn: PointFn, sink: Callable[[dict], None], jo
         pool.shutdown(wait=False, cancel_futures=True)
 
 
+DASK_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
+DASK_PORT = 8786
+PROBE_SECONDS = 5.0
+MAX_HANDSHAKE = 1 << 24  # a scheduler's first frame (its handshake) is a few hundred bytes
+
+
+def probe_scheduler(address: str) -> None:
+    """Check that ``address`` is a Dask scheduler before handing it to Dask: the form
+    (``tcp://HOST:PORT``), and for tcp that something answers within a few seconds as a
+    scheduler does (it speaks first: an 8-byte length, then a small handshake).  An HTTP
+    server there would have Dask read "HTTP/1.1" as a frame length and ask for exabytes."""
+    import socket
+    import struct
+
+    def bad(msg: str) -> NumasimError:
+        return NumasimError(msg, field="--dask", hint="give tcp://HOST:PORT of a Dask "
+                            "scheduler (`dask scheduler` prints it), or --dask local")
+
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "tcp", address
+    if scheme not in DASK_SCHEMES:
+        raise bad(f"{address!r} is not a Dask address (unknown scheme {scheme!r})")
+    if scheme != "tcp":
+        return  # tls and the others start with the client's own handshake: Dask checks
+    host, colon, port_text = rest.rpartition(":")
+    if not colon:
+        host, port_text = rest, str(DASK_PORT)
+    host = host.strip("[]")
+    if not host or any(c.isspace() or c in "/?#@" for c in host) or not port_text.isdigit() \
+            or not 0 < int(port_text) < 65536:
+        raise bad(f"{address!r} is not a Dask address")
+    head = b""
+    try:
+        with socket.create_connection((host, int(port_text)), timeout=PROBE_SECONDS) as sock:
+            sock.settimeout(PROBE_SECONDS)
+            with contextlib.suppress(TimeoutError, ConnectionError):
+                while len(head) < 8:
+                    chunk = sock.recv(8 - len(head))
+                    if not chunk:
+                        break
+                    head += chunk
+    except (OSError, UnicodeError) as e:
+        what = "no answer" if isinstance(e, TimeoutError) else (
+            getattr(e, "strerror", None) or str(e))
+        raise NumasimError(f"cannot reach the Dask scheduler at {address}: {what}",
+                           field="--dask", hint="start one with `dask scheduler` and workers "
+                           "with `dask worker ADDRESS`, or give --dask local") from None
+    if len(head) < 8 or struct.unpack("<Q", head)[0] > MAX_HANDSHAKE:
+        raise bad(f"{address} does not answer as a Dask scheduler"
+                  + (f" (it sent {head[:8]!r})" if head else
+                     f" (it sent nothing in {PROBE_SECONDS:g} s)"))
+
+
 def _dask(todo: list[Todo], point_fn: PointFn, sink: Callable[[dict], None], address: str,
           jobs: int) -> None:
     try:
@@ -250,13 +304,14 @@ def _dask(todo: list[Todo], point_fn: PointFn, sink: Callable[[dict], None], add
                                dashboard_address=None)
         client = Client(cluster)
     else:
+        probe_scheduler(address)
         try:
             import dask
 
             # how long to try: dask's own setting (30 s unless configured)
             timeout = dask.config.get("distributed.comm.timeouts.connect", "30s")
             client = Client(address, timeout=timeout)
-        except (OSError, TimeoutError) as e:
+        except (OSError, TimeoutError, ValueError) as e:
             raise NumasimError(f"cannot reach the Dask scheduler at {address}: {e}",
                                field="--dask", hint="start one with `dask scheduler` and "
                                "workers with `dask worker ADDRESS`, or give --dask local"

@@ -66,6 +66,15 @@ class CpuParams:
         if self.llc is not None:
             if self.llc.ways < 1 or self.llc.size < 64 * self.llc.ways:
                 raise ConfigError("llc needs at least one set of 'ways' lines", field="cpu.llc")
+            if self.llc.size > MAX_LLC_BYTES or self.llc.ways > 1024:
+                # numasim keeps 32 bytes per cached line per node: the size decides host memory
+                raise ConfigError(f"an llc of {self.llc.size} bytes and {self.llc.ways} ways is "
+                                  "larger than any real last-level cache", field="cpu.llc",
+                                  hint="at most 1 GiB per node and 1024 ways (the largest "
+                                       "real ones hold about 1.1 GB per socket)")
+
+
+MAX_LLC_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)

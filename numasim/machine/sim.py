@@ -30,6 +30,48 @@ TL_BUCKETS = 4096
 TL_WIDTH_NS = 1000.0  # initial timeline bucket; doubled whenever the run outgrows the array
 
 
+HOST_BYTES_PER_PAGE = 128  # numasim's own memory per simulated page: page row, page table
+
+
+def host_memory_available() -> int | None:
+    """Bytes this process may still allocate: MemAvailable, capped by RLIMIT_AS (None
+    where neither can be read)."""
+    avail = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for ln in f:
+                if ln.startswith("MemAvailable:"):
+                    avail = int(ln.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/statm", encoding="ascii") as f:
+                used = int(f.read().split()[0]) * 4096
+            left = max(0, soft - used)
+            avail = left if avail is None else min(avail, left)
+    except (OSError, ValueError, ImportError):
+        pass
+    return avail
+
+
+def check_host_memory(pages: int, file: str | None = None) -> None:
+    """Refuse before it starts a run whose simulated memory this computer cannot hold
+    (rather than sit silent for minutes and then run out)."""
+    need = pages * HOST_BYTES_PER_PAGE
+    avail = host_memory_available()
+    if avail is not None and need > avail:
+        raise ConfigError(
+            f"the workload maps {pages * 4096 / 2**30:.4g} GiB of simulated memory; "
+            f"numasim needs about {need / 1e9:.3g} GB of this computer's memory to hold its "
+            f"pages and {avail / 1e9:.3g} GB is available", file=file, field="regions",
+            hint="use smaller regions (the bandwidth of a STREAM-like loop does not change "
+                 "once the arrays are well beyond the caches)")
+
+
 class OutOfMemory(NumasimError):
     """The simulated process was killed by the OOM killer."""
 
@@ -140,8 +182,16 @@ class Simulation:
         from numasim.mm import syscalls as sc
         from numasim.mm.nodemask import UserMask
 
+        check_host_memory(sum(max(1, -(-r.size // 4096)) for r in wl.regions), wl.file)
         for i, reg in enumerate(wl.regions):
             npages = max(1, -(-reg.size // 4096))
+            if not self.ks.vm_enough_memory(npages):
+                raise ConfigError(
+                    f"region '{reg.name}' of {reg.size} bytes is larger than the machine's "
+                    f"memory ({self.ks.totalram_pages() * 4096} bytes): the program's mmap "
+                    "fails with ENOMEM on Linux (overcommit heuristic)", file=wl.file,
+                    field=f"regions[{i}].size", hint=f"{m.name} has "
+                    f"{self.ks.totalram_pages() * 4096 / 2**30:.4g} GiB")
             rid = k.mmap(self.main, npages, kind="anon" if reg.kind == "anon" else "shared")
             vpn = int(self.ks.regions[rid, S.R_START])
             lines = max(1, -(-reg.size // self.line))

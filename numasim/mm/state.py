@@ -206,6 +206,10 @@ def pgt_hash(key: int, cap: int) -> int:
     return (idx * 40503 + mm * 1000003 + level * 97) & (cap - 1)
 
 
+MAX_MAP_FACTOR = 4  # a mapping (or shmem/file object) may be this many times the RAM ...
+MIN_MAP_LIMIT = 1 << 20  # ... or 4 GiB of pages, whichever is more
+
+
 def _grow(a: np.ndarray, rows: int, fill: int = 0) -> np.ndarray:
     if a.shape[0] >= rows:
         return a
@@ -340,6 +344,7 @@ class KernelState:
         row[O_INO] = ino
         row[O_SIZE] = npages
         if kind != KIND_ANON:
+            self.check_mappable(npages)
             row[O_BASE] = self.obj_pages_used
             row[O_NPAGES] = npages
             self.obj_pages_used += npages
@@ -352,6 +357,7 @@ class KernelState:
         if npages <= row[O_NPAGES]:
             row[O_SIZE] = max(row[O_SIZE], npages)
             return
+        self.check_mappable(npages)
         old_base, old_n = int(row[O_BASE]), int(row[O_NPAGES])
         base = self.obj_pages_used
         self.obj_pages_used += npages
@@ -360,7 +366,34 @@ class KernelState:
         self.obj_pages[old_base: old_base + old_n] = PT_NONE
         row[O_BASE], row[O_NPAGES], row[O_SIZE] = base, npages, max(row[O_SIZE], npages)
 
+    # ---- what numasim can hold: host memory follows the simulated machine
+    def totalram_pages(self) -> int:
+        """``totalram_pages()``: the managed pages of every zone."""
+        return int(self.zones[:, Z_MANAGED].sum())
+
+    def vm_enough_memory(self, npages: int) -> bool:
+        """``__vm_enough_memory`` under ``overcommit_memory = 0`` (OVERCOMMIT_GUESS): an
+        accountable mapping (private writable, or shared anonymous) of more pages than the
+        machine's RAM (no swap here) fails with ENOMEM."""
+        return npages <= self.totalram_pages()
+
+    def check_mappable(self, npages: int) -> None:
+        """numasim keeps a page-table entry per page of a mapping, so a mapping's size
+        decides host memory: refuse one larger than MAX_MAP_FACTOR x the machine's RAM
+        (Linux would map it and fail only when touched; numasim says so instead of
+        filling the host)."""
+        limit = max(MAX_MAP_FACTOR * self.totalram_pages(), MIN_MAP_LIMIT)
+        if npages > limit:
+            from numasim.errors import NumasimError
+
+            raise NumasimError(
+                f"a mapping of {npages} pages ({npages * 4096 / 2**30:.4g} GiB) is more than "
+                f"{MAX_MAP_FACTOR}x the simulated machine's memory ({self.totalram_pages()} "
+                "pages): numasim cannot hold its page table", field="mmap",
+                hint="map less memory, or use a machine with more")
+
     def new_region(self, mm: int, start: int, end: int, obj: int, pgoff: int) -> int:
+        self.check_mappable(end - start)
         r = self._free_row(self.regions)
         self.regions = _grow(self.regions, r + 1)
         n = end - start

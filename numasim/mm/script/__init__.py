@@ -50,13 +50,21 @@ def load_machine_for(path_or_name: str, kernel: str = "6.12", near: Path | None 
 def run_script(text: str, machine, *, kernel: str = "6.12", file: str | None = None
                ) -> list[Record]:
     """Run one scenario on a fresh simulated boot of ``machine``; returns its records."""
+    from numasim.errors import NumasimError, ScriptError
     from numasim.mm.kernel import Kernel
     from numasim.mm.script.runner import Runner
 
     lines = parse_script(text, file)
     k = Kernel(machine, kernel=kernel)
     runner = Runner(k)
-    runner.run(lines)
+    try:
+        runner.run(lines)
+    except NumasimError as e:
+        if e.file is not None:
+            raise
+        p = e.problems[0] if e.problems else None
+        raise ScriptError(p.message if p else str(e), file=file, line=runner.line or None,
+                          field=p.field if p else None, hint=p.hint if p else None) from None
     return runner.records
 
 

@@ -556,6 +556,10 @@ class Runner(BalanceCommands):
             err = E.EINVAL
         elif at and at + length > TASK_SIZE:
             err = E.ENOMEM
+        elif kind in ("anon", "shared", "fileprivate") and \
+                self.vfs.sysctl.get("/proc/sys/vm/overcommit_memory", "0").strip() != "1" \
+                and not k.ks.vm_enough_memory(n):
+            err = E.ENOMEM  # accountable and larger than RAM: the overcommit heuristic
         mm = self._mm(proc)
         vpn = at >> PAGE_SHIFT if at else None
         if not err and vpn is not None and k.overlaps(mm, vpn, vpn + n):
