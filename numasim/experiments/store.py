@@ -71,10 +71,63 @@ def point_doc_ok(doc: Any, key: str) -> bool:
     if status not in STATUSES or not isinstance(doc.get("config", {}), dict):
         return False
     if status == "ok":
-        return isinstance(doc.get("result"), dict)
+        return result_problem(doc) is None
     err = doc.get("error")
     return isinstance(err, dict) and isinstance(err.get("type"), str) and \
         isinstance(err.get("message"), str)
+
+
+_NUM = (int, float)
+_SCALARS = ("runtime_s", "cycles", "bandwidth_GBps", "local_fraction", "accesses",
+            "memory_requests")
+
+
+def _nums(x: Any) -> bool:
+    return isinstance(x, list) and all(isinstance(v, _NUM) and not isinstance(v, bool)
+                                       for v in x)
+
+
+def result_problem(doc: dict[str, Any]) -> str | None:
+    """What is wrong with a finished point's result, in the parts the table and the plots
+    read (None if nothing): a damaged file is a missing result, never a traceback."""
+    cfg = doc.get("config")
+    m = cfg.get("machine") if isinstance(cfg, dict) else None
+    if not isinstance(m, dict) or not isinstance(m.get("name"), str) or \
+            not isinstance(m.get("yaml"), str):
+        return "config.machine"
+    res = doc.get("result")
+    if not isinstance(res, dict):
+        return "result"
+    for k in _SCALARS:
+        if res.get(k) is not None and (not isinstance(res[k], _NUM) or isinstance(res[k], bool)):
+            return f"result.{k}"
+    for k in ("latency_ns", "latency_histogram", "pages_per_node", "pages_per_node_total",
+              "numastat", "timeline", "page_faults", "config"):
+        if res.get(k) is not None and not isinstance(res[k], dict):
+            return f"result.{k}"
+    for k in ("phases", "resources", "threads"):
+        if res.get(k) is not None and not (isinstance(res[k], list)
+                                           and all(isinstance(x, dict) for x in res[k])):
+            return f"result.{k}"
+    h = res.get("latency_histogram") or {}
+    if h and not (_nums(h.get("bin_start_ns")) and _nums(h.get("count"))
+                  and len(h["bin_start_ns"]) == len(h["count"])):
+        return "result.latency_histogram"
+    tl = res.get("timeline") or {}
+    bw = tl.get("bandwidth_GBps", {})
+    if tl and not (isinstance(tl.get("interval_ns", 1.0), _NUM) and isinstance(bw, dict)
+                   and all(_nums(v) for v in bw.values())):
+        return "result.timeline"
+    if not _nums(list((res.get("pages_per_node_total") or {}).values())):
+        return "result.pages_per_node_total"
+    if not all(isinstance(v, dict) and _nums(list(v.values()))
+               for v in (res.get("pages_per_node") or {}).values()):
+        return "result.pages_per_node"
+    for r in res.get("resources") or []:
+        u = r.get("utilisation")
+        if not isinstance(r.get("name", ""), str) or (u is not None and not isinstance(u, _NUM)):
+            return "result.resources"
+    return None
 
 
 def manifest_problem(doc: Any) -> str | None:
