@@ -664,17 +664,21 @@ def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
         except ValueError as e:
             _add_once(ctx, checked, str(e), s.loc)
     cpu_over: dict[str, Any] = {}
+    cpu_bad = False
     for canon, s in st.items():
         if canon.startswith("cpu."):
             try:
                 cpu_over[canon[4:]] = P.check_cpu_field(canon[4:], s.value)
             except ValueError as e:
                 _add_once(ctx, checked, str(e), s.loc)
+                cpu_bad = True
     if "machine" not in st:
         return None, None
     machine, mres = _resolve_machine(st["machine"], ctx)
     wres, threads, wl_cpu, local = _resolve_workload(st, ctx)
-    if machine is None or wres is None or len(ctx.problems) > n_before:
+    # a problem seen at an earlier point is reported once, so count this point's own
+    if machine is None or wres is None or len(ctx.problems) > n_before or cpu_bad or \
+            len(vals) < 5:
         return None, None
     # cross checks against this point's machine
     ok = True

@@ -125,7 +125,7 @@ def result_problem(doc: dict[str, Any]) -> str | None:
         return "result.pages_per_node"
     for r in res.get("resources") or []:
         u = r.get("utilisation")
-        if not isinstance(r.get("name", ""), str) or (u is not None and not isinstance(u, _NUM)):
+        if not isinstance(r.get("name"), str) or (u is not None and not isinstance(u, _NUM)):
             return "result.resources"
     return None
 
@@ -143,7 +143,7 @@ def manifest_problem(doc: Any) -> str | None:
         if not isinstance(p.get("key"), str) or not KEY_RE.fullmatch(p["key"]) or \
                 not isinstance(p.get("labels"), dict):
             return f"points[{i}] has no valid 'key' (a hash) or no 'labels' object"
-        if not isinstance(p.get("index"), int) or not isinstance(p.get("rep", 0), int):
+        if not isinstance(p.get("index"), int) or not isinstance(p.get("rep"), int):
             return f"points[{i}] has no integer 'index' or 'rep'"
     for name in ("experiment", "x"):
         if doc.get(name) is not None and not isinstance(doc[name], str):

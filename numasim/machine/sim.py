@@ -68,8 +68,8 @@ def check_host_memory(pages: int, file: str | None = None) -> None:
             f"the workload maps {pages * 4096 / 2**30:.4g} GiB of simulated memory; "
             f"numasim needs about {need / 1e9:.3g} GB of this computer's memory to hold its "
             f"pages and {avail / 1e9:.3g} GB is available", file=file, field="regions",
-            hint="use smaller regions (the bandwidth of a STREAM-like loop does not change "
-                 "once the arrays are well beyond the caches)")
+            hint="use smaller regions: a STREAM-like loop's bandwidth does not change once "
+                 "its arrays are well beyond the caches")
 
 
 class OutOfMemory(NumasimError):
@@ -182,16 +182,9 @@ class Simulation:
         from numasim.mm import syscalls as sc
         from numasim.mm.nodemask import UserMask
 
-        check_host_memory(sum(max(1, -(-r.size // 4096)) for r in wl.regions), wl.file)
+        self._check_regions_fit()
         for i, reg in enumerate(wl.regions):
             npages = max(1, -(-reg.size // 4096))
-            if not self.ks.vm_enough_memory(npages):
-                raise ConfigError(
-                    f"region '{reg.name}' of {reg.size} bytes is larger than the machine's "
-                    f"memory ({self.ks.totalram_pages() * 4096} bytes): the program's mmap "
-                    "fails with ENOMEM on Linux (overcommit heuristic)", file=wl.file,
-                    field=f"regions[{i}].size", hint=f"{m.name} has "
-                    f"{self.ks.totalram_pages() * 4096 / 2**30:.4g} GiB")
             rid = k.mmap(self.main, npages, kind="anon" if reg.kind == "anon" else "shared")
             vpn = int(self.ks.regions[rid, S.R_START])
             lines = max(1, -(-reg.size // self.line))
@@ -258,6 +251,19 @@ class Simulation:
         self.phases: list[PhaseRecord] = []
         self.thread_cycles = np.zeros(n)
         self.fault_res = np.zeros(8, dtype=np.int64)
+
+    def _check_regions_fit(self) -> None:
+        """Each region's mmap as Linux answers it (ENOMEM beyond RAM), then whether this
+        computer can hold them all -- before any is mapped."""
+        wl, ram = self.wl, self.ks.totalram_pages()
+        for i, reg in enumerate(wl.regions):
+            if not self.ks.vm_enough_memory(max(1, -(-reg.size // 4096))):
+                raise ConfigError(
+                    f"region '{reg.name}' of {reg.size} bytes is larger than the machine's "
+                    f"memory ({ram * 4096} bytes): the program's mmap fails with ENOMEM on "
+                    "Linux (overcommit heuristic)", file=wl.file, field=f"regions[{i}].size",
+                    hint=f"{self.machine.name} has {ram * 4096 / 2**30:.4g} GiB")
+        check_host_memory(sum(max(1, -(-r.size // 4096)) for r in wl.regions), wl.file)
 
     def _map_trace(self) -> list[np.ndarray | None]:
         """mmap the spans the trace touches and turn it into per-thread (region, line, mode)
