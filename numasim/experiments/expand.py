@@ -676,9 +676,7 @@ def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
         return None, None
     machine, mres = _resolve_machine(st["machine"], ctx)
     wres, threads, wl_cpu, local = _resolve_workload(st, ctx)
-    # a problem seen at an earlier point is reported once, so count this point's own
-    if machine is None or wres is None or len(ctx.problems) > n_before or cpu_bad or \
-            len(vals) < 5:
+    if machine is None or wres is None or len(ctx.problems) > n_before:
         return None, None
     # cross checks against this point's machine
     ok = True
@@ -720,7 +718,9 @@ def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
             s = st.get(f"cpu.{name}")
             _add_once(ctx, checked, p.message, s.loc if s else ("cpu",), p.hint)
         ok = False
-    if not ok:
+    # a problem met at an earlier point is reported once, so this point's own bad values
+    # (a setting it could not read) are counted here, after the cross checks
+    if not ok or cpu_bad or len(vals) < 5:
         return None, None
     config = {
         "numasim": __version__,
