@@ -680,7 +680,8 @@ def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
         return None, None
     # cross checks against this point's machine
     ok = True
-    allowed = _allowed_cpus(machine, vals["numactl"], st["numactl"].loc, ctx)
+    allowed = _allowed_cpus(machine, vals["numactl"], st["numactl"].loc, ctx) \
+        if "numactl" in vals else None
     if allowed is None:
         ok = False
     else:
@@ -697,7 +698,8 @@ def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
                       f"{len(allowed)} CPUs of {machine.name}", tloc,
                       "numasim runs one thread per CPU")
             ok = False
-    weights = _weights(vals["weights"], machine, st["weights"].loc, ctx)
+    weights = _weights(vals["weights"], machine, st["weights"].loc, ctx) \
+        if "weights" in vals else False
     if weights is False:
         ok = False
     cpu = P.cpu_defaults()
