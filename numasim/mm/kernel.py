@@ -326,15 +326,18 @@ class Kernel:
     # ------------------------------------------------------------- mmap
     def get_unmapped_area(self, mm: int, npages: int) -> int:
         """Top-down search below mmap_base for a hole of ``npages`` (``vm_unmapped_area``)."""
-        spans = sorted((int(self.ks.regions[r, S.R_START]), int(self.ks.regions[r, S.R_END]))
-                       for r in self.mms[mm].regions)
-        top = MMAP_BASE_VPN
-        for start, end in reversed(spans):
-            if start >= top:
-                continue
-            if end <= top and top - end >= npages:
-                return top - npages
-            top = min(top, start)
+        regs = self.mms[mm].regions
+        if not regs:
+            return MMAP_BASE_VPN - npages
+        rows = self.ks.regions[np.asarray(regs, dtype=np.int64)]
+        order = np.lexsort((rows[:, S.R_END], rows[:, S.R_START]))[::-1]  # highest first
+        starts, ends = rows[order, S.R_START], rows[order, S.R_END]
+        # walking down from mmap_base, the top of the hole below each region is the lowest
+        # start seen so far (vectorised: a cumulative minimum, not a Python loop per region)
+        tops = np.minimum.accumulate(np.concatenate(([MMAP_BASE_VPN], starts)))
+        fits = np.flatnonzero((starts < tops[:-1]) & (ends <= tops[:-1])
+                              & (tops[:-1] - ends >= npages))
+        top = int(tops[fits[0]]) if fits.size else int(tops[-1])
         return top - npages
 
     def overlaps(self, mm: int, start: int, end: int) -> bool:

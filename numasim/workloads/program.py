@@ -47,6 +47,7 @@ def _row(kind: int, phase_index: int, gap: int, nbytes: int, reps: int, seed: in
 
 def _sweep(streams: list[tuple[MappedRegion, int]], lo: int, hi: int, stride: int, **kw
            ) -> np.ndarray:
+    assert len(streams) <= G.MAX_STREAMS, "an op has MAX_STREAMS stream slots"
     row = _row(G.OP_SWEEP, **kw)
     row[G.O_NS] = len(streams)
     for s, (reg, mode) in enumerate(streams):
@@ -121,10 +122,11 @@ def compile_phase(wl: Workload, phase: Phase, phase_index: int,
         rs = regs()
         same = len({r.lines for r in rs}) == 1
         for i, t in enumerate(runners):
-            if same:
+            if same:  # one sweep over up to MAX_STREAMS regions at a time (an op's slots)
                 lo, hi = span(rs[0].lines, i, nrun)
-                per_thread[t].append(_sweep([(r, G.STORE) for r in rs], lo, hi, 1,
-                                            nbytes=line, seed=0, **kw))
+                for g in range(0, len(rs), G.MAX_STREAMS):
+                    per_thread[t].append(_sweep([(r, G.STORE) for r in rs[g:g + G.MAX_STREAMS]],
+                                                lo, hi, 1, nbytes=line, seed=0, **kw))
             else:
                 for r in rs:
                     lo, hi = span(r.lines, i, nrun)
