@@ -324,9 +324,16 @@ def test_point_file_replaced_by_a_directory(tmp_path, exp):
     victim = sorted((out / "points").glob("*.json"))[0]
     victim.unlink()
     victim.mkdir()
+    calls = []
+
+    def counting(config):
+        calls.append(1)
+        return fake_point(config)
+
     with pytest.raises(NumasimError) as e:
-        run_sweep(exp, out, jobs=1, point_fn=fake_point, progress=False)
+        run_sweep(exp, out, jobs=1, point_fn=counting, progress=False)
     assert e.value.file == str(victim) and "directory" in str(e.value)
+    assert not calls  # refused before any work
 
 
 @pytest.mark.parametrize("manifest", [

@@ -385,6 +385,10 @@ def run_sweep(exp: Experiment, out: str | os.PathLike, *, jobs: int = 1,
         summary.reused = len(done)
         failed_before = sum(1 for s in done.values() if s != "ok")
         todo: list[Todo] = [(k, p.config, p.labels) for k, p in unique.items() if k not in done]
+        blocked = [store.point_path(k) for k, _, _ in todo if store.point_path(k).is_dir()]
+        if blocked:  # found now, not after computing the point
+            raise NumasimError("a point's result file is a directory", file=str(blocked[0]),
+                               hint="remove it (the point is then computed again)")
         bar = _Progress(progress, len(unique), len(done), failed_before, exp.name)
 
         def sink(doc: dict[str, Any]) -> None:
