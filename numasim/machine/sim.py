@@ -31,6 +31,7 @@ TL_WIDTH_NS = 1000.0  # initial timeline bucket; doubled whenever the run outgro
 
 
 HOST_BYTES_PER_PAGE = 128  # numasim's own memory per simulated page: page row, page table
+LOUD_SETUP_BYTES = 1 << 30  # a setup that needs more than this says so (it takes seconds)
 
 
 def host_memory_available() -> int | None:
@@ -263,7 +264,15 @@ class Simulation:
                     f"memory ({ram * 4096} bytes): the program's mmap fails with ENOMEM on "
                     "Linux (overcommit heuristic)", file=wl.file, field=f"regions[{i}].size",
                     hint=f"{self.machine.name} has {ram * 4096 / 2**30:.4g} GiB")
-        check_host_memory(sum(max(1, -(-r.size // 4096)) for r in wl.regions), wl.file)
+        pages = sum(max(1, -(-r.size // 4096)) for r in wl.regions)
+        check_host_memory(pages, wl.file)
+        if self.progress and pages * HOST_BYTES_PER_PAGE > LOUD_SETUP_BYTES:
+            import sys
+
+            # the progress bar starts once every region is mapped: say why nothing moves
+            print(f"numasim: mapping {pages * 4096 / 2**30:.4g} GiB of simulated memory "
+                  f"(about {pages * HOST_BYTES_PER_PAGE / 1e9:.2g} GB of this computer's); "
+                  "the progress bar follows", file=sys.stderr)
 
     def _map_trace(self) -> list[np.ndarray | None]:
         """mmap the spans the trace touches and turn it into per-thread (region, line, mode)
