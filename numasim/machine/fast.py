@@ -30,7 +30,11 @@ point "the wait the utilisation causes = the wait that lets exactly that utilisa
   one that computes does not.
 
 The fixed point always has utilisation below 1, so a saturated controller delivers its
-bandwidth and no more, and latency rises to what Little's law gives.  The estimate's idle
+bandwidth and no more, and latency rises to what Little's law gives.  No estimated wait
+exceeds the work that can be queued ahead of a request: the fluid backlog of the lines that
+arrived beyond the resource's capacity (:func:`fluid_backlog`; posted write-backs hold no
+miss slot, so nothing else holds them back) plus the others' miss slots.  A CPU waiting for
+the zeroing of a fresh page counts as stalled on memory.  The estimate's idle
 fraction moves at most tenfold per quantum (a thousandfold when demand clearly exceeds the
 capacity), which keeps fault-heavy phases from oscillating.
 
@@ -239,6 +243,42 @@ def concentration(pbin, route_r, cpu_nodes, service, mc_node, nbins_used, binw, 
 
 
 @njit(cache=True)
+def fluid_backlog(pbin, route_r, route_w, cpu_nodes, service, nbins_used, binw, backlog):
+    """Carry ``backlog[r]`` (cycles of work queued at resource r beyond what it could serve)
+    through this quantum's arrivals: every line in its time bin, reads on the read route,
+    writes and posted write-backs on the write route, served at the resource's capacity.
+
+    Latency-bearing requests hold a miss slot, so demand beyond capacity slows the CPUs down
+    and the queue stays short; posted write-backs hold nothing, so a link that carries more
+    of them than it can (a stream of stores behind a slow link) builds a queue that only time
+    drains -- the queue every later request meets, whatever the utilisation formula says."""
+    ncpu = pbin.shape[0]
+    nn = pbin.shape[1]
+    kk = route_r.shape[2]
+    nres = service.shape[0]
+    bins = np.zeros((nres, nbins_used))
+    for c in range(ncpu):
+        a = cpu_nodes[c]
+        for n in range(nn):
+            for k in range(kk):
+                x = route_r[a, n, k]
+                if x >= 0:
+                    for b in range(nbins_used):
+                        bins[x, b] += pbin[c, n, P_READ, b]
+                y = route_w[a, n, k]
+                if y >= 0:
+                    for b in range(nbins_used):
+                        bins[y, b] += pbin[c, n, P_WRITE, b] + pbin[c, n, P_WB, b]
+    for r in range(nres):
+        work = backlog[r]
+        for b in range(nbins_used):
+            work += bins[r, b] * service[r] - binw
+            if work < 0.0:
+                work = 0.0
+        backlog[r] = work
+
+
+@njit(cache=True)
 def run_quantum(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, policies,
                 pol_nodes, tasks, task_mems, regions, vmas, objs, sp, pages, pt_page, pt_vma,
                 obj_pages, pgtables, res,
@@ -338,6 +378,7 @@ def run_quantum(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, 
     n_wb = 0.0
     q_nreq = 0.0
     q_lat = 0.0
+    q_zstall = 0.0
     status = FAULT_OK
     while True:
         if head >= count:
@@ -477,6 +518,10 @@ def run_quantum(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, 
                     tz += zero_gap
                 q_nreq += nz
                 st[c, C.ST_ZERO_LINES] += nz
+                # waiting for the last zeroing lines is a memory stall too (the weave's
+                # demand model must see a fault-bound CPU as memory-bound)
+                if fend > tz:
+                    q_zstall += fend - tz
             st[c, C.ST_FAULTS] += 1
             st[c, C.ST_FAULT_CYCLES] += fend - ti
             if fend > last:
@@ -664,7 +709,7 @@ def run_quantum(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, 
     st[c, C.ST_WRITEBACKS] += n_wb
     st[c, C.ST_Q_NREQ] += q_nreq + n_mem
     st[c, C.ST_Q_LAT] += q_lat + lat_sum
-    st[c, C.ST_Q_STALL] += stall
+    st[c, C.ST_Q_STALL] += stall + q_zstall
     return status
 
 
@@ -699,7 +744,8 @@ def _demand_factor(rate, rfree, meff, latc, phi, dw):
 
 
 @njit(cache=True)
-def estimate_waits(cnt, swait, st, service, kappa, gk, wres, rho_used, active, q, mlp):
+def estimate_waits(cnt, swait, st, service, kappa, gk, wres, rho_used, active, q, mlp,
+                   backlog):
     """The weave: new per-(CPU, resource) waits ``wres`` from this quantum's counts.
 
     cnt[c, r, 0/1]: lines / latency-bearing requests of CPU c through resource r; swait[c, r]:
@@ -721,6 +767,12 @@ def estimate_waits(cnt, swait, st, service, kappa, gk, wres, rho_used, active, q
     Damping: the idle fraction 1 - rho of a resource moves at most tenfold per quantum, so
     a saturated controller is found in three quanta and an estimate cannot swing from far too
     low to far too high (which a fault-heavy phase, whose demand reacts slowly, would cause).
+    A FIFO cannot make a request wait longer than the work queued ahead of it: the fluid
+    ``backlog[r]`` (:func:`fluid_backlog`) plus at most ``mlp`` requests in flight per other
+    CPU (with the posted write-backs that come with them).  The Pollaczek-Khinchine wait
+    grows without bound as the utilisation nears 1, which is right for a demand that slows
+    down as it waits; a demand that does not (write-backs behind a slow link, whose CPUs'
+    latency-bearing requests do not cross it) would otherwise get a wait of seconds.
     Returns the largest relative change of a resource's mean wait.
     """
     ncpu = cnt.shape[0]
@@ -734,6 +786,8 @@ def estimate_waits(cnt, swait, st, service, kappa, gk, wres, rho_used, active, q
     rfree = np.zeros(ncpu)  # the rate it would have if it never waited for memory
     meff = np.zeros(ncpu)  # requests it keeps in flight when latency-bound
     scale = np.ones(ncpu)  # demand left after the resources already solved
+    infl = np.zeros(ncpu)  # work c can have queued at r: mlp requests and their write-backs
+    cap = np.zeros(ncpu)  # the most c can wait behind others at r
     latc = np.zeros(ncpu)
     fst = np.zeros(ncpu)
     for c in range(ncpu):
@@ -787,6 +841,15 @@ def estimate_waits(cnt, swait, st, service, kappa, gk, wres, rho_used, active, q
             nreq = st[c, C.ST_Q_NREQ]
             if nreq > 0:
                 phi[c] = cnt[c, r, 1] / nreq
+        itot = 0.0
+        for c in range(ncpu):
+            infl[c] = 0.0
+            if cnt[c, r, 0] > 0:
+                ratio = cnt[c, r, 0] / cnt[c, r, 1] if cnt[c, r, 1] > 0 else 1.0
+                infl[c] = mlp * ratio * s
+            itot += infl[c]
+        for c in range(ncpu):
+            cap[c] = backlog[r] + itot - infl[c]
         kap = kappa[r]
         rho_now = total / q * s
         weighted = 0.0
@@ -803,6 +866,8 @@ def estimate_waits(cnt, swait, st, service, kappa, gk, wres, rho_used, active, q
                 if lam[c] > 0.0:
                     w = _wait_of(mid, s, (weighted - own[c] * burst[c]) * mid / (rho_now * kap))
                     w *= gk[c, r]
+                    if w > cap[c]:
+                        w = cap[c]
                     dem += lam[c] * _demand_factor(rate[c], rfree[c], meff[c], latc[c],
                                                    phi[c], w - wres[c, r])
             if dem * s * kap > mid:
@@ -820,12 +885,25 @@ def estimate_waits(cnt, swait, st, service, kappa, gk, wres, rho_used, active, q
             idle = idle_old * 10.0
         if idle > 1.0:
             idle = 1.0
+        # past the utilisation at which every CPU's wait has reached its cap, a higher rho
+        # changes no wait; remembering it would only slow the way back (tenfold a quantum)
+        idle_min = 1.0
+        for c in range(ncpu):
+            if lam[c] > 0.0 and cap[c] > 0.0:
+                other = (weighted - own[c] * burst[c]) / (rho_now * kap)
+                x = other * s * gk[c, r] / (2.0 * cap[c])
+                if x < idle_min:
+                    idle_min = x
+        if idle < idle_min:
+            idle = idle_min
         rho = 1.0 - idle
         rho_used[r] = rho
         new_mean = 0.0
         for c in range(ncpu):
             w = _wait_of(rho, s, (weighted - own[c] * burst[c]) * rho / (rho_now * kap))
             w *= gk[c, r]
+            if w > cap[c]:
+                w = cap[c]
             if lam[c] > 0.0:
                 scale[c] *= _demand_factor(rate[c], rfree[c], meff[c], latc[c], phi[c],
                                            w - wres[c, r])
@@ -880,6 +958,7 @@ class FastEngine:
         self.wbq = np.zeros((n, cap, 2))
         self.wres = np.zeros((n, nres))
         self.rho_used = np.zeros(nres)
+        self.backlog = np.zeros(nres)
         self.waits = np.zeros((n, 2, nr))
         self.service = np.ascontiguousarray(sim.res.service)
         mc = sim.res.kinds == KIND_MC
@@ -947,6 +1026,7 @@ class FastEngine:
         self.wres[:] = 0.0
         self.waits[:] = 0.0
         self.rho_used[:] = 0.0
+        self.backlog[:] = 0.0
         self.kappa[:] = 1.0
         self.gk[:] = 1.0
         self.tick = env.event()
@@ -993,10 +1073,12 @@ class FastEngine:
             if ep.concentration:
                 concentration(self.pbin, self.route_r, sim.cpu_nodes, self.service,
                               self.mc_node, nbins_used, binw, burst, self.kappa, self.gk)
+            fluid_backlog(self.pbin, self.route_r, self.route_w, sim.cpu_nodes, self.service,
+                          nbins_used, binw, self.backlog)
             self._timeline(used, q_start, binw)
             used[:] = 0
             estimate_waits(self.cnt, self.swait, sim.st, self.service, self.kappa, self.gk,
-                           self.wres, self.rho_used, act, q, sim.params.mlp)
+                           self.wres, self.rho_used, act, q, sim.params.mlp, self.backlog)
             self.swait[:] = 0.0
             route_waits(self.wres, self.route_r, self.route_w, sim.cpu_nodes, self.waits)
             sim.res_lines += self.cnt[:, :, 0].sum(axis=0)
