@@ -13,9 +13,11 @@ access), exact for the model.
 
 from __future__ import annotations
 
+import numpy as np
 import simpy
 
 from numasim.machine import cpu as C
+from numasim.machine.resources import carried_lines
 from numasim.mm import alloc_core as core
 from numasim.mm.state import (
     FAULT_OK,
@@ -74,7 +76,8 @@ class ExactEngine:
         self.routes_w = {(a, b): [int(x) for x in res.route_write[a, b] if x >= 0]
                          for a in range(nr) for b in range(nr)}
         self.lat = res.latency.tolist()
-        self.res_lines = [0] * res.count
+        self.res_lines = [0] * res.count  # lines that reached each server this phase
+        self.carry = np.zeros(res.count)  # lines queued at the end of the last phase
         self.version = 0  # bumped by every fault: page tables changed
 
     # ---------------------------------------------------------------- queues
@@ -91,8 +94,7 @@ class ExactEngine:
             start = req.a if req.a > self.free[x] else self.free[x]
             self.free[x] = start + self.service[x]
             req.wait += start - req.a
-            if not req.posted:
-                self.res_lines[x] += 1
+            self.res_lines[x] += 1
             req.k += 1
             if req.k < len(req.route):
                 req.a = start + self.service[x]
@@ -104,8 +106,6 @@ class ExactEngine:
         """A write-back: traffic at time t (``now``: t is the current event's time, whatever
         rounding made of env.now), nobody waits for it."""
         req = _Req(route, t, 0.0, c, lambda r, d: None, posted=True)
-        for x in route:  # the phase that wrote the line owns its write-back traffic
-            self.res_lines[x] += 1
         if now or t <= self.env.now:
             self._start(req)
         else:
@@ -118,10 +118,14 @@ class ExactEngine:
         sim.programs_ops, sim.programs_opf = prog.ops, prog.opf
         procs = [self.env.process(self._cpu(c, t0)) for c in active]
         yield simpy.AllOf(self.env, procs)
-        for i, n in enumerate(self.res_lines):
-            sim.res_lines[i] += n
+        end = float(max(sim.cs[c, C.CS_LAST] for c in active))
+        # lines that reached a server this phase, less those still queued at its end
+        tail = np.array(self.free) - end
+        served, self.carry = carried_lines(np.array(self.res_lines, dtype=np.float64),
+                                           self.carry, tail, end - t0, sim.res.service)
+        sim.res_lines += served
         self.res_lines = [0] * len(self.res_lines)
-        return float(max(sim.cs[c, C.CS_LAST] for c in active))
+        return end
 
     def _accesses(self, c: int, th: int):
         """Thread th's accesses, generated in batches by the same numba code the fast engine

@@ -50,7 +50,7 @@ import numpy as np
 from numba import njit
 
 from numasim.machine import cpu as C
-from numasim.machine.resources import KIND_MC
+from numasim.machine.resources import KIND_MC, carried_lines
 from numasim.mm import alloc_core as core
 from numasim.mm.state import (
     FAULT_OK,
@@ -959,6 +959,7 @@ class FastEngine:
         self.wres = np.zeros((n, nres))
         self.rho_used = np.zeros(nres)
         self.backlog = np.zeros(nres)
+        self.carry = np.zeros(nres)  # lines queued at the end of the last phase
         self.waits = np.zeros((n, 2, nr))
         self.service = np.ascontiguousarray(sim.res.service)
         mc = sim.res.kinds == KIND_MC
@@ -990,6 +991,25 @@ class FastEngine:
             sim.fault_status(st, c)
             sim.ks.ensure_pages(4096)
             self._args()
+
+    def _queue_ends(self) -> np.ndarray:
+        """When each CPU's private copy of each server would be free, counting the posted
+        write-backs still waiting in its ring (run_quantum serves them when its clock passes
+        them); the arrays are not changed."""
+        sim = self.sim
+        ends = self.sfree.copy()
+        qmask = self.wbq.shape[1] - 1
+        for c in range(sim.nthreads):
+            head, n = int(sim.ci[c, C.CI_WBH]), int(sim.ci[c, C.CI_WBN])
+            cn = int(sim.cpu_nodes[c])
+            for i in range(n):
+                a, node = self.wbq[c, (head + i) & qmask]
+                for x in self.route_w[cn, int(node)]:
+                    if x < 0:
+                        break
+                    a = max(a, ends[c, x]) + self.service[x]
+                    ends[c, x] = a
+        return ends
 
     def _timeline(self, used, q_start: float, binw: float) -> None:
         """Bytes per memory node and time bin of this quantum into the run's timeline."""
@@ -1041,6 +1061,7 @@ class FastEngine:
             first, end = prog.ranges[c]
             remaining[c] = sum(op_accesses(prog.ops[k]) for k in range(first, end))
         acc_before = sim.st[:, C.ST_ACCESSES].copy()
+        arrived = np.zeros(len(self.service))
         while self.live > 0:
             self.t_end = q_start + q
             nbins_used = max(1, min(NBINS, int(q // BIN_CYCLES)))
@@ -1081,7 +1102,7 @@ class FastEngine:
                            self.wres, self.rho_used, act, q, sim.params.mlp, self.backlog)
             self.swait[:] = 0.0
             route_waits(self.wres, self.route_r, self.route_w, sim.cpu_nodes, self.waits)
-            sim.res_lines += self.cnt[:, :, 0].sum(axis=0)
+            arrived += self.cnt[:, :, 0].sum(axis=0)
             self.cnt[:] = 0
             sim.st[:, C.ST_Q_NREQ:C.ST_Q_STALL + 1] = 0.0
             for c in active:
@@ -1106,7 +1127,13 @@ class FastEngine:
                         q = max(float(ep.quantum_min), min(q, 0.5 * first_end))
             sim.progress_to()
         yield simpy_all(env, procs)
-        return float(max(sim.cs[c, C.CS_LAST] for c in active))
+        end = float(max(sim.cs[c, C.CS_LAST] for c in active))
+        # the lines still queued at the end: the CPUs' own FIFOs (the fluid backlog of the
+        # shared queue bounds what carried_lines lets through)
+        tail = self._queue_ends().max(axis=0) - end
+        served, self.carry = carried_lines(arrived, self.carry, tail, end - t0, self.service)
+        sim.res_lines += served
+        return end
 
 
 def simpy_all(env, procs):

@@ -5,7 +5,9 @@ GB/s (10^9 bytes/s).  ``bandwidth_GBps`` counts the bytes the program itself mov
 counts them (a triad line step moves 3 x 64 bytes although the machine moves 4 lines), over
 the measured phases (every phase but ``init`` and ``mbind`` unless the workload says
 otherwise).  Controller and link bytes count every line the hardware moved: reads, reads for
-ownership, write-backs and the zeroing of fresh pages.
+ownership, write-backs and the zeroing of fresh pages -- in the phase in which the resource
+served it (a write-back still queued when a phase ends is moved in the next one; one still
+queued when the run ends is not counted), so no utilisation exceeds 100 %.
 
 Counts: ``accesses`` is every memory request simulated (the program's reads, reads for
 ownership and non-temporal writes, plus write-backs and the line writes that zero fresh
@@ -81,7 +83,7 @@ def build_result(sim):
     phases = [_phase_doc(sim, p) for p in sim.phases]
     resources = []
     for i, name in enumerate(res.names):
-        nbytes = int(sim.res_lines[i]) * sim.line
+        nbytes = int(round(float(sim.res_lines[i]) * sim.line))
         cap = res.bandwidth_GBps[i] * secs * 1e9
         resources.append({"name": name, "kind": KIND_NAMES[int(res.kinds[i])],
                           "from": int(res.ends[i, 0]), "to": int(res.ends[i, 1]),
@@ -180,7 +182,7 @@ def _phase_doc(sim, p) -> dict:
     dc = p.end - p.start
     busy = {}
     for i, n in enumerate(p.res_lines):
-        if n and dc > 0:
+        if n > 0 and dc > 0:
             gbps = n * sim.line / (dc / ghz)
             busy[res.names[i]] = {"GBps": _r(gbps, 4),
                                   "utilisation": _r(gbps / res.bandwidth_GBps[i], 6)}

@@ -181,3 +181,21 @@ def build_resources(machine: Machine) -> Resources:
                      service=service, route_read=route_read, route_write=route_write,
                      latency=latency, mc_of_node=mc_of_node, cpu_ghz=ghz, line_bytes=line,
                      notes=sorted(set(notes)))
+
+
+def carried_lines(arrived: np.ndarray, carry_in: np.ndarray, tail_cycles: np.ndarray,
+                  duration: float, service: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lines each resource carried during a phase of ``duration`` cycles, and the lines still
+    queued at its end (carried into the next phase).
+
+    A line counts where the resource serves it, not where it was sent: a posted write-back
+    queued behind a saturated link at the end of a phase is moved in the next phase (or
+    after the run, and then not at all).  ``tail_cycles``: the work left in each queue at
+    the end of the phase as the engine saw it; whatever it says, a server cannot have done
+    more than ``duration`` cycles of work, so no resource carries more than its bandwidth.
+    """
+    avail = carry_in + arrived
+    tail = np.maximum(tail_cycles, 0.0) / service
+    tail = np.maximum(tail, avail - duration / service)
+    tail = np.clip(tail, 0.0, avail)
+    return avail - tail, tail

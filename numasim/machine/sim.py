@@ -89,7 +89,7 @@ class PhaseRecord:
     mem: float = 0.0
     lat_sum: float = 0.0
     local: float = 0.0  # memory requests served by the requesting CPU's node
-    res_lines: list[int] = field(default_factory=list)
+    res_lines: list[float] = field(default_factory=list)
     thread_cycles: list[float] = field(default_factory=list)
 
 
@@ -232,7 +232,7 @@ class Simulation:
         nr = m.nr_node_ids
         self.tl = np.zeros((TL_BUCKETS, nr))
         self.tl_width = TL_WIDTH_NS * self.ghz
-        self.res_lines = np.zeros(self.res.count, dtype=np.int64)
+        self.res_lines = np.zeros(self.res.count)  # lines carried (served), per resource
         self.pf = np.zeros(C.PF_NCOLS)
         self.pf[C.PF_HIT] = self.params.hit_ns * self.ghz
         self.pf[C.PF_FAULT] = self.params.fault_ns * self.ghz
@@ -433,7 +433,7 @@ class Simulation:
             rec.mem = float(delta[C.ST_MEM])
             rec.lat_sum = float(delta[C.ST_LAT_SUM])
             rec.local = float(delta[C.ST_LOCAL])
-            rec.res_lines = [int(x) for x in self.res_lines - lines0]
+            rec.res_lines = [float(x) for x in self.res_lines - lines0]
             rec.thread_cycles = [float(self.cs[c, C.CS_LAST] - t) if c in active else 0.0
                                  for c in range(self.nthreads)]
             for c in active:
