@@ -59,3 +59,13 @@ def test_memoryless_node_has_no_controller():
     res = build_resources(m)
     assert res.mc_of_node[1] == -1
     assert res.route_names(1, 0) == ["mc 0", "link 0->1"]
+
+
+def test_asymmetric_link_gives_each_direction_its_bandwidth():
+    nodes = (Node(0, (0,), 1 << 30), Node(1, (1,), 1 << 30))
+    m = make_machine("asym-link", nodes, links=(Link(0, 1, 10.0, 0.0, 40.0),))
+    res = build_resources(m)
+    assert res.bandwidth_GBps[res.names.index("link 0->1")] == pytest.approx(10.0)
+    assert res.bandwidth_GBps[res.names.index("link 1->0")] == pytest.approx(40.0)
+    # a read by node 0's CPUs from node 1 comes back over link 1->0
+    assert "link 1->0" in res.route_names(0, 1)

@@ -529,3 +529,39 @@ def test_other_formats_convert_to_yaml_and_back(path):
     back = yaml_machine.loads(text, file="converted.yaml")
     assert dataclasses.replace(back, source=m.source) == m
     assert yaml_machine.dump(back) == text
+
+
+ASYM_LINK = """\
+nodes:
+  - {id: 0, cpus: 0-3, memory: 1GiB}
+  - {id: 1, cpus: 4-7, memory: 1GiB}
+links:
+  - {between: [1, 0], bandwidth: [10GB/s, 40GB/s], latency: 20ns}
+"""
+
+
+def test_link_bandwidth_per_direction_reads_and_round_trips():
+    m = yaml_machine.loads(ASYM_LINK, file="asym.yaml")
+    (ln,) = m.links
+    # the first bandwidth carries data from the first node of 'between' to the second
+    assert (ln.a, ln.b) == (1, 0)
+    assert ln.bandwidth_towards(1, 0) == 10.0
+    assert ln.bandwidth_towards(0, 1) == 40.0
+    assert not ln.symmetric
+    back = yaml_machine.loads(yaml_machine.dump(m))
+    assert back.links == m.links
+    # one bandwidth still means both directions
+    sym = yaml_machine.loads(ASYM_LINK.replace("[10GB/s, 40GB/s]", "10GB/s"))
+    assert sym.links[0].bandwidth_towards(0, 1) == sym.links[0].bandwidth_towards(1, 0) == 10
+
+
+@pytest.mark.parametrize("bw,msg", [
+    ("[10GB/s, 40GB/s, 5GB/s]", "expected one bandwidth or two"),
+    ("[10GB/s, 40]", "needs a unit"),
+    ("[10GB/s, 0GB/s]", "positive bandwidth"),
+])
+def test_bad_link_bandwidth_names_the_field(bw, msg):
+    with pytest.raises(ConfigError) as e:
+        yaml_machine.loads(ASYM_LINK.replace("[10GB/s, 40GB/s]", bw), file="asym.yaml")
+    text = str(e.value)
+    assert "links[0].bandwidth" in text and msg in text and "asym.yaml:5" in text

@@ -7,9 +7,10 @@ Three kinds of resource, each a single server moving one cache line per *service
   of the bandwidth matrix).  Every line read from or written to node N's memory passes it.
 * ``link A->B`` -- one direction of an interconnect link, carrying data from node A to node B.
   With ``Machine.links`` these are the machine's links (each direction has the link's
-  bandwidth) and a request follows the shortest path (fewest hops; ties go to the lower node
-  id).  Without links the interconnect is a full mesh derived from the bandwidth matrix: the
-  link A->B has ``bandwidth[B][A]``, the bandwidth the CPUs of B measured reading A's memory.
+  bandwidth, or its own with ``bandwidth: [a->b, b->a]``) and a request follows the shortest
+  path (fewest hops; ties go to the lower node id).  Without links the interconnect is a full
+  mesh derived from the bandwidth matrix: the link A->B has ``bandwidth[B][A]``, the
+  bandwidth the CPUs of B measured reading A's memory.
 * ``cap A->B`` -- only when the machine has explicit links: the bandwidth-matrix entry for
   data flowing from A to B (``bandwidth[B][A]``), an end-to-end limit that holds whatever the
   links could carry (so a remote stream gets the link or the matrix entry, whichever is lower).
@@ -120,9 +121,9 @@ def build_resources(machine: Machine) -> Resources:
         for ln in machine.links:
             for a, b in ((ln.a, ln.b), (ln.b, ln.a)):
                 if ("link", a, b) in index:  # two links between the same nodes: add up
-                    bws[index[("link", a, b)]] += ln.bandwidth_GBps
+                    bws[index[("link", a, b)]] += ln.bandwidth_towards(a, b)
                     continue
-                add(KIND_LINK, f"link {a}->{b}", a, b, ln.bandwidth_GBps)
+                add(KIND_LINK, f"link {a}->{b}", a, b, ln.bandwidth_towards(a, b))
                 adj.setdefault(a, []).append(b)
         for a in ids:
             for b in ids:

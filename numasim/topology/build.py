@@ -214,7 +214,8 @@ def make_machine(
                          f"(nodes: {', '.join(map(str, ids))})", field="links")
         if ln.a == ln.b:
             errs.add(f"link {ln.a}-{ln.b} joins a node to itself", field="links")
-        if ln.bandwidth_GBps <= 0:
+        if ln.bandwidth_GBps <= 0 or (ln.bandwidth_ba_GBps is not None
+                                      and ln.bandwidth_ba_GBps <= 0):
             errs.add(f"link {ln.a}-{ln.b} needs a positive bandwidth", field="links")
     wi = settings.get("wi_weights")
     if wi is not None:

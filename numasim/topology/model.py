@@ -108,13 +108,26 @@ class Node:
 
 @dataclass(frozen=True)
 class Link:
-    """An interconnect link between two nodes (both directions share ``bandwidth_GBps`` each
-    way), for contention modelling."""
+    """An interconnect link between two nodes, for contention modelling: ``bandwidth_GBps``
+    carries data from ``a`` to ``b``, and from ``b`` to ``a`` too unless
+    ``bandwidth_ba_GBps`` gives that direction its own bandwidth (real interconnects can be
+    asymmetric)."""
 
     a: int
     b: int
     bandwidth_GBps: float
     latency_ns: float = 0.0
+    bandwidth_ba_GBps: float | None = None
+
+    def bandwidth_towards(self, src: int, dst: int) -> float:
+        """GB/s for data flowing from node ``src`` to node ``dst`` (the link's two ends)."""
+        if (src, dst) == (self.b, self.a) and self.bandwidth_ba_GBps is not None:
+            return self.bandwidth_ba_GBps
+        return self.bandwidth_GBps
+
+    @property
+    def symmetric(self) -> bool:
+        return self.bandwidth_ba_GBps is None or self.bandwidth_ba_GBps == self.bandwidth_GBps
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,9 @@ def describe(machine: Machine) -> str:
                     if n.has_memory)
     out.append(f"Memory-controller bandwidth (GB/s): {mcs}")
     if machine.links:
-        out.append("Links: " + ", ".join(f"{ln.a}-{ln.b} {ln.bandwidth_GBps:g} GB/s"
+        out.append("Links: " + ", ".join(f"{ln.a}-{ln.b} {ln.bandwidth_GBps:g}"
+                                         + ("" if ln.symmetric else
+                                            f"/{ln.bandwidth_ba_GBps:g}") + " GB/s"
                                          + (f" +{ln.latency_ns:g} ns" if ln.latency_ns else "")
                                          for ln in machine.links))
     else:

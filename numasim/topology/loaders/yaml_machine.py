@@ -102,9 +102,26 @@ class NodeModel(StrictModel):
     zones: list[ZoneModel] | None = None
 
 
+def _link_bandwidth(value: Any) -> list[float]:
+    """One bandwidth for both directions, or ``[a->b, b->a]`` in the order of ``between``."""
+    if isinstance(value, list):
+        if len(value) != 2:
+            raise ValueError(f"expected one bandwidth or two ([a->b, b->a] in the order of "
+                             f"'between'), got a list of {len(value)}")
+        return [_one_bandwidth(v) for v in value]
+    return [_one_bandwidth(value)]
+
+
+def _one_bandwidth(value: Any) -> float:
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return units.parse_bandwidth_GBps(value)  # a UnitError is a ValueError
+    raise ValueError(f"expected a bandwidth such as 40GB/s, got {value!r}")
+LinkBandwidth = Annotated[list[float], BeforeValidator(_link_bandwidth)]
+
+
 class LinkModel(StrictModel):
     between: Annotated[list[NonNegInt], Field(min_length=2, max_length=2)]
-    bandwidth: BandwidthGBps
+    bandwidth: LinkBandwidth
     latency: TimeNs = 0.0
 
 
@@ -357,7 +374,7 @@ def _check(m: MachineModel, doc: YamlDoc) -> list[Problem]:
         if a == b:
             out.append(_problem(doc, f"link {a}-{b} joins a node to itself",
                                 ("links", k, "between")))
-        if ln.bandwidth <= 0:
+        if any(bw <= 0 for bw in ln.bandwidth):
             out.append(_problem(doc, f"link {a}-{b} needs a positive bandwidth",
                                 ("links", k, "bandwidth")))
     for nid, w in (m.weighted_interleave or {}).items():
@@ -388,7 +405,8 @@ def _build(m: MachineModel, doc: YamlDoc) -> Machine:
     weights = None
     if m.weighted_interleave is not None:
         weights = tuple(m.weighted_interleave.get(i, 1) for i in ids)
-    links = tuple(Link(ln.between[0], ln.between[1], ln.bandwidth, ln.latency)
+    links = tuple(Link(ln.between[0], ln.between[1], ln.bandwidth[0], ln.latency,
+                       ln.bandwidth[1] if len(ln.bandwidth) == 2 else None)
                   for ln in m.links)
     name = m.name
     if name is None:
@@ -531,8 +549,10 @@ def dump(machine: Machine) -> str:
     if machine.links:
         out.append("links:")
         for ln in machine.links:
-            text = (f"  - {{between: [{ln.a}, {ln.b}], "
-                    f"bandwidth: {units.format_bandwidth_GBps(ln.bandwidth_GBps)}")
+            bw = units.format_bandwidth_GBps(ln.bandwidth_GBps)
+            if not ln.symmetric:
+                bw = f"[{bw}, {units.format_bandwidth_GBps(ln.bandwidth_ba_GBps)}]"
+            text = f"  - {{between: [{ln.a}, {ln.b}], bandwidth: {bw}"
             if ln.latency_ns:
                 text += f", latency: {units.format_time_ns(ln.latency_ns)}"
             out.append(text + "}")
