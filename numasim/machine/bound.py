@@ -74,6 +74,44 @@ def _serve(route, node, a, sfl, service):
 
 
 @njit(cache=True, inline="always")
+def _free_slot(sl):
+    """The miss slot that frees first: (its index, when)."""
+    j = 0
+    smin = sl[0]
+    for k in range(1, sl.shape[0]):
+        if sl[k] < smin:
+            smin = sl[k]
+            j = k
+    return j, smin
+
+
+@njit(cache=True, inline="always")
+def _splitmix_uniform(key):
+    """A uniform in [0, 1) from a counter (splitmix64): independent draws, no state."""
+    z = key * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, inline="always")
+def _post(wbqc, wbh, nwb, tw, node):
+    """A posted write-back to ``node`` at cycle ``tw`` into the CPU's ring, kept sorted by
+    time (it is served when the CPU's clock passes it: :func:`_drain`); returns the ring's
+    length."""
+    qmask = wbqc.shape[0] - 1
+    k = nwb
+    while k > 0 and wbqc[(wbh + k - 1) & qmask, 0] > tw:
+        wbqc[(wbh + k) & qmask, 0] = wbqc[(wbh + k - 1) & qmask, 0]
+        wbqc[(wbh + k) & qmask, 1] = wbqc[(wbh + k - 1) & qmask, 1]
+        k -= 1
+    wbqc[(wbh + k) & qmask, 0] = tw
+    wbqc[(wbh + k) & qmask, 1] = node
+    return nwb + 1
+
+
+@njit(cache=True, inline="always")
 def _drain(wbqc, wbh, nwb, until, rw, sfl, service, pw):
     """Posted write-backs due at or before ``until`` leave the CPU's ring (sorted by time)
     through the serve step, in time order; returns the ring's new head and length."""
@@ -129,10 +167,11 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
     ``pbin[c, node, kind, time bin]`` for the weave and the timeline.
 
     Hot loop: clocks, slots and counters live in locals and are written back at the end;
-    the per-line steps (serve, count, flush write-backs) are written out in place, because a
-    helper taking arrays costs a reference-count update per array per call (measured: 34 ns
-    against 7 ns inlined by hand; the same three steps as ``inline="always"`` helpers took
-    the whole engine from 26 to 17 M accesses/s, so the repetition stays).
+    every line a CPU moves -- a read, a read for ownership, a non-temporal write, a zeroing
+    line of a fresh page, a write-back -- passes the same steps: :func:`_serve` through the
+    private FIFOs, one count in its time bin (:func:`_next_bin` when the bin changes),
+    and, for write-backs, the time-sorted ring (:func:`_post`, :func:`_drain`).  The
+    helpers are inlined by numba and written without ``break`` (see above).
     """
     (zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, policies, pol_nodes,
      tasks, task_mems, regions, vmas, objs, sp, pages, pt_page, pt_vma, obj_pages,
@@ -231,12 +270,7 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
         ti = base
         if bufc[head, B_DEP] != 0 and dprev + gap > ti:
             ti = dprev + gap
-        j = 0
-        smin = sl[0]
-        for k in range(1, m):
-            if sl[k] < smin:
-                smin = sl[k]
-                j = k
+        j, smin = _free_slot(sl)
         if smin > ti:
             ti = smin
         if ti >= t_end:
@@ -285,12 +319,7 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
             if nz > 0:
                 zl = latr[node] + ww[node]
                 for _ in range(nz):
-                    jz = 0
-                    zmin = sl[0]
-                    for k in range(1, m):
-                        if sl[k] < zmin:
-                            zmin = sl[k]
-                            jz = k
+                    jz, zmin = _free_slot(sl)
                     if zmin > tz:
                         stall += zmin - tz
                         tz = zmin
@@ -317,12 +346,7 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
             if fend > last:
                 last = fend
             ti = fend
-            j = 0
-            smin = sl[0]
-            for k in range(1, m):
-                if sl[k] < smin:
-                    smin = sl[k]
-                    j = k
+            j, smin = _free_slot(sl)
             if smin > ti:
                 ti = smin
             base = ti
@@ -354,11 +378,7 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
                 # the wait behind others, uniform over [w/2, 3w/2) around its mean
                 # (splitmix64 of a per-CPU counter): one wait for all kept CPUs in lockstep
                 dkey += np.uint64(1)
-                z = dkey * np.uint64(0x9E3779B97F4A7C15)
-                z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-                z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-                z = z ^ (z >> np.uint64(31))
-                dith = 0.5 + np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+                dith = 0.5 + _splitmix_uniform(dkey)
                 # a non-temporal write goes to memory on the write route, anything else
                 # (a read, a read for ownership) comes back on the read route
                 if write and not write_allocate:
@@ -381,14 +401,7 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
                     tw = ti + latv
                     if nwb > qmask:  # full (cannot happen: capacity > mlp)
                         wbh, nwb = _drain(wbqc, wbh, nwb, wbqc[wbh, 0], rw, sfl, service, pw)
-                    k = nwb
-                    while k > 0 and wbqc[(wbh + k - 1) & qmask, 0] > tw:
-                        wbqc[(wbh + k) & qmask, 0] = wbqc[(wbh + k - 1) & qmask, 0]
-                        wbqc[(wbh + k) & qmask, 1] = wbqc[(wbh + k - 1) & qmask, 1]
-                        k -= 1
-                    wbqc[(wbh + k) & qmask, 0] = tw
-                    wbqc[(wbh + k) & qmask, 1] = node
-                    nwb += 1
+                    nwb = _post(wbqc, wbh, nwb, tw, node)
                     if ti >= bend and bcur < nbin - 1:
                         bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
                     lb[node * P_NKINDS + P_WB] += 1
