@@ -261,6 +261,71 @@ def _demand_factor(rate, rfree, meff, latc, phi, dw):
 
 
 @njit(cache=True)
+def _cpu_rates(st, active, q, mlp):
+    """Per CPU, from this quantum's statistics: its latency-bearing requests per cycle, the
+    rate it would have if it never waited for memory, the requests it keeps in flight when
+    latency-bound, and its mean latency."""
+    ncpu = st.shape[0]
+    rate = np.zeros(ncpu)
+    rfree = np.zeros(ncpu)
+    meff = np.zeros(ncpu)
+    latc = np.zeros(ncpu)
+    for c in range(ncpu):
+        nreq = st[c, C.ST_Q_NREQ]
+        if active[c] != 0 and nreq > 0:
+            latc[c] = st[c, C.ST_Q_LAT] / nreq
+            f = st[c, C.ST_Q_STALL] / q
+            fst = 1.0 if f > 1.0 else f
+            rate[c] = nreq / q
+            # the rate it could reach without memory stalls -- but extrapolate at most 2x per
+            # quantum: part of what is not a stall (fault handling, bursts) does not speed up
+            rfree[c] = rate[c] / (1.0 - fst) if fst < 0.5 else 2.0 * rate[c]
+            meff[c] = rate[c] * latc[c] if fst > 0.5 else float(mlp)
+            if meff[c] < 1.0:
+                meff[c] = 1.0
+    return rate, rfree, meff, latc
+
+
+@njit(cache=True)
+def _busiest_first(cnt, service, kappa, q):
+    """Resource ids by utilisation this quantum (times kappa), busiest first (a selection
+    sort: numba's argsort costs seconds of compile time)."""
+    ncpu = cnt.shape[0]
+    nres = cnt.shape[1]
+    util = np.zeros(nres)
+    for r in range(nres):
+        for c in range(ncpu):
+            util[r] += cnt[c, r, 0]
+        util[r] *= service[r] / q * kappa[r]
+    order = np.arange(nres)
+    for a in range(nres):
+        best = a
+        for b in range(a + 1, nres):
+            if util[order[b]] > util[order[best]]:
+                best = b
+        tmp = order[a]
+        order[a] = order[best]
+        order[best] = tmp
+    return order
+
+
+@njit(cache=True)
+def _wait_caps(cnt, r, s, mlp, backlog_r, infl, cap):
+    """cap[c]: the most CPU c can wait behind others at resource r -- the backlog plus the
+    others' miss slots with the write-backs that come with their lines (infl[c])."""
+    ncpu = cnt.shape[0]
+    itot = 0.0
+    for c in range(ncpu):
+        infl[c] = 0.0
+        if cnt[c, r, 0] > 0:
+            ratio = cnt[c, r, 0] / cnt[c, r, 1] if cnt[c, r, 1] > 0 else 1.0
+            infl[c] = mlp * ratio * s
+        itot += infl[c]
+    for c in range(ncpu):
+        cap[c] = backlog_r + itot - infl[c]
+
+
+@njit(cache=True)
 def estimate_waits(cnt, swait, st, service, kappa, gk, wres, rho_used, active, q, mlp,
                    backlog):
     """The weave: new per-(CPU, resource) waits ``wres`` from this quantum's counts.
@@ -299,42 +364,11 @@ def estimate_waits(cnt, swait, st, service, kappa, gk, wres, rho_used, active, q
     own = np.zeros(ncpu)  # utilisation CPU c's own lines cause
     burst = np.zeros(ncpu)
     phi = np.zeros(ncpu)  # share of c's latency-bearing requests that cross resource r
-    rate = np.zeros(ncpu)  # c's latency-bearing requests per cycle
-    rfree = np.zeros(ncpu)  # the rate it would have if it never waited for memory
-    meff = np.zeros(ncpu)  # requests it keeps in flight when latency-bound
     scale = np.ones(ncpu)  # demand left after the resources already solved
     infl = np.zeros(ncpu)  # work c can have queued at r: mlp requests and their write-backs
     cap = np.zeros(ncpu)  # the most c can wait behind others at r
-    latc = np.zeros(ncpu)
-    fst = np.zeros(ncpu)
-    for c in range(ncpu):
-        nreq = st[c, C.ST_Q_NREQ]
-        if active[c] != 0 and nreq > 0:
-            latc[c] = st[c, C.ST_Q_LAT] / nreq
-            f = st[c, C.ST_Q_STALL] / q
-            fst[c] = 1.0 if f > 1.0 else f
-            rate[c] = nreq / q
-            # the rate it could reach without memory stalls -- but extrapolate at most 2x per
-            # quantum: part of what is not a stall (fault handling, bursts) does not speed up
-            rfree[c] = rate[c] / (1.0 - fst[c]) if fst[c] < 0.5 else 2.0 * rate[c]
-            meff[c] = rate[c] * latc[c] if fst[c] > 0.5 else float(mlp)
-            if meff[c] < 1.0:
-                meff[c] = 1.0
-    util = np.zeros(nres)
-    for r in range(nres):
-        for c in range(ncpu):
-            util[r] += cnt[c, r, 0]
-        util[r] *= service[r] / q * kappa[r]
-    # busiest first (a selection sort: numba's argsort costs seconds of compile time)
-    order = np.arange(nres)
-    for a in range(nres):
-        best = a
-        for b in range(a + 1, nres):
-            if util[order[b]] > util[order[best]]:
-                best = b
-        tmp = order[a]
-        order[a] = order[best]
-        order[best] = tmp
+    rate, rfree, meff, latc = _cpu_rates(st, active, q, mlp)
+    order = _busiest_first(cnt, service, kappa, q)
     for oi in range(nres):
         r = order[oi]
         s = service[r]
@@ -358,15 +392,7 @@ def estimate_waits(cnt, swait, st, service, kappa, gk, wres, rho_used, active, q
             nreq = st[c, C.ST_Q_NREQ]
             if nreq > 0:
                 phi[c] = cnt[c, r, 1] / nreq
-        itot = 0.0
-        for c in range(ncpu):
-            infl[c] = 0.0
-            if cnt[c, r, 0] > 0:
-                ratio = cnt[c, r, 0] / cnt[c, r, 1] if cnt[c, r, 1] > 0 else 1.0
-                infl[c] = mlp * ratio * s
-            itot += infl[c]
-        for c in range(ncpu):
-            cap[c] = backlog[r] + itot - infl[c]
+        _wait_caps(cnt, r, s, mlp, backlog[r], infl, cap)
         kap = kappa[r]
         rho_now = total / q * s
         weighted = 0.0
