@@ -73,6 +73,41 @@ def _serve(route, node, a, sfl, service):
     return w
 
 
+@njit(cache=True)
+def _cpu_rows(c, cn, slots, waits, lat, sfree):
+    """CPU c's rows copied into locals for the hot loop: its miss slots, its estimated
+    waits (read and write route, by memory node), the idle latencies from its node, when
+    its private FIFO copies of the servers are free."""
+    m = slots.shape[1]
+    nn = waits.shape[2]
+    sl = np.empty(m)
+    for k in range(m):
+        sl[k] = slots[c, k]
+    wr = np.empty(nn)
+    ww = np.empty(nn)
+    latr = np.empty(nn)
+    for k in range(nn):
+        wr[k] = waits[c, 0, k]
+        ww[k] = waits[c, 1, k]
+        latr[k] = lat[cn, k]
+    sfl = np.empty(sfree.shape[1])
+    for k in range(sfree.shape[1]):
+        sfl[k] = sfree[c, k]
+    return sl, wr, ww, latr, sfl
+
+
+@njit(cache=True)
+def _save_rows(c, slots, sfree, pwait, sl, sfl, pw):
+    """The hot loop's locals back into CPU c's rows (pwait accumulates over the quantum)."""
+    for k in range(sl.shape[0]):
+        slots[c, k] = sl[k]
+    for k in range(sfl.shape[0]):
+        sfree[c, k] = sfl[k]
+    for n in range(pwait.shape[1]):
+        for k in range(P_NKINDS):
+            pwait[c, n, k] += pw[n * P_NKINDS + k]
+
+
 @njit(cache=True, inline="always")
 def _free_slot(sl):
     """The miss slot that frees first: (its index, when)."""
@@ -182,7 +217,6 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
     t = ci[c, C.CI_TASK]
     cn = ci[c, C.CI_NODE]
     th = ci[c, C.CI_THREAD]
-    m = pi[C.PI_MLP]
     lpp_shift = pi[C.PI_LPP_SHIFT]
     lpp = np.int64(1) << lpp_shift
     write_allocate = pi[C.PI_WRITE_ALLOCATE] != 0
@@ -204,21 +238,8 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
     issue = cs[c, C.CS_ISSUE]
     dprev = cs[c, C.CS_DPREV]
     last = cs[c, C.CS_LAST]
-    sl = np.empty(m)
-    for k in range(m):
-        sl[k] = slots[c, k]
+    sl, wr, ww, latr, sfl = _cpu_rows(c, cn, slots, waits, lat, sfree)
     nn = waits.shape[2]
-    wr = np.empty(nn)
-    ww = np.empty(nn)
-    latr = np.empty(nn)
-    for k in range(nn):
-        wr[k] = waits[c, 0, k]
-        ww[k] = waits[c, 1, k]
-        latr[k] = lat[cn, k]
-    nres = service.shape[0]
-    sfl = np.empty(nres)
-    for k in range(nres):
-        sfl[k] = sfree[c, k]
     pw = np.zeros(nn * P_NKINDS)  # private-FIFO waits by (node, kind), for burst factors
     # lines by (node, kind) in the current time bin; flushed to pbin when the bin changes
     lb = np.zeros(nn * P_NKINDS, dtype=np.int64)
@@ -234,11 +255,8 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
     wbh = ci[c, C.CI_WBH]
     qmask = wbq.shape[1] - 1  # capacity is a power of two
     # the last page looked up in each region: (page-table slot, page, node, writable)
-    nreg = regions.shape[0]
-    pc_slot = np.full(nreg, -1, dtype=np.int64)
-    pc_pg = np.zeros(nreg, dtype=np.int64)
-    pc_node = np.zeros(nreg, dtype=np.int64)
-    pc_wok = np.zeros(nreg, dtype=np.int64)
+    pcache = np.zeros((regions.shape[0], 4), dtype=np.int64)
+    pcache[:, 0] = -1
     n_acc = 0.0
     # a per-CPU stream of independent uniforms for the wait spread (see below), resumed
     # where the last quantum stopped: a splitmix64 counter keyed by CPU and access number
@@ -281,9 +299,9 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
         off = line >> lpp_shift
         pslot = regions[r, R_PT] + off
         fault = False
-        if pc_slot[r] == pslot and (pc_wok[r] != 0 or not write):
-            pg = pc_pg[r]
-            node = pc_node[r]
+        if pcache[r, 0] == pslot and (pcache[r, 3] != 0 or not write):
+            pg = pcache[r, 1]
+            node = pcache[r, 2]
         else:
             pg = pt_page[pslot]
             node = -1
@@ -297,10 +315,10 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
             elif not (pg == PT_ZERO and not write):
                 fault = True
             if not fault:
-                pc_slot[r] = pslot
-                pc_pg[r] = pg
-                pc_node[r] = node
-                pc_wok[r] = wok
+                pcache[r, 0] = pslot
+                pcache[r, 1] = pg
+                pcache[r, 2] = node
+                pcache[r, 3] = wok
         if fault:
             status = core.handle_mm_fault_range(
                 zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, policies,
@@ -312,7 +330,7 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
             stall += ti - base
             nz = fres[core.R_ALLOCATED] * lpp
             pg = pt_page[pslot]
-            pc_slot[:] = -1  # the fault may have changed page tables (and COW frees pages)
+            pcache[:, 0] = -1  # the fault may have changed page tables (COW frees pages)
             node = pages[pg, PG_NODE] if pg >= 0 else -1
             tz = ti + fault_cyc
             fend = tz
@@ -419,13 +437,7 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
         if done > last:
             last = done
     _flush(pbinc, lb, bcur)
-    for k in range(m):
-        slots[c, k] = sl[k]
-    for k in range(nres):
-        sfree[c, k] = sfl[k]
-    for n in range(nn):
-        for k in range(P_NKINDS):
-            pwait[c, n, k] += pw[n * P_NKINDS + k]
+    _save_rows(c, slots, sfree, pwait, sl, sfl, pw)
     ci[c, C.CI_HEAD] = head
     ci[c, C.CI_COUNT] = count
     ci[c, C.CI_WBN] = nwb
