@@ -21,8 +21,8 @@ import sys
 from pathlib import Path
 
 # the modules with @njit(cache=True) / @kernel_jit functions
-JIT_MODULES = ("numasim.mm.alloc_core", "numasim.machine.fast", "numasim.machine.cpu",
-               "numasim.workloads.gen")
+JIT_MODULES = ("numasim.mm.alloc_core", "numasim.machine.bound", "numasim.machine.weave",
+               "numasim.machine.cpu", "numasim.workloads.gen")
 MESSAGE = "numasim: compiling numasim's kernels (once per machine, about a minute)..."
 ENV_SAID = "NUMASIM_COMPILE_ANNOUNCED"  # set once said, so workers do not say it again
 
