@@ -52,7 +52,7 @@ def parse_dump(path: Path) -> dict:
 
 
 def test_every_layout_loads_and_is_detected():
-    assert len(LAYOUTS) == 14
+    assert len(LAYOUTS) == 15
     for path in LAYOUTS:
         assert layout.sniff(path.read_text()), path
         assert detect_format(path) == "layout"

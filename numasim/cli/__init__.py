@@ -48,7 +48,7 @@ def _topo_show(args: argparse.Namespace) -> int:
     machine = load_machine(args.machine)
     sys.stdout.write(numactl_hardware(machine, cpu_compress=args.cpu_compress))
     if not args.numactl_only:
-        sys.stdout.write("\n" + describe(machine))
+        sys.stdout.write("\n" + describe(machine, kernel=args.kernel))
     return 0
 
 
@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "--cpu-compress)")
     s.add_argument("--numactl-only", action="store_true", help="only the numactl --hardware "
                    "part")
+    s.add_argument("--kernel", default="6.12", choices=("6.12", "6.1", "2.6.7"),
+                   help="kernel generation whose memory tiers and demotion targets are shown "
+                        "(default 6.12; 6.1 keeps every boot node in the DRAM tier)")
     s.set_defaults(func=_topo_show)
     c = tsub.add_parser("convert", help="write numasim YAML from any machine description")
     c.add_argument("machine", help=MACHINE_HELP)

@@ -27,6 +27,7 @@ from numasim.mm.constants import (
     KGEN_6_1,
     MPOL_BIND,
 )
+from numasim.mm.memory_tiers import memory_tiers
 from numasim.topology.model import Machine
 
 PAGE_SHIFT = 12
@@ -94,7 +95,10 @@ class Kernel:
         self.files: dict[str, File] = {}
         self.fs_next_ino: dict[str, int] = {"tmpfs": 2, "ramfs": 2, "memfd": 2048,
                                             "anon_shared": 4096, "shm": 8192}
-        self.dmesg: list[str] = self._boot_log()
+        # mm/memory-tiers.c: tiers and demotion targets for this generation's boot
+        self.memory_tiers = memory_tiers(machine, kernel, self.ks.derived.fallback_order)
+        self.demotion_enabled = False  # /sys/kernel/mm/numa/demotion_enabled
+        self.dmesg: list[str] = self._boot_log() + list(self.memory_tiers.log)
         self.forked_anon: set[int] = set()  # anon_vmas made by fork (non-singular chains)
         self.task_names: dict[int, dict] = {}  # pid, comm, uid, cpuset for the kernel log
         self.console: list[str] = []  # log lines printed on the console (loglevel <= 3)

@@ -76,8 +76,19 @@ def _matrix(title: str, machine: Machine, rows, fmt: str) -> list[str]:
     return out
 
 
-def describe(machine: Machine) -> str:
-    """Everything ``numasim topo show`` prints after the numactl block."""
+def tier_lines(machine: Machine, kernel: str = "6.12") -> list[str]:
+    """Memory tiers and demotion targets as ``kernel`` derives them at boot
+    (:mod:`numasim.mm.memory_tiers`)."""
+    from numasim.mm.memory_tiers import memory_tiers
+    from numasim.topology.derive import derive
+
+    d = machine.derived_state if kernel == "6.12" else derive(machine, kernel=kernel)
+    return memory_tiers(machine, kernel, d.fallback_order).describe()
+
+
+def describe(machine: Machine, kernel: str = "6.12") -> str:
+    """Everything ``numasim topo show`` prints after the numactl block; the memory tiers
+    are those of ``kernel`` (6.12, 6.1 or 2.6.7)."""
     d = machine.derived_state
     page_kib = machine.page_size // 1024
     out = [f"# {machine.name}" + (f"  ({machine.source})" if machine.source else "")]
@@ -97,6 +108,8 @@ def describe(machine: Machine) -> str:
     memless = [n.id for n in machine.nodes if not n.has_memory]
     if memless:
         out.append(f"memoryless nodes: {', '.join(map(str, memless))}")
+    out.append("")
+    out += tier_lines(machine, kernel)
     out.append("")
     kinds = ", ".join(f"{n.id}={n.kind.value}" for n in machine.nodes)
     out.append(f"Memory kinds: {kinds}")

@@ -5,6 +5,9 @@
   ``cpuset.mems.effective``, ``cgroup.procs``, ``cgroup.subtree_control``; moving a task or
   changing a cpuset's mems sets the tasks' ``mems_allowed``, rebinds their policies and
   migrates their pages, as cgroup v2 does (``memory_migrate`` is always on there);
+* ``/sys/devices/virtual/memory_tiering/memory_tierN/nodelist`` (read-only) and
+  ``/sys/kernel/mm/numa/demotion_enabled`` (6.1+): the tiers the kernel derived at boot
+  (:mod:`numasim.mm.memory_tiers`) and the demotion switch;
 * ``/proc/sys/vm/{min_free_kbytes,watermark_scale_factor,lowmem_reserve_ratio}``: writing
   one recomputes the watermarks and lowmem reserves the way the kernel's sysctl handlers do;
 * tmpfs and ramfs mounts and their files (``/mnt/ramfs``, ``/mnt/tmpfs``, ``/tmp`` and any
@@ -27,6 +30,8 @@ from numasim.bitmap import format_list
 from numasim.mm import state as S
 from numasim.mm.constants import KGEN_6_12
 from numasim.mm.kernel import File, Kernel
+from numasim.mm.memory_tiers import sysfs_read as tiering_read
+from numasim.mm.memory_tiers import sysfs_write as tiering_write
 from numasim.mm.numa_balancing import DEBUGFS_MOUNT, balancing_read, balancing_write
 
 SHMEM_INO_BATCH = 1024
@@ -340,6 +345,12 @@ class Vfs:
         knob = balancing_read(self, path)  # kernel.numa_balancing and its debugfs knobs
         if knob is not None:
             return knob
+        try:  # memory_tiering/memory_tierN/nodelist, mm/numa/demotion_enabled
+            tiers = tiering_read(k, path)
+        except OSError as e:
+            raise _err(e.errno) from None
+        if tiers is not None:
+            return tiers
         wi = "/sys/kernel/mm/mempolicy/weighted_interleave/node"
         if path.startswith(wi):
             nid = self._wi_node(path[len(wi):])
@@ -373,6 +384,11 @@ class Vfs:
         path = self.norm(path)
         if balancing_write(self, path, value):
             return len(value)
+        try:
+            if tiering_write(self.k, path, value):
+                return len(value)
+        except OSError as e:
+            raise _err(e.errno) from None
         wi = "/sys/kernel/mm/mempolicy/weighted_interleave/node"
         if path.startswith(wi):
             nid = self._wi_node(path[len(wi):])

@@ -3,10 +3,20 @@ zones are the ones the real kernel builds.
 
 Format (``/work/shared/oracle/README.md``, "Layouts")::
 
-    node ID mem=SIZE cpus=LIST|-     # SIZE like 256M, 3G (a bare number is MiB); mem=0 = no memory
+    node ID mem=SIZE cpus=LIST|- [initiator=N]   # SIZE like 256M, 3G (a bare number is MiB)
     dist D0 D1 D2 ...                # one SLIT row per node, in node order
     append <kernel args>             # ignored (noted): kernel arguments are not emulated
-    qemu <extra qemu args>           # ignored (noted)
+    qemu <extra qemu args>           # ignored (noted), except -numa hmat-lb (below)
+
+*ACPI HMAT* (``qemu -machine hmat=on`` and ``qemu -numa hmat-lb,initiator=I,target=T,
+hierarchy=memory,data-type=access-latency|read-latency,latency=NS`` or
+``...access-bandwidth|read-bandwidth,bandwidth=SIZE``, SIZE in bytes/s with QEMU's binary
+suffixes): the memory-level latencies and bandwidths become the machine's latency and
+bandwidth entries (the pairs not given are filled as
+:mod:`numasim.topology.loaders.initiators` explains), so the kernel's memory tiers
+(:mod:`numasim.mm.memory_tiers`) see what Linux reads from the HMAT.  Write-only figures and
+cache levels are ignored (noted).  ``initiator=N`` on a node line (QEMU's local initiator of a
+CPU-less node) is accepted; the best CPU initiator is what numasim uses either way.
 
 What the oracle boots is ``qemu-system-x86_64 -machine pc -m <sum> -smp <max cpu + 1>`` with
 one ``-numa node`` per layout node, and what Linux makes of it is reproduced here:
@@ -147,7 +157,51 @@ def loads(text: str, *, file: str | None = None, name: str = "layout",
         raise ConfigError(f"no boot model for kernel {kernel!r}", file=file, field="kernel",
                           hint="valid: " + ", ".join(PROFILES))
     nodes, dist, notes = parse_layout(text, file)
-    return build(nodes, dist, notes, file=file, name=name, profile=PROFILES[kernel])
+    hmat = parse_hmat_lb(text, file, notes)
+    return build(nodes, dist, notes, file=file, name=name, profile=PROFILES[kernel], hmat=hmat)
+
+
+_HMAT_LB = re.compile(r"-numa\s+hmat-lb,(\S+)")
+_QEMU_SIZE = re.compile(r"(\d{1,15}(?:\.\d{1,9})?)([KMGTkmgt]?)[Bb]?")
+
+
+def parse_hmat_lb(text: str, file: str | None, notes: list[str]
+                  ) -> dict[tuple[str, int, int], float]:
+    """``qemu -numa hmat-lb,...`` memory-level entries of a layout:
+    ``{("latency" | "bandwidth", initiator, target): ns | GB/s}`` in layout node ids."""
+    out: dict[tuple[str, int, int], float] = {}
+    skipped = 0
+    for k, raw in enumerate(text.split("\n"), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line.startswith("qemu"):
+            continue
+        for m in _HMAT_LB.finditer(line):
+            kv = dict(w.partition("=")[::2] for w in m.group(1).split(","))
+            dtype = kv.get("data-type", "")
+            if kv.get("hierarchy") != "memory" or dtype.startswith("write-"):
+                skipped += 1
+                continue
+            try:
+                ini, tgt = int(kv["initiator"]), int(kv["target"])
+                if dtype in ("access-latency", "read-latency"):
+                    out[("latency", ini, tgt)] = float(int(kv["latency"]))
+                elif dtype in ("access-bandwidth", "read-bandwidth"):
+                    sm = _QEMU_SIZE.fullmatch(kv["bandwidth"])
+                    if not sm:
+                        raise ValueError(kv["bandwidth"])
+                    mult = 1 << (10 * " kmgt".index(sm.group(2).lower() or " "))
+                    out[("bandwidth", ini, tgt)] = float(sm.group(1)) * mult / 1e9
+                else:
+                    raise ValueError(dtype)
+            except (KeyError, ValueError):
+                raise ConfigError(f"cannot read hmat-lb {snippet(m.group(1))}", file=file,
+                                  line=k, field="qemu -numa hmat-lb",
+                                  hint="initiator=I,target=T,hierarchy=memory,data-type="
+                                       "access-latency,latency=NS (or access-bandwidth,"
+                                       "bandwidth=100G)") from None
+    if skipped:
+        notes.append(f"{skipped} hmat-lb entries ignored (write-only figures or cache levels)")
+    return out
 
 
 def _size(text: str) -> int | None:
@@ -180,6 +234,8 @@ def parse_layout(text: str, file: str | None) -> tuple[list[LayoutNode], list[li
                                   "that is not a whole number", file=file, line=k,
                                   field="dist") from None
             dist_line = dist_line or k
+        elif head == "qemu" and ("hmat-lb" in line or "hmat=on" in line):
+            continue  # the ACPI HMAT: read by parse_hmat_lb
         elif head in ("append", "qemu"):
             what = "kernel" if head == "append" else "QEMU"
             notes.append(f"line {k}: '{line}' ignored (extra {what} arguments are not "
@@ -244,9 +300,9 @@ def _node(words: list[str], k: int, file: str | None) -> LayoutNode:
     kv = {}
     for w in words[2:]:
         key, sep, value = w.partition("=")
-        if not sep or key not in ("mem", "cpus"):
+        if not sep or key not in ("mem", "cpus", "initiator"):
             raise ConfigError(f"unknown node setting {snippet(w)}", file=file, line=k, field="node",
-                              hint="valid: mem=SIZE, cpus=LIST or cpus=-")
+                              hint="valid: mem=SIZE, cpus=LIST or cpus=-, initiator=N")
         kv[key] = value
     mem = _size(kv.get("mem", "0"))
     if mem is None:
@@ -407,7 +463,8 @@ def managed_pages(zones: dict[int, list[ZoneSpec]], ram: dict[int, list[Range]],
 
 
 def build(nodes: list[LayoutNode], dist: list[list[int]], notes: list[str], *,
-          file: str | None, name: str, profile: BootReservations) -> Machine:
+          file: str | None, name: str, profile: BootReservations,
+          hmat: dict[tuple[str, int, int], float] | None = None) -> Machine:
     """The machine Linux boots from this layout under QEMU."""
     notes = list(notes)
     linux = linux_node_ids(nodes)
@@ -437,6 +494,29 @@ def build(nodes: list[LayoutNode], dist: list[list[int]], notes: list[str], *,
              else "all below 4 GiB")
     notes.append(f"zones: QEMU pc memory map ({total >> 20} MiB, {split}); managed pages "
                  f"from the Linux {profile.kernel} boot-reservation model")
-    return make_machine(name, out_nodes, distance=distance, file=file,
-                        source=f"{file or '<text>'} (oracle .layout, QEMU pc + Linux "
+    lat, bw = _hmat_matrices(hmat or {}, linux, out_nodes, distance, notes, file)
+    return make_machine(name, out_nodes, distance=distance, latency_ns=lat, bandwidth_GBps=bw,
+                        file=file, source=f"{file or '<text>'} (oracle .layout, QEMU pc + Linux "
                                f"{profile.kernel})", notes=notes)
+
+
+def _hmat_matrices(hmat: dict[tuple[str, int, int], float], linux: dict[int, int],
+                   nodes: list[Node], distance, notes: list[str], file: str | None):
+    """Latency and bandwidth matrices from the hmat-lb entries (None when there are none)."""
+    from numasim.topology.loaders.initiators import fill_matrix
+
+    pos = {n.id: i for i, n in enumerate(nodes)}
+    known: dict[str, dict[tuple[int, int], float]] = {"latency": {}, "bandwidth": {}}
+    for (what, ini, tgt), v in hmat.items():
+        if ini not in linux or tgt not in linux:
+            raise ConfigError(f"hmat-lb names node {ini if ini not in linux else tgt}, which "
+                              "Linux does not see", file=file, field="qemu -numa hmat-lb")
+        known[what][(pos[linux[ini]], pos[linux[tgt]])] = v
+    out = []
+    for what in ("latency", "bandwidth"):
+        m, note = fill_matrix(known[what], nodes, distance, quantity=what,
+                              source="the layout's ACPI HMAT (hmat-lb)")
+        if note:
+            notes.append(note)
+        out.append(m)
+    return out[0], out[1]
