@@ -217,3 +217,20 @@ def test_topo_show_prints_tiers_and_targets(capsys) -> None:
     assert "  Node 0: preferred: 1, fallback: 1" in out
     assert main(["topo", "show", "cxl-1s", "--kernel", "6.1"]) == 0
     assert "  memory_tier22   1        node 1 adistance 2880" in capsys.readouterr().out
+
+
+ORACLE = Path(__file__).parent / "data" / "oracle"
+
+
+@pytest.mark.parametrize("recording", sorted((ORACLE / "second_boot").glob("9[4-6]_*.txt")),
+                         ids=lambda p: p.stem)
+def test_second_boot_reproduces_the_first_and_numasim(recording: Path) -> None:
+    """Tiers, demotion targets and demotion_enabled are decided at boot from the firmware
+    tables: a second boot answered line for line the same, and so does numasim."""
+    scen, kern = recording.name.removesuffix(".txt").split(".", 1)
+    body = [x for x in recording.read_text().splitlines() if not x.startswith("## ")]
+    first = ORACLE / f"expected_{scen}.{kern}.txt"
+    assert body == [x for x in first.read_text().splitlines() if not x.startswith("## ")]
+    m = layout.load(TIER_LAYOUT, kernel=kern)
+    got = [r.text for r in run_script((ORACLE / f"{scen}.txt").read_text(), m, kernel=kern)]
+    assert got == body
