@@ -234,3 +234,47 @@ def test_second_boot_reproduces_the_first_and_numasim(recording: Path) -> None:
     m = layout.load(TIER_LAYOUT, kernel=kern)
     got = [r.text for r in run_script((ORACLE / f"{scen}.txt").read_text(), m, kernel=kern)]
     assert got == body
+
+
+def reference_targets(machine, tiers, node_load) -> dict[int, tuple[int, ...]]:
+    """establish_demotion_targets as the kernel loops: find_next_best_node call by call."""
+    where = {n: k for k, (_, nodes) in enumerate(tiers) for n in nodes}
+    out = {}
+    for nid in machine.memory_nodes:
+        k = where[nid]
+        if k == len(tiers) - 1:
+            out[nid] = ()
+            continue
+        used = set(machine.memory_nodes) - set(tiers[k + 1][1])
+        pref, best = [], -1
+        while (t := MT.find_next_best_node(machine, nid, used, node_load)) >= 0:
+            d = machine.dist(nid, t)
+            if best not in (-1, d):
+                break
+            best = d
+            pref.append(t)
+        out[nid] = tuple(sorted(pref))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_sorted_targets_equal_the_kernels_call_by_call_loop(seed: int) -> None:
+    """Random SLITs (few distinct values, so ties and CPU penalties matter) and tiers."""
+    rng = random.Random(seed)
+    n = rng.randrange(3, 9)
+    cpus = [rng.random() < 0.5 or i == 0 for i in range(n)]
+    d = [[10] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            d[i][j] = d[j][i] = rng.choice((12, 20, 21, 30))
+    nodes = "".join(f"  - {{id: {i}, cpus: [{i}], memory: 1GiB}}\n" if cpus[i] else
+                    f"  - {{id: {i}, memory: 1GiB}}\n" for i in range(n))
+    m = yaml_machine.loads("name: r\nnodes:\n" + nodes + "distance:\n" + "".join(
+        f"  - {row}\n" for row in d), file="r.yaml")
+    ids = list(m.memory_nodes)
+    tiers: dict[int, list[int]] = {}
+    for nid in ids:
+        tiers.setdefault(rng.randrange(3) * 128, []).append(nid)
+    order = sorted(tiers.items())
+    load = MT.boot_node_load(m, m.derived_state.fallback_order)
+    assert MT.establish_demotion_targets(m, order, load) == reference_targets(m, order, load)

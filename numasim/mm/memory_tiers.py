@@ -43,6 +43,8 @@ import math
 import random
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from numasim.topology.model import MemKind
 
 MEMTIER_CHUNK_BITS = 7
@@ -236,19 +238,22 @@ def boot_node_load(machine, fallback_order: dict[int, tuple[int, ...]]) -> dict[
     """``node_load[]`` as ``build_zonelists`` leaves it after boot, replayed from the
     fallback orders (one increment where the distance changes), for
     :func:`find_next_best_node`'s tie-break."""
-    load = {n: 0 for n in machine.node_ids}
-    for local in machine.node_ids:
-        prev = local
-        for n in fallback_order.get(local, ()):
-            if machine.dist(local, n) != machine.dist(local, prev):
-                load[n] += 1
-            prev = n
-    return load
+    dist = machine.distance_array()
+    load = np.zeros(len(machine.nodes), dtype=np.int64)
+    for li, local in enumerate(machine.node_ids):
+        order = np.asarray([machine.index_of(n) for n in fallback_order.get(local, ())],
+                           dtype=np.int64)
+        if len(order):
+            d = dist[li, order]
+            changed = d != np.concatenate(([dist[li, li]], d[:-1]))
+            np.add.at(load, order[changed], 1)
+    return {nid: int(load[i]) for i, nid in enumerate(machine.node_ids)}
 
 
 def find_next_best_node(machine, node: int, used: set[int], node_load: dict[int, int]) -> int:
     """``find_next_best_node`` after boot: CPUs are online, so nodes with CPUs pay
-    ``PENALTY_FOR_NODE_WITH_CPUS``."""
+    ``PENALTY_FOR_NODE_WITH_CPUS``.  One call, as the kernel makes it (the reference
+    :func:`establish_demotion_targets` is tested against)."""
     if node not in used:
         used.add(node)
         return node
@@ -270,25 +275,35 @@ def find_next_best_node(machine, node: int, used: set[int], node_load: dict[int,
 def establish_demotion_targets(machine, tiers: list[tuple[int, list[int]]],
                                node_load: dict[int, int]) -> dict[int, tuple[int, ...]]:
     """``establish_demotion_targets``: each node's preferred targets = the nodes of the next
-    slower tier at the smallest distance, in ``find_next_best_node`` order (all ties kept;
-    the loop stops at the first node whose distance differs from the first one's)."""
+    slower tier that repeated :func:`find_next_best_node` calls return first, up to the first
+    one whose distance differs from the first one's (ties kept).
+
+    The calls only ever remove the node they return, so their sequence is the candidates
+    sorted by the kernel's value (ascending ids on equal values, as its strict ``<``): one
+    sort per node instead of one scan per call."""
     where = {n: k for k, (_, nodes) in enumerate(tiers) for n in nodes}
     out: dict[int, tuple[int, ...]] = {}
+    cand_arrays = []
+    for _, nodes in tiers:
+        ids = np.asarray(sorted(nodes), dtype=np.int64)
+        cpus = np.asarray([machine.node(n).has_cpus for n in ids], dtype=np.int64)
+        load = np.asarray([node_load[n] for n in ids], dtype=np.int64)
+        pos = np.asarray([machine.index_of(n) for n in ids], dtype=np.int64)
+        cand_arrays.append((ids, cpus, load, pos))
+    dist = machine.distance_array()
     for nid in machine.memory_nodes:
         k = where[nid]
         if k == len(tiers) - 1:
             out[nid] = ()
             continue
-        used = set(machine.memory_nodes) - set(tiers[k + 1][1])
-        pref: list[int] = []
-        best = -1
-        while (target := find_next_best_node(machine, nid, used, node_load)) >= 0:
-            d = machine.dist(nid, target)
-            if best not in (-1, d):
-                break
-            best = d
-            pref.append(target)
-        out[nid] = tuple(sorted(pref))
+        ids, cpus, load, pos = cand_arrays[k + 1]
+        d = dist[machine.index_of(nid), pos]
+        val = (d + (ids < nid) + cpus * PENALTY_FOR_NODE_WITH_CPUS) * MAX_NUMNODES + load
+        order = np.argsort(val, kind="stable")
+        ds = d[order]
+        differs = ds != ds[0]
+        n = int(np.argmax(differs)) if differs.any() else len(ds)
+        out[nid] = tuple(sorted(ids[order[:n]].tolist()))
     return out
 
 
@@ -311,8 +326,11 @@ def memory_tiers(machine, kernel: str, fallback_order: dict[int, tuple[int, ...]
         if any(machine.node(n).has_cpus for n in nodes):
             top = start + MEMTIER_CHUNK_SIZE - 1
             break
-    preferred = establish_demotion_targets(machine, order, boot_node_load(machine,
-                                                                           fallback_order))
+    if len(order) > 1:  # node_load costs O(nodes^2): only when there is a slower tier
+        preferred = establish_demotion_targets(machine, order,
+                                               boot_node_load(machine, fallback_order))
+    else:
+        preferred = {nid: () for nid in adist}
     tiers = []
     for k, (start, nodes) in enumerate(order):
         lower = sorted(n for _, ns in order[k + 1:] for n in ns)
