@@ -257,7 +257,7 @@ def reference_targets(machine, tiers, node_load) -> dict[int, tuple[int, ...]]:
     return out
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(60))
 def test_sorted_targets_equal_the_kernels_call_by_call_loop(seed: int) -> None:
     """Random SLITs (few distinct values, so ties and CPU penalties matter) and tiers."""
     rng = random.Random(seed)
