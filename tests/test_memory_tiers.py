@@ -278,3 +278,14 @@ def test_sorted_targets_equal_the_kernels_call_by_call_loop(seed: int) -> None:
     order = sorted(tiers.items())
     load = MT.boot_node_load(m, m.derived_state.fallback_order)
     assert MT.establish_demotion_targets(m, order, load) == reference_targets(m, order, load)
+
+
+def test_single_tier_boot_log_says_null_for_every_node() -> None:
+    """One tier: no targets; 6.12 still logs a null line per node (seen in the oracle's
+    4node-asym boot log, /work/shared/oracle/info/4node-asym.linux-6.12.txt); 6.1 nothing."""
+    from numasim.mm.kernel import Kernel
+
+    m = layout.load(DATA / "layouts" / "4node-asym.layout")
+    assert [x for x in Kernel(m, "6.12").dmesg if x.startswith("Demotion")] == [
+        f"Demotion targets for Node {n}: null" for n in range(4)]
+    assert not [x for x in Kernel(m, "6.1").dmesg if x.startswith("Demotion")]
