@@ -304,6 +304,10 @@ def _node(words: list[str], k: int, file: str | None) -> LayoutNode:
             raise ConfigError(f"unknown node setting {snippet(w)}", file=file, line=k, field="node",
                               hint="valid: mem=SIZE, cpus=LIST or cpus=-, initiator=N")
         kv[key] = value
+    ini = kv.get("initiator")
+    if ini is not None and not (ini.isascii() and ini.isdigit() and len(ini) <= 4):
+        raise ConfigError(f"initiator={snippet(ini)} is not a node id", file=file, line=k,
+                          field="initiator", hint="the id of a node with CPUs, like initiator=0")
     mem = _size(kv.get("mem", "0"))
     if mem is None:
         raise ConfigError(f"cannot read mem={snippet(kv['mem'])}", file=file, line=k, field="mem",
