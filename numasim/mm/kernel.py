@@ -73,7 +73,7 @@ class Kernel:
     """One simulated machine running Linux's memory management."""
 
     def __init__(self, machine: Machine, kernel: str = DEFAULT_KERNEL, *,
-                 thp: bool = False, backend: str = "numba") -> None:
+                 thp: bool | str | None = None, backend: str = "numba") -> None:
         if kernel not in KERNELS:
             from numasim.errors import ConfigError
 
@@ -89,7 +89,11 @@ class Kernel:
             self.core = core
         self.kgen = KERNELS[kernel]
         self.ks = S.KernelState(machine, self.kgen)
-        self.ks.sysvars[S.SV_THP] = int(thp)
+        from numasim.mm.huge_memory import thp_mode_value
+
+        # transparent_hugepage/enabled: the argument, else the machine's kernel settings
+        self.ks.sysvars[S.SV_THP] = thp_mode_value(
+            getattr(machine, "thp", "never") if thp is None else thp)
         self.mms: dict[int, MM] = {}
         self.next_mm = 1
         self.files: dict[str, File] = {}
@@ -179,6 +183,14 @@ class Kernel:
         ks.tasks[child, S.T_POLICY] = self.dup_policy(int(ks.tasks[t, S.T_POLICY]))
         pmm = self.task_mm(t)
         anon_map: dict[int, int] = {}
+        if getattr(self, "thp_pmds", None):
+            # numasim shares 4 KiB pages copy-on-write: the parent's THPs are split first
+            # (Linux shares the PMD and splits on the first write, on the same node)
+            from numasim.mm.huge_memory import split_huge_range
+
+            for r in list(self.mms[pmm].regions):
+                split_huge_range(self, pmm, r, int(ks.regions[r, S.R_START]),
+                                 int(ks.regions[r, S.R_END]))
         for r in list(self.mms[pmm].regions):
             row = ks.regions[r]
             start, end = int(row[S.R_START]), int(row[S.R_END])
@@ -484,6 +496,10 @@ class Kernel:
             if a >= b:
                 continue
             base = int(row[S.R_PT])
+            if getattr(self, "thp_pmds", None):
+                from numasim.mm.huge_memory import zap_huge_pmds
+
+                zap_huge_pmds(self, mm, r, a, b)
             for i in range(a - rs, b - rs):
                 pg = int(ks.pt_page[base + i])
                 if pg >= 0:
@@ -597,6 +613,12 @@ class Kernel:
                 # may still take a page from the reserves, then the pending SIGKILL is
                 # delivered on the way back to user space; it touches nothing more
                 n = 1
+            if ks.sysvars[S.SV_THP]:
+                n, handled = self._huge_faults(t, mm, r, cur, n, write)
+                if handled:
+                    done_total += handled
+                    allocated += 512 if write else 0
+                    continue
             ks.ensure_pages(n + n // 256 + 64)  # data pages + page tables
             st = self.core.handle_mm_fault_range(*ks.core_args(), t, r, cur, n, int(write),
                                             oom_mode, self._res)
@@ -625,6 +647,23 @@ class Kernel:
                 elif victim < 0:
                     raise TaskKilled(t)
         return allocated
+
+    def _huge_faults(self, t: int, mm: int, r: int, cur: int, n: int, write: bool
+                     ) -> tuple[int, int]:
+        """THP on: (pages the 4 KiB path should take from ``cur``, pages the huge fault
+        at ``cur`` mapped).  A write into a PMD-mapped huge zero page splits it first."""
+        from numasim.mm import huge_memory as H
+
+        if write:
+            H.split_zero_pmds(self, mm, r, cur, cur + n)
+        k0 = H.next_huge_fault(self, mm, r, cur, n, write)
+        if k0 > 0:
+            return k0, 0
+        done = H.do_huge_pmd_anonymous_page(self, t, r, cur, write)
+        if done:
+            return 0, min(done, n)
+        # fallback: the 4 KiB path for the rest of this block
+        return min(n, H.HPAGE_PMD_NR - (cur & (H.HPAGE_PMD_NR - 1))), 0
 
     # ------------------------------------------------------- page cache
     def shared_policy_at(self, o: int, index: int) -> int:
@@ -706,6 +745,11 @@ class Kernel:
         ks = self.ks
         mm = self.task_mm(t)
         out = 0
+        if getattr(self, "thp_pmds", None):  # swap-out splits a THP first (split_folio)
+            from numasim.mm.huge_memory import split_huge_range
+
+            for r in list(self.mms[mm].regions):
+                split_huge_range(self, mm, r, vpn, vpn + npages)
         for x in range(vpn, vpn + npages):
             r = self.find_region(mm, x)
             if r < 0:

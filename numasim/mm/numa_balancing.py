@@ -483,6 +483,7 @@ class NumaBalancing:
         if not shared_vma:  # a COW mapping: pages mapped more than once are skipped
             keep &= ks.pages[rows, S.PG_MAPCOUNT] <= 1
         keep &= ks.pages[rows, S.PG_KIND] != S.PGK_FILE  # page cache of ramfs: dirty
+        keep &= ks.pages[rows, S.PG_ORDER] == 0  # huge PMDs: not modelled, left alone
         if not shared_vma and k.mms[k.task_mm(t)].users == 1:
             keep &= ks.pages[rows, S.PG_NODE] != k.task_node(t)
         if k.kgen == KGEN_6_1:  # page_count != 1: an LRU batch still holds a reference

@@ -55,7 +55,7 @@ SV_STATS_ENABLED = 5
 SV_ZERO_PAGE_NODE = 6
 SV_FIRST_MEMORY_NODE = 7
 SV_INTERLEAVE_HIT_WEIGHTED = 8  # 1 if weighted-interleave faults count interleave_hit
-SV_THP = 9  # 0 never, 1 always (anonymous faults in aligned 2 MiB ranges try order 9)
+SV_THP = 9  # transparent_hugepage/enabled: 0 never, 1 always, 2 madvise (numasim.mm.huge_memory)
 SV_NEXT_ANON_VMA = 10  # next anon_vma identity handed out by anon_vma_prepare
 SV_NCOLS = 12
 
@@ -125,7 +125,8 @@ V_REGION = 8
 V_ANON_VMA = 9  # anon_vma identity, decides mergeability (0 = none yet)
 V_PROT = 10  # PROT_* bits
 V_SHARED = 11  # MAP_SHARED
-V_NCOLS = 12
+V_HUGEPAGE = 12  # madvise: 0 none, 1 VM_HUGEPAGE, 2 VM_NOHUGEPAGE
+V_NCOLS = 13
 
 PROT_READ = 1
 PROT_WRITE = 2

@@ -317,7 +317,7 @@ def is_mergeable_vma(k: Kernel, a: int, b: int) -> bool:
         return False
     if ra[S.V_REGION] != rb[S.V_REGION]:
         return False
-    for col in (S.V_OBJ, S.V_PROT, S.V_SHARED, S.V_KIND):
+    for col in (S.V_OBJ, S.V_PROT, S.V_SHARED, S.V_KIND, S.V_HUGEPAGE):
         if ra[col] != rb[col]:
             return False
     if rb[S.V_PGOFF] != ra[S.V_PGOFF] + (ra[S.V_END] - ra[S.V_START]):
@@ -465,26 +465,35 @@ def migrate_pages_list(k: Kernel, t: int, pages: list[tuple[int, int, int]], *, 
             continue
         index = int(ks.pages[pg, S.PG_INDEX])
         obj = int(ks.pages[pg, S.PG_OBJ])
+        order = int(ks.pages[pg, S.PG_ORDER])  # a THP (order 9) moves whole
         if dest is not None:
             res[core.R_NID] = dest
             res[core.R_MASK_KIND] = core.MASK_NODE
             res[core.R_MASK_IDX] = dest
             new = k.core.alloc_pages_nid(ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars,
                                        ks.numastat, ks.vmstat, ks.policies, ks.pol_nodes,
-                                       ks.tasks, ks.task_mems, ks.pages, t, GFP_THISNODE, 0,
-                                       -1, -1, kind, obj, index, core.OOM_NEVER, res)
+                                       ks.tasks, ks.task_mems, ks.pages, t, GFP_THISNODE,
+                                       order, -1, -1, kind, obj, index, core.OOM_NEVER, res)
         else:
             ilx = ilx_base + index
             new = k.core.alloc_pages_mpol(ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars,
                                         ks.numastat, ks.vmstat, ks.policies, ks.pol_nodes,
                                         ks.tasks, ks.task_mems, ks.pages, t, GFP_USER_MOVABLE,
-                                        0, pol, ilx, kind, obj, index, core.OOM_NEVER, res)
+                                        order, pol, ilx, kind, obj, index, core.OOM_NEVER, res)
         if new < 0:
             failed += 1
-            ks.vmstat[S.VM_PGMIGRATE_FAIL] += 1
+            ks.vmstat[S.VM_PGMIGRATE_FAIL] += 1 << order
+            if order:
+                from numasim.mm.huge_memory import count_event
+
+                count_event(k, "thp_migration_fail")
             continue
         _replace_page(k, pg, int(new))
-        ks.vmstat[S.VM_PGMIGRATE_SUCCESS] += 1
+        ks.vmstat[S.VM_PGMIGRATE_SUCCESS] += 1 << order
+        if order:
+            from numasim.mm.huge_memory import count_event
+
+            count_event(k, "thp_migration_success")
     return failed
 
 

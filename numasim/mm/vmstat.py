@@ -24,7 +24,7 @@ _CORE = {"pgmigrate_success": S.VM_PGMIGRATE_SUCCESS, "pgmigrate_fail": S.VM_PGM
          "thp_fault_fallback": S.VM_THP_FAULT_FALLBACK, "oom_kill": S.VM_OOM,
          "pswpin": S.VM_SWPIN, "pswpout": S.VM_SWPOUT}
 _ZERO = ("thp_collapse_alloc", "pgpromote_success", "pgpromote_candidate", "pgdemote_kswapd",
-         "pgdemote_direct", "thp_migration_success", "thp_migration_fail")
+         "pgdemote_direct")
 
 
 def vmstat_read(k, key: str) -> int:
@@ -33,6 +33,11 @@ def vmstat_read(k, key: str) -> int:
 
     if key in _CORE:
         return int(k.ks.vmstat[_CORE[key]])
+    from numasim.mm.huge_memory import thp_event
+
+    ev = thp_event(k, key)
+    if ev is not None:
+        return ev
     counters = numab(k).counters
     if key in counters:
         return int(counters[key])

@@ -158,6 +158,10 @@ class Machine:
     """``kernel.numa_balancing`` and its scan knobs as the machine YAML sets them, as
     (name, value) pairs (``numa_balancing``, ``scan_delay_ms``...); () = off, Linux's
     defaults (see :mod:`numasim.mm.numa_balancing`)."""
+    thp: str = "never"
+    """``/sys/kernel/mm/transparent_hugepage/enabled`` at boot: ``always``, ``madvise`` or
+    ``never`` (numasim's default, as the oracle boots; Debian's is ``always``; see
+    :mod:`numasim.mm.huge_memory`)."""
     derived: frozenset[str] = frozenset()
     """Which of ``distance``, ``latency``, ``bandwidth`` were not given and were derived."""
     source: str = field(default="", compare=False)

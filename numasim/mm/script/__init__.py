@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from numasim.errors import ConfigError
 from numasim.mm.script.check import check_lines
-from numasim.mm.script.lang import parse_script, script_layout
+from numasim.mm.script.lang import boot_thp_mode, parse_script, script_append, script_layout
 from numasim.mm.script.output import Record, render_json, render_text
 
 
@@ -55,7 +56,17 @@ def run_script(text: str, machine, *, kernel: str = "6.12", file: str | None = N
     from numasim.mm.script.runner import Runner
 
     lines = parse_script(text, file)
-    k = Kernel(machine, kernel=kernel)
+    thp = boot_thp_mode(script_append(text))  # '#@ append transparent_hugepage=MODE'
+    if thp is not None:
+        from numasim.mm.huge_memory import thp_mode_value
+
+        try:
+            thp_mode_value(thp)
+        except ConfigError:
+            raise ConfigError(f"unknown transparent_hugepage mode {thp!r}", file=file,
+                              field="#@ append transparent_hugepage",
+                              hint="valid: always, madvise, never") from None
+    k = Kernel(machine, kernel=kernel, thp=thp)
     runner = Runner(k)
     try:
         runner.run(lines)

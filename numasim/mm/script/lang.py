@@ -436,6 +436,13 @@ def _parse_line(ctx: _Ctx, line: Line) -> None:
         if w[3] not in ("none", "r", "rw"):
             raise ctx.fail(f"unknown protection {w[3]!r}", "usage: mprotect OFF N none|r|rw")
         a["prot"] = w[3]
+    elif c == "madvise":
+        _need(ctx, 4, "madvise OFF N hugepage|nohugepage")
+        a["off"], a["n"] = ctx.num(w[1], "page offset"), ctx.num(w[2], "page count")
+        if w[3] not in ("hugepage", "nohugepage"):
+            raise ctx.fail(f"unknown madvise advice {w[3]!r}",
+                           "usage: madvise OFF N hugepage|nohugepage")
+        a["advice"] = w[3]
     elif c in balance_cmds.COMMANDS:  # spin, vmstat*: pages that move in time
         balance_cmds.parse(ctx, line)
     else:
@@ -448,7 +455,7 @@ COMMANDS = ("mmap", "region", "munmap", "set_mempolicy", "mbind", "mbind_raw", "
             "meminfo", "zones", "headroom", "fill", "write", "cat", "sleep", "echo", "exit",
             "fork", "endfork", "exec", "setuid", "mkdir", "rmdir", "unlink", "mount", "umount",
             "mprotect", "unmap", "vmas", "verify", "dmesg", "numa_maps", "explain", "swapout",
-            *balance_cmds.COMMANDS)
+            "madvise", *balance_cmds.COMMANDS)
 
 
 def strip_comment(raw: str) -> str:
@@ -503,6 +510,26 @@ def script_layout(text: str) -> str | None:
         if m:
             return m.group(1)
     return None
+
+
+def script_append(text: str) -> str:
+    """The kernel command line a scenario's ``#@ append ARGS`` lines add (the oracle's
+    ``--append`` it was recorded with), joined; "" if none."""
+    out = []
+    for raw in text.split("\n"):
+        m = re.match(r"#@\s*append\s+(.+)", raw)
+        if m:
+            out.append(m.group(1).strip())
+    return " ".join(out)
+
+
+def boot_thp_mode(append: str) -> str | None:
+    """``transparent_hugepage=MODE`` on a kernel command line, or None."""
+    mode = None
+    for arg in append.split():
+        if arg.startswith("transparent_hugepage="):
+            mode = arg.split("=", 1)[1]
+    return mode
 
 
 def matching_endfork(lines: list[Line], i: int) -> int:

@@ -636,6 +636,20 @@ class Runner(BalanceCommands):
         except OSError as e:
             self.ret("mprotect", -1, e.errno)
 
+    def cmd_madvise(self, proc: Proc, line: Line, a: dict) -> None:
+        """``madvise OFF N hugepage|nohugepage`` (MADV_HUGEPAGE / MADV_NOHUGEPAGE)."""
+        from numasim.mm import huge_memory as H
+
+        r = self.curreg(proc)
+        if not self.check_range(r, a["off"], a["n"]):
+            return
+        adv = H.MADV_HUGEPAGE if a["advice"] == "hugepage" else H.MADV_NOHUGEPAGE
+        rc = H.madvise_hugepage(self.k, proc.t, r.addr + a["off"] * PAGE, a["n"] * PAGE, adv)
+        if rc < 0:
+            self.ret("madvise", -1, -rc)
+        else:
+            self.ret("madvise", 0)
+
     # ------------------------------------------------------------ policies
     def _polcall(self, proc: Proc, pa: PolicyArgs) -> tuple[UserMask | None, int]:
         maxnode = pa.effective_maxnode

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from numasim.bitmap import format_list
 from numasim.mm import state as S
 from numasim.mm.constants import KGEN_6_12
+from numasim.mm.huge_memory import THP_MODES, THP_SYSFS, set_thp_mode, thp_enabled_text
 from numasim.mm.kernel import File, Kernel
 from numasim.mm.memory_tiers import sysfs_read as tiering_read
 from numasim.mm.memory_tiers import sysfs_write as tiering_write
@@ -351,6 +352,8 @@ class Vfs:
             raise _err(e.errno) from None
         if tiers is not None:
             return tiers
+        if path == THP_SYSFS:
+            return [thp_enabled_text(k)]
         wi = "/sys/kernel/mm/mempolicy/weighted_interleave/node"
         if path.startswith(wi):
             nid = self._wi_node(path[len(wi):])
@@ -389,6 +392,11 @@ class Vfs:
                 return len(value)
         except OSError as e:
             raise _err(e.errno) from None
+        if path == THP_SYSFS:  # enabled_store: sysfs_streq against the three modes
+            if value.strip() not in THP_MODES:
+                raise _err(E.EINVAL)
+            set_thp_mode(self.k, value.strip())
+            return len(value)
         wi = "/sys/kernel/mm/mempolicy/weighted_interleave/node"
         if path.startswith(wi):
             nid = self._wi_node(path[len(wi):])

@@ -1,0 +1,395 @@
+"""Transparent huge pages of the simulated kernel (Linux ``mm/huge_memory.c``, ``madvise.c``).
+
+What is modelled (linux-numa-balancing-facts.md §4, checked against the oracle, scenarios
+85-88 in tests/data/oracle):
+
+- ``/sys/kernel/mm/transparent_hugepage/enabled`` = ``always`` | ``madvise`` | ``never``
+  (:data:`THP_MODES`; ``defrag`` stays at Linux's default ``madvise``), and
+  ``madvise(MADV_HUGEPAGE / MADV_NOHUGEPAGE)`` per VMA (``VM_HUGEPAGE`` / ``VM_NOHUGEPAGE``,
+  column ``V_HUGEPAGE``).  numasim's default is ``never`` (the oracle's boot option and
+  numasim's behaviour before THP existed); Debian boots with ``always``.
+- The huge fault (``__handle_mm_fault`` -> ``create_huge_pmd`` ->
+  ``do_huge_pmd_anonymous_page``): a fault on private anonymous memory whose aligned 2 MiB
+  block lies wholly inside the VMA, whose PMD is still empty, when the mode and the VMA
+  flags allow it.  A write allocates one order-9 folio under the mempolicy (interleave index
+  ``(vm_pgoff >> 9) + ((haddr - vm_start) >> 21)``; the node-only ``__GFP_THISNODE`` first
+  attempt for the other modes, retried as a full allocation only for a MADV_HUGEPAGE VMA,
+  since only there ``defrag=madvise`` gives direct reclaim); on failure
+  ``thp_fault_fallback`` and the fault goes down the 4 KiB path.  A read maps the huge zero
+  page (``thp_zero_page_alloc`` counts its one allocation; a later write splits the PMD,
+  ``thp_split_pmd``, and faults 4 KiB pages).
+- Representation: a THP is ONE row of ``pages`` with ``PG_ORDER`` 9 and map count 1, and
+  the 512 page-table slots of its block all point at that row, so every per-page view
+  (``query``/``move_pages`` status, numa_maps ``N<node>=`` counting 512 base pages,
+  ``kernelpagesize_kB=4`` as Linux prints for a THP) works unchanged; numastat counts one
+  allocation per huge page, as ``zone_statistics`` does.  The deposited PTE table is
+  allocated with the THP (``pte_alloc_one``), as Linux does; ``thp_pmds`` remembers which
+  blocks are PMD-mapped.
+- ``move_pages``/``mbind`` of any subpage migrate the whole folio
+  (``thp_migration_success`` +1, ``pgmigrate_success`` +512), as the oracle shows.
+- Anything that needs single 4 KiB pages of a THP -- fork (copy-on-write), a partial
+  munmap, swap-out -- first splits it (``split_huge_pmd`` + ``split_folio``): 512 order-0
+  rows on the same node.
+
+Not modelled (yet): khugepaged collapse, NUMA balancing of huge PMDs (the balancer leaves
+THPs alone), the huge fault inside the timing engines (they call the allocator core
+directly: THP is a property of the scenario-script / Python kernel here), 6.12's THP-aligned
+``get_unmapped_area`` for mappings that are a multiple of 2 MiB, per-size mTHP knobs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from numasim.mm import alloc_core as core
+from numasim.mm import state as S
+from numasim.mm.constants import GFP_USER_MOVABLE, MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE
+
+if TYPE_CHECKING:
+    from numasim.mm.kernel import Kernel
+
+HPAGE_PMD_ORDER = 9
+HPAGE_PMD_NR = 1 << HPAGE_PMD_ORDER
+
+THP_NEVER, THP_ALWAYS, THP_MADVISE = 0, 1, 2
+THP_MODES = {"never": THP_NEVER, "always": THP_ALWAYS, "madvise": THP_MADVISE}
+"""``transparent_hugepage/enabled`` values by name (the sysvar ``SV_THP`` holds the number)."""
+
+VM_HUGEPAGE, VM_NOHUGEPAGE = 1, 2
+MADV_HUGEPAGE, MADV_NOHUGEPAGE = 14, 15
+THP_SYSFS = "/sys/kernel/mm/transparent_hugepage/enabled"
+THP_EVENTS = ("thp_zero_page_alloc", "thp_split_pmd", "thp_migration_success",
+              "thp_migration_fail", "thp_migration_split", "thp_split_page")
+"""THP vm events numasim keeps in ``Kernel.thp_events`` (the fault counters are core vmstat)."""
+
+
+def thp_mode_value(mode: str | int | bool | None) -> int:
+    """A THP mode given by name (``always``...), number or bool (True = always) -> SV_THP.
+    Raises ConfigError naming the valid modes for anything else."""
+    if mode is None or mode is False:
+        return THP_NEVER
+    if mode is True:
+        return THP_ALWAYS
+    if isinstance(mode, int) and mode in THP_MODES.values():
+        return mode
+    if isinstance(mode, str) and mode.strip() in THP_MODES:
+        return THP_MODES[mode.strip()]
+    from numasim.errors import ConfigError
+
+    raise ConfigError(f"unknown transparent_hugepage mode {mode!r}", field="thp",
+                      hint="valid: always, madvise, never")
+
+
+def thp_enabled_text(k: Kernel) -> str:
+    """The sysfs file as Linux prints it: the active mode in brackets."""
+    cur = int(k.ks.sysvars[S.SV_THP])
+    return " ".join(f"[{n}]" if v == cur else n for n, v in
+                    (("always", THP_ALWAYS), ("madvise", THP_MADVISE), ("never", THP_NEVER)))
+
+
+def set_thp_mode(k: Kernel, mode: str | int | bool) -> None:
+    k.ks.sysvars[S.SV_THP] = thp_mode_value(mode)
+
+
+def _events(k: Kernel) -> dict[str, int]:
+    ev = getattr(k, "thp_events", None)
+    if ev is None:
+        ev = k.thp_events = dict.fromkeys(THP_EVENTS, 0)
+    return ev
+
+
+def _pmds(k: Kernel) -> set[tuple[int, int]]:
+    pm = getattr(k, "thp_pmds", None)
+    if pm is None:
+        pm = k.thp_pmds = set()
+    return pm
+
+
+def thp_vma_allowable(k: Kernel, v: int) -> bool:
+    """``thp_vma_allowable_order`` for PMD order on an anonymous VMA: the mode and the
+    VMA's madvise flags (``never`` wins over MADV_HUGEPAGE; MADV_NOHUGEPAGE wins over
+    ``always``)."""
+    ks = k.ks
+    mode = int(ks.sysvars[S.SV_THP])
+    flag = int(ks.vmas[v, S.V_HUGEPAGE])
+    if mode == THP_NEVER or flag == VM_NOHUGEPAGE:
+        return False
+    if int(ks.vmas[v, S.V_KIND]) != S.KIND_ANON or ks.vmas[v, S.V_SHARED]:
+        return False
+    return mode == THP_ALWAYS or flag == VM_HUGEPAGE
+
+
+def huge_candidate(k: Kernel, mm: int, r: int, vpn: int, write: bool) -> bool:
+    """Would a fault at ``vpn`` take the huge path: THP allowed for the VMA, the aligned
+    block inside the VMA, the PMD empty (no PTE table, nothing mapped), the access allowed
+    by the protection (else the 4 KiB path raises the SIGSEGV)."""
+    ks = k.ks
+    rs = int(ks.regions[r, S.R_START])
+    base = int(ks.regions[r, S.R_PT])
+    v = int(ks.pt_vma[base + vpn - rs])
+    if v < 0 or not thp_vma_allowable(k, v):
+        return False
+    prot = int(ks.vmas[v, S.V_PROT])
+    if prot == 0 or (write and not prot & S.PROT_WRITE):
+        return False
+    h = vpn & ~(HPAGE_PMD_NR - 1)
+    if h < int(ks.vmas[v, S.V_START]) or h + HPAGE_PMD_NR > int(ks.vmas[v, S.V_END]):
+        return False
+    if (mm, h >> HPAGE_PMD_ORDER) in _pmds(k):
+        return False
+    if ks.pgt_get(S.pgtable_key(mm, S.PGT_PTE, h >> HPAGE_PMD_ORDER)) is not None:
+        return False
+    lo = base + h - rs
+    return bool((ks.pt_page[lo: lo + HPAGE_PMD_NR] == S.PT_NONE).all())
+
+
+def next_huge_fault(k: Kernel, mm: int, r: int, vpn: int, n: int, write: bool) -> int:
+    """Offset in [0, n) of the first page of [vpn, vpn+n) whose fault takes the huge path
+    (the first page touched in a candidate block), or n."""
+    if int(k.ks.sysvars[S.SV_THP]) == THP_NEVER or \
+            int(k.ks.regions[r, S.R_OBJ]) >= 0 and _region_not_anon(k, r):
+        return n
+    i = 0
+    while i < n:
+        if huge_candidate(k, mm, r, vpn + i, write):
+            return i
+        i += HPAGE_PMD_NR - ((vpn + i) & (HPAGE_PMD_NR - 1))
+    return n
+
+
+def _region_not_anon(k: Kernel, r: int) -> bool:
+    return int(k.ks.objs[int(k.ks.regions[r, S.R_OBJ]), S.O_KIND]) != S.KIND_ANON
+
+
+def do_huge_pmd_anonymous_page(k: Kernel, t: int, r: int, vpn: int, write: bool) -> int:
+    """The huge fault at ``vpn`` (a :func:`huge_candidate`).  Returns the number of pages of
+    the block from ``vpn`` on that are now mapped (THP or huge zero page), or 0 when the
+    fault fell back to 4 KiB pages (``thp_fault_fallback`` counted; the caller's 4 KiB path
+    handles it)."""
+    ks = k.ks
+    mm = k.task_mm(t)
+    rs = int(ks.regions[r, S.R_START])
+    base = int(ks.regions[r, S.R_PT])
+    v = int(ks.pt_vma[base + vpn - rs])
+    h = vpn & ~(HPAGE_PMD_NR - 1)
+    lo = base + h - rs
+    res = k._res
+    ks.ensure_pages(8)
+    if not write:
+        # use_zero_page: map the huge zero page, allocated once, under this task's policy
+        ev = _events(k)
+        if not getattr(k, "huge_zero_page", False):
+            k.huge_zero_page = True
+            ev["thp_zero_page_alloc"] += 1
+        st = k.core.pgtable_alloc(*k._pgt_args(), t, mm, h, core.OOM_NEVER, res)
+        if st != S.FAULT_OK:
+            return 0
+        ks.vmstat[S.VM_PGFAULT] += 1
+        ks.pt_page[lo: lo + HPAGE_PMD_NR] = S.PT_ZERO
+        _pmds(k).add((mm, h >> HPAGE_PMD_ORDER))
+        return h + HPAGE_PMD_NR - vpn
+    pg = _alloc_huge(k, t, v, h)
+    if pg < 0:
+        ks.vmstat[S.VM_THP_FAULT_FALLBACK] += 1
+        return 0
+    # __do_huge_pmd_anonymous_page: the deposited page table, then the PMD
+    st = k.core.pgtable_alloc(*k._pgt_args(), t, mm, h, core.OOM_NEVER, res)
+    if st != S.FAULT_OK:
+        core_free(k, pg)
+        ks.vmstat[S.VM_THP_FAULT_FALLBACK] += 1
+        return 0
+    k.core.anon_vma_prepare(ks.vmas, ks.policies, ks.pol_nodes, ks.sysvars, v)
+    ks.pages[pg, S.PG_MAPCOUNT] = 1
+    ks.pages[pg, S.PG_DIRTY] = 1
+    ks.pt_page[lo: lo + HPAGE_PMD_NR] = pg
+    ks.vmstat[S.VM_PGFAULT] += 1
+    ks.vmstat[S.VM_THP_FAULT_ALLOC] += 1
+    _pmds(k).add((mm, h >> HPAGE_PMD_ORDER))
+    return h + HPAGE_PMD_NR - vpn
+
+
+def core_free(k: Kernel, pg: int) -> None:
+    k.core.free_page(k.ks.zones, k.ks.vmstat, k.ks.pages, pg)
+
+
+def _alloc_huge(k: Kernel, t: int, v: int, h: int) -> int:
+    """``vma_alloc_folio(GFP_TRANSHUGE[_LIGHT], 9)``: the policy and the huge interleave
+    index, the node-only first attempt (in the core's ``alloc_pages_nid``), and for a
+    MADV_HUGEPAGE VMA (direct reclaim allowed) the full retry.  A row or < 0."""
+    ks = k.ks
+    res = k._res
+    run = np.zeros(2, dtype=np.int64)
+    index = int(ks.vmas[v, S.V_PGOFF]) + (h - int(ks.vmas[v, S.V_START]))
+    p, ilx_base = k.core.get_vma_policy(ks.vmas, ks.objs, ks.sp, ks.tasks, t, v, index, run)
+    p = int(p)
+    ilx = int(ilx_base) + (int(ks.vmas[v, S.V_PGOFF]) >> HPAGE_PMD_ORDER) + \
+        ((h - int(ks.vmas[v, S.V_START])) >> HPAGE_PMD_ORDER)
+    pg = int(k.core.alloc_pages_mpol(ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars,
+                                     ks.numastat, ks.vmstat, ks.policies, ks.pol_nodes,
+                                     ks.tasks, ks.task_mems, ks.pages, t, GFP_USER_MOVABLE,
+                                     HPAGE_PMD_ORDER, p, ilx, S.PGK_ANON, -1, index,
+                                     core.OOM_NEVER, res))
+    if pg >= 0 or int(ks.vmas[v, S.V_HUGEPAGE]) != VM_HUGEPAGE:
+        return pg
+    mode = int(k.core.policy_nodemask(ks.policies, ks.pol_nodes, ks.nodeinfo, ks.sysvars,
+                                      ks.tasks, ks.task_mems, t, p, GFP_USER_MOVABLE, ilx,
+                                      res))
+    if mode in (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE):
+        return pg  # already a full zonelist allocation
+    # GFP_TRANSHUGE has direct reclaim: __alloc_pages over the policy's zonelist and mask
+    # (costly order: no OOM kill, NULL on failure)
+    k.core.__alloc_pages(ks.zones, ks.zonelist, ks.sysvars, ks.numastat, ks.vmstat,
+                         ks.pol_nodes, ks.task_mems, t, int(ks.tasks[t, S.T_NODE]),
+                         GFP_USER_MOVABLE, HPAGE_PMD_ORDER, int(res[core.R_NID]),
+                         int(res[core.R_MASK_KIND]), int(res[core.R_MASK_IDX]),
+                         core.OOM_NEVER, res)
+    z = int(res[core.R_ZONE])
+    if z < 0:
+        return z
+    return int(k.core.rmqueue(ks.zones, ks.sysvars, ks.vmstat, ks.pages, z, HPAGE_PMD_ORDER,
+                              S.PGK_ANON, -1, index))
+
+
+def split_huge_pmd(k: Kernel, mm: int, r: int, vpn: int) -> None:
+    """``split_huge_pmd`` + ``split_folio`` for the block holding ``vpn`` in region ``r``
+    if it is PMD-mapped: a THP becomes 512 order-0 rows on the same node (same zone, so
+    free counts do not move); the huge zero page becomes 512 small zero-page entries."""
+    key = (mm, vpn >> HPAGE_PMD_ORDER)
+    pm = _pmds(k)
+    if key not in pm:
+        return
+    pm.discard(key)
+    ks = k.ks
+    ev = _events(k)
+    ev["thp_split_pmd"] += 1
+    rs = int(ks.regions[r, S.R_START])
+    base = int(ks.regions[r, S.R_PT])
+    h = vpn & ~(HPAGE_PMD_NR - 1)
+    lo = max(base, base + h - rs)
+    hi = min(base + h + HPAGE_PMD_NR - rs, base + int(ks.regions[r, S.R_END]) - rs)
+    head = int(ks.pt_page[lo])
+    if head < 0 or int(ks.pages[head, S.PG_ORDER]) != HPAGE_PMD_ORDER:
+        return
+    ev["thp_split_page"] += 1
+    ks.ensure_pages(HPAGE_PMD_NR)
+    row = ks.pages[head].copy()
+    ks.pages[head, S.PG_ORDER] = 0
+    for i, slot in enumerate(range(lo, hi)):
+        if i == 0:
+            continue
+        pg = int(ks.sysvars[S.SV_NEXT_PAGE])
+        ks.sysvars[S.SV_NEXT_PAGE] = pg + 1
+        ks.pages[pg] = row
+        ks.pages[pg, S.PG_ORDER] = 0
+        ks.pages[pg, S.PG_INDEX] = int(row[S.PG_INDEX]) + i
+        if int(ks.pt_page[slot]) == head:
+            ks.pt_page[slot] = pg
+    ks.pages[head, S.PG_INDEX] = int(row[S.PG_INDEX])
+
+
+def split_huge_range(k: Kernel, mm: int, r: int, lo_vpn: int, hi_vpn: int) -> None:
+    """Split every PMD-mapped block of region ``r`` that overlaps [lo_vpn, hi_vpn)."""
+    if not getattr(k, "thp_pmds", None):
+        return
+    for h in range(lo_vpn & ~(HPAGE_PMD_NR - 1), hi_vpn, HPAGE_PMD_NR):
+        split_huge_pmd(k, mm, r, h)
+
+
+def split_zero_pmds(k: Kernel, mm: int, r: int, lo_vpn: int, hi_vpn: int) -> None:
+    """A write into a PMD-mapped huge zero page (``do_huge_pmd_wp_page``): split the PMD
+    (``thp_split_pmd``) so the 4 KiB path copies-on-write from the small zero page."""
+    pm = getattr(k, "thp_pmds", None)
+    if not pm:
+        return
+    for h in range(lo_vpn & ~(HPAGE_PMD_NR - 1), hi_vpn, HPAGE_PMD_NR):
+        if (mm, h >> HPAGE_PMD_ORDER) in pm and k.pte(mm, max(h, lo_vpn)) == S.PT_ZERO:
+            split_huge_pmd(k, mm, r, max(h, lo_vpn))
+
+
+def zap_huge_pmds(k: Kernel, mm: int, r: int, a: int, b: int) -> None:
+    """munmap of [a, b) in region ``r`` (``zap_huge_pmd``): a block wholly inside drops its
+    THP (one unmap of the folio) or huge zero page; a block cut by the range is split first,
+    so the 4 KiB unmap that follows frees only the pages it covers."""
+    ks = k.ks
+    pm = _pmds(k)
+    rs = int(ks.regions[r, S.R_START])
+    base = int(ks.regions[r, S.R_PT])
+    for h in range(a & ~(HPAGE_PMD_NR - 1), b, HPAGE_PMD_NR):
+        key = (mm, h >> HPAGE_PMD_ORDER)
+        if key not in pm:
+            continue
+        if h >= a and h + HPAGE_PMD_NR <= b:
+            pm.discard(key)
+            lo = base + h - rs
+            head = int(ks.pt_page[lo])
+            if head >= 0:
+                k._unmap_page(head)
+            ks.pt_page[lo: lo + HPAGE_PMD_NR] = S.PT_NONE
+        else:
+            split_huge_pmd(k, mm, r, max(h, a))
+
+
+def anon_huge_pages(k: Kernel, mm: int | None = None) -> dict[int, int]:
+    """``AnonHugePages`` in pages per node: PMD-mapped THPs (of one mm, or all)."""
+    ks = k.ks
+    out: dict[int, int] = {}
+    for m, idx in getattr(k, "thp_pmds", set()):
+        if mm is not None and m != mm:
+            continue
+        pg = k.pte(m, idx << HPAGE_PMD_ORDER)
+        if pg >= 0 and int(ks.pages[pg, S.PG_ORDER]) == HPAGE_PMD_ORDER:
+            nid = int(ks.pages[pg, S.PG_NODE])
+            out[nid] = out.get(nid, 0) + HPAGE_PMD_NR
+    return out
+
+
+def thp_event(k: Kernel, key: str) -> int | None:
+    """A THP vm event numasim keeps outside the core's vmstat array, or None."""
+    if key in THP_EVENTS:
+        return _events(k)[key]
+    return None
+
+
+def count_event(k: Kernel, key: str, n: int = 1) -> None:
+    _events(k)[key] += n
+
+
+def madvise_hugepage(k: Kernel, t: int, start: int, length: int, advice: int) -> int:
+    """``madvise(MADV_HUGEPAGE | MADV_NOHUGEPAGE)`` (``hugepage_madvise`` through
+    ``madvise_update_vma``): set the VMA flag over [start, start+len), splitting VMAs at the
+    edges and merging neighbours that end up identical.  -errno like the syscall: EINVAL
+    for an unaligned start or unknown advice, ENOMEM when part of the range is unmapped
+    (the mapped parts are still changed)."""
+    from numasim.mm.syscalls import _try_merge_around, _vmas_in
+
+    ks = k.ks
+    if start & 0xFFF or length < 0 or advice not in (MADV_HUGEPAGE, MADV_NOHUGEPAGE):
+        return -22
+    svpn = start >> 12
+    evpn = (start + length + 0xFFF) >> 12
+    if evpn == svpn:
+        return 0
+    flag = VM_HUGEPAGE if advice == MADV_HUGEPAGE else VM_NOHUGEPAGE
+    mm = k.task_mm(t)
+    covered = 0
+    cursor = svpn
+    while cursor < evpn:
+        vs_ = _vmas_in(k, mm, cursor, evpn)
+        if not vs_:
+            break
+        v = vs_[0]
+        vs, ve = int(ks.vmas[v, S.V_START]), int(ks.vmas[v, S.V_END])
+        a, b = max(vs, cursor), min(ve, evpn)
+        covered += b - a
+        if int(ks.vmas[v, S.V_HUGEPAGE]) != flag:
+            target = v
+            if vs < a:
+                target = k.split_vma(v, a)
+            if ve > b:
+                k.split_vma(target, b)
+            ks.vmas[target, S.V_HUGEPAGE] = flag
+            _try_merge_around(k, mm, target)
+        cursor = b
+    return 0 if covered == evpn - svpn else -12
