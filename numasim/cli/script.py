@@ -30,6 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--balancing-knob", metavar="NAME=VALUE", action="append", default=[],
                    help="a NUMA-balancing debugfs knob at boot: scan_delay_ms, "
                    "scan_period_min_ms, scan_period_max_ms, scan_size_mb (repeatable)")
+    p.add_argument("--thp", metavar="MODE", choices=("always", "madvise", "never"),
+                   help="transparent_hugepage/enabled at boot: always, madvise or never "
+                   "(default: the script's '#@ append transparent_hugepage=' line, else the "
+                   "machine's kernel setting, else never, as the oracle boots)")
 
 
 def with_balancing(machine, args: argparse.Namespace):
@@ -51,6 +55,8 @@ def with_balancing(machine, args: argparse.Namespace):
                               + " and VALUE a whole number (at least 1, except "
                               "scan_delay_ms)")
         settings[name] = int(value)
+    if getattr(args, "thp", None):
+        machine = dataclasses.replace(machine, thp=args.thp)
     if not settings:
         return machine
     return dataclasses.replace(machine, numa_balancing=tuple(settings.items()))
@@ -136,7 +142,11 @@ def boot_scenario(args: argparse.Namespace, required: bool = True):
 
     text, name = read_scenario(args, required)
     lines = parse_script(text, name)  # a bad line is reported before anything boots
-    return Runner(Kernel(scenario_machine(args, text, name), kernel=args.kernel)), lines, name
+    from numasim.mm.script.lang import boot_thp_mode, script_append
+
+    thp = getattr(args, "thp", None) or boot_thp_mode(script_append(text))
+    return Runner(Kernel(scenario_machine(args, text, name), kernel=args.kernel, thp=thp)), \
+        lines, name
 
 
 def main(args: argparse.Namespace) -> int:
@@ -148,7 +158,8 @@ def main(args: argparse.Namespace) -> int:
     parse_script(text, name)  # report a bad line before booting anything
     machine = scenario_machine(args, text, name)
     machine = with_balancing(machine, args)
-    records = run_script(text, machine, kernel=args.kernel, file=name)
+    records = run_script(text, machine, kernel=args.kernel, file=name,
+                         thp=getattr(args, "thp", None))
     out = render_json(records) if args.json else render_text(records)
     sys.stdout.write(out)
     if args.check:

@@ -222,7 +222,7 @@ def _alloc_huge(k: Kernel, t: int, v: int, h: int) -> int:
     res = k._res
     run = np.zeros(2, dtype=np.int64)
     index = int(ks.vmas[v, S.V_PGOFF]) + (h - int(ks.vmas[v, S.V_START]))
-    p, ilx_base = k.core.get_vma_policy(ks.vmas, ks.objs, ks.sp, ks.tasks, t, v, index, run)
+    p, ilx_base = core.get_vma_policy(ks.vmas, ks.objs, ks.sp, ks.tasks, t, v, index, run)
     p = int(p)
     ilx = int(ilx_base) + (int(ks.vmas[v, S.V_PGOFF]) >> HPAGE_PMD_ORDER) + \
         ((h - int(ks.vmas[v, S.V_START])) >> HPAGE_PMD_ORDER)

@@ -48,15 +48,20 @@ def load_machine_for(path_or_name: str, kernel: str = "6.12", near: Path | None 
     return load_machine(p)
 
 
-def run_script(text: str, machine, *, kernel: str = "6.12", file: str | None = None
-               ) -> list[Record]:
-    """Run one scenario on a fresh simulated boot of ``machine``; returns its records."""
+def run_script(text: str, machine, *, kernel: str = "6.12", file: str | None = None,
+               thp: str | None = None) -> list[Record]:
+    """Run one scenario on a fresh simulated boot of ``machine``; returns its records.
+
+    The THP mode at boot (``transparent_hugepage/enabled``) is ``thp`` if given, else the
+    script's ``#@ append transparent_hugepage=MODE`` line (the oracle's ``--append`` it was
+    recorded with), else the machine's ``thp`` setting (default ``never``)."""
     from numasim.errors import NumasimError, ScriptError
     from numasim.mm.kernel import Kernel
     from numasim.mm.script.runner import Runner
 
     lines = parse_script(text, file)
-    thp = boot_thp_mode(script_append(text))  # '#@ append transparent_hugepage=MODE'
+    if thp is None:
+        thp = boot_thp_mode(script_append(text))  # '#@ append transparent_hugepage=MODE'
     if thp is not None:
         from numasim.mm.huge_memory import thp_mode_value
 

@@ -24,7 +24,8 @@ matrices are derived, see :mod:`numasim.topology.build`); ``links``
 (``{between: [0, 1], bandwidth: 62GB/s, latency: 20ns}``); ``kernel``
 (``min_free_kbytes``, ``watermark_scale_factor``, ``lowmem_reserve_ratio``; NUMA balancing:
 ``numa_balancing`` 0/1 and ``numa_balancing_scan_delay_ms``, ``..._scan_period_min_ms``,
-``..._scan_period_max_ms``, ``..._scan_size_mb``, Linux's defaults when absent);
+``..._scan_period_max_ms``, ``..._scan_size_mb``, Linux's defaults when absent;
+``transparent_hugepage``: ``always`` | ``madvise`` | ``never``, default ``never``);
 ``weighted_interleave`` (``{0: 9, 1: 1}``, nodes not named weigh 1).
 
 :func:`dump` writes the same format back; ``load(dump(m)) == m`` for every machine.
@@ -35,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BeforeValidator, Field, ValidationError
@@ -146,6 +147,8 @@ class KernelModel(StrictModel):
     numa_balancing_scan_period_min_ms: PositiveInt | None = None
     numa_balancing_scan_period_max_ms: PositiveInt | None = None
     numa_balancing_scan_size_mb: PositiveInt | None = None
+    # /sys/kernel/mm/transparent_hugepage/enabled at boot (numasim.mm.huge_memory)
+    transparent_hugepage: Literal["always", "madvise", "never"] = "never"
 
 
 class MachineModel(StrictModel):
@@ -418,6 +421,8 @@ def _build(m: MachineModel, doc: YamlDoc) -> Machine:
           if k.startswith("numa_balancing") and v is not None and (v or k != "numa_balancing")]
     if nb:
         settings["numa_balancing"] = tuple(nb)
+    if m.kernel.transparent_hugepage != "never":
+        settings["thp"] = m.kernel.transparent_hugepage
     return make_machine(
         name, nodes, distance=m.distance, latency_ns=m.latency, bandwidth_GBps=m.bandwidth,
         links=links, file=doc.file, source=f"yaml:{doc.file}" if doc.file else "yaml",
@@ -566,6 +571,8 @@ def dump(machine: Machine) -> str:
     for name, value in machine.numa_balancing:
         key = name if name == "numa_balancing" else f"numa_balancing_{name}"
         kernel.append(f"  {key}: {value}")
+    if getattr(machine, "thp", "never") != "never":
+        kernel.append(f"  transparent_hugepage: {machine.thp}")
     if kernel:
         out += ["kernel:"] + kernel
     if machine.wi_weights is not None:
