@@ -258,3 +258,33 @@ def test_python_twin_agrees(machine, monkeypatch, scenario) -> None:
     monkeypatch.setattr(Kernel, "__init__", python_backend)
     slow = [r.text for r in run_script(text, machine, kernel="6.12")]
     assert fast == slow
+
+
+@pytest.mark.parametrize("kern", ["6.12", "6.1"])
+def test_numa_balancing_moves_a_thp_whole(machine, kern) -> None:
+    """A PMD-mapped THP is marked as one unit (512 numa_pte_updates, 1
+    numa_huge_pte_updates), takes one hinting fault per pass and migrates whole."""
+    from numasim.mm.numa_balancing import numab
+
+    k = Kernel(machine, kern, thp="always")
+    nb = numab(k)
+    for name, value in {"scan_delay_ms": 100, "scan_period_min_ms": 100,
+                        "scan_period_max_ms": 1600}.items():
+        nb.set_knob(name, value)
+    nb.set_mode(1)
+    t = k.new_process(0)
+    k.mmap(t, 512, vpn=VPN)
+    k.touch(t, VPN, 512)
+    row = k.pte(k.task_mm(t), VPN)
+    k.set_cpu(t, 1)
+    nb.spin(t, VPN, 512, 1000)
+    assert set(nodes(k, t, VPN, 512)) == {1}
+    new = rows(k, t, VPN, 512)
+    assert len(set(new)) == 1 and new[0] != row and k.ks.pages[new[0], S.PG_ORDER] == 9
+    c = {key: vmstat_read(k, key) for key in ("numa_pte_updates", "numa_huge_pte_updates",
+                                              "numa_hint_faults", "numa_pages_migrated",
+                                              "thp_migration_success")}
+    assert c["numa_pages_migrated"] == 512 and c["thp_migration_success"] == 1
+    assert c["numa_huge_pte_updates"] >= 2  # two passes: last_cpupid's two-stage filter
+    assert c["numa_pte_updates"] == 512 * c["numa_huge_pte_updates"]
+    assert c["numa_hint_faults"] == c["numa_huge_pte_updates"]  # one fault per PMD

@@ -31,10 +31,15 @@ What is modelled (linux-numa-balancing-facts.md §4, checked against the oracle,
   munmap, swap-out -- first splits it (``split_huge_pmd`` + ``split_folio``): 512 order-0
   rows on the same node.
 
-Not modelled (yet): khugepaged collapse, NUMA balancing of huge PMDs (the balancer leaves
-THPs alone), the huge fault inside the timing engines (they call the allocator core
-directly: THP is a property of the scenario-script / Python kernel here), 6.12's THP-aligned
-``get_unmapped_area`` for mappings that are a multiple of 2 MiB, per-size mTHP knobs.
+- NUMA balancing of huge PMDs (:mod:`numasim.mm.numa_balancing`): a THP is marked as one
+  unit (``numa_pte_updates`` +512, ``numa_huge_pte_updates`` +1), takes one hinting fault
+  and migrates whole or not at all (``thp_migration_success``, ``numa_pages_migrated``
+  +512); a large folio never waits in a per-CPU LRU batch (scenario 89).
+
+Not modelled (yet): khugepaged collapse, the huge fault inside the timing engines (they
+call the allocator core directly: THP is a property of the scenario-script / Python
+kernel here), 6.12's THP-aligned ``get_unmapped_area`` for mappings that are a multiple of
+2 MiB, per-size mTHP knobs, THP for shmem and file mappings.
 """
 
 from __future__ import annotations

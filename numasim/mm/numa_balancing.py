@@ -26,9 +26,12 @@ What is modelled and what is not:
   page not isolable from the LRU because it still sits in a per-CPU ``lru_add`` batch of
   15 (6.1) / 31 (6.12) pages, dirty page cache) and its allocation failure;
 * the scan-period adaptation and the preferred node from decayed fault counts;
+* PMD-mapped THPs (:mod:`numasim.mm.huge_memory`): ``change_huge_pmd`` marks one as a unit,
+  ``do_huge_pmd_numa_page`` takes one fault and migrates it whole (in Python: the jitted
+  loop handles 4 KiB pages only);
 * NOT modelled: numa groups (every task is its own group-less task; shared faults only
   count as shared), task placement (``task_numa_migrate``: pinned tasks in scripts do not
-  move anyway), THP, memory tiering (``numa_balancing`` 2 and 3 are refused with EINVAL
+  move anyway), memory tiering (``numa_balancing`` 2 and 3 are refused with EINVAL
   in scripts and an error elsewhere), the time hinting faults and migrations cost (the
   timing engines come later).
 
@@ -483,7 +486,12 @@ class NumaBalancing:
         if not shared_vma:  # a COW mapping: pages mapped more than once are skipped
             keep &= ks.pages[rows, S.PG_MAPCOUNT] <= 1
         keep &= ks.pages[rows, S.PG_KIND] != S.PGK_FILE  # page cache of ramfs: dirty
-        keep &= ks.pages[rows, S.PG_ORDER] == 0  # huge PMDs: not modelled, left alone
+        huge = ks.pages[rows, S.PG_ORDER] != 0
+        if huge.any():  # PMD-mapped THPs: change_huge_pmd, marked as one unit
+            nh = self._change_huge_pmds(idx[keep & huge], a, pg)
+            keep &= ~huge
+        else:
+            nh = 0
         if not shared_vma and k.mms[k.task_mm(t)].users == 1:
             keep &= ks.pages[rows, S.PG_NODE] != k.task_node(t)
         if k.kgen == KGEN_6_1:  # page_count != 1: an LRU batch still holds a reference
@@ -494,13 +502,59 @@ class NumaBalancing:
         self.prot[a + marked] = pg[marked]
         n = int(marked.shape[0])
         self.count("numa_pte_updates", n)
+        return n + nh
+
+    def _change_huge_pmds(self, idx: np.ndarray, a: int, pg: np.ndarray) -> int:
+        """``change_huge_pmd(MM_CP_PROT_NUMA)``: every THP with a subpage in ``idx`` (offsets
+        from slot ``a``) becomes PROT_NONE whole, without the single-threaded same-node
+        skip of the PTE path; +512 ``numa_pte_updates`` and +1 ``numa_huge_pte_updates``
+        each.  Returns the pages marked."""
+        ks = self.k.ks
+        n = 0
+        done: set[int] = set()
+        for i in idx:
+            row = int(pg[i])
+            if row in done:
+                continue
+            done.add(row)
+            slots = self._thp_slots(a + int(i), row)
+            self.prot[slots] = row
+            n += slots.shape[0]
+            self.count("numa_huge_pte_updates")
+        self.count("numa_pte_updates", n)
+        del ks
         return n
+
+    def _thp_slots(self, slot: int, row: int) -> np.ndarray:
+        """The page-table slots of the 2 MiB block holding ``slot`` that map THP ``row``."""
+        ks = self.k.ks
+        v = int(ks.pt_vma[slot])
+        r = int(ks.vmas[v, S.V_REGION])
+        base, rs = int(ks.regions[r, S.R_PT]), int(ks.regions[r, S.R_START])
+        vpn = slot - base + rs
+        lo = base + (vpn & ~(HPAGE_PAGES - 1)) - rs
+        blk = np.arange(max(lo, base), lo + HPAGE_PAGES, dtype=np.int64)
+        return blk[ks.pt_page[blk] == row]
 
     # ------------------------------------------------------------ LRU batches
     def lru_add(self, cpu: int, rows: list[tuple[int, int]]) -> None:
         """New pages (row, slot) faulted on ``cpu`` join its ``lru_add`` batch; a full
         batch is moved to the LRU lists (``folio_batch_add`` / ``pagevec_add``)."""
         batch = self.lru.setdefault(cpu, [])
+        ks = self.k.ks
+        if rows and any(ks.pages[pg, S.PG_ORDER] for pg, _ in rows):
+            # a large folio drains the batch at once (folio_batch_add_and_move): one entry
+            # per folio, and nothing of a THP stays behind
+            seen: set[int] = set()
+            for pg, slot in rows:
+                if pg in seen:
+                    continue
+                seen.add(pg)
+                batch.append((pg, slot))
+                if len(batch) >= self.lru_size or ks.pages[pg, S.PG_ORDER]:
+                    batch = []
+            self.lru[cpu] = batch
+            return
         total = len(batch) + len(rows)
         left = total % self.lru_size  # what is still in the batch after the last drain
         self.lru[cpu] = (batch + list(rows))[total - left:] if left else []
@@ -546,11 +600,80 @@ class NumaBalancing:
             pg = ks.pt_page[a: a + m]
             hit = np.flatnonzero((self.prot[a: a + m] == pg) & (pg >= 0))
             if hit.size:
-                slots = (a + hit).astype(np.int64)
-                self._faults(t, slots, (cur + hit).astype(np.int64))
-                faults += int(hit.size)
+                huge = ks.pages[pg[hit], S.PG_ORDER] != 0
+                if huge.any():
+                    faults += self._faults_with_huge(t, a, cur, hit, huge, pg)
+                else:
+                    slots = (a + hit).astype(np.int64)
+                    self._faults(t, slots, (cur + hit).astype(np.int64))
+                    faults += int(hit.size)
             done += m
         return faults
+
+    def _faults_with_huge(self, t: int, a: int, cur: int, hit: np.ndarray, huge: np.ndarray,
+                          pg: np.ndarray) -> int:
+        """Hinting faults in address order when some PROT_NONE slots map THPs: one fault
+        per huge PMD (``do_huge_pmd_numa_page``), the 4 KiB ones as usual."""
+        faults, i = 0, 0
+        while i < hit.shape[0]:
+            if not huge[i]:
+                j = i
+                while j < hit.shape[0] and not huge[j]:
+                    j += 1
+                self._faults(t, (a + hit[i:j]).astype(np.int64),
+                             (cur + hit[i:j]).astype(np.int64))
+                faults += j - i
+                i = j
+                continue
+            row = int(pg[hit[i]])
+            if self.prot[a + hit[i]] == row:  # not yet handled through another subpage
+                self.do_huge_pmd_numa_page(t, a + int(hit[i]), cur + int(hit[i]), row)
+                faults += 1
+            i += 1
+        return faults
+
+    def do_huge_pmd_numa_page(self, t: int, slot: int, vpn: int, pg: int) -> None:
+        """The hinting fault on a PMD-mapped THP: one fault, 512 pages in the task's
+        statistics, migration of the whole folio or nothing (no split: MR_NUMA_MISPLACED
+        does not split), ``thp_migration_success`` / ``_fail``."""
+        from numasim.mm.huge_memory import HPAGE_PMD_NR, count_event
+
+        k = self.k
+        ks = k.ks
+        slots = self._thp_slots(slot, pg)
+        self.prot[slots] = -1
+        key = int(slots[0])  # the folio's last_cpupid, whichever subpage faulted
+        v = int(ks.pt_vma[slot])
+        if not self.enabled:
+            return
+        self._task(t)
+        cpu = int(ks.tasks[t, S.T_CPU])
+        thisnid = k.task_node(t)
+        nid = int(ks.pages[pg, S.PG_NODE])
+        flags = 0 if int(ks.vmas[v, S.V_PROT]) & S.PROT_WRITE else TNF_NO_GROUP
+        last = self._last_cpupid(pg, key)
+        if k.kgen != KGEN_6_1:
+            st = self.vmas.get(v)
+            if st is not None:
+                st.pids_active[1] |= 1 << hash_32(t, 6)
+        self.count("numa_hint_faults")
+        if nid == thisnid:
+            self.count("numa_hint_faults_local")
+            flags |= TNF_FAULT_LOCAL
+        target = self.mpol_misplaced(t, v, vpn, pg, key, nid, cpu, thisnid)
+        if target < 0:
+            self.task_numa_fault(t, last, nid, HPAGE_PMD_NR, flags)
+            return
+        if not self.migrate_misplaced_folio_prepare(pg, target, HPAGE_PMD_NR):
+            self.task_numa_fault(t, last, nid, HPAGE_PMD_NR, flags | TNF_MIGRATE_FAIL)
+            return
+        new = self.migrate_misplaced_folio(t, pg, key, target)
+        if new < 0:
+            count_event(k, "thp_migration_fail")
+            self.task_numa_fault(t, last, nid, HPAGE_PMD_NR, flags | TNF_MIGRATE_FAIL)
+        else:
+            count_event(k, "thp_migration_success")
+            self.task_numa_fault(t, last, target, HPAGE_PMD_NR, flags | TNF_MIGRATED)
 
     def _faults(self, t: int, slots: np.ndarray, vpns: np.ndarray) -> None:
         """Hinting faults on PROT_NONE slots, VMA by VMA: the jitted loop where it can,
@@ -745,7 +868,7 @@ class NumaBalancing:
         return last_pid == -1 or int(ks.cpu_node[last >> 8]) == dst_nid
 
     # ------------------------------------------------------------ migration
-    def migrate_misplaced_folio_prepare(self, pg: int, target: int) -> bool:
+    def migrate_misplaced_folio_prepare(self, pg: int, target: int, nr: int = 1) -> bool:
         """The refusals before ``migrate_pages``: dirty page cache, a target node not above
         its high watermark + the folio (``migrate_balanced_pgdat``), a page still in a
         per-CPU LRU batch (``folio_isolate_lru`` fails)."""
@@ -753,7 +876,7 @@ class NumaBalancing:
         if int(ks.pages[pg, S.PG_KIND]) == S.PGK_FILE:
             return False
         zs = np.flatnonzero((ks.zones[:, S.Z_NODE] == target) & (ks.zones[:, S.Z_MANAGED] > 0))
-        if not any(ks.zones[z, S.Z_FREE] > ks.zones[z, S.Z_HIGH] + 1 for z in zs):
+        if not any(ks.zones[z, S.Z_FREE] > ks.zones[z, S.Z_HIGH] + nr for z in zs):
             return False
         return not self._in_batch(pg)
 
@@ -771,16 +894,18 @@ class NumaBalancing:
         res[core.R_MASK_KIND] = core.MASK_NODE
         res[core.R_MASK_IDX] = target
         kind, obj, index = (int(ks.pages[pg, c]) for c in (S.PG_KIND, S.PG_OBJ, S.PG_INDEX))
+        order = int(ks.pages[pg, S.PG_ORDER])  # a THP moves whole
         new = int(k.core.alloc_pages_nid(ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars,
                                          ks.numastat, ks.vmstat, ks.policies, ks.pol_nodes,
-                                         ks.tasks, ks.task_mems, ks.pages, t, GFP_THISNODE, 0,
-                                         -1, -1, kind, obj, index, core.OOM_NEVER, res))
+                                         ks.tasks, ks.task_mems, ks.pages, t, GFP_THISNODE,
+                                         order, -1, -1, kind, obj, index, core.OOM_NEVER,
+                                         res))
         if new < 0:
-            ks.vmstat[S.VM_PGMIGRATE_FAIL] += 1
+            ks.vmstat[S.VM_PGMIGRATE_FAIL] += 1 << order
             return -1
         self._fit()
         ks.pages[new, S.PG_DIRTY] = ks.pages[pg, S.PG_DIRTY]
-        if ks.pages[pg, S.PG_MAPCOUNT] == 1 and obj < 0:
+        if ks.pages[pg, S.PG_MAPCOUNT] == 1 and obj < 0 and order == 0:
             ks.pages[new, S.PG_MAPCOUNT] = 1
             ks.pt_page[slot] = new
             ks.pages[pg, S.PG_MAPCOUNT] = 0
@@ -791,8 +916,8 @@ class NumaBalancing:
             _replace_page(k, pg, new)
         self.lc[new], self.lc_key[new] = self.lc[pg], self._key(new, slot)
         self.lc[pg] = self.lc_key[pg] = -1
-        ks.vmstat[S.VM_PGMIGRATE_SUCCESS] += 1
-        self.count("numa_pages_migrated")
+        ks.vmstat[S.VM_PGMIGRATE_SUCCESS] += 1 << order
+        self.count("numa_pages_migrated", 1 << order)
         return new
 
     # ------------------------------------------------------------ statistics

@@ -142,6 +142,12 @@ def check_vmstat(expected: list[str], got: list[str], *, lru_batch: int = LRU_BA
     * ``numa_pte_updates`` and ``numa_hint_faults`` depend on how many scan passes fit in
       the spin (timing) and on the batch: a page stuck in the batch is marked and faults
       again at every pass (6.12), so within ``TIMED_PASSES x lru_batch`` or 10 %.
+    * With huge pages scanned (the recording's ``numa_huge_pte_updates`` H > 0) one pass
+      more or less over a THP is 512 PTE updates and a local hint fault once it moved: then
+      ``numa_huge_pte_updates`` is timed too (within max(2, H / 2) PMDs),
+      ``numa_hint_faults_local`` within ``TIMED_PASSES``, and ``numa_pte_updates`` gets 512
+      per tolerated PMD on top (Linux 6.1 gave 8 and 6 PMD updates in two boots, FINDINGS.md
+      section 8).
 
     The recorded run-to-run spread (FINDINGS.md) lies well inside these bounds.
     """
@@ -152,9 +158,17 @@ def check_vmstat(expected: list[str], got: list[str], *, lru_batch: int = LRU_BA
     diffs = []
     for x, y in zip(a, b, strict=True):
         ex, gy = _kv(x), _kv(y)
+        huge = int(ex.get("numa_huge_pte_updates", "0"))
+        huge_tol = max(2, huge // 2) if huge > 0 else 0
         for key, ve in ex.items():
             e, g = int(ve), int(gy.get(key, "-999999"))
-            if e == 0 or key in EXACT_VMSTAT or key not in MOVED_VMSTAT + TIMED_VMSTAT:
+            if huge_tol and key == "numa_huge_pte_updates":
+                ok = abs(e - g) <= huge_tol
+            elif huge_tol and key == "numa_hint_faults_local":
+                ok = abs(e - g) <= TIMED_PASSES
+            elif huge_tol and key == "numa_pte_updates":
+                ok = abs(e - g) <= max(TIMED_PASSES * lru_batch, e // 10) + 512 * huge_tol
+            elif e == 0 or key in EXACT_VMSTAT or key not in MOVED_VMSTAT + TIMED_VMSTAT:
                 ok = e == g
             elif key in MOVED_VMSTAT:
                 ok = abs(e - g) < lru_batch
