@@ -288,3 +288,16 @@ def test_numa_balancing_moves_a_thp_whole(machine, kern) -> None:
     assert c["numa_huge_pte_updates"] >= 2  # two passes: last_cpupid's two-stage filter
     assert c["numa_pte_updates"] == 512 * c["numa_huge_pte_updates"]
     assert c["numa_hint_faults"] == c["numa_huge_pte_updates"]  # one fault per PMD
+
+
+def test_numastat_meminfo_shows_anon_huge_pages(machine) -> None:
+    from numasim.mm.procviews import numastat_table
+
+    k = Kernel(machine, "6.12", thp="always")
+    t = k.new_process(3)
+    k.mmap(t, 1024 + 100, vpn=VPN)
+    k.touch(t, VPN, 1024 + 100)
+    row = next(x for x in numastat_table(k, mode="meminfo").splitlines()
+               if x.startswith("AnonHugePages"))
+    assert row.split()[1:] == ["0.00", "0.00", "0.00", "4.00", "4.00"]  # 2 THPs on node 3
+    assert "AnonHugePages" not in numastat_table(Kernel(machine, "6.12"), mode="meminfo")

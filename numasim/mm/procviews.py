@@ -275,6 +275,12 @@ def _meminfo_rows(kernel: Kernel, ids: list[int]) -> list[tuple[str, list[float]
         rows["AnonPages"].append(count(S.PGK_ANON))
         rows["Shmem"].append(count(S.PGK_SHMEM))
         rows["PageTables"].append(count(S.PGK_PGTABLE))
+    if int(ks.sysvars[S.SV_THP]) or getattr(kernel, "thp_pmds", None):
+        # with THP on: PMD-mapped THPs per node (meminfo's AnonHugePages)
+        from numasim.mm.huge_memory import anon_huge_pages
+
+        huge = anon_huge_pages(kernel)
+        rows["AnonHugePages"] = [huge.get(nid, 0) * kb for nid in ids]
     return list(rows.items())
 
 
