@@ -301,3 +301,21 @@ def test_numastat_meminfo_shows_anon_huge_pages(machine) -> None:
                if x.startswith("AnonHugePages"))
     assert row.split()[1:] == ["0.00", "0.00", "0.00", "4.00", "4.00"]  # 2 THPs on node 3
     assert "AnonHugePages" not in numastat_table(Kernel(machine, "6.12"), mode="meminfo")
+
+
+def test_mbind_move_and_migrate_pages_move_each_thp_once(machine) -> None:
+    """MPOL_MF_MOVE and migrate_pages list a THP once per subpage; it moves once, whole."""
+    from numasim.mm.syscalls import migrate_pages
+
+    k = Kernel(machine, "6.12", thp="always")
+    t = k.new_process(1)
+    k.mmap(t, 1024, vpn=VPN)
+    k.touch(t, VPN, 1024)
+    mbind(k, t, VPN << 12, 1024 << 12, 2, UserMask.of({3}), 1025, 2)  # BIND{3}, MF_MOVE
+    assert set(nodes(k, t, VPN, 1024)) == {3}
+    assert vmstat_read(k, "pgmigrate_success") == 1024
+    assert vmstat_read(k, "thp_migration_success") == 2
+    assert migrate_pages(k, t, 0, 1025, UserMask.of({3}), UserMask.of({2})) == 0
+    assert set(nodes(k, t, VPN, 1024)) == {2}
+    assert vmstat_read(k, "thp_migration_success") == 4
+    assert node_free(k, 3) == int(k.ks.zones[k.ks.zones[:, S.Z_NODE] == 3, S.Z_MANAGED].sum())

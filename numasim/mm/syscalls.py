@@ -456,7 +456,11 @@ def migrate_pages_list(k: Kernel, t: int, pages: list[tuple[int, int, int]], *, 
     ks = k.ks
     failed = 0
     res = k._res
+    seen: set[int] = set()  # a THP is listed once per subpage and moves once, whole
     for _vpn, _v, pg in pages:
+        if pg in seen:
+            continue
+        seen.add(pg)
         ks.ensure_pages(4)
         kind = int(ks.pages[pg, S.PG_KIND])
         if not folio_migratable(k, pg):
