@@ -147,7 +147,7 @@ def check_vmstat(expected: list[str], got: list[str], *, lru_batch: int = LRU_BA
       ``numa_huge_pte_updates`` is timed too (within max(2, H / 2) PMDs),
       ``numa_hint_faults_local`` within ``TIMED_PASSES``, and ``numa_pte_updates`` gets 512
       per tolerated PMD on top (Linux 6.1 gave 8 and 6 PMD updates in two boots, FINDINGS.md
-      section 8).
+      section 9).
 
     The recorded run-to-run spread (FINDINGS.md) lies well inside these bounds.
     """
