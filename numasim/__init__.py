@@ -7,7 +7,7 @@ experiment runner only when called.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from numasim._version import __version__
 
 __all__ = ["__version__", "load_machine", "run", "sweep"]
 
@@ -27,7 +27,8 @@ def run(*args, **kwargs):
 
 
 def sweep(*args, **kwargs):
-    """Run an experiment sweep and return a pandas DataFrame; see :func:`numasim.api.sweep`."""
-    from numasim.api import sweep as _sweep
+    """Run an experiment sweep and return a pandas DataFrame; see
+    :func:`numasim.experiments.api.sweep`."""
+    from numasim.experiments.api import sweep as _sweep
 
     return _sweep(*args, **kwargs)

@@ -58,7 +58,7 @@ def validate_path(spec: str) -> tuple[list[Problem], str]:
         if kind == "workload":
             from numasim.workloads.schema import validate_file
         else:
-            from numasim.experiments.schema import validate_file
+            from numasim.experiments.expand import validate_file
         return validate_file(path), kind
     except NumasimError as e:
         return e.problems, kind

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from numasim.experiments.expand import load_experiment
 from numasim.experiments.runner import run_sweep
-from numasim.experiments.schema import load_experiment
 
 SMALL = """\
 experiment: tiny-real

@@ -8,8 +8,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from numasim.experiments.expand import load_experiment
 from numasim.experiments.hashing import canonical_json, derive_seed, point_key
-from numasim.experiments.schema import load_experiment, read_source
+from numasim.experiments.schema import read_source
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from numasim.experiments.expand import load_experiment
 from numasim.experiments.runner import run_sweep
-from numasim.experiments.schema import load_experiment
 from numasim.experiments.store import ResultStore, atomic_write
 
 TESTS = Path(__file__).resolve().parent
@@ -112,7 +112,7 @@ def _sweep_script(tmp_path: Path, exp_path: Path, out: Path, jobs: int) -> Path:
         "import sys\n"
         f"sys.path.insert(0, {str(TESTS)!r})\n"
         "from experiments_fake import fake_point\n"
-        "from numasim.experiments.schema import load_experiment\n"
+        "from numasim.experiments.expand import load_experiment\n"
         "from numasim.experiments.runner import run_sweep\n"
         "if __name__ == '__main__':\n"
         f"    exp = load_experiment({str(exp_path)!r})\n"

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from numasim.errors import ConfigError
-from numasim.experiments.schema import load_experiment, read_source, validate_file
+from numasim.experiments.expand import load_experiment, validate_file
+from numasim.experiments.schema import read_source
 from numasim.validate import validate_path, yaml_kind
 
 REPO = Path(__file__).resolve().parents[1]

@@ -36,6 +36,7 @@ from numasim.mm.kernel import Kernel
 from numasim.mm.mempolicy import mpol_rebind_policy
 from numasim.mm.nodemask import UserMask, mpol_relative_nodemask, node_remap
 from numasim.topology.build import make_machine
+from numasim.topology.derive import boot_state
 from numasim.topology.model import Node
 
 GIB = 1 << 30
@@ -64,13 +65,13 @@ def nodes_of(k, t, vpn, n):
 
 # ---------------------------------------------------------------- §10 zonelists
 def test_s10_flat_four_nodes_rotate_equidistant_nodes():
-    d = machine(FLAT4).derived_state
+    d = boot_state(machine(FLAT4))
     assert d.fallback_order == {0: (0, 1, 2, 3), 1: (1, 2, 3, 0), 2: (2, 3, 0, 1),
                                 3: (3, 0, 1, 2)}
 
 
 def test_s10_snc_like_distances():
-    d = machine(SNC4).derived_state
+    d = boot_state(machine(SNC4))
     assert d.fallback_order == {0: (0, 1, 2, 3), 1: (1, 0, 3, 2), 2: (2, 3, 0, 1),
                                 3: (3, 2, 1, 0)}
 
@@ -80,7 +81,7 @@ def test_s10_boot_order_ignores_cpu_penalty_but_a_rebuild_does_not():
     from numasim.topology.derive import derive
 
     m = machine(FLAT4, cpus=[(0,), (1,), (2,), ()])
-    assert m.derived_state.fallback_order[0] == (0, 1, 2, 3)
+    assert boot_state(m).fallback_order[0] == (0, 1, 2, 3)
     assert derive(m, cpu_penalty=True).fallback_order[0] == (0, 3, 1, 2)
 
 

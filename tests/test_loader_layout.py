@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from numasim.bitmap import parse_list
+from numasim.topology.derive import boot_state
 from numasim.topology.loaders import detect_format, layout, load_machine
 from numasim.topology.model import ZoneSpec, ZoneType
 
@@ -123,7 +124,7 @@ def test_4node_asym_exact_numbers():
     assert z[(0, ZoneType.DMA32)] == ZoneSpec(ZoneType.DMA32, 4096, 126976, 126976,
                                                      115262)
     assert z[(3, ZoneType.DMA32)] == ZoneSpec(ZoneType.DMA32, 262144, 65504, 65504, 64358)
-    assert m.derived_state.policy_zone is ZoneType.DMA32
+    assert boot_state(m).policy_zone is ZoneType.DMA32
     assert m.distance == ((10, 20, 30, 40), (20, 10, 25, 35), (30, 25, 10, 15),
                           (40, 35, 15, 10))
 
@@ -134,7 +135,7 @@ def test_4node_normal_puts_nodes_1_to_3_above_4gib():
     for nid in (1, 2, 3):
         (zone,) = m.node(nid).zones
         assert zone.type is ZoneType.NORMAL and zone.start_pfn >= 1 << 20
-    assert m.derived_state.policy_zone is ZoneType.NORMAL
+    assert boot_state(m).policy_zone is ZoneType.NORMAL
 
 
 def test_2node_normal_node0_has_three_zones_and_a_hole():

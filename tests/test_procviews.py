@@ -257,7 +257,7 @@ def test_explain_fallback_at_low_mark_and_slow_path():
     k.mmap(t, 8, vpn=0x40000)
     sc.mbind(k, t, 0x40000 << 12, 8 << 12, MPOL_PREFERRED, UserMask.of({2}), 1025, 0)
     ks = k.ks
-    z2 = int(k.machine.derived_state.zones_of(2)[0].index)
+    z2 = int(k.ks.derived.zones_of(2)[0].index)
     ks.zones[z2, S.Z_FREE] = ks.zones[z2, S.Z_LOW] + ks.zones[z2, S.Z_RES + 3]
     ex = explain_page(k, t, 0x40000 << 12)
     checks = ex.data.passes[0].checks
@@ -267,7 +267,7 @@ def test_explain_fallback_at_low_mark_and_slow_path():
     for z in range(ks.zones.shape[0]):
         ks.zones[z, S.Z_FREE] = ks.zones[z, S.Z_MIN] + ks.zones[z, S.Z_RES + 3]
     ks.zones[z2 + 0, S.Z_FREE] += 0
-    z1 = int(k.machine.derived_state.zones_of(1)[0].index)
+    z1 = int(k.ks.derived.zones_of(1)[0].index)
     ks.zones[z1, S.Z_FREE] += 1
     ex = explain_page(k, t, 0x40000 << 12)
     assert [p.mark_name for p in ex.data.passes] == ["low", "min"]
@@ -334,7 +334,7 @@ def test_explain_oom_victim_and_no_vma():
     k.mmap(t, 4, vpn=0x40000)
     sc.mbind(k, t, 0x40000 << 12, 4 << 12, MPOL_BIND, UserMask.of({2}), 1025, 0)
     ks = k.ks
-    z2 = int(k.machine.derived_state.zones_of(2)[0].index)
+    z2 = int(k.ks.derived.zones_of(2)[0].index)
     ks.zones[z2, S.Z_FREE] = ks.zones[z2, S.Z_MIN]
     ex = explain_page(k, t, 0x40000 << 12)
     assert ex.oom and ex.final_node is None and ex.data.result == "oom"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from numasim.experiments.expand import load_experiment
 from numasim.experiments.runner import run_sweep
-from numasim.experiments.schema import load_experiment
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from numasim import shipped
+from numasim.topology.derive import boot_state
 from numasim.topology.loaders import yaml_machine
 from numasim.topology.model import MemKind
 
@@ -61,7 +62,7 @@ def test_loads_boots_and_round_trips(path):
         assert all(n.zones is not None for n in m.nodes)  # the zones Linux built
     else:  # real machines give every matrix
         assert m.derived == frozenset()
-    d = m.derived_state
+    d = boot_state(m)
     for node in m.nodes:
         zones = d.zones_of(node.id)
         assert bool(zones) == node.has_memory

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from numasim.topology.derive import (
+    boot_state,
     calculate_min_free_kbytes,
     derive,
     setup_per_zone_lowmem_reserve,
@@ -75,7 +76,7 @@ def test_zone_layout_matches_the_kernel(dump):
     layout_name, kernel = dump.name.split(".linux-")
     machine = layout_loader.load(DATA / "layouts" / f"{layout_name}.layout",
                                  kernel=kernel.removesuffix(".txt"))
-    ours = {(z.node, z.name): (z.spanned, z.present) for z in machine.derived_state.zones}
+    ours = {(z.node, z.name): (z.spanned, z.present) for z in boot_state(machine).zones}
     theirs = {(z["node"], z["zone"]): (z["spanned"], z["present"])
               for z in parse_dump(dump)["zones"] if z["present"]}
     assert ours == theirs

@@ -117,7 +117,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
-    from numasim import __version__
+    from numasim._version import __version__
 
     p = argparse.ArgumentParser(
         prog="numasim",

@@ -4,7 +4,7 @@ Runs a built-in kernel (or a workload YAML) the way ``numactl`` runs a program: 
 options, read exactly as numactl reads them (:mod:`numasim.mm.numactl`), set the task policy
 and CPU binding of the process before its threads start; the kernel's options follow it::
 
-    numasim numactl --interleave=all --cpunodebind=0 -- stream --kernel triad --threads 16 \\
+    numasim numactl --interleave=all --cpunodebind=0 -- stream --op triad --threads 16 \\
         --size 1GiB --machine configs/machines/clx-2s.yaml
 """
 
@@ -21,8 +21,9 @@ USAGE = ("numasim numactl [numactl options] [--] KERNEL [kernel options] --machi
 EPILOG = """numactl options: --interleave=NODES, --weighted-interleave=NODES, --membind=NODES,
 --preferred=NODE, --preferred-many=NODES, --localalloc, --cpunodebind=NODES,
 --physcpubind=CPUS (numactl's syntax: all, 0-3,8, !1, +0).
-kernels: stream (--kernel copy|scale|add|triad), gups, pointer_chase, stride, zipf, prodcons;
-each takes --threads and --size; or give a workload YAML file instead of a kernel."""
+kernels: stream (--op copy|scale|add|triad), gups, pointer_chase, stride, zipf, prodcons;
+each takes --threads and --size; or give a workload YAML file instead of a kernel.
+--linux 6.12|6.1|2.6.7 chooses the Linux generation whose policies place the pages."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,8 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def kernel_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="numasim numactl ... KERNEL", add_help=False,
                                 exit_on_error=False)
-    p.add_argument("--kernel", dest="op", default="triad",
-                   help="STREAM kernel: copy, scale, add, triad")
+    p.add_argument("--op", "--kernel", dest="op", default="triad",
+                   help="the STREAM operation: copy, scale, add, triad (default triad; "
+                        "--kernel is its old name)")
     p.add_argument("--threads", "-t", type=int, default=1)
     p.add_argument("--size", "-s", help="bytes per array / table (e.g. 1GiB)")
     p.add_argument("--repeat", type=int, default=1)
@@ -85,24 +87,14 @@ def main(args: argparse.Namespace) -> int:
         raise NumasimError("no machine given", field="--machine",
                            hint="add --machine MACHINE (a YAML file or a shipped name such as "
                                 "clx-2s)")
-    from numasim.mm.numactl import parse_numactl
+    from numasim.spec import split_command
     from numasim.topology.loaders import load_machine
 
     machine = load_machine(machine_spec)
-    opts = parse_numactl(rest, machine)
-    if opts.show or opts.hardware or opts.version:
-        raise NumasimError("--show, --hardware and --version do not run a workload",
-                           field="numactl", hint="use `numasim topo show MACHINE` for the "
-                                                 "hardware")
-    command = list(opts.command)
-    if command and command[0] == "--":
-        command = command[1:]
+    task, numactl_argv, command = split_command(machine, rest)
     if not command:
         raise NumasimError("no kernel given after the numactl options", field="command",
-                           hint="e.g. -- stream --kernel triad --threads 4")
-    numactl_argv = rest[: len(rest) - len(opts.command)]
-    if numactl_argv and numactl_argv[-1] == "--":
-        numactl_argv = numactl_argv[:-1]
+                           hint="e.g. -- stream --op triad --threads 4")
     name, kargv = command[0], command[1:] + ["--machine", machine_spec]
     try:
         kargs, unknown = kernel_parser().parse_known_args(kargv)
@@ -121,13 +113,14 @@ def main(args: argparse.Namespace) -> int:
                        producers=kargs.producers, write=kargs.write)
         if kargs.size is not None:
             options["size"] = kargs.size
-        return run_and_print(machine, name, kargs, numactl=numactl_argv, **options)
+        return run_and_print(machine, name, kargs, numactl=numactl_argv, parsed=task,
+                             **options)
     if name.startswith("-"):
         raise NumasimError(f"{name!r} is not a numactl option", field=name,
                            hint="numactl options: --interleave, --weighted-interleave, "
                                 "--membind, --preferred, --preferred-many, --localalloc, "
                                 "--cpunodebind, --physcpubind")
-    return run_and_print(machine, name, kargs, numactl=numactl_argv)
+    return run_and_print(machine, name, kargs, numactl=numactl_argv, parsed=task)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,7 +22,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="fast: bound-weave in numba (default); exact: SimPy request by "
                         "request, the reference (slow)")
     p.add_argument("--linux", default="6.12", metavar="VERSION",
-                   help="kernel semantics: 6.12 (default), 6.1 or 2.6.7")
+                   help="the Linux generation whose policies place the pages: 6.12 "
+                        "(default), 6.1 or 2.6.7")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (0)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("-o", "--output", help="also write the JSON document to this file")
@@ -38,22 +39,6 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quantum", type=int, help="fast engine: fixed quantum in cycles "
                                                "(default: adaptive)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def parse_weights(text: str | None) -> dict[int, int] | None:
-    if not text:
-        return None
-    out: dict[int, int] = {}
-    for part in text.split(","):
-        node, eq, w = part.partition("=")
-        try:
-            if not eq:
-                raise ValueError
-            out[int(node)] = int(w)
-        except ValueError:
-            raise NumasimError(f"cannot read weight {part!r}", field="--weights",
-                               hint="write NODE=WEIGHT pairs, e.g. 0=9,1=1") from None
-    return out
 
 
 def cpu_overrides(args: argparse.Namespace) -> dict:
@@ -72,17 +57,22 @@ def cpu_overrides(args: argparse.Namespace) -> dict:
     return cpu
 
 
-def run_and_print(machine: str, workload, args: argparse.Namespace, *,
-                  numactl: list[str] | None = None, **options) -> int:
-    from numasim.api import run
+def run_and_print(machine, workload, args: argparse.Namespace, *,
+                  numactl: list[str] | None = None, parsed=None, **options) -> int:
+    """Build the run's :class:`~numasim.spec.RunSpec` from the command line, run it, print
+    it."""
+    from numasim.api import _machine, _workload
     from numasim.cli.outputs import check_output_file, write_text_file
+    from numasim.spec import build_spec
+    from numasim.wiring import simulate
 
     if args.output:  # before the run: a typo in the path must not cost the whole run
         check_output_file(args.output, "-o")
-    result = run(machine, workload, engine=args.engine, kernel=args.linux, seed=args.seed,
-                 numactl=numactl, cpu=cpu_overrides(args), quantum=args.quantum,
-                 weights=parse_weights(args.weights),
-                 progress=not args.no_progress and sys.stderr.isatty(), **options)
+    spec = build_spec(_machine(machine), _workload(workload, options), engine=args.engine,
+                      linux=args.linux, seed=args.seed, numactl=numactl,
+                      cpu=cpu_overrides(args), quantum=args.quantum,
+                      weights=_weights_text(args.weights), parsed=parsed)
+    result = simulate(spec, progress=not args.no_progress and sys.stderr.isatty())
     text = result.to_json(host=not args.no_host_time)
     if args.output:
         write_text_file(args.output, text, "-o")
@@ -91,6 +81,17 @@ def run_and_print(machine: str, workload, args: argparse.Namespace, *,
     else:
         sys.stdout.write(result.summary())
     return 0
+
+
+def _weights_text(text: str | None):
+    """--weights as given; read and checked against the machine by the spec."""
+    if text is None:
+        return None
+    if not text.strip():
+        raise NumasimError("--weights= names no weights", field="--weights",
+                           hint="write NODE=WEIGHT pairs such as 0=9,1=1, or one weight per "
+                                "node such as 9:1; leave --weights out for the machine's")
+    return text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

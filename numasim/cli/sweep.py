@@ -110,8 +110,8 @@ def format_table(df, axes: list[str]) -> str:
 
 def main(args: argparse.Namespace) -> int:
     from numasim.errors import NumasimError
+    from numasim.experiments.expand import load_experiment
     from numasim.experiments.runner import format_summary, run_sweep
-    from numasim.experiments.schema import load_experiment
     from numasim.experiments.store import default_dirs
 
     exp = load_experiment(args.experiment, quick=args.quick, sets=args.sets)

@@ -17,21 +17,24 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from numasim import __version__
+from numasim._version import __version__
 from numasim.errors import NumasimError, Problem, did_you_mean
 from numasim.experiments import params as P
 from numasim.experiments.hashing import derive_seed, point_key
 from numasim.experiments.schema import (
+    REQUIRED_HINT,
     ExperimentModel,
     Source,
     check_structure,
     raise_problems,
+    read_source,
 )
-from numasim.yamlutil import Loc, dotted
+from numasim.yamlutil import Loc, dotted, sort_problems
 
 FILE_WORKLOAD_OVERRIDES = ("threads", "placement", "cpus")
 
@@ -363,45 +366,27 @@ def _resolve_workload(st: dict[str, Setting], ctx: _Ctx):
 
 # ------------------------------------------------------------------ cross checks
 def _allowed_cpus(machine, numactl: list[str], loc: Loc, ctx: _Ctx) -> list[int] | None:
-    from numasim.mm.numactl import parse_numactl
+    from numasim.spec import task_cpus, task_options
 
     try:
-        opts = parse_numactl(list(numactl), machine)
+        opts = task_options(machine, numactl)
     except NumasimError as e:
         for p in e.problems:
             ctx.add(f"{' '.join(numactl)}: {p.message}", loc, p.hint)
         return None
-    if opts.command:
-        ctx.add(f"unexpected argument {opts.command[0]!r} in the numactl options", loc,
-                "give only options, e.g. --interleave=all --cpunodebind=0")
-        return None
-    if opts.show or opts.hardware or opts.version:
-        ctx.add("--show, --hardware and --version do not run a workload", loc)
-        return None
-    cpus = set(machine.cpus)
-    if opts.cpunodebind is not None:
-        cpus = {c for c in cpus if machine.cpu_to_node[c] in opts.cpunodebind}
-    if opts.physcpubind is not None:
-        cpus &= set(opts.physcpubind)
-    return sorted(cpus)
+    return task_cpus(machine, opts)
 
 
 def _weights(ws: Any, machine, loc: Loc, ctx: _Ctx) -> dict[str, int] | None | bool:
-    if ws is None:
-        return None
-    ids = list(machine.node_ids)
-    if isinstance(ws, list):
-        if len(ws) != len(ids):
-            ctx.add(f"{len(ws)} weights for the {len(ids)} nodes of {machine.name}", loc,
-                    f"write one weight per node, in node order ({', '.join(map(str, ids))})")
-            return False
-        return {str(n): int(w) for n, w in zip(ids, ws, strict=True)}
-    bad = [n for n in ws if n not in ids]
-    if bad:
-        ctx.add(f"node {bad[0]} does not exist on {machine.name}", loc,
-                "nodes: " + ", ".join(map(str, ids)))
+    from numasim.spec import weights_for
+
+    try:
+        out = weights_for(machine, ws)
+    except NumasimError as e:
+        for p in e.problems:
+            ctx.add(p.message, loc, p.hint)
         return False
-    return {str(n): int(w) for n, w in sorted(ws.items())}
+    return None if out is None else {str(n): w for n, w in out.items()}
 
 
 # ------------------------------------------------------------------------- axes
@@ -543,8 +528,6 @@ def expand(src: Source) -> Experiment:
     if explicit_seed and reps > 1:
         ctx.add("repetitions derive seeds; a sweep that sets 'seed' itself runs once per seed",
                 ("repetitions",), "remove repetitions or the seed axis")
-
-    from numasim.experiments.schema import REQUIRED_HINT
 
     for key in ("machine", "workload"):
         swept = any(a.canon == key for a in grid + zipped)
@@ -736,3 +719,32 @@ def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
         "quantum": vals["quantum"],
     }
     return config, local
+
+
+def load_experiment(path: str | os.PathLike, *, quick: bool = False,
+                    sets: list[str] | None = None):
+    """Read, check and expand an experiment file; raises ConfigError with every problem."""
+    src = read_source(path, quick=quick, sets=sets)
+    return expand(src)
+
+
+def validate_file(path: str | os.PathLike) -> list[Problem]:
+    """Every problem of an experiment file, also under ``--quick`` (empty: the file is good).
+
+    Never raises: this is what ``numasim validate`` calls.
+    """
+    out: list[Problem] = []
+    seen: set[tuple] = set()
+    for quick in (False, True):
+        try:
+            src = read_source(path, quick=quick)
+            if quick and isinstance(src.doc.data, dict) and not src.doc.data.get("quick"):
+                continue
+            expand(src)
+        except NumasimError as e:
+            for p in e.problems:
+                k = (p.file, p.line, p.field, p.message)
+                if k not in seen:
+                    seen.add(k)
+                    out.append(p)
+    return sort_problems(out)

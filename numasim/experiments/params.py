@@ -162,41 +162,10 @@ def check_quantum(v: Any) -> int | None:
 def check_weights(v: Any) -> list[int] | dict[int, int] | None:
     """Weighted-interleave weights: ``"4:1"`` (one per node, in node order), ``"0=4,1=1"``
     (as ``numasim run --weights``) or a mapping ``{node: weight}``; null keeps the machine's
-    (sysfs) weights."""
-    if v is None:
-        return None
-    if isinstance(v, str) and "=" in v:
-        pairs = {}
-        for part in v.split(","):
-            node, _, w = part.partition("=")
-            if not node.strip().isdigit() or not w.strip().isdigit():
-                raise ValueError(f"weights {v!r}: write NODE=WEIGHT pairs such as '0=4,1=1'")
-            pairs[int(node)] = int(w)
-        return check_weights(pairs)
-    if isinstance(v, str):
-        parts = v.split(":")
-        try:
-            ws = [int(p) for p in parts]
-        except ValueError:
-            raise ValueError(f"weights {v!r}: write one whole number per node, such as "
-                             "'4:1'") from None
-        for w in ws:
-            if not 1 <= w <= 255:
-                raise ValueError(f"weight {w} is outside 1..255")
-        return ws
-    if isinstance(v, dict):
-        out: dict[int, int] = {}
-        for k, w in v.items():
-            k = int(k) if isinstance(k, str) and k.isdigit() else k
-            if isinstance(k, bool) or not isinstance(k, int):
-                raise ValueError(f"weights: node {_short(k)} is not a node number")
-            if isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= 255:
-                raise ValueError(f"weight of node {k} must be a whole number in 1..255, got "
-                                 f"{_short(w)}")
-            out[k] = w
-        return dict(sorted(out.items()))
-    raise ValueError(f"weights must be a string such as '4:1' or a mapping {{node: weight}}, "
-                     f"got {_short(v)}")
+    (sysfs) weights.  Read by :func:`numasim.spec.read_weights`, the one reader of weights."""
+    from numasim.spec import read_weights
+
+    return read_weights(v)
 
 
 def _llc(v: Any) -> dict[str, Any] | None:

@@ -2,8 +2,8 @@
 
 This is the function workers call.  It needs nothing but the config (the machine and the
 workload travel inside it), so it runs the same in this process, in a local worker process
-or on a Dask worker on another computer.  It does no timing of its own: it calls
-:func:`numasim.api.run`.
+or on a Dask worker on another computer.  It builds the run's :class:`~numasim.spec.RunSpec`
+from the config as every other front door does, and does no timing of its own.
 """
 
 from __future__ import annotations
@@ -42,14 +42,12 @@ def run_point(config: dict[str, Any]) -> dict[str, Any]:
     ``host_seconds`` is left out so that results are the same bytes on every computer; the
     runner measures the time a point took itself.
     """
-    from numasim.api import run
+    from numasim.spec import build_spec
+    from numasim.wiring import simulate
 
     m = config["machine"]
-    machine = _machine(m["name"], m["yaml"])
-    wl = build_workload(config)
-    weights = config.get("weights")
-    result = run(machine, wl, engine=config["engine"], kernel=config["kernel"],
-                 seed=config["seed"], numactl=list(config["numactl"]) or None,
-                 cpu=dict(config["cpu"]), quantum=config.get("quantum"),
-                 weights={int(k): int(v) for k, v in weights.items()} if weights else None)
-    return result.to_dict(host=False)
+    spec = build_spec(_machine(m["name"], m["yaml"]), build_workload(config),
+                      engine=config["engine"], linux=config["kernel"], seed=config["seed"],
+                      numactl=list(config["numactl"]), cpu=dict(config["cpu"]),
+                      quantum=config.get("quantum"), weights=config.get("weights"))
+    return simulate(spec).to_dict(host=False)

@@ -54,7 +54,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from numasim.errors import ConfigError, NumasimError, Problem, closest
+from numasim.errors import ConfigError, Problem, closest
 from numasim.yamlutil import (
     Loc,
     StrictModel,
@@ -301,39 +301,6 @@ REQUIRED_HINT = {
     "workload": "a built-in kernel (stream, gups, pointer_chase, stride, zipf, prodcons) "
                 "with options, e.g. {kernel: stream, threads: 4}, or a workload file",
 }
-
-
-def load_experiment(path: str | os.PathLike, *, quick: bool = False,
-                    sets: list[str] | None = None):
-    """Read, check and expand an experiment file; raises ConfigError with every problem."""
-    from numasim.experiments.expand import expand
-
-    src = read_source(path, quick=quick, sets=sets)
-    return expand(src)
-
-
-def validate_file(path: str | os.PathLike) -> list[Problem]:
-    """Every problem of an experiment file, also under ``--quick`` (empty: the file is good).
-
-    Never raises: this is what ``numasim validate`` calls.
-    """
-    from numasim.experiments.expand import expand
-
-    out: list[Problem] = []
-    seen: set[tuple] = set()
-    for quick in (False, True):
-        try:
-            src = read_source(path, quick=quick)
-            if quick and isinstance(src.doc.data, dict) and not src.doc.data.get("quick"):
-                continue
-            expand(src)
-        except NumasimError as e:
-            for p in e.problems:
-                k = (p.file, p.line, p.field, p.message)
-                if k not in seen:
-                    seen.add(k)
-                    out.append(p)
-    return sort_problems(out)
 
 
 def raise_problems(problems: list[Problem]) -> None:

@@ -18,13 +18,52 @@ memory (the latency statistics are over these).
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
 
-from numasim import __version__
+from numasim._version import __version__
 from numasim.machine import cpu as C
 from numasim.machine.resources import KIND_NAMES
 
 TIMELINE_POINTS = 64
+
+
+@dataclass
+class RunResult:
+    """What one run measured.  :meth:`to_dict` is the JSON document."""
+
+    data: dict[str, Any]
+    host_seconds: float = 0.0
+    histogram: np.ndarray | None = field(default=None, repr=False)
+
+    def __getattr__(self, name: str) -> Any:
+        data = self.__dict__.get("data")
+        if data is not None and name in data:
+            return data[name]
+        raise AttributeError(name)
+
+    def to_dict(self, host: bool = True) -> dict[str, Any]:
+        out = dict(self.data)
+        if host:
+            out["host_seconds"] = round(self.host_seconds, 3)
+        return out
+
+    def to_json(self, host: bool = True, indent: int | None = 1) -> str:
+        return json.dumps(self.to_dict(host), indent=indent, allow_nan=False) + "\n"
+
+    def summary(self) -> str:
+        return summary(self)
+
+    def plot(self, path=None):
+        """A 2x2 figure of this run (pages per node, latency CDF, bandwidth over time,
+        controller and link utilisation); also saved to ``path`` (.png/.svg/.pdf) if given.
+        Drawn by :func:`numasim.report.run_plot.plot_run`."""
+        from numasim.report.run_plot import plot_run
+
+        return plot_run(self, path)
 
 
 def _r(x: float, nd: int = 6) -> float:
@@ -33,9 +72,7 @@ def _r(x: float, nd: int = 6) -> float:
     return 0.0 if v == 0 else v
 
 
-def build_result(sim):
-    from numasim.api import RunResult
-
+def build_result(sim) -> RunResult:
     ghz = sim.ghz
     ns = 1.0 / ghz
     st = sim.st
@@ -103,7 +140,7 @@ def build_result(sim):
         "machine": sim.machine.name,
         "workload": sim.wl.name,
         "engine": sim.engine_name,
-        "kernel": sim.kernel_name,
+        "kernel": sim.linux,
         "seed": sim.seed,
         "cpu_ghz": ghz,
         "runtime_s": _r(secs, 12),
@@ -137,7 +174,7 @@ def build_result(sim):
                    {"size": sim.params.llc.size, "ways": sim.params.llc.ways,
                     "hit_ns": sim.params.llc.hit_ns},
                    "threads": sim.nthreads, "cpus": [int(c) for c in sim.cpus],
-                   "numactl": list(sim.wl.numactl),
+                   "numactl": list(sim.numactl),
                    "quantum": getattr(sim.eparams, "quantum", None)},
         "notes": list(dict.fromkeys(sim.notes)),
     }

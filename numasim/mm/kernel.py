@@ -113,7 +113,7 @@ class Kernel:
         memoryless node itself first in its own fallback order ("Fallback order for Node 1:
         1 0 2"); 6.12 leaves it out ("... Node 1: 0 2") -- both seen on the oracle.  The
         zonelists are the same (a memoryless node has no zones to list)."""
-        d = self.machine.derived_state
+        d = self.ks.derived
         lines = list(d.boot_log())
         if self.kgen != KGEN_6_1:
             return lines

@@ -51,7 +51,7 @@ from numasim.mm.constants import (
 )
 from numasim.mm.kernel import PAGE_SHIFT, Kernel
 from numasim.mm.nodemask import UserMask
-from numasim.mm.numactl import ParseFailure, parse_mask_string, possible_cpus
+from numasim.mm.nodestring import ParseFailure, parse_mask_string, possible_cpus
 
 PAGE_SIZE = 1 << PAGE_SHIFT
 NODEMASK_BITS = MAX_NUMNODES

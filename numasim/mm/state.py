@@ -226,11 +226,11 @@ class KernelState:
 
     def __init__(self, machine: Machine, kernel_gen: int = KGEN_6_12) -> None:
         from numasim.mm.constants import KERNELS
-        from numasim.topology.derive import derive
+        from numasim.topology.derive import boot_state
 
         self.machine = machine
         kname = {v: k for k, v in KERNELS.items()}[kernel_gen]
-        d = machine.derived_state if kname == "6.12" else derive(machine, kernel=kname)
+        d = boot_state(machine, kname)  # this generation's boot, not the machine's
         self.derived = d
         nn = machine.nr_node_ids
         self.nr_node_ids = nn

@@ -22,6 +22,7 @@ Two places where numasim states a choice the kernel leaves to its boot sequence:
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -310,6 +311,27 @@ def derive(machine: Machine, cpu_penalty: bool = False, kernel: str = "6.12") ->
         by_node[z.node] += (z,)
     orders, zonelists, policy_zone = build_zonelists(machine, by_node, cpu_penalty, kernel)
     return Derived(tuple(zones), orders, zonelists, policy_zone, mfk, mfk_derived)
+
+
+_BOOTS: dict[int, tuple[weakref.ref, dict[str, Derived]]] = {}
+
+
+def boot_state(machine: Machine, linux: str = "6.12") -> Derived:
+    """What kernel generation ``linux`` derives when it boots on ``machine`` (boot-time
+    zonelists, no CPU penalty).  The machine stays a hardware description: this is the
+    simulated kernel's view, remembered here per machine object and generation (a machine
+    is frozen, so its boot cannot change) because loading, ``topo show`` and every run of a
+    sweep ask for it again."""
+    key = id(machine)
+    entry = _BOOTS.get(key)
+    if entry is None or entry[0]() is not machine:
+        entry = (weakref.ref(machine), {})
+        _BOOTS[key] = entry
+        weakref.finalize(machine, _BOOTS.pop, key, None)
+    by_gen = entry[1]
+    if linux not in by_gen:
+        by_gen[linux] = derive(machine, kernel=linux)
+    return by_gen[linux]
 
 
 def node_zone_specs(node: Node) -> tuple[ZoneSpec, ...]:

@@ -5,9 +5,10 @@ made of tuples, so two machines compare equal exactly when they describe the sam
 (the YAML round trip relies on this).  Matrices are indexed by a node's *position* in
 ``nodes`` (sorted by id), not by its id: real machines have node ids with gaps (node 252).
 
-What Linux derives from the hardware at boot (zone layout, fallback zonelists, policy_zone,
-watermarks) is computed on demand by :mod:`numasim.topology.zones` and
-:mod:`numasim.topology.zonelist` and cached in :attr:`Machine.derived`.
+The machine is hardware only.  What Linux derives from it at boot (zone layout, fallback
+zonelists, policy_zone, watermarks) depends on the kernel generation too, and is the simulated
+kernel's: :func:`numasim.topology.derive.boot_state` (``KernelState.derived`` of a running
+kernel).
 """
 
 from __future__ import annotations
@@ -15,12 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import IntEnum, StrEnum
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from numasim.topology.derive import Derived
 
 PAGE_SIZE = 4096
 HUGE_PAGE_SIZE = 2 << 20
@@ -237,14 +234,6 @@ class Machine:
     @property
     def total_mem_bytes(self) -> int:
         return sum(n.mem_bytes for n in self.nodes)
-
-    # ------------------------------------------------------------------ derived
-    @cached_property
-    def derived_state(self) -> Derived:
-        """Zones, zonelists, policy_zone and watermarks as the kernel derives them at boot."""
-        from numasim.topology.derive import derive
-
-        return derive(self)
 
     def with_changes(self, **changes) -> Machine:
         return replace(self, **changes)

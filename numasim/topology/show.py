@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from numasim.topology.derive import boot_state
 from numasim.topology.model import Machine
 from numasim.units import format_size, human_bytes
 
@@ -29,12 +30,13 @@ def _cpu_compressed(cpus: tuple[int, ...]) -> str:
     return ",".join(runs) + f" ({len(xs)})"
 
 
-def node_free_bytes(machine: Machine, node_id: int) -> int:
+def node_free_bytes(machine: Machine, node_id: int, linux: str = "6.12") -> int:
     """MemFree of a node right after boot: the source's figure, else its managed pages."""
     node = machine.node(node_id)
     if node.free_bytes is not None:
         return node.free_bytes
-    return sum(z.managed for z in machine.derived_state.zones_of(node_id)) * machine.page_size
+    zones = boot_state(machine, linux).zones_of(node_id)
+    return sum(z.managed for z in zones) * machine.page_size
 
 
 def numactl_hardware(machine: Machine, cpu_compress: bool = False,
@@ -76,20 +78,18 @@ def _matrix(title: str, machine: Machine, rows, fmt: str) -> list[str]:
     return out
 
 
-def tier_lines(machine: Machine, kernel: str = "6.12") -> list[str]:
-    """Memory tiers and demotion targets as ``kernel`` derives them at boot
+def tier_lines(machine: Machine, linux: str = "6.12") -> list[str]:
+    """Memory tiers and demotion targets as generation ``linux`` derives them at boot
     (:mod:`numasim.mm.memory_tiers`)."""
     from numasim.mm.memory_tiers import memory_tiers
-    from numasim.topology.derive import derive
 
-    d = machine.derived_state if kernel == "6.12" else derive(machine, kernel=kernel)
-    return memory_tiers(machine, kernel, d.fallback_order).describe()
+    return memory_tiers(machine, linux, boot_state(machine, linux).fallback_order).describe()
 
 
-def describe(machine: Machine, kernel: str = "6.12") -> str:
-    """Everything ``numasim topo show`` prints after the numactl block; the memory tiers
-    are those of ``kernel`` (6.12, 6.1 or 2.6.7)."""
-    d = machine.derived_state
+def describe(machine: Machine, linux: str = "6.12") -> str:
+    """Everything ``numasim topo show`` prints after the numactl block: the boot of Linux
+    generation ``linux`` (6.12, 6.1 or 2.6.7) on this machine, memory tiers included."""
+    d = boot_state(machine, linux)
     page_kib = machine.page_size // 1024
     out = [f"# {machine.name}" + (f"  ({machine.source})" if machine.source else "")]
     out += d.boot_log()
@@ -109,7 +109,7 @@ def describe(machine: Machine, kernel: str = "6.12") -> str:
     if memless:
         out.append(f"memoryless nodes: {', '.join(map(str, memless))}")
     out.append("")
-    out += tier_lines(machine, kernel)
+    out += tier_lines(machine, linux)
     out.append("")
     kinds = ", ".join(f"{n.id}={n.kind.value}" for n in machine.nodes)
     out.append(f"Memory kinds: {kinds}")

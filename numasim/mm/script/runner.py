@@ -149,7 +149,7 @@ class Runner(BalanceCommands):
         self.line = 0
         self.contents: dict[tuple, int] = {}  # what touch/pwrite wrote (first byte of a page)
         m = kernel.machine
-        self.min_free_kbytes = m.derived_state.min_free_kbytes
+        self.min_free_kbytes = kernel.ks.derived.min_free_kbytes
         self.watermark_scale_factor = m.watermark_scale_factor
         self.lowmem_reserve_ratio = list(m.lowmem_reserve_ratio)
         self.wi_table: dict[int, int] = {}
@@ -465,7 +465,7 @@ class Runner(BalanceCommands):
         self.watermark_scale_factor = knobs.get("watermark_scale_factor",
                                                 self.watermark_scale_factor)
         ks = self.k.ks
-        d = self.k.machine.derived_state
+        d = self.k.ks.derived
         specs = [(z.node, ZoneSpec(z.type, z.start_pfn, z.spanned, z.present,
                                    int(ks.zones[z.index, S.Z_MANAGED]))) for z in d.zones]
         if "lowmem_reserve_ratio" in knobs:
@@ -1038,7 +1038,7 @@ class Runner(BalanceCommands):
 
     def _zones(self):
         ks = self.k.ks
-        for z in self.k.machine.derived_state.zones:
+        for z in self.k.ks.derived.zones:
             if z.present <= 0:
                 continue
             row = ks.zones[z.index]

@@ -212,7 +212,9 @@ def validate_text(text: str, *, file: str | None = None) -> list[Problem]:
     try:
         machine, problems = _read(text, file)
         if not problems and machine is not None:
-            machine.derived_state  # noqa: B018 - zones, zonelists and watermarks must build
+            from numasim.topology.derive import boot_state
+
+            boot_state(machine)  # zones, zonelists and watermarks must build
     except NumasimError as e:
         return e.problems
     return problems
