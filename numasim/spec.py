@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from numasim.errors import ConfigError
+from numasim.errors import ConfigError, NumasimError
 from numasim.machine.params import CpuParams, EngineParams, LlcParams
 from numasim.mm.numactl import NumactlOptions, parse_numactl
 from numasim.topology.model import Machine
@@ -109,8 +109,8 @@ def check_quantum(quantum: Any) -> int | None:
         raise ConfigError(f"quantum {quantum} is not a positive number of cycles",
                           field="quantum",
                           hint="the fast engine advances time one quantum at a time, so a "
-                               "quantum must be at least 1 cycle (e.g. --quantum 20000); "
-                               "leave it out for the adaptive quantum")
+                               "quantum is at least 1 cycle, e.g. --quantum 20000; leave it "
+                               "out for the adaptive quantum")
     return quantum
 
 
@@ -252,7 +252,12 @@ def memory_policy(machine: Machine, text: str | None, *, file: str | None, field
     if not text:
         raise ConfigError("an mbind phase needs a 'policy' (one numactl memory policy "
                           "option)", file=file, field=field, hint="e.g. --membind=1")
-    opts = parse_numactl(text.split(), machine)
+    try:
+        opts = parse_numactl(text.split(), machine)
+    except NumasimError as e:  # numactl's own words, placed where the policy is written
+        first = e.problems[0]
+        raise ConfigError(f"{text}: {first.message}", file=file, field=field,
+                          hint=first.hint) from None
     if opts.policy is None or opts.cpunodebind is not None or \
             opts.physcpubind is not None or opts.command:
         raise ConfigError(f"{what} {text!r} must be exactly one numactl memory policy option",

@@ -18,6 +18,7 @@ import numpy as np
 
 from numasim.mm import alloc_core as core
 from numasim.mm import state as S
+from numasim.mm.backend import backend_module
 from numasim.mm.constants import (
     DEFAULT_KERNEL,
     GFP_KERNEL,
@@ -81,12 +82,9 @@ class Kernel:
                               hint="valid: " + ", ".join(KERNELS))
         self.machine = machine
         self.kernel = kernel
-        if backend == "python":  # the plain-Python twin, for differential tests
-            from numasim.mm import alloc_ref
-
-            self.core = alloc_ref
-        else:
-            self.core = core
+        # the allocator backend (numasim.mm.backend): the numba core, or its plain-Python
+        # twin for differential tests
+        self.core = backend_module(backend)
         self.kgen = KERNELS[kernel]
         self.ks = S.KernelState(machine, self.kgen)
         from numasim.mm.huge_memory import thp_mode_value
