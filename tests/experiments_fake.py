@@ -45,7 +45,7 @@ def fake_result(config: dict[str, Any]) -> dict[str, Any]:
     p0 = int(pages * local)
     return {
         "machine": cfg["machine"]["name"], "workload": f"fake-{w.get('kernel', 'x')}",
-        "engine": cfg["engine"], "kernel": cfg["kernel"], "seed": cfg["seed"],
+        "engine": cfg["engine"], "linux": cfg["linux"], "seed": cfg["seed"],
         "runtime_s": round(1e-3 * (1 + _u(cfg, "rt")), 9), "cycles": 1000.0,
         "bandwidth_GBps": bw, "accesses": 1000 * threads, "memory_requests": 900 * threads,
         "hits": 100 * threads,

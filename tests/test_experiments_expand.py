@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from numasim.errors import NumasimError
 from numasim.experiments.expand import load_experiment
 from numasim.experiments.hashing import canonical_json, derive_seed, point_key
 from numasim.experiments.schema import read_source
@@ -60,9 +62,9 @@ def test_order_is_cases_grid_zip_repetitions(tmp_path):
 def test_resolved_config_has_every_default(tmp_path):
     exp = load(tmp_path, EXP)
     c = exp.points[0].config
-    assert set(c) == {"numasim", "machine", "workload", "engine", "kernel", "numactl", "cpu",
+    assert set(c) == {"numasim", "machine", "workload", "engine", "linux", "numactl", "cpu",
                       "weights", "quantum", "seed"}
-    assert c["engine"] == "fast" and c["kernel"] == "6.12" and c["weights"] is None
+    assert c["engine"] == "fast" and c["linux"] == "6.12" and c["weights"] is None
     assert c["cpu"]["mlp"] == 10 and c["cpu"]["llc"] is None
     assert c["workload"]["init"] == "parallel" and c["workload"]["placement"] == "spread"
     assert c["machine"]["name"] == "oracle-2node" and "nodes:" in c["machine"]["yaml"]
@@ -130,8 +132,34 @@ def test_weights_and_kernel_spellings(tmp_path):
     assert ws[0] == ws[1] == {"0": 4, "1": 1}
     assert ws[2] == ws[3] == {"0": 2, "1": 1}
     assert ws[4] == {"0": 9, "1": 1}
-    assert [p.config["kernel"] for p in exp.points[:2]] == ["6.1", "2.6.7"]
+    assert [p.config["linux"] for p in exp.points[:2]] == ["6.1", "2.6.7"]
     assert [p.labels["weights"] for p in exp.points[::2]] == ["4:1", "2:1", "9:1"]
+    # 'kernel' (above) is the old name of 'linux': the same points, keys and seeds
+    new = load(tmp_path, "experiment: w\nmachine: cxl-1s\nworkload: stream\n"
+                         "policy: --weighted-interleave=all\n"
+                         "sweep:\n  grid:\n    weights: ['4:1', '0=2,1=1', {0: 9, 1: 1}]\n"
+                         "    linux: [6.1, '2.6.7']\n")
+    assert [(p.key, p.config) for p in new.points] == [(p.key, p.config) for p in exp.points]
+
+
+def test_keys_and_seeds_survive_the_linux_rename():
+    """A point's key and derived seed are hashed with the generation under its old name, so
+    results stored before 'kernel' became 'linux' keep their keys and their numbers."""
+    import hashlib
+
+    cfg = {"engine": "fast", "linux": "6.1", "seed": 3}
+    old = {"engine": "fast", "kernel": "6.1", "seed": 3}
+    assert point_key(cfg) == hashlib.sha256(canonical_json(old).encode()).hexdigest()[:16]
+    text = "numasim-seed:1:0:" + canonical_json(old)
+    assert derive_seed(1, cfg, 0) == int.from_bytes(hashlib.sha256(text.encode()).digest()[:4],
+                                                    "big")
+    assert point_key(cfg) != point_key({**cfg, "linux": "6.12"})
+
+
+def test_linux_given_twice_is_refused(tmp_path):
+    with pytest.raises(NumasimError, match="give the Linux generation once"):
+        load(tmp_path, "experiment: w\nmachine: cxl-1s\nworkload: stream\nlinux: '6.1'\n"
+                       "kernel: '6.1'\n")
 
 
 def test_dict_experiment_matches_file(tmp_path):

@@ -82,7 +82,7 @@ def test_every_problem_at_once_with_lines_and_closest_keys(tmp_path):
     # a bare size without a unit is bytes, but 12 bytes is not a whole page... it is valid;
     # the engine and the kernel generation are checked
     assert any("unknown engine 'quick'" in t for t in by_line[7])
-    assert any("kernel generation" in t and "5.4" in t for t in by_line[8])
+    assert any("Linux generation" in t and "5.4" in t for t in by_line[8])
     # unknown parameter in a case
     assert any("unknown parameter 'polcy'" in t and "did you mean 'policy'" in t
                for t in by_line[12])

@@ -54,13 +54,13 @@ def test_quick_run_and_plots(quick):
         par = row(df, case="first-touch, parallel init")
         assert par["local_fraction"] > 0.99
     elif name == "opteron-2.6.7-vs-6.12":
-        old = row(df, case="--membind=0,1", kernel="2.6.7")
-        new = row(df, case="--membind=0,1", kernel="6.12")
+        old = row(df, case="--membind=0,1", linux="2.6.7")
+        new = row(df, case="--membind=0,1", linux="6.12")
         assert old["pages_node0"] > 0 and old["pages_node1"] == 0
         assert new["pages_node1"] > 0 and new["pages_node0"] == 0
         assert old["latency_mean_ns"] > new["latency_mean_ns"]
-        d1 = row(df, case="default (local)", kernel="2.6.7")
-        d2 = row(df, case="default (local)", kernel="6.12")
+        d1 = row(df, case="default (local)", linux="2.6.7")
+        d2 = row(df, case="default (local)", linux="6.12")
         assert d1["pages_node3"] == d2["pages_node3"] > 0
     elif name == "cxl-tiering":
         w4 = row(df, case="weighted 4:1")

@@ -1,4 +1,4 @@
-"""``numasim script FILE --machine MACHINE [--kernel 6.12|6.1|2.6.7] [--json]``.
+"""``numasim script FILE --machine MACHINE [--linux 6.12|6.1|2.6.7] [--json]``.
 
 Runs a scenario in the oracle's language on the simulated kernel and prints what the oracle's
 probe would print on Linux (or JSON objects, one per line).  ``--machine`` may be omitted when
@@ -64,7 +64,7 @@ def with_balancing(machine, args: argparse.Namespace):
 
 def add_scenario_arguments(p: argparse.ArgumentParser, what: str = "scenario script",
                            short_machine: bool = True) -> None:
-    """FILE, -e, --machine and --kernel: how ``script``, ``explain`` and ``numastat`` name a
+    """FILE, -e, --machine and --linux: how ``script``, ``explain`` and ``numastat`` name a
     scenario and the machine it runs on (``numastat`` keeps ``-m`` for numastat's own -m)."""
     p.add_argument("file", nargs="?", help=f"{what} ('-' = stdin), or the name of a "
                    "shipped coursework scenario (e.g. 01_default_local)")
@@ -73,8 +73,10 @@ def add_scenario_arguments(p: argparse.ArgumentParser, what: str = "scenario scr
     p.add_argument("--machine", *(["-m"] if short_machine else []),
                    help="machine: a numasim YAML, an oracle .layout, a shipped machine or "
                    "layout name (default: the script's '#@ layout' line)")
-    p.add_argument("--kernel", default="6.12", choices=("6.12", "6.1", "2.6.7"),
-                   help="kernel generation whose behaviour to reproduce (default 6.12)")
+    p.add_argument("--linux", "--kernel", dest="linux", default="6.12",
+                   choices=("6.12", "6.1", "2.6.7"),
+                   help="the Linux generation whose behaviour to reproduce (default 6.12; "
+                        "--kernel is its old name)")
 
 
 def read_scenario(args: argparse.Namespace, required: bool = True) -> tuple[str, str]:
@@ -130,7 +132,7 @@ def scenario_machine(args: argparse.Namespace, text: str, name: str):
                           field="machine", hint="add --machine FILE, or a '#@ layout NAME' "
                           "line naming a layout in configs/layouts (e.g. 4node-asym)")
     near = Path(name).resolve().parent if not name.startswith("<") else None
-    return load_machine_for(machine_spec, args.kernel, near=None if args.machine else near)
+    return load_machine_for(machine_spec, args.linux, near=None if args.machine else near)
 
 
 def boot_scenario(args: argparse.Namespace, required: bool = True):
@@ -145,7 +147,7 @@ def boot_scenario(args: argparse.Namespace, required: bool = True):
     from numasim.mm.script.lang import boot_thp_mode, script_append
 
     thp = getattr(args, "thp", None) or boot_thp_mode(script_append(text))
-    return Runner(Kernel(scenario_machine(args, text, name), kernel=args.kernel, thp=thp)), \
+    return Runner(Kernel(scenario_machine(args, text, name), kernel=args.linux, thp=thp)), \
         lines, name
 
 
@@ -158,7 +160,7 @@ def main(args: argparse.Namespace) -> int:
     parse_script(text, name)  # report a bad line before booting anything
     machine = scenario_machine(args, text, name)
     machine = with_balancing(machine, args)
-    records = run_script(text, machine, kernel=args.kernel, file=name,
+    records = run_script(text, machine, kernel=args.linux, file=name,
                          thp=getattr(args, "thp", None))
     out = render_json(records) if args.json else render_text(records)
     sys.stdout.write(out)
@@ -172,7 +174,7 @@ def main(args: argparse.Namespace) -> int:
             raise ScriptError("cannot read the recording", file=args.check,
                               hint=e.strerror or "give an expected_*.txt file") from None
         got = [r.text for r in records]
-        batch = lru_batch_of(args.kernel)
+        batch = lru_batch_of(args.linux)
         diffs = check_lines(exp, got, lru_batch=batch) + check_vmstat(exp, got, lru_batch=batch)
         print(f"CHECK {name} vs {args.check}: "
               f"{'OK' if not diffs else str(len(diffs)) + ' differences'}", file=sys.stderr)

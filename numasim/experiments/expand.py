@@ -183,13 +183,14 @@ def _workload_settings(value: Any, loc: Loc, ctx: _Ctx) -> dict[str, Setting]:
 
 def _base(data: dict, ctx: _Ctx) -> dict[str, Setting]:
     out: dict[str, Setting] = {
-        "engine": Setting("fast", ()), "kernel": Setting("6.12", ()),
+        "engine": Setting("fast", ()), "linux": Setting("6.12", ()),
         "numactl": Setting("", ()), "weights": Setting(None, ()),
         "quantum": Setting(None, ()),
     }
-    for key in ("machine", "workload", "engine", "kernel", "numactl", "policy", "cpu",
+    for key in ("machine", "workload", "engine", "linux", "kernel", "numactl", "policy", "cpu",
                 "weights", "quantum"):
-        if key in data and not (key == "policy" and "numactl" in data):
+        if key in data and not (key == "policy" and "numactl" in data) and \
+                not (key == "kernel" and "linux" in data):
             out.update(_settings(key, data[key], (key,), ctx))
     return out
 
@@ -485,7 +486,7 @@ def _table_value(canon: str, raw: Any, config: dict[str, Any]) -> Any:
     if canon == "workload":
         w = config["workload"]
         return w.get("kernel") or w.get("name")
-    if canon in ("engine", "kernel", "seed", "quantum"):
+    if canon in ("engine", "linux", "seed", "quantum"):
         return config[canon]
     if canon == "numactl":
         return P.display("numactl", config["numactl"])
@@ -640,7 +641,7 @@ def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
     """The resolved config of one point's settings (without the seed), or None."""
     n_before = len(ctx.problems)
     vals: dict[str, Any] = {}
-    for canon in ("engine", "kernel", "numactl", "weights", "quantum"):
+    for canon in ("engine", "linux", "numactl", "weights", "quantum"):
         s = st[canon]
         try:
             vals[canon] = P.check_value(canon, s.value)
@@ -712,7 +713,7 @@ def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
         "machine": mres,
         "workload": wres,
         "engine": vals["engine"],
-        "kernel": vals["kernel"],
+        "linux": vals["linux"],
         "numactl": vals["numactl"],
         "cpu": cpu,
         "weights": weights,

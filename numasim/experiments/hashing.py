@@ -21,9 +21,22 @@ def canonical_json(obj: Any) -> str:
                       allow_nan=False)
 
 
+# Keys and seeds are hashed from a config under the names its fields had when keys were
+# introduced, so renaming a field (``kernel`` became ``linux``) neither orphans the results a
+# folder holds nor changes a point's derived seed.
+HASHED_AS = {"linux": "kernel"}
+
+
+def _hashed_form(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {HASHED_AS.get(k, k): v for k, v in obj.items()}
+    return obj
+
+
 def point_key(config: dict[str, Any]) -> str:
     """The key of a resolved point config (names its result file)."""
-    return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:KEY_LENGTH]
+    text = canonical_json(_hashed_form(config))
+    return hashlib.sha256(text.encode()).hexdigest()[:KEY_LENGTH]
 
 
 def derive_seed(experiment_seed: int, identity: Any, repetition: int) -> int:
@@ -32,5 +45,6 @@ def derive_seed(experiment_seed: int, identity: Any, repetition: int) -> int:
     It depends on nothing else -- not on the order points are run in, not on which worker
     runs them -- so a sweep gives the same numbers with any ``-j``.
     """
-    text = f"numasim-seed:{int(experiment_seed)}:{int(repetition)}:{canonical_json(identity)}"
+    ident = canonical_json(_hashed_form(identity))
+    text = f"numasim-seed:{int(experiment_seed)}:{int(repetition)}:{ident}"
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")

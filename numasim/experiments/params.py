@@ -2,14 +2,15 @@
 checked.
 
 Canonical names are the keywords of :func:`numasim.api.run` (``machine``, ``workload``,
-``engine``, ``kernel`` -- the kernel *generation*, ``seed``, ``numactl``, ``cpu``, ``weights``,
+``engine``, ``linux`` -- the Linux generation, ``seed``, ``numactl``, ``cpu``, ``weights``,
 ``quantum``) plus dotted names for the options of a built-in workload (``workload.threads``,
 ``workload.size``...) and of the CPU model (``cpu.mlp``...).  Short spellings read better in a
 sweep: ``policy`` is ``numactl``, ``threads`` is ``workload.threads``, ``size`` is
-``workload.size`` and so on (:data:`ALIASES`).
+``workload.size`` and so on (:data:`ALIASES`); ``kernel`` is the old name of ``linux``
+(inside ``workload:``, ``kernel`` names the built-in workload kernel, ``stream``...).
 
 Every checker takes the value as YAML gave it and returns it normalised (sizes in bytes,
-numactl options as a list, the kernel generation as a string) or raises ``ValueError`` with a
+numactl options as a list, the Linux generation as a string) or raises ``ValueError`` with a
 message that says what would be valid.
 """
 
@@ -24,7 +25,7 @@ from numasim import units
 from numasim.errors import did_you_mean
 
 ENGINES = ("fast", "exact")
-TOP_LEVEL = ("machine", "workload", "engine", "kernel", "seed", "numactl", "cpu", "weights",
+TOP_LEVEL = ("machine", "workload", "engine", "linux", "seed", "numactl", "cpu", "weights",
              "quantum")
 
 
@@ -51,7 +52,7 @@ ALIASES = {"policy": "numactl", "threads": "workload.threads", "size": "workload
            "repeat": "workload.repeat", "stride": "workload.stride", "theta": "workload.theta",
            "count": "workload.count", "compute": "workload.compute",
            "producers": "workload.producers", "write": "workload.write",
-           "cpus": "workload.cpus", "linux": "kernel"}
+           "cpus": "workload.cpus", "kernel": "linux"}
 
 
 def all_names() -> list[str]:
@@ -129,11 +130,11 @@ def check_engine(v: Any) -> str:
     return _choice(v, ENGINES, "engine")
 
 
-def check_kernel(v: Any) -> str:
-    """The kernel generation; YAML reads an unquoted 6.12 as a number, which is fine."""
+def check_linux(v: Any) -> str:
+    """The Linux generation; YAML reads an unquoted 6.12 as a number, which is fine."""
     if isinstance(v, float | int) and not isinstance(v, bool):
         v = repr(v)
-    return _choice(v, _kernels(), "kernel generation")
+    return _choice(v, _kernels(), "Linux generation")
 
 
 def check_seed(v: Any) -> int:
@@ -271,8 +272,8 @@ def check_value(name: str, v: Any) -> Any:
     """Check one value of canonical parameter ``name`` (not machine/workload: see expand)."""
     if name == "engine":
         return check_engine(v)
-    if name == "kernel":
-        return check_kernel(v)
+    if name == "linux":
+        return check_linux(v)
     if name == "seed":
         return check_seed(v)
     if name == "numactl":

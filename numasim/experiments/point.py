@@ -47,7 +47,7 @@ def run_point(config: dict[str, Any]) -> dict[str, Any]:
 
     m = config["machine"]
     spec = build_spec(_machine(m["name"], m["yaml"]), build_workload(config),
-                      engine=config["engine"], linux=config["kernel"], seed=config["seed"],
+                      engine=config["engine"], linux=config["linux"], seed=config["seed"],
                       numactl=list(config["numactl"]), cpu=dict(config["cpu"]),
                       quantum=config.get("quantum"), weights=config.get("weights"))
     return simulate(spec).to_dict(host=False)

@@ -13,7 +13,8 @@ A file::
       threads: 48
       size: 256MiB                       # ... or a workload file, or an inline workload
     engine: fast                         # fast | exact
-    kernel: "6.12"                       # kernel generation: 6.12 | 6.1 | 2.6.7
+    linux: "6.12"                        # Linux generation: 6.12 | 6.1 | 2.6.7 ('kernel'
+                                         # is its old name)
     numactl: ""                          # task policy and binding, numactl syntax (or
                                          # 'policy:', the same thing)
     cpu: {mlp: 10}                       # CPU-model overrides
@@ -92,7 +93,8 @@ class ExperimentModel(StrictModel):
     machine: Any = None
     workload: Any = None
     engine: Any = "fast"
-    kernel: Any = "6.12"
+    linux: Any = "6.12"
+    kernel: Any = None  # the old name of linux
     seed: Annotated[int, Field(ge=0)] = 0
     seeds: Literal["per-point", "common"] = "per-point"
     numactl: Any = ""
@@ -285,6 +287,10 @@ def check_structure(src: Source) -> tuple[ExperimentModel | None, list[Problem]]
                 f"experiment name {name!r} cannot name a folder", src.file, "experiment",
                 src.doc.line(("experiment",)), "use letters, digits, '-', '_' and '.', e.g. "
                 "policy-comparison"))
+        if "kernel" in data and "linux" in data:
+            problems.append(Problem("give the Linux generation once: 'kernel' is the old name "
+                                    "of 'linux'", src.file, "kernel",
+                                    src.doc.line(("kernel",))))
         if "policy" in data and "numactl" in data:
             problems.append(Problem("give the task policy once: 'policy' and 'numactl' are "
                                     "the same thing", src.file, "policy",

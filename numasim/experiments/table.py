@@ -2,7 +2,8 @@
 
 Columns: ``point`` (its place in the sweep), ``key``, ``rep``, one column per swept axis (a
 number when the value is one), ``series`` (the axes other than the plots' x, as one label),
-``status``, what ran (``machine``, ``workload``, ``engine``, ``kernel``, ``numactl``,
+``status``, what ran (``machine``, ``workload``, ``engine``, ``linux`` (the Linux
+generation), ``numactl``,
 ``threads``, ``seed``), and what it measured:
 
 * ``runtime_s`` and ``cycles`` of the whole run;
@@ -124,7 +125,7 @@ def row_of(point: dict[str, Any], doc: dict[str, Any] | None, x: str | None) -> 
         "machine": _d(cfg.get("machine")).get("name"),
         "workload": res.get("workload") or w.get("kernel") or w.get("name"),
         "engine": cfg.get("engine"),
-        "kernel": cfg.get("kernel"),
+        "linux": cfg.get("linux", cfg.get("kernel")),  # 'kernel': points stored before the rename
         "numactl": " ".join(map(str, numactl)) if numactl else "default",
         "threads": _d(res.get("config")).get("threads",
                                              w.get("threads",

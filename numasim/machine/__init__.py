@@ -9,7 +9,9 @@
 * ``exact``: the reference engine, SimPy request by request, true FIFO queues;
 * ``fast``: the bound-weave engine, one numba call per CPU per quantum, contention estimated
   from the previous quantum;
-* ``sim``: one run (kernel, threads, regions, phases, an engine, raw statistics);
+* ``engine``: the contract both engines keep (what they read and write of a run);
+* ``sim``: one run in time: a built program (:mod:`numasim.wiring`), resources, an engine, raw
+  statistics;
 * ``report``: the statistics as a JSON document and as a readable summary.
 
 Both engines read the same :class:`~numasim.machine.resources.Resources` and the same access

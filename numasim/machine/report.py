@@ -140,7 +140,7 @@ def build_result(sim) -> RunResult:
         "machine": sim.machine.name,
         "workload": sim.wl.name,
         "engine": sim.engine_name,
-        "kernel": sim.linux,
+        "linux": sim.linux,
         "seed": sim.seed,
         "cpu_ghz": ghz,
         "runtime_s": _r(secs, 12),
@@ -284,7 +284,7 @@ def summary(result) -> str:
     """A readable report of a run."""
     d = result.to_dict()
     lines = [f"numasim {d['numasim']}: {d['workload']} on {d['machine']} "
-             f"({d['engine']} engine, kernel {d['kernel']}, seed {d['seed']})"]
+             f"({d['engine']} engine, Linux {d['linux']}, seed {d['seed']})"]
     lines.append(f"  runtime     {d['runtime_s'] * 1e3:.4f} ms  ({d['cycles']:.0f} cycles at "
                  f"{d['cpu_ghz']} GHz)")
     m = d["measured"]

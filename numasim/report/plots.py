@@ -39,7 +39,7 @@ AXIS_LABELS = {"threads": "threads", "workload.threads": "threads",
                "size": "size (per array or buffer)",
                "workload.size": "size (per array or buffer)", "seed": "seed",
                "mlp": "miss slots per CPU", "cpu.mlp": "miss slots per CPU",
-               "kernel": "kernel generation", "linux": "kernel generation"}
+               "kernel": "Linux generation", "linux": "Linux generation"}
 
 
 def _axis_label(name: str) -> str:

@@ -27,7 +27,8 @@ def plot_run(result: Any, path: str | os.PathLike | None = None):
                      f"{d.get('bandwidth_GBps', 0):.1f} GB/s, "
                      f"{100 * (d.get('local_fraction') or 0):.0f}% local, "
                      f"mean latency {d.get('latency_ns', {}).get('mean', 0):.0f} ns "
-                     f"({d.get('engine')} engine, kernel {d.get('kernel')}, seed {d.get('seed')})",
+                     f"({d.get('engine')} engine, Linux {d.get('linux', d.get('kernel'))}, "
+                     f"seed {d.get('seed')})",
                      fontweight="bold")
     if path is not None:
         p = Path(path)
