@@ -200,3 +200,18 @@ def test_derive_seed_is_a_function(seed, ident, rep):
 def test_repetitions_get_different_seeds():
     seeds = {derive_seed(1, {"a": 1}, r) for r in range(1000)}
     assert len(seeds) == 1000
+
+
+def test_point_spec_is_checked_at_expansion(tmp_path):
+    """A policy that only this machine can refuse (node 3 of a 2-node machine, in an inline
+    workload's region) is found when the experiment is read, with the other problems."""
+    text = ("experiment: w\nmachine: cxl-1s\n"
+            "workload:\n  name: w\n  regions:\n    - {name: a, size: 1MiB, policy: --membind=3}\n"
+            "  phases:\n    - {kernel: init}\n")
+    with pytest.raises(NumasimError) as e:
+        load(tmp_path, text)
+    msgs = [p.render() for p in e.value.problems]
+    assert any("<3> is invalid" in m and "regions[0].policy" in m and "cxl-1s" in m
+               for m in msgs), msgs
+    ok = load(tmp_path, text.replace("--membind=3", "--membind=1"))
+    assert len(ok.points) == 1

@@ -719,7 +719,36 @@ def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
         "weights": weights,
         "quantum": vals["quantum"],
     }
+    if not _check_spec(config, machine, local, st, ctx, checked):
+        return None, None
     return config, local
+
+
+def _check_spec(config: dict[str, Any], machine, local: dict[str, Any] | None,
+                st: dict[str, Setting], ctx: _Ctx, checked: set) -> bool:
+    """Build the point's :class:`~numasim.spec.RunSpec` as its worker will, so that what
+    only the spec can check (a region's or an mbind phase's policy against this machine)
+    is refused now, with every other problem, not when the point runs."""
+    from numasim.experiments.point import build_workload
+    from numasim.spec import build_spec
+
+    try:
+        build_spec(machine, build_workload({**config, "_local": local}),
+                   engine=config["engine"], linux=config["linux"], numactl=config["numactl"],
+                   cpu=config["cpu"], quantum=config["quantum"], weights=config["weights"])
+    except NumasimError as e:
+        for p in e.problems:
+            head = (p.field or "").split(".")[0].split("[")[0]
+            s = st.get(head) if head in ("numactl", "weights", "quantum", "linux",
+                                         "engine") else None
+            where = s.loc if s else st["workload"].loc
+            what = f"{p.file}: {p.message}" if p.file not in (None, "inline", ctx.file) \
+                else p.message
+            if p.field and s is None:
+                what = f"{what} (field '{p.field}' of the workload, on {machine.name})"
+            _add_once(ctx, checked, what, where, p.hint)
+        return False
+    return True
 
 
 def load_experiment(path: str | os.PathLike, *, quick: bool = False,
