@@ -48,7 +48,7 @@ def _topo_show(args: argparse.Namespace) -> int:
     machine = load_machine(args.machine)
     sys.stdout.write(numactl_hardware(machine, cpu_compress=args.cpu_compress))
     if not args.numactl_only:
-        sys.stdout.write("\n" + describe(machine, kernel=args.kernel))
+        sys.stdout.write("\n" + describe(machine, args.linux))
     return 0
 
 
@@ -136,9 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "--cpu-compress)")
     s.add_argument("--numactl-only", action="store_true", help="only the numactl --hardware "
                    "part")
-    s.add_argument("--kernel", default="6.12", choices=("6.12", "6.1", "2.6.7"),
-                   help="kernel generation whose memory tiers and demotion targets are shown "
-                        "(default 6.12; 6.1 keeps every boot node in the DRAM tier)")
+    s.add_argument("--linux", "--kernel", dest="linux", default="6.12",
+                   choices=("6.12", "6.1", "2.6.7"),
+                   help="the Linux generation whose boot to show: zonelists, watermarks, "
+                        "memory tiers and demotion targets (default 6.12; 6.1 keeps every "
+                        "boot node in the DRAM tier; --kernel is its old name)")
     s.set_defaults(func=_topo_show)
     c = tsub.add_parser("convert", help="write numasim YAML from any machine description")
     c.add_argument("machine", help=MACHINE_HELP)
