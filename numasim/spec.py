@@ -188,16 +188,18 @@ def weights_for(machine: Machine, value: Any, *, field: str = "weights") -> dict
 # ------------------------------------------------------------------------ numactl
 def _refuse_empty(opts: NumactlOptions, where: str, file: str | None) -> None:
     """numactl takes ``--interleave=`` (an empty node list) and quietly runs with the default
-    policy; a run asked for a policy, so numasim says so instead."""
+    policy; a run that names an option means it, so numasim refuses an empty list instead
+    (``numasim script`` keeps numactl's own behaviour)."""
     for st in opts.steps:
         empty = not st.nodes and (st.kind in ("cpunodebind", "physcpubind") or
                                   st.option in NODE_OPTIONS)
         if empty:
             what = "CPUs" if st.kind == "physcpubind" else "nodes"
             raise ConfigError(f"{st.option}= names no {what}", file=file, field=where,
-                              hint=f"numactl would quietly drop an empty {st.option} and run "
-                                   f"with the default, which is not what was asked; name the "
-                                   f"{what}, e.g. {st.option}=all or {st.option}=0,1")
+                              hint=f"an empty list asks for nothing: numactl quietly runs "
+                                   f"--interleave= with the default policy and refuses "
+                                   f"--membind=; name the {what}, e.g. {st.option}=all or "
+                                   f"{st.option}=0,1")
 
 
 def task_options(machine: Machine, argv: list[str] | tuple[str, ...], *,
