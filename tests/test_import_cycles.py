@@ -143,3 +143,39 @@ def test_detector_finds_a_circle(tmp_path):
     graph = import_graph(tmp_path, "pkg")
     assert circles(graph) == [["pkg.a", "pkg.sub.b"]]
     assert graph["pkg.c"] == set() and graph["pkg.d"] == {"pkg.c"}
+
+
+# what each layer may not import: the hardware knows no kernel, the kernel no workload, the
+# engines no workload beyond the access streams they consume (workloads.gen), and nothing
+# below the front doors knows the front doors
+FORBIDDEN = {
+    "numasim.topology": ("numasim.mm", "numasim.machine", "numasim.workloads",
+                         "numasim.experiments", "numasim.report", "numasim.cli",
+                         "numasim.spec", "numasim.wiring", "numasim.api"),
+    "numasim.mm": ("numasim.machine", "numasim.workloads", "numasim.experiments",
+                   "numasim.report", "numasim.cli", "numasim.spec", "numasim.wiring",
+                   "numasim.api"),
+    "numasim.workloads": ("numasim.machine", "numasim.mm", "numasim.experiments",
+                          "numasim.cli", "numasim.spec", "numasim.wiring", "numasim.api"),
+    "numasim.machine": ("numasim.experiments", "numasim.cli", "numasim.spec",
+                        "numasim.wiring", "numasim.api"),
+}
+MACHINE_MAY_READ = ("numasim.workloads.gen",)
+
+
+def _within(mod: str, pkg: str) -> bool:
+    return mod == pkg or mod.startswith(pkg + ".")
+
+
+def test_data_flows_one_way():
+    graph = import_graph(ROOT, "numasim")
+    bad = []
+    for mod, deps in graph.items():
+        for layer, banned in FORBIDDEN.items():
+            if _within(mod, layer):
+                bad += [(mod, d) for d in deps if any(_within(d, b) for b in banned)]
+        if _within(mod, "numasim.machine"):
+            bad += [(mod, d) for d in deps
+                    if _within(d, "numasim.workloads") and d not in MACHINE_MAY_READ]
+    assert not bad, "imports against the layering:\n" + "\n".join(f"  {a} -> {b}"
+                                                                for a, b in sorted(bad))
