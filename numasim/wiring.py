@@ -27,6 +27,7 @@ from numasim.spec import RunSpec
 from numasim.workloads import gen as G
 from numasim.workloads.placement import place_threads
 from numasim.workloads.program import MappedRegion, PhaseProgram, compile_phase
+from numasim.workloads.trace import TraceData
 
 PAGE = 4096
 
@@ -199,8 +200,9 @@ def _map_regions(spec: RunSpec, k: Kernel, main: int, regions: dict[str, MappedR
                               file=wl.file, field=f"regions[{i}].policy") from None
 
 
-def map_trace(k: Kernel, main: int, tr, cpus: list[int], regions: dict[str, MappedRegion],
-              line: int, lpp: int) -> tuple[list[np.ndarray | None], np.ndarray]:
+def map_trace(k: Kernel, main: int, tr: TraceData, cpus: list[int],
+              regions: dict[str, MappedRegion], line: int, lpp: int
+              ) -> tuple[list[np.ndarray | None], np.ndarray]:
     """mmap the spans the trace touches and turn it into per-thread (region, line, mode)
     records; returns one TRACE op template per thread and the records."""
     from numasim.workloads.trace import trace_spans

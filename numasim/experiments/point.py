@@ -13,7 +13,9 @@ from typing import Any
 
 
 @functools.lru_cache(maxsize=16)
-def _machine(name: str, text: str):
+def point_machine(name: str, text: str):
+    """The machine a point's config embeds (``config["machine"]``: its name and canonical
+    YAML), read once per process."""
     from numasim.topology.loaders import yaml_machine
 
     return yaml_machine.loads(text, file=f"{name} (from the point's config)")
@@ -46,7 +48,7 @@ def run_point(config: dict[str, Any]) -> dict[str, Any]:
     from numasim.wiring import simulate
 
     m = config["machine"]
-    spec = build_spec(_machine(m["name"], m["yaml"]), build_workload(config),
+    spec = build_spec(point_machine(m["name"], m["yaml"]), build_workload(config),
                       engine=config["engine"], linux=config["linux"], seed=config["seed"],
                       numactl=list(config["numactl"]), cpu=dict(config["cpu"]),
                       quantum=config.get("quantum"), weights=config.get("weights"))

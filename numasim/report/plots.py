@@ -568,7 +568,7 @@ def fig_utilisation(data: SweepData):
 def machine_figures(data: SweepData) -> list[tuple[str, Any]]:
     """(file stem, Figure) of each machine the sweep ran on, built once: the same figure is
     saved in every format and becomes the report's first page."""
-    from numasim.experiments.point import _machine
+    from numasim.experiments.point import point_machine
     from numasim.topology.draw import machine_figure
 
     seen: dict[str, dict[str, Any]] = {}
@@ -580,7 +580,7 @@ def machine_figures(data: SweepData) -> list[tuple[str, Any]]:
     for name, m in seen.items():
         stem = "machine" if len(seen) == 1 else f"machine-{name}"
         with S.style():
-            out.append((stem, machine_figure(_machine(name, m["yaml"]), metric)))
+            out.append((stem, machine_figure(point_machine(name, m["yaml"]), metric)))
     return out
 
 
