@@ -57,7 +57,7 @@ def test_no_write_allocate_halves_store_traffic():
     assert nt["page_faults"]["writebacks"] == 0 < wa["page_faults"]["writebacks"]
 
 
-@pytest.mark.parametrize("kw,field", [({"op": "triadd"}, "--kernel"),
+@pytest.mark.parametrize("kw,field", [({"op": "triadd"}, "--op"),
                                       ({"threads": 0}, "--threads"),
                                       ({"size": "12 parsecs"}, "size"),
                                       ({"init": "lazy"}, "--init")])

@@ -239,7 +239,7 @@ def _workload_checks() -> dict[str, Callable[[Any], Any]]:
         "threads": lambda v: _int(v, "threads", 1),
         "size": lambda v: _size(v, "size"),
         "init": lambda v: _choice(v, INITS, "init"),
-        "op": lambda v: _choice(v, STREAM_OPS, "STREAM kernel"),
+        "op": lambda v: _choice(v, STREAM_OPS, "STREAM operation"),
         "repeat": lambda v: _int(v, "repeat", 1),
         "compute": lambda v: _int(v, "compute", 0, none_ok=True),
         "placement": lambda v: _choice(v, PLACEMENTS, "placement"),

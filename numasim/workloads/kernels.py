@@ -52,7 +52,7 @@ def build_kernel(name: str, *, op: str = "triad", threads: int = 1, size: Any = 
         raise ConfigError(f"unknown kernel {name!r}", field="kernel",
                           hint=did_you_mean(name, BUILTIN))
     if op not in STREAM_OPS:
-        raise ConfigError(f"unknown STREAM kernel {op!r}", field="--kernel",
+        raise ConfigError(f"unknown STREAM operation {op!r}", field="--op",
                           hint=did_you_mean(op, STREAM_OPS))
     if init not in INITS:
         raise ConfigError(f"unknown init {init!r}", field="--init", hint=did_you_mean(init, INITS))

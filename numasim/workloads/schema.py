@@ -68,7 +68,7 @@ KernelName = Annotated[str, BeforeValidator(choice_reader(KERNELS, "kernel"))]
 SplitName = Annotated[str, BeforeValidator(choice_reader(SPLITS, "split"))]
 PlacementName = Annotated[str, BeforeValidator(choice_reader(PLACEMENTS, "placement"))]
 RegionKind = Annotated[str, BeforeValidator(choice_reader(REGION_KINDS, "region kind"))]
-StreamOp = Annotated[str, BeforeValidator(choice_reader(STREAM_OPS, "STREAM kernel"))]
+StreamOp = Annotated[str, BeforeValidator(choice_reader(STREAM_OPS, "STREAM operation"))]
 TraceFormat = Annotated[str, BeforeValidator(choice_reader(("auto", "npz", "lackey"),
                                                            "trace format"))]
 
