@@ -99,7 +99,7 @@ def test_a_copy_of_the_package_alone_finds_everything(tmp_path):
 import json, sys
 from numasim import shipped
 from numasim.api import _workload
-from numasim.experiments.schema import load_experiment
+from numasim.experiments.expand import load_experiment
 from numasim.mm.script import load_machine_for
 from numasim.topology.loaders import load_machine
 
