@@ -92,7 +92,7 @@ def test_lab_scenario_matches_the_real_kernel(lab, scenario, recording, kernel, 
         f"{lab.name}/{scenario.name}: commands differ from the recorded scenario"
     if _checked_by_readme(lab, recording):
         return  # `numasim script ... --check` runs in test_lab_commands_run_and_state_true_answers
-    rc = numasim_main(["script", str(scenario), "--kernel", kernel, "--check", str(recording)])
+    rc = numasim_main(["script", str(scenario), "--linux", kernel, "--check", str(recording)])
     cap = capsys.readouterr()
     out = cap.out + cap.err
     assert rc == 0, out[-3000:]
@@ -207,7 +207,7 @@ def test_lab_commands_run_and_state_true_answers(lab, tmp_path, monkeypatch, cap
     for cmd, out in zip(cmds, outs, strict=True):
         if "--check" in cmd:
             assert ": OK" in out, cmd
-            assert ("--kernel 6.1 " in cmd) == cmd.endswith(".6.1.txt"), \
+            assert ("--linux 6.1 " in cmd) == cmd.endswith(".6.1.txt"), \
                 f"{cmd}: a recording must be checked on its own kernel"
     for exp in sorted(lab.glob("*.yaml")):
         name = re.search(r"^experiment:\s*(\S+)", exp.read_text(), re.M).group(1)
