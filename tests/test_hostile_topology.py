@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from numasim.errors import NumasimError
+from numasim.topology.derive import boot_state
 from numasim.topology.loaders import hwloc_xml, load_machine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +82,7 @@ def test_lassen_v1_distances_at_the_root_give_the_slit_and_fallback_order():
             want = 10 if a == b else 40 if {a, b} == {0, 8} else 80
             assert m.dist(a, b) == want, (a, b)
     assert all(not m.node(g).cpus for g in gpu)
-    order = m.derived_state.fallback_order
+    order = boot_state(m).fallback_order
     assert order[0] == (0, 8, 252, 253, 254, 255)   # the other socket (40) before GPUs (80)
     assert order[8][:2] == (8, 0)
     assert order[8][2:] == (253, 254, 255, 252)     # node_load rotates equidistant GPUs
@@ -212,7 +213,7 @@ def test_a_1024_node_machine_loads_and_derives(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     t0 = time.perf_counter()
     m = load_machine(p)
-    d = m.derived_state
+    d = boot_state(m)
     assert time.perf_counter() - t0 < 60
     assert len(d.fallback_order) == n and d.fallback_order[5][:2] == (5, 6)
 

@@ -71,6 +71,7 @@ from numasim.mm.constants import (
     MPOL_PREFERRED_MANY,
     MPOL_WEIGHTED_INTERLEAVE,
 )
+from numasim.mm.errors import VfsError
 
 NUMA_BALANCING_NORMAL = 1
 NUMA_BALANCING_MEMORY_TIERING = 2
@@ -1040,8 +1041,6 @@ def balancing_read(vfs, path: str) -> list[str] | None:
 
 def balancing_write(vfs, path: str, value: str) -> bool:
     """``write`` of those files: True when handled; raises the VfsError Linux would."""
-    from numasim.mm.script.vfs import VfsError
-
     nb = numab(vfs.k)
     if path == SYSCTL_PATH and vfs.k.kgen != KGEN_2_6_7:
         setter = nb.set_mode
@@ -1068,7 +1067,5 @@ def _debugfs_knob(vfs, path: str) -> str | None:
         return None
     name = path[len(DEBUGFS_DIR) + 1:]
     if name not in KNOB_DEFAULTS:
-        from numasim.mm.script.vfs import VfsError
-
-        raise VfsError(2, "no such debugfs file")
+            raise VfsError(2, "no such debugfs file")
     return name

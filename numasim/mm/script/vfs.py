@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from numasim.bitmap import format_list
 from numasim.mm import state as S
 from numasim.mm.constants import KGEN_6_12
+from numasim.mm.errors import VfsError
 from numasim.mm.huge_memory import THP_MODES, THP_SYSFS, set_thp_mode, thp_enabled_text
 from numasim.mm.kernel import File, Kernel
 from numasim.mm.memory_tiers import sysfs_read as tiering_read
@@ -36,10 +37,6 @@ from numasim.mm.memory_tiers import sysfs_write as tiering_write
 from numasim.mm.numa_balancing import DEBUGFS_MOUNT, balancing_read, balancing_write
 
 SHMEM_INO_BATCH = 1024
-
-
-class VfsError(OSError):
-    pass
 
 
 def _err(code: int) -> VfsError:
