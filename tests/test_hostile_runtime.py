@@ -60,7 +60,7 @@ def cli(args: list[str], capsys) -> tuple[int, str, str]:
 # ============================================================ sweep folder safety
 @pytest.fixture
 def exp(tmp_path):
-    from numasim.experiments.schema import load_experiment
+    from numasim.experiments.expand import load_experiment
 
     p = tmp_path / "fake.yaml"
     p.write_text(FAKE_EXPERIMENT)
@@ -130,7 +130,7 @@ def test_killed_parallel_sweep_leaves_no_workers(tmp_path, sig):
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from experiments_fake import fake_point
         from numasim.experiments.runner import run_sweep
-        from numasim.experiments.schema import load_experiment
+        from numasim.experiments.expand import load_experiment
         s = run_sweep(load_experiment({str(tmp_path / 'fake.yaml')!r}), {str(tmp_path / 'out')!r},
                       jobs=2, point_fn=fake_point, progress=False)
         print("interrupted" if s.interrupted else "done")
@@ -202,8 +202,9 @@ def test_a_billion_repetitions_are_refused_and_the_bound_can_be_raised(tmp_path)
 
 # ============================================================ quadratic spans
 def test_ten_thousand_trace_spans_map_in_linear_time(tmp_path):
-    from numasim.machine.sim import Simulation
+    from numasim.spec import build_spec
     from numasim.topology.loaders import load_machine
+    from numasim.wiring import build_program
     from numasim.workloads.model import Phase, Trace, Workload
     from numasim.workloads.trace import save_trace
 
@@ -213,26 +214,28 @@ def test_ten_thousand_trace_spans_map_in_linear_time(tmp_path):
     save_trace(f, cpu=np.zeros(n, dtype=int), address=addr, write=np.ones(n, dtype=int))
     wl = Workload(name="t", trace=Trace(str(f)), phases=[Phase("replay", "trace")])
     m = load_machine("clx-2s")
-    Simulation(m, wl)  # warm: imports and compiled kernels
+    build_program(build_spec(m, wl))  # warm: imports and compiled kernels
     t0 = time.perf_counter()
-    sim = Simulation(m, wl)
+    sim = build_program(build_spec(m, wl))
     took = time.perf_counter() - t0
     assert len(sim.regions) == n
     assert took < 30, f"mapping {n} spans took {took:.1f} s (was 76 s: quadratic)"
 
 
 def test_thousands_of_regions_map_in_linear_time():
-    from numasim.machine.sim import Simulation
+    from numasim.spec import build_spec
     from numasim.topology.loaders import load_machine
+    from numasim.wiring import build_program
     from numasim.workloads.model import Phase, Region, Workload
 
     m = load_machine("clx-2s")
     n = 5000
     wl = Workload(name="r", regions=[Region(f"r{i}", 4096) for i in range(n)],
                   phases=[Phase("init", "init")])
-    Simulation(m, Workload(name="w", regions=[Region("a", 4096)], phases=[Phase("i", "init")]))
+    build_program(build_spec(m, Workload(name="w", regions=[Region("a", 4096)],
+                                         phases=[Phase("i", "init")])))
     t0 = time.perf_counter()
-    sim = Simulation(m, wl)
+    sim = build_program(build_spec(m, wl))
     took = time.perf_counter() - t0
     starts = sorted(mr.vpn for mr in sim.regions.values())
     assert len(set(starts)) == n  # each its own place below mmap_base
