@@ -15,7 +15,7 @@ from numasim.errors import ConfigError
 from numasim.mm import memory_tiers as MT
 from numasim.mm.script import run_script
 from numasim.mm.script.lang import inline_script
-from numasim.topology.derive import derive
+from numasim.topology.derive import boot_state
 from numasim.topology.loaders import layout, load_machine, yaml_machine
 
 DATA = Path(__file__).parent / "data" / "topologies"
@@ -24,8 +24,7 @@ TIER_LAYOUT = DATA / "layouts" / "2node-tier.layout"
 
 
 def tiers_of(machine, kernel: str = "6.12") -> MT.MemoryTiers:
-    d = machine.derived_state if kernel == "6.12" else derive(machine, kernel=kernel)
-    return MT.memory_tiers(machine, kernel, d.fallback_order)
+    return MT.memory_tiers(machine, kernel, boot_state(machine, kernel).fallback_order)
 
 
 def layout_of(mt: MT.MemoryTiers) -> dict[str, tuple[int, ...]]:
@@ -276,7 +275,7 @@ def test_sorted_targets_equal_the_kernels_call_by_call_loop(seed: int) -> None:
     for nid in ids:
         tiers.setdefault(rng.randrange(3) * 128, []).append(nid)
     order = sorted(tiers.items())
-    load = MT.boot_node_load(m, m.derived_state.fallback_order)
+    load = MT.boot_node_load(m, boot_state(m).fallback_order)
     assert MT.establish_demotion_targets(m, order, load) == reference_targets(m, order, load)
 
 
