@@ -16,6 +16,7 @@ import pytest
 
 from numasim.mm import huge_memory as H
 from numasim.mm import state as S
+from numasim.mm import syscalls as sc
 from numasim.mm.kernel import Kernel
 from numasim.mm.script import run_script
 from numasim.mm.syscalls import UserMask, mbind, move_pages
@@ -113,7 +114,7 @@ def test_madvised_vma_retries_the_whole_zonelist(machine) -> None:
     _fill(k, 1, 300)
     t = k.new_process(1)
     k.mmap(t, 512, vpn=VPN)
-    assert H.madvise_hugepage(k, t, VPN << 12, 512 << 12, H.MADV_HUGEPAGE) == 0
+    assert sc.madvise_hugepage(k, t, VPN << 12, 512 << 12, H.MADV_HUGEPAGE) == 0
     k.touch(t, VPN, 512)
     assert vmstat_read(k, "thp_fault_alloc") == 1
     assert set(nodes(k, t, VPN, 512)) == {0}
@@ -127,13 +128,13 @@ def test_madvise_flags_and_modes(machine) -> None:
         t = k.new_process(2)
         k.mmap(t, 512, vpn=VPN)
         if adv is not None:
-            H.madvise_hugepage(k, t, VPN << 12, 512 << 12, adv)
+            sc.madvise_hugepage(k, t, VPN << 12, 512 << 12, adv)
         k.touch(t, VPN, 512)
         assert vmstat_read(k, "thp_fault_alloc") == int(huge), (mode, adv)
         assert set(nodes(k, t, VPN, 512)) == {2}
     # the syscall's errors: unaligned start, a hole in the range
-    assert H.madvise_hugepage(k, t, (VPN << 12) + 1, 4096, H.MADV_HUGEPAGE) == -22
-    assert H.madvise_hugepage(k, t, VPN << 12, 1024 << 12, H.MADV_HUGEPAGE) == -12
+    assert sc.madvise_hugepage(k, t, (VPN << 12) + 1, 4096, H.MADV_HUGEPAGE) == -22
+    assert sc.madvise_hugepage(k, t, VPN << 12, 1024 << 12, H.MADV_HUGEPAGE) == -12
 
 
 def test_huge_zero_page_then_write(machine) -> None:

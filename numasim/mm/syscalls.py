@@ -47,6 +47,7 @@ from numasim.mm.constants import (
     MPOL_PREFERRED_MANY,
     MPOL_WEIGHTED_INTERLEAVE,
 )
+from numasim.mm.huge_memory import MADV_HUGEPAGE, MADV_NOHUGEPAGE, VM_HUGEPAGE, VM_NOHUGEPAGE
 from numasim.mm.kernel import PAGE_SHIFT, Kernel, Segfault, TaskKilled
 from numasim.mm.mempolicy import (
     NewPolicy,
@@ -870,3 +871,41 @@ def rebind_row(k: Kernel, p: int, newmems: set[int]) -> None:
 __all__ = ["set_mempolicy", "get_mempolicy", "mbind", "mprotect", "set_mempolicy_home_node",
            "migrate_pages", "move_pages", "cpuset_set_mems", "UserMask", "Segfault",
            "TaskKilled", "EBUSY", "ENOMEM", "MPOL_F_NODE"]
+
+
+def madvise_hugepage(k: Kernel, t: int, start: int, length: int, advice: int) -> int:
+    """``madvise(MADV_HUGEPAGE | MADV_NOHUGEPAGE)`` (``hugepage_madvise`` through
+    ``madvise_update_vma``): set the VMA flag over [start, start+len), splitting VMAs at the
+    edges and merging neighbours that end up identical.  -errno like the syscall: EINVAL
+    for an unaligned start or unknown advice, ENOMEM when part of the range is unmapped
+    (the mapped parts are still changed).  Here, beside the VMA split/merge helpers it uses,
+    so that the THP code (:mod:`numasim.mm.huge_memory`) does not import the system calls."""
+    ks = k.ks
+    if start & 0xFFF or length < 0 or advice not in (MADV_HUGEPAGE, MADV_NOHUGEPAGE):
+        return -22
+    svpn = start >> 12
+    evpn = (start + length + 0xFFF) >> 12
+    if evpn == svpn:
+        return 0
+    flag = VM_HUGEPAGE if advice == MADV_HUGEPAGE else VM_NOHUGEPAGE
+    mm = k.task_mm(t)
+    covered = 0
+    cursor = svpn
+    while cursor < evpn:
+        vs_ = _vmas_in(k, mm, cursor, evpn)
+        if not vs_:
+            break
+        v = vs_[0]
+        vs, ve = int(ks.vmas[v, S.V_START]), int(ks.vmas[v, S.V_END])
+        a, b = max(vs, cursor), min(ve, evpn)
+        covered += b - a
+        if int(ks.vmas[v, S.V_HUGEPAGE]) != flag:
+            target = v
+            if vs < a:
+                target = k.split_vma(v, a)
+            if ve > b:
+                k.split_vma(target, b)
+            ks.vmas[target, S.V_HUGEPAGE] = flag
+            _try_merge_around(k, mm, target)
+        cursor = b
+    return 0 if covered == evpn - svpn else -12

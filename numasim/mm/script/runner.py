@@ -644,7 +644,7 @@ class Runner(BalanceCommands):
         if not self.check_range(r, a["off"], a["n"]):
             return
         adv = H.MADV_HUGEPAGE if a["advice"] == "hugepage" else H.MADV_NOHUGEPAGE
-        rc = H.madvise_hugepage(self.k, proc.t, r.addr + a["off"] * PAGE, a["n"] * PAGE, adv)
+        rc = sc.madvise_hugepage(self.k, proc.t, r.addr + a["off"] * PAGE, a["n"] * PAGE, adv)
         if rc < 0:
             self.ret("madvise", -1, -rc)
         else:
