@@ -55,6 +55,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from numasim import yamlutil
 from numasim.errors import ConfigError, Problem, closest
 from numasim.yamlutil import (
     Loc,
@@ -266,7 +267,7 @@ def read_source(path: str | os.PathLike | None = None, *, text: str | None = Non
                                         "e.g. --set workload.size=8MiB"))
             continue
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = yamlutil.safe_load(raw, file="--set") if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         p = apply_override(doc, key.strip(), value, what="--set")
