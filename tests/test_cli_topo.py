@@ -132,3 +132,24 @@ def test_no_traceback_from_a_real_process(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and str(bad) in proc.stderr
+
+
+def test_one_namespace_for_machine_names(capsys):
+    """`8node` and `oracle-8node` name the same machine for every command (issue 14 §4)."""
+    from numasim.topology.loaders import load_machine
+
+    a, b = load_machine("8node"), load_machine("oracle-8node")
+    assert [n.id for n in a.nodes] == [n.id for n in b.nodes] == list(range(8))
+    assert a.distance == b.distance
+    assert main(["topo", "show", "8node", "--numactl-only"]) == 0
+    via_layout = capsys.readouterr().out
+    assert main(["topo", "show", "oracle-8node", "--numactl-only"]) == 0
+    assert capsys.readouterr().out == via_layout
+    # a layout without a YAML twin is reachable with the prefix too, from topo and scripts
+    assert main(["topo", "show", "oracle-memless", "--numactl-only"]) == 0
+    assert "available: 3 nodes" in capsys.readouterr().out
+    scenario = "cpu 0; mmap 1; touch 0 1; query 0 1"
+    assert main(["script", "-m", "oracle-memless", "-e", scenario]) == 0
+    assert "node0=1" in capsys.readouterr().out
+    assert main(["topo", "show", "no-such-machine"]) == 2
+    assert "layout name" in capsys.readouterr().err

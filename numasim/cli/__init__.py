@@ -92,9 +92,17 @@ def _topo_list(args: argparse.Namespace) -> int:
     from numasim import shipped
     from numasim.topology.loaders import load_machine
 
-    for name, path in shipped.names("machines").items():
+    machines = shipped.names("machines")
+    for name, path in machines.items():
         m = load_machine(path)
         print(f"{name:<24} {len(m.nodes):>3} nodes {len(m.cpus):>5} CPUs  {path}")
+    print("\noracle layouts (the real kernel's test machines; `oracle-NAME` and `NAME` both "
+          "work):")
+    for name, path in shipped.names("layouts").items():
+        m = load_machine(path)
+        twin = f"oracle-{name}"
+        same = f"  = {twin}" if twin in machines else ""
+        print(f"{name:<24} {len(m.nodes):>3} nodes {len(m.cpus):>5} CPUs  {path}{same}")
     return 0
 
 

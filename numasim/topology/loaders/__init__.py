@@ -50,6 +50,23 @@ def detect_format(path: Path) -> str:
              "an oracle .layout file, or a sysfs node tree (directory or tarball)")
 
 
+def shipped_machine_path(name: str) -> Path | None:
+    """The shipped file a machine name means, in one namespace for every command.
+
+    A shipped machine (``clx-2s``, ``oracle-8node``) first; then a shipped oracle layout, by
+    its own name (``8node``) or with the ``oracle-`` prefix its YAML twin carries
+    (``oracle-8node`` and ``8node`` are the same machine, whichever file exists).
+    """
+    from numasim import shipped as shipped_files
+
+    found = shipped_files.find("machines", name)
+    if found is None:
+        found = shipped_files.find("layouts", name.removeprefix("oracle-"))
+    if found is None and not name.startswith("oracle-"):
+        found = shipped_files.find("machines", "oracle-" + name)
+    return found
+
+
 def load_machine(spec: str | os.PathLike) -> Machine:
     """Load a machine from a file, a directory, a tarball, or ``local`` (this machine's sysfs)."""
     if str(spec) == "local":
@@ -58,13 +75,11 @@ def load_machine(spec: str | os.PathLike) -> Machine:
         return sysfs.load_local()
     path = Path(spec)
     if not path.exists():
-        from numasim import shipped as shipped_files
-
-        shipped = shipped_files.find("machines", str(spec))
+        shipped = shipped_machine_path(str(spec))
         if shipped is None:
             raise ConfigError("no such file", file=str(spec),
-                              hint="give a path to a machine file, a shipped machine name "
-                                   "(see `numasim topo list`), or 'local'")
+                              hint="give a path to a machine file, a shipped machine or "
+                                   "layout name (see `numasim topo list`), or 'local'")
         path = shipped
     fmt = detect_format(path)
     if fmt == "yaml":
