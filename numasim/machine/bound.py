@@ -145,7 +145,9 @@ def _splitmix_uniform(key):
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z = z ^ (z >> np.uint64(31))
-    return np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    # z >> 11 < 2**53: through int64, the conversion is one instruction (an unsigned one is
+    # a branchy sequence); the value is the same
+    return np.float64(np.int64(z >> np.uint64(11))) * (1.0 / 9007199254740992.0)
 
 
 @njit(cache=True, inline="always")
