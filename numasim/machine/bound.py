@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit
 
 from numasim.machine import cpu as C
+from numasim.machine.prefetch import prefetch
 from numasim.mm import alloc_core as core
 from numasim.mm.state import (
     FAULT_OK,
@@ -49,6 +50,10 @@ P_READ = 0  # read or read for ownership (latency-bearing, read route)
 P_WRITE = 1  # non-temporal write or page zeroing (latency-bearing, write route)
 P_WB = 2  # write-back (posted, write route)
 P_NKINDS = 3
+# how many accesses ahead a page lookup starts: the page-table slot PF_SLOT ahead, the page
+# row (which needs the slot's value) PF_PAGE ahead
+PF_SLOT = 16
+PF_PAGE = 8
 
 
 # The three steps every line takes, written once.  They are inlined into run_quantum by
@@ -301,6 +306,18 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
             if count == 0:
                 ci[c, C.CI_FINISHED] = 1
                 break
+        # random accesses miss the host's caches on their page lookups: start those of the
+        # accesses ahead (a prefetch changes no value; skipped on the region's cached page)
+        if head + PF_SLOT < count:
+            r2 = bufc[head + PF_SLOT, B_R]
+            s2 = regions[r2, R_PT] + (bufc[head + PF_SLOT, B_LINE] >> lpp_shift)
+            if s2 != pcache[r2, 0]:
+                prefetch(pt_page, s2)
+        if head + PF_PAGE < count:
+            r2 = bufc[head + PF_PAGE, B_R]
+            s2 = regions[r2, R_PT] + (bufc[head + PF_PAGE, B_LINE] >> lpp_shift)
+            if s2 != pcache[r2, 0]:
+                prefetch(pages, pt_page[s2])
         r = bufc[head, B_R]
         line = bufc[head, B_LINE]
         mode = bufc[head, B_MODE]
