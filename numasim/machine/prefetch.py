@@ -9,10 +9,15 @@ harmless (x86 and ARM drop prefetches that would fault).
 
 from __future__ import annotations
 
-from llvmlite import ir
+from llvmlite import binding, ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+# LLVM >= 15 has opaque pointers (the intrinsic is mangled `.p0`); LLVM 14 (llvmlite 0.42, the
+# oldest numba this project allows) mangles the i8* overload as `.p0i8`
+_INTRINSIC = ("llvm.prefetch.p0" if binding.llvm_version_info >= (15,)
+              else "llvm.prefetch.p0i8")
 
 
 @intrinsic
@@ -35,7 +40,7 @@ def prefetch(typingctx, arr, idx):
         i8p = ir.IntType(8).as_pointer()
         fnty = ir.FunctionType(ir.VoidType(), [i8p, ir.IntType(32), ir.IntType(32),
                                                ir.IntType(32)])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        fn = cgutils.get_or_insert_function(builder.module, fnty, _INTRINSIC)
         i32 = ir.IntType(32)
         # read, high locality, data cache
         builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3),
