@@ -219,6 +219,32 @@ def test_swapout_reapplies_the_policy_at_swap_in() -> None:
     assert out[-1] == "verified region=0 off=0 n=4 ok=4 bad=0 first_bad=-1"
 
 
+def test_madvise_pageout_is_swapout_in_the_probes_words() -> None:
+    """The oracle's way of swapping (scenario 45): MADV_PAGEOUT answers like the probe, the
+    pages leave memory and come back under the policy of the swap-in time; MADV_COLD moves
+    nothing.  On 6.1 a swapped page is ENOENT (a swap entry), a never-touched one EFAULT."""
+    cmds = ("set_mempolicy bind 1; mmap 4 at=0x40000000; touch 0 2; madvise 0 4 cold; "
+            "query 0 4 brief; madvise 0 4 pageout; query 0 4 brief; set_mempolicy bind 2; "
+            "touch 0 2 read; query 0 2 brief; verify 0 2")
+    for kernel, never in (("6.12", "ENOENT"), ("6.1", "EFAULT")):
+        out = results(cmds, kernel=kernel)
+        assert out.count("ret op=madvise rc=0") == 2
+        assert not any(x.startswith("swapped ") for x in out)
+        sums = [x for x in out if x.startswith("summary")]
+        assert sums[0].endswith(f"runs=0-1:1,2-3:{never} seq=1,1,-,-")
+        after = "runs=0-3:ENOENT" if never == "ENOENT" else "runs=0-1:ENOENT,2-3:EFAULT"
+        assert after in sums[1]
+        assert sums[2].endswith("seq=2,2")
+        assert out[-1] == "verified region=0 off=0 n=2 ok=2 bad=0 first_bad=-1"
+
+
+def test_madvise_unknown_advice_names_the_valid_ones() -> None:
+    from numasim.errors import ScriptError
+
+    with pytest.raises(ScriptError, match=r"hugepage\|nohugepage\|pageout\|cold"):
+        run("mmap 4; madvise 0 4 dontneed")
+
+
 def test_explain() -> None:
     out = results("cpu 1; mmap 4 at=0x40000000; mbind 0 4 interleave 0,2; explain 1; touch 1 1; "
                   "query 1 1 brief")

@@ -797,7 +797,9 @@ def _do_pages_move(k: Kernel, t: int, mm: int, task_nodes: set[int], addrs: list
 
 def page_status(k: Kernel, mm: int, addr: int) -> int:
     """``do_pages_stat``: the node of the page at addr, or -EFAULT (no VMA, zero page;
-    on 6.1 also an anonymous page never touched), or -ENOENT (not present)."""
+    on 6.1 also an anonymous page never touched), or -ENOENT (not present).  A swapped-out
+    page is -ENOENT on both kernels: 6.1's ``follow_page_pte`` returns NULL for a swap entry
+    (only an empty pte is -EFAULT under FOLL_DUMP); recorded in oracle scenario 45."""
     vpn = (addr & ULONG_MASK) >> PAGE_SHIFT
     v = k.find_vma(mm, vpn)
     if v < 0:
@@ -806,7 +808,7 @@ def page_status(k: Kernel, mm: int, addr: int) -> int:
     if pg == S.PT_ZERO:
         return -EFAULT
     if pg < 0:
-        if k.kgen == KGEN_6_1 and int(k.ks.vmas[v, S.V_KIND]) == S.KIND_ANON:
+        if k.kgen == KGEN_6_1 and pg != S.PT_SWAP and int(k.ks.vmas[v, S.V_KIND]) == S.KIND_ANON:
             return -EFAULT
         return -ENOENT
     return int(k.ks.pages[pg, S.PG_NODE])
@@ -823,7 +825,7 @@ def add_page_for_migration(k: Kernel, t: int, mm: int, addr: int, node: int,
     if pg == S.PT_ZERO:
         return -EFAULT
     if pg < 0:
-        if k.kgen == KGEN_6_1:
+        if k.kgen == KGEN_6_1 and pg != S.PT_SWAP:  # a swap entry: NULL, -ENOENT (as above)
             return -EFAULT
         return -ENOENT
     if int(k.ks.pages[pg, S.PG_NODE]) == node:

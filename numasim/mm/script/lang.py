@@ -9,7 +9,8 @@ instead of half a scenario.
 Numbers follow the probe's C library calls: ``strtol``/``strtoul`` with base 0 (``0x10`` is
 hex, ``010`` is octal, and ``strtoul("-1")`` is the largest unsigned long).  The command
 table, :data:`COMMANDS`, is the README's table of the oracle plus numasim's ``explain`` and
-``swapout``.
+``swapout``.  The oracle's ``#@ swap SIZE`` header (its guest gets a brd swap device of that
+size) is a comment here: numasim's swap always exists and has no size.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ MODE_ALIASES = {"prefer": 1, "pref": 1, "membind": 2, "weighted": 6}
 MASK_BITS = 1024  # the probe's nodemask buffer for migrate / get_mempolicy
 BIG_MASK_BITS = 32768 + 128  # the probe's buffer for set_mempolicy / mbind
 DEFAULT_MAXNODE = MASK_BITS + 1
+MADVISE_USAGE = "madvise OFF N hugepage|nohugepage|pageout|cold"
 
 
 # ------------------------------------------------------------------ C numbers
@@ -437,11 +439,10 @@ def _parse_line(ctx: _Ctx, line: Line) -> None:
             raise ctx.fail(f"unknown protection {w[3]!r}", "usage: mprotect OFF N none|r|rw")
         a["prot"] = w[3]
     elif c == "madvise":
-        _need(ctx, 4, "madvise OFF N hugepage|nohugepage")
+        _need(ctx, 4, MADVISE_USAGE)
         a["off"], a["n"] = ctx.num(w[1], "page offset"), ctx.num(w[2], "page count")
-        if w[3] not in ("hugepage", "nohugepage"):
-            raise ctx.fail(f"unknown madvise advice {w[3]!r}",
-                           "usage: madvise OFF N hugepage|nohugepage")
+        if w[3] not in ("hugepage", "nohugepage", "pageout", "cold"):
+            raise ctx.fail(f"unknown madvise advice {w[3]!r}", "usage: " + MADVISE_USAGE)
         a["advice"] = w[3]
     elif c in balance_cmds.COMMANDS:  # spin, vmstat*: pages that move in time
         balance_cmds.parse(ctx, line)

@@ -637,11 +637,19 @@ class Runner(BalanceCommands):
             self.ret("mprotect", -1, e.errno)
 
     def cmd_madvise(self, proc: Proc, line: Line, a: dict) -> None:
-        """``madvise OFF N hugepage|nohugepage`` (MADV_HUGEPAGE / MADV_NOHUGEPAGE)."""
+        """``madvise OFF N hugepage|nohugepage|pageout|cold``.  MADV_PAGEOUT reclaims the
+        range now: numasim's :meth:`Kernel.swapout` (private pages mapped only here, shmem
+        pages), so a scenario recorded on the oracle with ``#@ swap`` runs unchanged.
+        MADV_COLD only ages pages on the LRU, which numasim does not model: a no-op."""
         from numasim.mm import huge_memory as H
 
         r = self.curreg(proc)
         if not self.check_range(r, a["off"], a["n"]):
+            return
+        if a["advice"] in ("pageout", "cold"):
+            if a["advice"] == "pageout":
+                self.k.swapout(proc.t, r.vpn + a["off"], a["n"])
+            self.ret("madvise", 0)
             return
         adv = H.MADV_HUGEPAGE if a["advice"] == "hugepage" else H.MADV_NOHUGEPAGE
         rc = sc.madvise_hugepage(self.k, proc.t, r.addr + a["off"] * PAGE, a["n"] * PAGE, adv)
