@@ -63,6 +63,30 @@ def _issue_at(env, state, m, t):
     return t
 
 
+def _translate(ks, pcache: dict, key: tuple, r: int, off: int, write: bool):
+    """Where an access to page ``off`` of region r goes: (page row, its node, does it fault,
+    the page-table slot).  A page the access may use without a fault is remembered in
+    ``pcache`` (until the next fault clears it)."""
+    hit_pc = pcache.get(key)
+    if hit_pc is not None and (hit_pc[2] or not write):
+        return hit_pc[0], hit_pc[1], False, -1
+    pslot = int(ks.regions[r, R_PT]) + off
+    pg = int(ks.pt_page[pslot])
+    node = -1
+    fault = False
+    wok = False
+    if pg >= 0:
+        node = int(ks.pages[pg, PG_NODE])
+        wok = bool(ks.pages[pg, PG_KIND] == PGK_ANON and ks.pages[pg, PG_MAPCOUNT] <= 1) or \
+            bool(ks.vmas[ks.pt_vma[pslot], V_SHARED] != 0)
+        fault = write and not wok
+    elif not (pg == PT_ZERO and not write):
+        fault = True
+    if not fault:
+        pcache[key] = (pg, node, wok)
+    return pg, node, fault, pslot
+
+
 class ExactEngine:
     def __init__(self, sim) -> None:
         self.sim = sim
@@ -142,6 +166,47 @@ class ExactEngine:
                 sim.progress_to()
             yield from sim.buf[c, :n].tolist()
 
+    def _fault_in(self, c: int, t: int, r: int, off: int, line: int, mode: int,
+                  write: bool) -> None:
+        """``handle_mm_fault`` for one page of region r; when the core stops, Python grows
+        the page array and retries, or the run ends (``sim.fault_status``)."""
+        sim, ks = self.sim, self.sim.ks
+        self.version += 1
+        while True:
+            ks.ensure_pages(64)
+            status = core.handle_mm_fault_range(
+                *ks.core_args(), t, r, int(ks.regions[r, R_START]) + off, 1,
+                int(write), core.OOM_MAY, sim.fault_res)
+            if status == FAULT_OK:
+                return
+            sim.buf[c, 0, :3] = (r, line, mode)
+            sim.ci[c, C.CI_HEAD] = 0
+            sim.fault_status(status, c)
+
+    def _zero_fill(self, state: dict, c: int, cn: int, node: int, nz: int, tz: float,
+                   fend: float, zero_done, tl_add):
+        """The fault's nz zeroed lines written to node from time tz, one issue slot each
+        (they compete with every other request); returns when the last one landed, or fend
+        if that is later."""
+        env = self.env
+        m = int(self.sim.pi[C.PI_MLP])
+        zero_gap = float(self.sim.pf[C.PF_ZERO_GAP])
+        route, zl = self.routes_w[(cn, node)], self.lat[cn][node]
+        zevents = []
+        for _ in range(nz):
+            tz = yield from _issue_at(env, state, m, tz)
+            ev = env.event()
+            state["out"] += 1
+            self._start(_Req(route, tz, zl, c, lambda rq, d, e=ev: zero_done(d, e)))
+            tl_add(tz, node)
+            zevents.append(ev)
+            tz += zero_gap
+        got = yield simpy.AllOf(env, zevents)
+        for v in got.values():
+            if v > fend:
+                fend = v
+        return fend
+
     def _cpu(self, c: int, t0: float):
         sim = self.sim
         env = self.env
@@ -159,13 +224,11 @@ class ExactEngine:
         hit_cyc = float(sim.pf[C.PF_HIT])
         llc_hit = float(sim.pf[C.PF_LLC_HIT])
         fault_cyc = float(sim.pf[C.PF_FAULT])
-        zero_gap = float(sim.pf[C.PF_ZERO_GAP])
         line_bytes = float(sim.pf[C.PF_LINE])
         tl = sim.tl
         lat = self.lat
         routes_r, routes_w = self.routes_r, self.routes_w
         llc_tags, llc_meta, llc_clock = sim.llc
-        res = sim.fault_res
         state = {"out": 0, "waiter": None, "last": float(sim.cs[c, C.CS_LAST])}
         hist_bin = C.hist_bin
 
@@ -224,62 +287,19 @@ class ExactEngine:
             if self.version != seen_version:
                 pcache.clear()
                 seen_version = self.version
-            hit_pc = pcache.get(key)
-            if hit_pc is not None and (hit_pc[2] or not write):
-                pg, node = hit_pc[0], hit_pc[1]
-                fault = False
-            else:
-                pslot = int(ks.regions[r, R_PT]) + off
-                pg = int(ks.pt_page[pslot])
-                node = -1
-                fault = False
-                wok = False
-                if pg >= 0:
-                    node = int(ks.pages[pg, PG_NODE])
-                    wok = bool(ks.pages[pg, PG_KIND] == PGK_ANON
-                               and ks.pages[pg, PG_MAPCOUNT] <= 1) or \
-                        bool(ks.vmas[ks.pt_vma[pslot], V_SHARED] != 0)
-                    fault = write and not wok
-                elif not (pg == PT_ZERO and not write):
-                    fault = True
-                if not fault:
-                    pcache[key] = (pg, node, wok)
+            pg, node, fault, pslot = _translate(ks, pcache, key, r, off, write)
             if fault:
-                self.version += 1
-                while True:
-                    ks.ensure_pages(64)
-                    status = core.handle_mm_fault_range(
-                        *ks.core_args(), t, r, int(ks.regions[r, R_START]) + off, 1,
-                        int(write), core.OOM_MAY, res)
-                    if status == FAULT_OK:
-                        break
-                    sim.buf[c, 0, :3] = (r, line, mode)
-                    ci[c, C.CI_HEAD] = 0
-                    sim.fault_status(status, c)
+                self._fault_in(c, t, r, off, line, mode, write)
                 st[C.ST_STALL] += ti - base
-                nz = int(res[core.R_ALLOCATED]) * lpp
+                nz = int(sim.fault_res[core.R_ALLOCATED]) * lpp
                 pg = int(ks.pt_page[pslot])
                 node = int(ks.pages[pg, PG_NODE]) if pg >= 0 else -1
                 tz = ti + fault_cyc
                 fend = tz
-                zevents = []
                 if nz > 0:
-                    zn = node
-                    zl = lat[cn][zn]
-                    for _ in range(nz):
-                        tz = yield from _issue_at(env, state, m, tz)
-                        ev = env.event()
-                        state["out"] += 1
-                        self._start(_Req(routes_w[(cn, zn)], tz, zl, c,
-                                         lambda rq, d, e=ev: plain_done(d, e)))
-                        tl_add(tz, zn)
-                        zevents.append(ev)
-                        tz += zero_gap
+                    fend = yield from self._zero_fill(state, c, cn, node, nz, tz, fend,
+                                                      plain_done, tl_add)
                     st[C.ST_ZERO_LINES] += nz
-                    got = yield simpy.AllOf(env, zevents)
-                    for v in got.values():
-                        if v > fend:
-                            fend = v
                 elif fend > env.now:
                     yield env.timeout(fend - env.now)
                 st[C.ST_FAULTS] += 1
