@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from numasim.jit import kernel_jit
+from numasim.jit import I64_1D, kernel_jit
 from numasim.mm.constants import (
     GFP_ATOMIC,
     GFP_DMA,
@@ -357,7 +357,7 @@ def get_page_from_freelist(zones, zonelist, pol_nodes, task_mems, t, nid, highes
     return -1
 
 
-@kernel_jit
+@kernel_jit(inline=True)
 def zone_statistics(numastat, sysvars, zones, pref, z, cpu_nid):
     """``zone_statistics``: numa_hit/miss/foreign against the preferred zone, local/other
     against the allocating CPU's node.  Once per allocation call, not per page."""
@@ -431,7 +431,7 @@ def __alloc_pages(zones, zonelist, sysvars, numastat, vmstat, pol_nodes, task_me
     res[R_ZONE] = z
 
 
-@kernel_jit
+@kernel_jit(inline=True)
 def rmqueue(zones, sysvars, vmstat, pages, z, order, kind, obj, index):
     """Take ``2^order`` pages from zone ``z``; returns the new page row."""
     pg = sysvars[SV_NEXT_PAGE]
@@ -835,6 +835,38 @@ def access_faults(access, write):
     return access == ACCESS_FAULT or (write != 0 and access != ACCESS_RW)
 
 
+@kernel_jit(extra={"il_nodes": I64_1D, "il_cum": I64_1D}, inline=True)
+def interleave_run(pol_nodes, nodeinfo, p, mode, il_nodes, il_cum):
+    """The node list of an (weighted) interleave policy ``p`` and its cumulative weights,
+    fixed along a run of pages under it: returns (nodes, total weight); (0, 0) for any
+    other mode."""
+    il_n = 0
+    il_total = 0
+    if mode == MPOL_INTERLEAVE or mode == MPOL_WEIGHTED_INTERLEAVE:
+        for nn in range(nodeinfo.shape[0]):
+            if pol_nodes[p, nn]:
+                il_total += nodeinfo[nn, N_WEIGHT] if mode == MPOL_WEIGHTED_INTERLEAVE else 1
+                il_nodes[il_n] = nn
+                il_cum[il_n] = il_total
+                il_n += 1
+    return il_n, il_total
+
+
+@kernel_jit(extra={"il_nodes": I64_1D, "il_cum": I64_1D}, inline=True)
+def interleave_run_nid(il_nodes, il_cum, il_n, il_total, mode, kgen, ilx):
+    """``interleave_nid``/``weighted_interleave_nid`` from the run's node list: the node of
+    interleave index ``ilx``."""
+    if mode == MPOL_INTERLEAVE:
+        if kgen == KGEN_6_1 or kgen == KGEN_2_6_7:
+            return il_nodes[(ilx & 0xFFFFFFFF) % il_n]  # offset_il_node's unsigned int
+        return il_nodes[ilx % il_n]
+    target = ilx % il_total
+    k = 0
+    while il_cum[k] <= target:
+        k += 1
+    return il_nodes[k]
+
+
 @kernel_jit
 def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat,
                           policies, pol_nodes, tasks, task_mems, regions, vmas, objs, sp, pages,
@@ -964,16 +996,7 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
                 cacheable = mode != MPOL_PREFERRED_MANY and sysvars[SV_KGEN] != KGEN_2_6_7
                 # what stays fixed along the run: the node and mask of non-interleave modes,
                 # the node list (and cumulative weights) of interleave modes
-                il_n = 0
-                il_total = 0
-                if mode == MPOL_INTERLEAVE or mode == MPOL_WEIGHTED_INTERLEAVE:
-                    for nn in range(nr):
-                        if pol_nodes[p, nn]:
-                            il_total += nodeinfo[nn, N_WEIGHT] if mode == \
-                                MPOL_WEIGHTED_INTERLEAVE else 1
-                            il_nodes[il_n] = nn
-                            il_cum[il_n] = il_total
-                            il_n += 1
+                il_n, il_total = interleave_run(pol_nodes, nodeinfo, p, mode, il_nodes, il_cum)
                 run_nid = policy_nodemask(policies, pol_nodes, nodeinfo, sysvars, tasks,
                                           task_mems, t, p, GFP_USER_MOVABLE, 0, res)
                 run_nid = res[R_NID]
@@ -984,20 +1007,8 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
             policy_nodemask(policies, pol_nodes, nodeinfo, sysvars, tasks, task_mems, t, p,
                             GFP_USER_MOVABLE, ilx, res)
         else:
-            if il_n == 0:
-                nid = run_nid
-            elif mode == MPOL_INTERLEAVE:
-                if kgen == KGEN_6_1 or kgen == KGEN_2_6_7:
-                    nid = il_nodes[(ilx & 0xFFFFFFFF) % il_n]  # offset_il_node's unsigned int
-                else:
-                    nid = il_nodes[ilx % il_n]
-            else:
-                target = ilx % il_total
-                k = 0
-                while il_cum[k] <= target:
-                    k += 1
-                nid = il_nodes[k]
-            res[R_NID] = nid
+            res[R_NID] = run_nid if il_n == 0 else \
+                interleave_run_nid(il_nodes, il_cum, il_n, il_total, mode, kgen, ilx)
             res[R_MASK_KIND] = run_mask_kind
             res[R_MASK_IDX] = run_mask_idx
         nid = res[R_NID]
@@ -1005,33 +1016,13 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
         if z >= 0 and zones[z, Z_FREE] > cache_thresh[nid] and \
                 sysvars[SV_NEXT_PAGE] < pages.shape[0]:
             # the zonelist walk would stop at the same zone: take the page directly
-            pg = sysvars[SV_NEXT_PAGE]
-            sysvars[SV_NEXT_PAGE] = pg + 1
-            zones[z, Z_FREE] -= 1
-            vmstat[VM_PGALLOC] += 1
-            znode = zones[z, Z_NODE]
-            pages[pg, PG_NODE] = znode
-            pages[pg, PG_ZONE] = z
-            pages[pg, PG_KIND] = pk
-            pages[pg, PG_OBJ] = o if not private else -1
-            pages[pg, PG_INDEX] = index
-            pages[pg, PG_ORDER] = 0
-            pages[pg, PG_DIRTY] = 0
-            if stats:
-                pnode = zones[cache_pref[nid], Z_NODE]
-                if znode == pnode:
-                    numastat[znode, NUMA_HIT] += 1
-                else:
-                    numastat[znode, NUMA_MISS] += 1
-                    numastat[pnode, NUMA_FOREIGN] += 1
-                if znode == cpu_nid:
-                    numastat[znode, NUMA_LOCAL] += 1
-                else:
-                    numastat[znode, NUMA_OTHER] += 1
-                if znode == nid and (mode == MPOL_INTERLEAVE or (
-                        mode == MPOL_WEIGHTED_INTERLEAVE
-                        and sysvars[SV_INTERLEAVE_HIT_WEIGHTED] != 0)):
-                    numastat[nid, NUMA_INTERLEAVE_HIT] += 1
+            pg = rmqueue(zones, sysvars, vmstat, pages, z, 0, pk, o if not private else -1,
+                         index)
+            zone_statistics(numastat, sysvars, zones, cache_pref[nid], z, cpu_nid)
+            if stats and zones[z, Z_NODE] == nid and (mode == MPOL_INTERLEAVE or (
+                    mode == MPOL_WEIGHTED_INTERLEAVE
+                    and sysvars[SV_INTERLEAVE_HIT_WEIGHTED] != 0)):
+                numastat[nid, NUMA_INTERLEAVE_HIT] += 1
         else:
             pg = alloc_pages_nid(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies,
                                  pol_nodes, tasks, task_mems, pages, t, GFP_USER_MOVABLE, 0, p,
