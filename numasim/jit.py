@@ -36,20 +36,13 @@ ARG_TYPES: dict[str, types.Type] = {
 }
 
 
-def kernel_jit(fn=None, *, extra: dict[str, types.Type] | None = None, inline: bool = False):
-    """``@kernel_jit``: njit with one eager signature derived from the parameter names.
-
-    ``inline=True`` inlines the function into its jitted callers at numba's IR level (no
-    call, no reference counting of its array arguments at the call), for small helpers on
-    the allocator's per-page path.  It is no cure-all: a per-page helper that took five
-    arrays and mapped the new page made faults 3-4x slower even inlined, so measure
-    (``benchmarks/bench_faults.py``) before moving per-page work into a helper.
-    """
+def kernel_jit(fn=None, *, extra: dict[str, types.Type] | None = None):
+    """``@kernel_jit``: njit with one eager signature derived from the parameter names."""
 
     def wrap(f):
         names = list(inspect.signature(f).parameters)
         table = dict(ARG_TYPES, **(extra or {}))
         sig = tuple(table.get(n, types.int64) for n in names)
-        return njit(sig, cache=True, nogil=True, inline="always" if inline else "never")(f)
+        return njit(sig, cache=True, nogil=True)(f)
 
     return wrap(fn) if fn is not None else wrap

@@ -25,7 +25,7 @@ EXCEPTIONS: dict[str, str] = {
     # compiles one signature per entry point from the parameter names (numasim/jit.py), and the
     # timing engines call it from their jitted loops.  Bundling the arrays (issue 9) is
     # pending; until then these are the known offenders.
-    "mm/alloc_core.py:handle_mm_fault_range": "27 parameters (188 lines)",
+    "mm/alloc_core.py:handle_mm_fault_range": "27 parameters, 223 lines",
     "mm/alloc_core.py:alloc_pages_nid": "state arrays passed one by one",
     "mm/alloc_core.py:alloc_pages_mpol": "state arrays passed one by one",
     "mm/alloc_core.py:alloc_counted": "state arrays passed one by one",

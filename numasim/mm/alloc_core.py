@@ -357,7 +357,7 @@ def get_page_from_freelist(zones, zonelist, pol_nodes, task_mems, t, nid, highes
     return -1
 
 
-@kernel_jit(inline=True)
+@kernel_jit
 def zone_statistics(numastat, sysvars, zones, pref, z, cpu_nid):
     """``zone_statistics``: numa_hit/miss/foreign against the preferred zone, local/other
     against the allocating CPU's node.  Once per allocation call, not per page."""
@@ -431,7 +431,7 @@ def __alloc_pages(zones, zonelist, sysvars, numastat, vmstat, pol_nodes, task_me
     res[R_ZONE] = z
 
 
-@kernel_jit(inline=True)
+@kernel_jit
 def rmqueue(zones, sysvars, vmstat, pages, z, order, kind, obj, index):
     """Take ``2^order`` pages from zone ``z``; returns the new page row."""
     pg = sysvars[SV_NEXT_PAGE]
@@ -835,7 +835,7 @@ def access_faults(access, write):
     return access == ACCESS_FAULT or (write != 0 and access != ACCESS_RW)
 
 
-@kernel_jit(extra={"il_nodes": I64_1D, "il_cum": I64_1D}, inline=True)
+@kernel_jit(extra={"il_nodes": I64_1D, "il_cum": I64_1D})
 def interleave_run(pol_nodes, nodeinfo, p, mode, il_nodes, il_cum):
     """The node list of an (weighted) interleave policy ``p`` and its cumulative weights,
     fixed along a run of pages under it: returns (nodes, total weight); (0, 0) for any
@@ -850,21 +850,6 @@ def interleave_run(pol_nodes, nodeinfo, p, mode, il_nodes, il_cum):
                 il_cum[il_n] = il_total
                 il_n += 1
     return il_n, il_total
-
-
-@kernel_jit(extra={"il_nodes": I64_1D, "il_cum": I64_1D}, inline=True)
-def interleave_run_nid(il_nodes, il_cum, il_n, il_total, mode, kgen, ilx):
-    """``interleave_nid``/``weighted_interleave_nid`` from the run's node list: the node of
-    interleave index ``ilx``."""
-    if mode == MPOL_INTERLEAVE:
-        if kgen == KGEN_6_1 or kgen == KGEN_2_6_7:
-            return il_nodes[(ilx & 0xFFFFFFFF) % il_n]  # offset_il_node's unsigned int
-        return il_nodes[ilx % il_n]
-    target = ilx % il_total
-    k = 0
-    while il_cum[k] <= target:
-        k += 1
-    return il_nodes[k]
 
 
 @kernel_jit
@@ -884,7 +869,10 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
     Speed: consecutive pages under the same policy reuse the zone chosen for the same target
     node as long as that zone still passes its LOW mark; this is exactly what a fresh
     zonelist walk would pick, because within a batch zones only lose pages (the cache is
-    dropped when a copy-on-write frees one).
+    dropped when a copy-on-write frees one).  Per-run work lives in helpers
+    (:func:`interleave_run`); per-page work stays in this loop: measured with
+    ``benchmarks/bench_faults.py``, moving the page mapping or the interleave node choice into
+    a helper taking arrays made faults 25 % to 4x slower, even with numba's IR inlining.
     """
     nr = nodeinfo.shape[0]
     mm = regions[r, R_MM]
@@ -1007,8 +995,20 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
             policy_nodemask(policies, pol_nodes, nodeinfo, sysvars, tasks, task_mems, t, p,
                             GFP_USER_MOVABLE, ilx, res)
         else:
-            res[R_NID] = run_nid if il_n == 0 else \
-                interleave_run_nid(il_nodes, il_cum, il_n, il_total, mode, kgen, ilx)
+            if il_n == 0:
+                nid = run_nid
+            elif mode == MPOL_INTERLEAVE:
+                if kgen == KGEN_6_1 or kgen == KGEN_2_6_7:
+                    nid = il_nodes[(ilx & 0xFFFFFFFF) % il_n]  # offset_il_node's unsigned int
+                else:
+                    nid = il_nodes[ilx % il_n]
+            else:
+                target = ilx % il_total
+                k = 0
+                while il_cum[k] <= target:
+                    k += 1
+                nid = il_nodes[k]
+            res[R_NID] = nid
             res[R_MASK_KIND] = run_mask_kind
             res[R_MASK_IDX] = run_mask_idx
         nid = res[R_NID]
@@ -1016,13 +1016,33 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
         if z >= 0 and zones[z, Z_FREE] > cache_thresh[nid] and \
                 sysvars[SV_NEXT_PAGE] < pages.shape[0]:
             # the zonelist walk would stop at the same zone: take the page directly
-            pg = rmqueue(zones, sysvars, vmstat, pages, z, 0, pk, o if not private else -1,
-                         index)
-            zone_statistics(numastat, sysvars, zones, cache_pref[nid], z, cpu_nid)
-            if stats and zones[z, Z_NODE] == nid and (mode == MPOL_INTERLEAVE or (
-                    mode == MPOL_WEIGHTED_INTERLEAVE
-                    and sysvars[SV_INTERLEAVE_HIT_WEIGHTED] != 0)):
-                numastat[nid, NUMA_INTERLEAVE_HIT] += 1
+            pg = sysvars[SV_NEXT_PAGE]
+            sysvars[SV_NEXT_PAGE] = pg + 1
+            zones[z, Z_FREE] -= 1
+            vmstat[VM_PGALLOC] += 1
+            znode = zones[z, Z_NODE]
+            pages[pg, PG_NODE] = znode
+            pages[pg, PG_ZONE] = z
+            pages[pg, PG_KIND] = pk
+            pages[pg, PG_OBJ] = o if not private else -1
+            pages[pg, PG_INDEX] = index
+            pages[pg, PG_ORDER] = 0
+            pages[pg, PG_DIRTY] = 0
+            if stats:
+                pnode = zones[cache_pref[nid], Z_NODE]
+                if znode == pnode:
+                    numastat[znode, NUMA_HIT] += 1
+                else:
+                    numastat[znode, NUMA_MISS] += 1
+                    numastat[pnode, NUMA_FOREIGN] += 1
+                if znode == cpu_nid:
+                    numastat[znode, NUMA_LOCAL] += 1
+                else:
+                    numastat[znode, NUMA_OTHER] += 1
+                if znode == nid and (mode == MPOL_INTERLEAVE or (
+                        mode == MPOL_WEIGHTED_INTERLEAVE
+                        and sysvars[SV_INTERLEAVE_HIT_WEIGHTED] != 0)):
+                    numastat[nid, NUMA_INTERLEAVE_HIT] += 1
         else:
             pg = alloc_pages_nid(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies,
                                  pol_nodes, tasks, task_mems, pages, t, GFP_USER_MOVABLE, 0, p,
