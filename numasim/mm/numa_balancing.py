@@ -652,15 +652,7 @@ class NumaBalancing:
         thisnid = k.task_node(t)
         nid = int(ks.pages[pg, S.PG_NODE])
         flags = 0 if int(ks.vmas[v, S.V_PROT]) & S.PROT_WRITE else TNF_NO_GROUP
-        last = self._last_cpupid(pg, key)
-        if k.kgen != KGEN_6_1:
-            st = self.vmas.get(v)
-            if st is not None:
-                st.pids_active[1] |= 1 << hash_32(t, 6)
-        self.count("numa_hint_faults")
-        if nid == thisnid:
-            self.count("numa_hint_faults_local")
-            flags |= TNF_FAULT_LOCAL
+        last, flags = self._count_hint_fault(t, v, pg, key, nid, thisnid, flags)
         target = self.mpol_misplaced(t, v, vpn, pg, key, nid, cpu, thisnid)
         if target < 0:
             self.task_numa_fault(t, last, nid, HPAGE_PMD_NR, flags)
@@ -765,15 +757,7 @@ class NumaBalancing:
             flags |= TNF_NO_GROUP
         if ks.pages[pg, S.PG_MAPCOUNT] > 1 and ks.vmas[v, S.V_SHARED]:
             flags |= TNF_SHARED
-        last = self._last_cpupid(pg, slot)
-        if k.kgen != KGEN_6_1:
-            st = self.vmas.get(v)
-            if st is not None:
-                st.pids_active[1] |= 1 << hash_32(t, 6)
-        self.count("numa_hint_faults")
-        if nid == thisnid:
-            self.count("numa_hint_faults_local")
-            flags |= TNF_FAULT_LOCAL
+        last, flags = self._count_hint_fault(t, v, pg, slot, nid, thisnid, flags)
         target = self.mpol_misplaced(t, v, vpn, pg, slot, nid, cpu, thisnid)
         if target < 0:
             self.task_numa_fault(t, last, nid, 1, flags)
@@ -786,6 +770,23 @@ class NumaBalancing:
             self.task_numa_fault(t, last, nid, 1, flags | TNF_MIGRATE_FAIL)
         else:
             self.task_numa_fault(t, last, target, 1, flags | TNF_MIGRATED)
+
+    def _count_hint_fault(self, t: int, v: int, pg: int, key: int, nid: int, thisnid: int,
+                          flags: int) -> tuple[int, int]:
+        """What every hinting fault does before the migration decision, small page or THP
+        (``do_numa_page`` / ``do_huge_pmd_numa_page``): read the folio's last_cpupid, mark the
+        task active on the VMA (6.12's per-VMA scan filter), count the fault and whether it
+        was local.  Returns the last_cpupid and the task_numa_fault flags."""
+        last = self._last_cpupid(pg, key)
+        if self.k.kgen != KGEN_6_1:
+            st = self.vmas.get(v)
+            if st is not None:
+                st.pids_active[1] |= 1 << hash_32(t, 6)
+        self.count("numa_hint_faults")
+        if nid == thisnid:
+            self.count("numa_hint_faults_local")
+            flags |= TNF_FAULT_LOCAL
+        return last, flags
 
     def _key(self, pg: int, slot: int) -> int:
         ks = self.k.ks
