@@ -110,7 +110,7 @@ def test_every_figure_is_readable(results, which):
         assert ax.get_xlabel() == "threads"
         assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "3"]
         assert len(ax.get_lines()) == 3  # one line per policy
-        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        legend = [t.get_text() for t in figs["throughput"].legends[0].get_texts()]
         assert legend == ["first touch", "interleave", "bind 1"]
     elif which == "cases":
         ax = figs["throughput"].axes[0]

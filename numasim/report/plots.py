@@ -63,8 +63,11 @@ def _subject(data: SweepData) -> str:
 
 
 def _legend_below(fig, ax, n: int) -> None:
+    """The legend under the axes, inside the figure's constrained layout (a legend anchored
+    below the axes by hand fell off the bottom of the saved file)."""
     ncol = 1 if n <= 3 else 2 if n <= 8 else 3
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=ncol, frameon=False)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False)
 
 
 def _by_series(data: SweepData):
@@ -116,7 +119,7 @@ def _what(data: SweepData) -> str:
     axes = [a for a in data.manifest.get("axes", []) if a != data.x]
     if axes == ["case"] or not axes:
         return "case"
-    return ", ".join(axes)
+    return " and ".join(_axis_label(a).split(" (")[0] for a in axes)
 
 
 def _xpos(data: SweepData, values) -> np.ndarray:
@@ -559,8 +562,9 @@ def fig_utilisation(data: SweepData):
                 cb.set_label(f"link busy over the whole run (% of its bandwidth, {mname})")
         if not drawn:
             return None
-        fig.suptitle(f"Memory-controller and link utilisation, whole run and per phase"
-                     f"{_at(data, xv)}\n{_subject(data)}", fontweight="bold")
+        fig.suptitle(S.wrap(f"Memory-controller and link utilisation, whole run and per phase"
+                            f"{_at(data, xv)}", 90) + f"\n{_subject(data)}",
+                     fontweight="bold")
     return fig
 
 
