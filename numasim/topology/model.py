@@ -19,6 +19,8 @@ from functools import cached_property
 
 import numpy as np
 
+from numasim.memctrl.base import ControllerSpec
+
 PAGE_SIZE = 4096
 HUGE_PAGE_SIZE = 2 << 20
 CACHE_LINE = 64
@@ -93,6 +95,8 @@ class Node:
     """Memory of this node placed in ZONE_MOVABLE (like ``movable_node``/``movablecore=``)."""
     free_bytes: int | None = None
     """Free memory as the source reported it (``numactl --hardware`` "free"); informative."""
+    memory_controller: ControllerSpec | None = None
+    """This node's controller model (:mod:`numasim.memctrl`); ``None`` = the machine's."""
 
     @property
     def has_cpus(self) -> bool:
@@ -159,6 +163,9 @@ class Machine:
     """``/sys/kernel/mm/transparent_hugepage/enabled`` at boot: ``always``, ``madvise`` or
     ``never`` (numasim's default, as the oracle boots; Debian's is ``always``; see
     :mod:`numasim.mm.huge_memory`)."""
+    memory_controller: ControllerSpec | None = None
+    """The controller model of every node that names none (:mod:`numasim.memctrl`);
+    ``None`` = ``fifo``."""
     derived: frozenset[str] = frozenset()
     """Which of ``distance``, ``latency``, ``bandwidth`` were not given and were derived."""
     source: str = field(default="", compare=False)
@@ -224,6 +231,11 @@ class Machine:
             return n.mc_bandwidth_GBps
         i = self._index[node_id]
         return self.bandwidth_GBps[i][i]
+
+    def controller_spec(self, node_id: int) -> ControllerSpec | None:
+        """The memory-controller model of a node: its own, else the machine's (None: fifo)."""
+        own = self.node(node_id).memory_controller
+        return own if own is not None else self.memory_controller
 
     def weight(self, node_id: int) -> int:
         """Weighted-interleave weight of a node (0/unset reads as 1, as Linux does)."""

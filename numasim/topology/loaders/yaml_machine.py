@@ -26,7 +26,10 @@ matrices are derived, see :mod:`numasim.topology.build`); ``links``
 ``numa_balancing`` 0/1 and ``numa_balancing_scan_delay_ms``, ``..._scan_period_min_ms``,
 ``..._scan_period_max_ms``, ``..._scan_size_mb``, Linux's defaults when absent;
 ``transparent_hugepage``: ``always`` | ``madvise`` | ``never``, default ``never``);
-``weighted_interleave`` (``{0: 9, 1: 1}``, nodes not named weigh 1).
+``weighted_interleave`` (``{0: 9, 1: 1}``, nodes not named weigh 1);
+``memory_controller`` (``{impl: curve, points: [[0.7, 5ns], ...], source: ...}``, the
+controller model of every node, default ``{impl: fifo}``; a node's own ``memory_controller``
+overrides it; models and their parameters: :mod:`numasim.memctrl`).
 
 :func:`dump` writes the same format back; ``load(dump(m)) == m`` for every machine.
 """
@@ -44,6 +47,7 @@ from pydantic import BeforeValidator, Field, ValidationError
 from numasim import units
 from numasim.bitmap import format_list
 from numasim.errors import ConfigError, ErrorCollector, NumasimError, Problem
+from numasim.memctrl import ControllerSpec, ParamError, check_spec
 from numasim.topology.build import check_nodes, make_machine
 from numasim.topology.model import (
     CACHE_LINE,
@@ -101,6 +105,7 @@ class NodeModel(StrictModel):
     movable: Size = 0
     free: Size | None = None
     zones: list[ZoneModel] | None = None
+    memory_controller: dict[str, Any] | None = None
 
 
 def _link_bandwidth(value: Any) -> list[float]:
@@ -165,6 +170,7 @@ class MachineModel(StrictModel):
     links: list[LinkModel] = []
     kernel: KernelModel = KernelModel()
     weighted_interleave: dict[int, int] | None = None
+    memory_controller: dict[str, Any] | None = None
 
 
 # ------------------------------------------------------------------------- sniff
@@ -382,6 +388,9 @@ def _check(m: MachineModel, doc: YamlDoc) -> list[Problem]:
         if any(bw <= 0 for bw in ln.bandwidth):
             out.append(_problem(doc, f"link {a}-{b} needs a positive bandwidth",
                                 ("links", k, "bandwidth")))
+    out += _check_controller(m.memory_controller, ("memory_controller",), doc)
+    for i, n in enumerate(m.nodes):
+        out += _check_controller(n.memory_controller, ("nodes", i, "memory_controller"), doc)
     for nid, w in (m.weighted_interleave or {}).items():
         if nid not in ids:
             out.append(_problem(doc, f"node {nid} does not exist", ("weighted_interleave", nid),
@@ -391,6 +400,22 @@ def _check(m: MachineModel, doc: YamlDoc) -> list[Problem]:
                                 ("weighted_interleave", nid),
                                 "weights are u8 values; 0 reads as 1"))
     return out
+
+
+def _check_controller(raw: dict[str, Any] | None, loc: tuple, doc: YamlDoc) -> list[Problem]:
+    """A ``memory_controller`` mapping: a known model and its declared parameters."""
+    if raw is None:
+        return []
+    try:
+        check_spec(ControllerSpec.from_dict(raw))
+    except ParamError as e:
+        where = loc + (e.key,) if e.key in raw else loc
+        return [_problem(doc, str(e), where, e.hint or None)]
+    return []
+
+
+def _spec(raw: dict[str, Any] | None) -> ControllerSpec | None:
+    return None if raw is None else ControllerSpec.from_dict(raw)
 
 
 def _build(m: MachineModel, doc: YamlDoc) -> Machine:
@@ -405,7 +430,8 @@ def _build(m: MachineModel, doc: YamlDoc) -> Machine:
             mem = sum(z.present for z in zones) * m.page_size
         nodes.append(Node(id=n.id, cpus=tuple(n.cpus), mem_bytes=mem, kind=MemKind(n.kind),
                           zones=zones, mc_bandwidth_GBps=n.controller_bandwidth,
-                          movable_bytes=n.movable, free_bytes=n.free))
+                          movable_bytes=n.movable, free_bytes=n.free,
+                          memory_controller=_spec(n.memory_controller)))
     ids = sorted(n.id for n in m.nodes)
     weights = None
     if m.weighted_interleave is not None:
@@ -425,6 +451,8 @@ def _build(m: MachineModel, doc: YamlDoc) -> Machine:
         settings["numa_balancing"] = tuple(nb)
     if m.kernel.transparent_hugepage != "never":
         settings["thp"] = m.kernel.transparent_hugepage
+    if m.memory_controller is not None:
+        settings["memory_controller"] = _spec(m.memory_controller)
     return make_machine(
         name, nodes, distance=m.distance, latency_ns=m.latency, bandwidth_GBps=m.bandwidth,
         links=links, file=doc.file, source=f"yaml:{doc.file}" if doc.file else "yaml",
@@ -505,6 +533,13 @@ def _row(values, fmt) -> str:
     return "[" + ", ".join(fmt(v) for v in values) + "]"
 
 
+def _flow(spec: ControllerSpec) -> str:
+    """A controller spec on one line (YAML flow style; floats as Python writes them, so
+    ``load(dump(m)) == m``)."""
+    return yaml.safe_dump(spec.as_dict(), default_flow_style=True, sort_keys=False,
+                          width=10**6).strip()
+
+
 def dump(machine: Machine) -> str:
     """The machine as numasim YAML.  Matrices that were derived are left out (a reader derives
     them again); explicit zones are written only if the machine has them."""
@@ -536,6 +571,8 @@ def dump(machine: Machine) -> str:
             out.append(f"    movable: {units.format_size(n.movable_bytes)}")
         if n.free_bytes is not None:
             out.append(f"    free: {units.format_size(n.free_bytes)}")
+        if n.memory_controller is not None:
+            out.append(f"    memory_controller: {_flow(n.memory_controller)}")
         if n.zones is not None:
             if not n.zones:
                 out.append("    zones: []")
@@ -577,6 +614,8 @@ def dump(machine: Machine) -> str:
         kernel.append(f"  transparent_hugepage: {machine.thp}")
     if kernel:
         out += ["kernel:"] + kernel
+    if machine.memory_controller is not None:
+        out.append(f"memory_controller: {_flow(machine.memory_controller)}")
     if machine.wi_weights is not None:
         pairs = ", ".join(f"{n.id}: {w}" for n, w in zip(machine.nodes, machine.wi_weights,
                                                          strict=True))
