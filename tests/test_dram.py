@@ -205,3 +205,23 @@ def test_bad_request_streams_are_refused():
         simulate(cfg, np.array([5.0, 1.0]), np.array([0, 64]), np.array([0, 0]))
     with pytest.raises(ValueError, match="one length"):
         simulate(cfg, np.array([0.0]), np.array([0, 64]), np.array([0, 0]))
+
+
+def test_dram_controller_behind_the_memctrl_interface(tmp_path, monkeypatch):
+    """Runs once numasim/memctrl/base.py (the interface, another branch) is merged."""
+    base = pytest.importorskip("numasim.memctrl.base")
+    from numasim.memctrl.dram import DramController
+
+    monkeypatch.setenv("NUMASIM_CACHE_DIR", str(tmp_path))
+    spec = base.ControllerSpec.from_dict({"impl": "dram", "preset": "ddr4-2933"})
+    m = DramController(spec, 122.1, 64, 2.3)
+    lo, hi = m.extra_latency(0.1), m.extra_latency(0.95)
+    assert 0 <= lo < hi <= 154.0 * 2.3 + 1e-9
+    u, w = m.wait_table()
+    assert np.all(np.diff(u) > 0) and np.all(np.diff(w) >= 0)
+    assert m.sustainable_bandwidth(1.0) == pytest.approx(122.1)
+    assert m.sustainable_bandwidth(0.5) < m.sustainable_bandwidth(2 / 3) < 122.1
+    with pytest.raises(base.ParamError) as e:
+        DramController(base.ControllerSpec.from_dict({"impl": "dram", "tRFC": 10**7}),
+                       122.1, 64, 2.3)
+    assert e.value.key == "tRFC"

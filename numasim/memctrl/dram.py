@@ -201,3 +201,13 @@ def simulate(cfg: DramConfig, arrival_ns: np.ndarray, addr: np.ndarray,
         kind[idx] = kd
     done_ns = done * tck + cfg["added_latency_ns"]
     return Served(done_ns, done_ns - arrival_ns, kind)
+
+
+def __getattr__(name: str):
+    """``DramController`` (the memctrl-interface class, numasim/memctrl/dram_ctrl.py) is
+    imported on first use: it needs numasim.memctrl.base, which this model does not."""
+    if name == "DramController":
+        from numasim.memctrl.dram_ctrl import DramController
+
+        return DramController
+    raise AttributeError(name)

@@ -64,7 +64,7 @@ def decode(addr, org):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _refresh(rank, t, tim, org, pol, st):
     """Apply the refreshes of ``rank`` due by cycle ``t`` (close its rows, block it for tRFC)
     and return the first cycle at or after ``t`` outside a refresh.  Rank r refreshes at
@@ -120,7 +120,7 @@ def _cas_floor(is_write, rank, gbank, tim, st):
     return t
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _serve(now, is_write, rank, gbank, b, row, tim, org, pol, st):
     """Place the commands of one request; returns (CAS cycle, data end cycle, kind)."""
     bank = st[0]  # bank: [open row, next ACT, next PRE, next CAS]
@@ -204,13 +204,16 @@ def _ready(now, is_write, b, row, rank, gbank, tim, st):
     return max(cas, _cas_floor(is_write, rank, gbank, tim, st))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _pick(now, w, q, served, head, arrived, reqs, tim, pol, st, bypass):
     """FR-FCFS over the oldest ``window`` arrived, unserved requests of queue ``q``: the one
     whose column command is ready first (a row hit usually is), the oldest among equals;
     the oldest outright once ``hit_cap`` requests have overtaken it.  Returns its position
     in ``q``."""
     rbank, rrow, rrank, rgbank = reqs
+    bus = st[4]
+    lat = tim[T_CWL] if w == 1 else tim[T_CL]
+    floor = max(now, bus[0] + tim[T_CCD_S], bus[3] - lat)  # no request can be ready earlier
     best = -1
     best_t = 1 << 62
     seen = 0
@@ -224,6 +227,8 @@ def _pick(now, w, q, served, head, arrived, reqs, tim, pol, st, bypass):
             if t < best_t:
                 best_t = t
                 best = j
+                if t <= floor:
+                    return j  # ready as early as anything can be: the oldest such wins
             seen += 1
         j += 1
     return best

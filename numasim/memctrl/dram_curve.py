@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from numasim.memctrl.dram import LINE, DramConfig, dram_config, simulate
+from numasim.memctrl.dram_presets import PRESETS
 
 READ_FRACTIONS = (1.0, 2.0 / 3.0, 0.5)
 PATTERNS = ("sequential", "random")
@@ -161,3 +162,44 @@ def _pack(cfg: DramConfig, sus, util, lat) -> LoadedCurve:
     return LoadedCurve(cfg.name, cfg.key(), cfg.peak_bytes_per_s, cfg.refresh_fraction,
                        PATTERNS, np.array(READ_FRACTIONS), np.asarray(sus),
                        np.asarray(util), np.asarray(lat))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m numasim.memctrl.dram_curve PRESET [NAME=VALUE ...]``: print the derived
+    sustainable fractions and loaded-latency curves of a preset."""
+    import sys
+
+    from numasim.errors import NumasimError
+
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help"):
+        print(main.__doc__.strip() + "\npresets: " + ", ".join(PRESETS))
+        return 0 if args else 2
+    try:
+        over = {}
+        for a in args[1:]:
+            k, sep, v = a.partition("=")
+            if not sep:
+                raise NumasimError(f"'{a}' is not NAME=VALUE", hint="e.g. channels=2")
+            try:
+                over[k] = float(v)
+            except ValueError:
+                raise NumasimError(f"'{v}' is not a number", field=k) from None
+        cfg = dram_config(args[0], over)
+    except NumasimError as e:
+        print(f"numasim: {e}", file=sys.stderr)
+        return 2
+    c = loaded_curve(cfg)
+    print(f"{cfg.name}: peak {cfg.peak_bytes_per_s / 1e9:.1f} GB/s, refresh "
+          f"{100 * cfg.refresh_fraction:.1f} % of the time")
+    for p, pattern in enumerate(c.patterns):
+        for m, rf in enumerate(c.read_fraction):
+            print(f"{pattern:10s} reads {rf:4.2f}: sustainable {100 * c.sustainable[p, m]:5.1f} "
+                  f"% of peak; latency (ns) at utilisation:")
+            print("   " + "  ".join(f"{u:4.2f}:{x:.0f}" for u, x in
+                                   zip(c.utilisation[p, m], c.latency_ns[p, m], strict=True)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,113 @@
+"""``impl: dram`` in a machine's ``memory_controller``: the DRAM model behind the
+memory-controller interface (:mod:`numasim.memctrl.base`).
+
+The controller's FIFO server (the node's ``controller_bandwidth``) stays; what the DRAM
+model adds is the *extra* latency load causes and the bandwidth a traffic mix loses:
+
+* :meth:`DramController.extra_latency` / :meth:`wait_table`: the added read latency of the
+  derived curve (:func:`numasim.memctrl.dram_curve.loaded_curve`) at the controller's
+  utilisation, converted to the DRAM's utilisation (controller bandwidth / DRAM peak) and to
+  CPU cycles; between read fractions 1, 2/3 and 1/2 it interpolates linearly;
+* both are capped at ``max_extra_ns`` (the open-loop curve climbs without bound at its
+  sustainable load; in a machine the cores' miss slots bound the queue);
+* :meth:`sustainable_bandwidth`: ``controller_bandwidth`` (a measured read-only figure) times
+  the model's sustainable fraction for the mix over its read-only one.
+
+The idle latency, the CXL device's included, stays in the machine's latency matrix: the model
+adds only what load adds, so a machine calibrated on MLC keeps its idle numbers.
+
+YAML::
+
+    memory_controller: {impl: dram, preset: ddr4-2933}          # machine-wide
+    nodes: [{id: 1, memory_controller: {impl: dram, preset: cxl-ddr5, channels: 2}}, ...]
+
+Every DRAM parameter of :mod:`numasim.memctrl.dram_presets` may be overridden by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from numasim.errors import ConfigError
+from numasim.memctrl.base import ControllerModel, Param, ParamError
+from numasim.memctrl.dram import DramConfig, dram_config
+from numasim.memctrl.dram_curve import PATTERNS, READ_FRACTIONS, LoadedCurve, loaded_curve
+from numasim.memctrl.dram_presets import DESCRIPTIONS, PRESETS
+
+_PARAMS = (
+    Param("preset", "DRAM preset: " + ", ".join(PRESETS), "ddr4-2933",
+          "clx-2s's DDR4-2933 (numasim/memctrl/dram_presets.py)"),
+    Param("pattern", "traffic the curve is derived for: sequential or random", "sequential",
+          "numasim's choice: streams are what bandwidth-bound threads issue"),
+    Param("max_extra_ns", "ceiling of the added latency: past it the FIFO server's own queue "
+          "(and the cores' miss slots) bound the wait, not an open-loop DRAM queue", 154.0,
+          "clx-2s MLC loaded latency, 80.19 ns idle to 233.86 ns saturated "
+          "(/work/shared/data/measured/mlc-loaded-latency.md section 3)", "ns"),
+) + tuple(Param(k, d, None, "the preset's value (numasim/memctrl/dram_presets.py)", u)
+          for k, (u, d) in DESCRIPTIONS.items())
+
+
+class DramController(ControllerModel):
+    impl = "dram"
+    description = "DRAM banks, rows, read/write queues, turnaround and refresh (derived curve)"
+    params = _PARAMS
+
+    @classmethod
+    def check(cls, values: dict[str, Any]) -> None:
+        if not isinstance(values["max_extra_ns"], (int, float)) or values["max_extra_ns"] < 0:
+            raise ParamError("max_extra_ns", "max_extra_ns must be a number >= 0",
+                             f"got {values['max_extra_ns']!r}")
+        if values["pattern"] not in PATTERNS:
+            raise ParamError("pattern", f"pattern must be one of {', '.join(PATTERNS)}",
+                             f"got {values['pattern']!r}")
+        try:
+            cls.config_of(values)
+        except ConfigError as e:
+            field = (e.field or "memory_controller.preset").rsplit(".", 1)[-1]
+            raise ParamError(field, e.problems[0].message, e.problems[0].hint or "") from None
+
+    @staticmethod
+    def config_of(values: dict[str, Any]) -> DramConfig:
+        over = {k: v for k, v in values.items()
+                if k in DESCRIPTIONS and v is not None}
+        return dram_config(values["preset"], over)
+
+    @property
+    def curve(self) -> LoadedCurve:
+        if not hasattr(self, "_curve"):
+            self._cfg = self.config_of(self.values)
+            self._curve = loaded_curve(self._cfg)
+        return self._curve
+
+    def _to_dram(self) -> float:
+        """Controller utilisation -> DRAM utilisation."""
+        return self.bandwidth_GBps * 1e9 / self.curve.peak_bytes_per_s
+
+    def _added_ns(self, utilisation: float, read_fraction: float) -> float:
+        c = self.curve
+        p = PATTERNS.index(self.values["pattern"])
+        u = utilisation * self._to_dram()
+        rf = min(1.0, max(READ_FRACTIONS[-1], read_fraction))
+        per_mix = [np.interp(u, c.utilisation[p, m], np.maximum.accumulate(c.added_ns[p, m]))
+                   for m in range(len(READ_FRACTIONS))]
+        ns = float(np.interp(rf, c.read_fraction[::-1], per_mix[::-1]))
+        return min(ns, float(self.values["max_extra_ns"]))
+
+    def extra_latency(self, utilisation: float, read_fraction: float = 1.0) -> float:
+        return self._added_ns(utilisation, read_fraction) * self.cpu_ghz
+
+    def wait_table(self) -> tuple[np.ndarray, np.ndarray]:
+        c = self.curve
+        p = PATTERNS.index(self.values["pattern"])
+        u = c.utilisation[p, 0] / self._to_dram()
+        ns = np.minimum(np.maximum.accumulate(c.added_ns[p, 0]), self.values["max_extra_ns"])
+        return u, ns * self.cpu_ghz
+
+    def sustainable_bandwidth(self, read_fraction: float = 1.0) -> float:
+        c = self.curve
+        p = PATTERNS.index(self.values["pattern"])
+        rf = min(1.0, max(READ_FRACTIONS[-1], read_fraction))
+        frac = np.interp(rf, c.read_fraction[::-1], c.sustainable[p, ::-1])
+        return self.bandwidth_GBps * float(frac / c.sustainable[p, 0])
