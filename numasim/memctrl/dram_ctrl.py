@@ -39,8 +39,11 @@ from numasim.memctrl.dram_presets import DESCRIPTIONS, PRESETS
 _PARAMS = (
     Param("preset", "DRAM preset: " + ", ".join(PRESETS), "ddr4-2933",
           "clx-2s's DDR4-2933 (numasim/memctrl/dram_presets.py)"),
-    Param("pattern", "traffic the curve is derived for: sequential or random", "sequential",
-          "numasim's choice: streams are what bandwidth-bound threads issue"),
+    Param("pattern", "traffic the curve is derived for: sequential (one stream), streams (24 "
+          "interleaved) or random", "streams",
+          "numasim's choice: many threads' streams, as MLC's loaded-latency run issues; its "
+          "read-only sustainable fraction on DDR4-2933 (0.87) is clx-2s MLC's (243.4 GB/s of "
+          "281.6 GB/s peak = 0.86)"),
     Param("max_extra_ns", "ceiling of the added latency: past it the FIFO server's own queue "
           "(and the cores' miss slots) bound the wait, not an open-loop DRAM queue", 154.0,
           "clx-2s MLC loaded latency, 80.19 ns idle to 233.86 ns saturated "

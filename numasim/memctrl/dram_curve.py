@@ -2,7 +2,8 @@
 
 :func:`sustainable_fraction` and :func:`loaded_curve` drive :func:`numasim.memctrl.dram.simulate`
 with synthetic traffic (:func:`synthetic`) -- Poisson (or evenly spaced) arrivals at a swept
-offered load; read fraction 1, 2/3 or 1/2; sequential streams or uniformly random lines -- and
+offered load; read fraction 1, 2/3 or 1/2; one sequential stream, 24 interleaved streams
+(``streams``: many threads, each stream's lines arriving in runs), or uniformly random lines -- and
 return plain numpy arrays in a :class:`LoadedCurve`, the table a ``curve`` controller takes.
 
 Only one channel is simulated: with line interleaving every channel of a controller sees the
@@ -26,7 +27,9 @@ from numasim.memctrl.dram import LINE, DramConfig, dram_config, simulate
 from numasim.memctrl.dram_presets import PRESETS
 
 READ_FRACTIONS = (1.0, 2.0 / 3.0, 0.5)
-PATTERNS = ("sequential", "random")
+PATTERNS = ("sequential", "streams", "random")
+STREAMS = 24  # "streams": like MLC's load threads on a 24-core socket (clx-2s)...
+STREAM_BURST = 8  # ...each arriving in runs of 8 lines per channel (assumed: a prefetch run)
 OVERLOAD = 1.3  # offered load (x peak) that measures the sustainable bandwidth
 RANDOM_SPAN = 1 << 36  # random lines are drawn over 64 GiB
 WRITE_BASE = 1 << 37  # sequential writes stream from here (reads from 0), as in a copy
@@ -48,10 +51,28 @@ def synthetic(cfg: DramConfig, load: float, read_fraction: float, pattern: str, 
     w = (rng.random(n) >= read_fraction).astype(np.int64)
     if pattern == "random":
         addr = rng.integers(0, RANDOM_SPAN // LINE, n) * LINE
+    elif pattern == "streams":
+        addr = _streams(rng, n, int(cfg["channels"]), w)
     else:
         addr = np.where(w == 1, WRITE_BASE + (np.cumsum(w) - 1) * LINE,
                         (np.cumsum(1 - w) - 1) * LINE)
     return t, addr.astype(np.int64), w
+
+
+def _streams(rng: np.random.Generator, n: int, channels: int, w: np.ndarray) -> np.ndarray:
+    """Line addresses of :data:`STREAMS` sequential streams from random 64 KiB-aligned bases,
+    interleaved in runs of :data:`STREAM_BURST` lines per channel; a stream's writes go to
+    its own second array (another random base), as a copy loop's do."""
+    run = STREAM_BURST * channels
+    nruns = -(-n // run)
+    sid = rng.integers(0, STREAMS, nruns)
+    base = rng.integers(0, RANDOM_SPAN >> 16, (2, STREAMS)) << 16
+    order = np.argsort(sid, kind="stable")
+    first = np.searchsorted(sid[order], sid[order])  # where each stream's runs start
+    occ = np.empty(nruns, dtype=np.int64)
+    occ[order] = np.arange(nruns) - first  # how many runs of the same stream came before
+    line = (occ[:, None] * run + np.arange(run)[None, :]).ravel()[:n]
+    return base[w, np.repeat(sid, run)[:n]] + line * LINE
 
 
 def _one_channel(cfg: DramConfig) -> DramConfig:
