@@ -21,17 +21,20 @@ Presets (with every number's source): :mod:`numasim.memctrl.dram_presets`.
 
 How the engines use it (issue 11):
 
-* fast engine: :func:`loaded_curve` drives the model with synthetic traffic once per
-  (preset, overrides) and returns :class:`LoadedCurve` -- latency added over idle as a function
-  of utilisation for read fractions 1, 2/3 and 1/2, and the sustainable bandwidth of each mix
-  (sequential and random) as a fraction of the channel peak.  A ``curve`` controller takes
-  ``(curve.utilisation, curve.added_ns[k])`` as its table for read fraction
-  ``curve.read_fraction[k]`` and scales its capacity by ``curve.sustainable``.  Results are
-  cached in memory (functools) and on disk (:func:`cache_dir`), so a machine pays once.
-* exact engine: :func:`simulate` serves a stream of requests (arrival ns, address, write?)
-  and returns completion times; an engine can feed it the requests of one window at a time.
-  When the ``memctrl`` interface (numasim/memctrl/base.py) lands, ``dram`` registers there
-  as an implementation wrapping these two functions.
+* ``memory_controller: {impl: dram, preset: ddr4-2933, ...}`` in a machine YAML selects
+  :class:`numasim.memctrl.dram_ctrl.DramController` (the memctrl interface's ``dram``; reached
+  as ``numasim.memctrl.dram.DramController``, imported on first use).
+* fast engine: :func:`numasim.memctrl.dram_curve.loaded_curve` drives the model with
+  synthetic traffic once per configuration and returns a ``LoadedCurve``: read latency as a
+  function of utilisation for read fractions 1, 2/3 and 1/2, and the sustainable bandwidth of
+  each mix (one stream, 24 streams, random lines) as a fraction of the peak; cached in memory
+  and on disk.  ``DramController.wait_table`` / ``extra_latency`` /
+  ``sustainable_bandwidth`` serve it to the engines.
+* exact engine: today it asks ``DramController.extra_latency`` like the fast one (the same
+  curve, so the two agree by construction).  Running :func:`simulate` request by request
+  inside the exact engine is the next step and needs the engine's memory-controller queue to
+  hand its requests (arrival, address, write?) over in windows: :func:`simulate` takes them
+  and returns completion times; it is not wired (numasim/machine/ is other work).
 """
 
 from __future__ import annotations
