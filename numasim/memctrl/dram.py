@@ -190,6 +190,8 @@ def simulate(cfg: DramConfig, arrival_ns: np.ndarray, addr: np.ndarray,
     bank = gbank * nba + dec[:, 3]
     done = np.zeros(arr.size, dtype=np.int64)
     kind = np.zeros(arr.size, dtype=np.int64)
+    req = np.ascontiguousarray(np.stack([bank, dec[:, 4], dec[:, 1], gbank], axis=1))
+    par = K.pack_params(tim, org, pol)
     order = np.argsort(dec[:, 0], kind="stable")  # by channel, arrival order kept
     bounds = np.searchsorted(dec[order, 0], np.arange(org[K.O_CHANNELS] + 1))
     for c in range(org[K.O_CHANNELS]):
@@ -198,8 +200,7 @@ def simulate(cfg: DramConfig, arrival_ns: np.ndarray, addr: np.ndarray,
             continue
         d = np.zeros(idx.size, dtype=np.int64)
         kd = np.zeros(idx.size, dtype=np.int64)
-        K.run_channel(arr[idx], w[idx], bank[idx], dec[idx, 4], dec[idx, 1], gbank[idx],
-                      tim, org, pol, d, kd)
+        K.run_channel(arr[idx], w[idx], req[idx], par, d, kd)
         done[idx] = d
         kind[idx] = kd
     done_ns = done * tck + cfg["added_latency_ns"]

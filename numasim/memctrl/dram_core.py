@@ -36,6 +36,13 @@ P_WINDOW, P_WRITE_HIGH, P_WRITE_LOW, P_HIT_CAP, P_REFRESH = 0, 1, 2, 3, 4
 N_POLICY = 5
 # what a request found at its bank (out_kind)
 ROW_HIT, ROW_MISS, ROW_CONFLICT = 0, 1, 2
+# ``par``, the one parameter vector the channel model reads: timings at T_*, then the
+# organisation at _O + O_*, the policy at _P + P_*, and the rows of the state array where
+# the ranks, the (rank, bank group)s and the bus start
+_O = N_TIMING
+_P = _O + N_ORG
+_RB, _GB, _BUS = _P + N_POLICY, _P + N_POLICY + 1, _P + N_POLICY + 2
+N_PAR = _BUS + 1
 
 
 @njit(cache=True)
@@ -64,166 +71,173 @@ def decode(addr, org):
     return out
 
 
+def pack_params(tim, org, pol):
+    """``par`` from the timing, organisation and policy vectors (one array into the jitted
+    code instead of three: fewer references to count per call)."""
+    nb = org[O_RANKS] * org[O_BANKGROUPS] * org[O_BANKS]
+    rows = np.array([nb, nb + org[O_RANKS], nb + org[O_RANKS] * (1 + org[O_BANKGROUPS])])
+    return np.ascontiguousarray(np.concatenate([tim, org, pol, rows]).astype(np.int64))
+
+
+@njit(cache=True)
+def _new_state(par):
+    """The channel's state, one array of 8 columns, all "idle since long ago".  Rows: one per
+    bank [open row, next ACT, next PRE, next CAS]; from ``par[_RB]`` one per rank [last ACT,
+    FAW ring position, the last four ACTs, refreshes done]; from ``par[_GB]`` one per (rank,
+    bank group) [last ACT, last CAS, last WR CAS]; at ``par[_BUS]`` the bus [last CAS, last RD
+    CAS, last WR CAS, data free, data rank, rank of the last WR CAS]."""
+    far = -(1 << 40)  # no constraint from a command that never happened
+    S = np.full((par[_BUS] + 1, 8), far, dtype=np.int64)
+    S[:par[_RB], 0] = -1
+    S[:par[_RB], 1:4] = 0
+    S[par[_RB]:par[_GB], 1] = 0
+    S[par[_RB]:par[_GB], 6] = 0
+    S[par[_BUS], 4] = -1
+    S[par[_BUS], 5] = -1
+    return S
+
+
 @njit(cache=True, inline="always")
-def _refresh(rank, t, tim, org, pol, st):
+def _refresh(rank, t, par, S):
     """Apply the refreshes of ``rank`` due by cycle ``t`` (close its rows, block it for tRFC)
     and return the first cycle at or after ``t`` outside a refresh.  Rank r refreshes at
     r * tREFI / ranks + k * tREFI, k >= 1 (staggered, as controllers do)."""
-    if pol[P_REFRESH] == 0:
+    if par[_P + P_REFRESH] == 0:
         return t
-    refi = tim[T_REFI]
-    off = rank * refi // org[O_RANKS]
+    refi = par[T_REFI]
+    off = rank * refi // par[_O + O_RANKS]
     if t < off + refi:
         return t
     k = (t - off) // refi
     start = off + k * refi
-    ref_k = st[1]
-    if k > ref_k[rank]:
-        ref_k[rank] = k
-        nb = org[O_BANKGROUPS] * org[O_BANKS]
-        bank = st[0]
+    rr = par[_RB] + rank
+    if k > S[rr, 6]:
+        S[rr, 6] = k
+        nb = par[_O + O_BANKGROUPS] * par[_O + O_BANKS]
         for b in range(rank * nb, (rank + 1) * nb):
-            bank[b, 0] = -1  # rows closed (the precharge-all is taken inside tRFC)
-            bank[b, 1] = max(bank[b, 1], start + tim[T_RFC])
-    if t < start + tim[T_RFC]:
-        return start + tim[T_RFC]
+            S[b, 0] = -1  # rows closed (the precharge-all is taken inside tRFC)
+            S[b, 1] = max(S[b, 1], start + par[T_RFC])
+    if t < start + par[T_RFC]:
+        return start + par[T_RFC]
     return t
 
 
 @njit(cache=True, inline="always")
-def _act_time(t, rank, gbank, tim, st):
+def _act_time(t, rank, gbank, par, S):
     """Earliest ACT at or after ``t`` under tRRD_S/L and tFAW (per rank)."""
-    rnk = st[2]  # rank: [last ACT, FAW ring pos, ring 0..3]
-    grp = st[3]  # (rank, bank group): [last ACT, last CAS, last WR CAS]
-    t = max(t, rnk[rank, 0] + tim[T_RRD_S], grp[gbank, 0] + tim[T_RRD_L])
-    oldest = rnk[rank, 2 + rnk[rank, 1]]  # the 4th ACT back
-    return max(t, oldest + tim[T_FAW])
+    rr = par[_RB] + rank
+    t = max(t, S[rr, 0] + par[T_RRD_S], S[par[_GB] + gbank, 0] + par[T_RRD_L])
+    oldest = S[rr, 2 + S[rr, 1]]  # the 4th ACT back
+    return max(t, oldest + par[T_FAW])
 
 
 @njit(cache=True, inline="always")
-def _cas_floor(is_write, rank, gbank, tim, st):
+def _cas_floor(is_write, rank, gbank, par, S):
     """Earliest column command allowed by the bus: tCCD_S/L, tWTR_S/L, tRTW, tRTRS and the
     data bus."""
-    grp = st[3]
-    bus = st[4]  # [last CAS, last RD CAS, last WR CAS, data free, data rank, last WR CAS rank]
-    t = max(bus[0] + tim[T_CCD_S], grp[gbank, 1] + tim[T_CCD_L])
-    lat = tim[T_CWL] if is_write else tim[T_CL]
-    gap = tim[T_RTRS] if bus[4] != rank and bus[4] >= 0 else 0
-    t = max(t, bus[3] + gap - lat)
+    bus = par[_BUS]
+    gg = par[_GB] + gbank
+    t = max(S[bus, 0] + par[T_CCD_S], S[gg, 1] + par[T_CCD_L])
+    lat = par[T_CWL] if is_write else par[T_CL]
+    gap = par[T_RTRS] if S[bus, 4] != rank and S[bus, 4] >= 0 else 0
+    t = max(t, S[bus, 3] + gap - lat)
     if is_write:
-        t = max(t, bus[1] + tim[T_RTW])
+        t = max(t, S[bus, 1] + par[T_RTW])
     else:
-        wr_end = tim[T_CWL] + tim[T_BURST]
-        if bus[5] == rank:
-            t = max(t, bus[2] + wr_end + tim[T_WTR_S])
-        t = max(t, grp[gbank, 2] + wr_end + tim[T_WTR_L])
+        wr_end = par[T_CWL] + par[T_BURST]
+        if S[bus, 5] == rank:
+            t = max(t, S[bus, 2] + wr_end + par[T_WTR_S])
+        t = max(t, S[gg, 2] + wr_end + par[T_WTR_L])
     return t
 
 
 @njit(cache=True, inline="always")
-def _serve(now, is_write, rank, gbank, b, row, tim, org, pol, st):
-    """Place the commands of one request; returns (CAS cycle, data end cycle, kind)."""
-    bank = st[0]  # bank: [open row, next ACT, next PRE, next CAS]
-    t0 = _refresh(rank, now, tim, org, pol, st)
+def _serve(now, is_write, req, i, par, S):
+    """Place the commands of request ``i`` (``req[i]`` = [bank, row, rank, gbank]); returns
+    (CAS cycle, data end cycle, kind)."""
+    b, row, rank, gbank = req[i, 0], req[i, 1], req[i, 2], req[i, 3]
+    rr = par[_RB] + rank
+    t0 = _refresh(rank, now, par, S)
     while True:
         kind = ROW_HIT
         act = -1
-        if bank[b, 0] == row:
-            cas = max(t0, bank[b, 3])
+        if S[b, 0] == row:
+            cas = max(t0, S[b, 3])
         else:
             kind = ROW_MISS
             t = t0
-            if bank[b, 0] >= 0:
+            if S[b, 0] >= 0:
                 kind = ROW_CONFLICT
-                t = max(t, bank[b, 2]) + tim[T_RP]
-            act = _act_time(max(t, bank[b, 1]), rank, gbank, tim, st)
-            cas = act + tim[T_RCD]
-        cas = max(cas, _cas_floor(is_write, rank, gbank, tim, st))
-        epoch = st[1][rank]
-        t1 = _refresh(rank, cas, tim, org, pol, st)
-        if t1 == cas and st[1][rank] == epoch:
+                t = max(t, S[b, 2]) + par[T_RP]
+            act = _act_time(max(t, S[b, 1]), rank, gbank, par, S)
+            cas = act + par[T_RCD]
+        cas = max(cas, _cas_floor(is_write, rank, gbank, par, S))
+        epoch = S[rr, 6]
+        t1 = _refresh(rank, cas, par, S)
+        if t1 == cas and S[rr, 6] == epoch:
             break
         t0 = t1  # a refresh fell before the column command: the rows closed, start again
+    gg = par[_GB] + gbank
     if act >= 0:
-        rnk = st[2]
-        rnk[rank, 0] = act
-        rnk[rank, 2 + rnk[rank, 1]] = act
-        rnk[rank, 1] = (rnk[rank, 1] + 1) % 4
-        st[3][gbank, 0] = act
-        bank[b, 0] = row
-        bank[b, 1] = act + tim[T_RAS] + tim[T_RP]
-        bank[b, 2] = act + tim[T_RAS]
-        bank[b, 3] = act + tim[T_RCD]
-    lat = tim[T_CWL] if is_write else tim[T_CL]
-    end = cas + lat + tim[T_BURST]
-    bus = st[4]
-    bus[0] = cas
-    st[3][gbank, 1] = cas
+        S[rr, 0] = act
+        S[rr, 2 + S[rr, 1]] = act
+        S[rr, 1] = (S[rr, 1] + 1) % 4
+        S[gg, 0] = act
+        S[b, 0] = row
+        S[b, 1] = act + par[T_RAS] + par[T_RP]
+        S[b, 2] = act + par[T_RAS]
+        S[b, 3] = act + par[T_RCD]
+    lat = par[T_CWL] if is_write else par[T_CL]
+    end = cas + lat + par[T_BURST]
+    bus = par[_BUS]
+    S[bus, 0] = cas
+    S[gg, 1] = cas
     if is_write:
-        bank[b, 2] = max(bank[b, 2], end + tim[T_WR])
-        bus[2] = cas
-        bus[5] = rank
-        st[3][gbank, 2] = cas
+        S[b, 2] = max(S[b, 2], end + par[T_WR])
+        S[bus, 2] = cas
+        S[bus, 5] = rank
+        S[gg, 2] = cas
     else:
-        bank[b, 2] = max(bank[b, 2], cas + tim[T_RTP])
-        bus[1] = cas
-    bus[3] = end
-    bus[4] = rank
+        S[b, 2] = max(S[b, 2], cas + par[T_RTP])
+        S[bus, 1] = cas
+    S[bus, 3] = end
+    S[bus, 4] = rank
     return cas, end, kind
 
 
-@njit(cache=True)
-def _new_state(tim, org):
-    nb = org[O_RANKS] * org[O_BANKGROUPS] * org[O_BANKS]
-    far = -(1 << 40)  # "long ago": no constraint from a command that never happened
-    bank = np.empty((nb, 4), dtype=np.int64)
-    bank[:, 0] = -1
-    bank[:, 1:] = 0
-    ref_k = np.zeros(org[O_RANKS], dtype=np.int64)
-    rnk = np.full((org[O_RANKS], 6), far, dtype=np.int64)
-    rnk[:, 1] = 0
-    grp = np.full((org[O_RANKS] * org[O_BANKGROUPS], 3), far, dtype=np.int64)
-    bus = np.full(6, far, dtype=np.int64)
-    bus[4] = -1
-    bus[5] = -1
-    return (bank, ref_k, rnk, grp, bus)
-
-
 @njit(cache=True, inline="always")
-def _ready(now, is_write, b, row, rank, gbank, tim, st):
-    """The cycle the column command of a request could issue if served next (refresh
+def _ready(now, is_write, req, i, par, S):
+    """The cycle the column command of request ``i`` could issue if served next (refresh
     ignored): what "ready" means in first-ready FCFS."""
-    bank = st[0]
-    if bank[b, 0] == row:
-        cas = max(now, bank[b, 3])
+    b, row, rank, gbank = req[i, 0], req[i, 1], req[i, 2], req[i, 3]
+    if S[b, 0] == row:
+        cas = max(now, S[b, 3])
     else:
         t = now
-        if bank[b, 0] >= 0:
-            t = max(t, bank[b, 2]) + tim[T_RP]
-        cas = _act_time(max(t, bank[b, 1]), rank, gbank, tim, st) + tim[T_RCD]
-    return max(cas, _cas_floor(is_write, rank, gbank, tim, st))
+        if S[b, 0] >= 0:
+            t = max(t, S[b, 2]) + par[T_RP]
+        cas = _act_time(max(t, S[b, 1]), rank, gbank, par, S) + par[T_RCD]
+    return max(cas, _cas_floor(is_write, rank, gbank, par, S))
 
 
 @njit(cache=True, inline="always")
-def _pick(now, w, q, served, head, arrived, reqs, tim, pol, st, bypass):
-    """FR-FCFS over the oldest ``window`` arrived, unserved requests of queue ``q``: the one
-    whose column command is ready first (a row hit usually is), the oldest among equals;
-    the oldest outright once ``hit_cap`` requests have overtaken it.  Returns its position
-    in ``q``."""
-    rbank, rrow, rrank, rgbank = reqs
-    bus = st[4]
-    lat = tim[T_CWL] if w == 1 else tim[T_CL]
-    floor = max(now, bus[0] + tim[T_CCD_S], bus[3] - lat)  # no request can be ready earlier
+def _pick(now, w, q, served, lo, hi, req, par, S, bypass):
+    """FR-FCFS over the oldest ``window`` unserved requests among positions ``lo``..``hi`` of
+    ``q`` (one queue, in arrival order): the one whose column command is ready first (a row
+    hit usually is), the oldest among equals; the oldest outright once ``hit_cap``
+    requests have overtaken it.  Returns the position in ``q``."""
+    lat = par[T_CWL] if w == 1 else par[T_CL]
+    bus = par[_BUS]
+    floor = max(now, S[bus, 0] + par[T_CCD_S], S[bus, 3] - lat)  # nothing is ready earlier
     best = -1
     best_t = 1 << 62
     seen = 0
-    j = head
-    while j < arrived and seen < pol[P_WINDOW]:
+    j = lo
+    while j < hi and seen < par[_P + P_WINDOW]:
         if not served[j]:
-            if best < 0 and bypass >= pol[P_HIT_CAP]:
+            if best < 0 and bypass >= par[_P + P_HIT_CAP]:
                 return j
-            i = q[j]
-            t = _ready(now, w == 1, rbank[i], rrow[i], rrank[i], rgbank[i], tim, st)
+            t = _ready(now, w == 1, req, q[j], par, S)
             if t < best_t:
                 best_t = t
                 best = j
@@ -235,61 +249,58 @@ def _pick(now, w, q, served, head, arrived, reqs, tim, pol, st, bypass):
 
 
 @njit(cache=True)
-def run_channel(arrival, is_write, rbank, rrow, rrank, rgbank, tim, org, pol, out_done,
-                out_kind):
-    """Serve one channel's requests (indices sorted by arrival); fills ``out_done`` (cycle the
-    data burst ends) and ``out_kind`` (row hit / miss / conflict)."""
-    st = _new_state(tim, org)
-    reqs = (rbank, rrow, rrank, rgbank)
+def run_channel(arrival, is_write, req, par, out_done, out_kind):
+    """Serve one channel's requests (sorted by arrival; ``req[i]`` = [bank, row, rank,
+    rank x bank group]); fills ``out_done`` (cycle the data burst ends) and ``out_kind``."""
+    S = _new_state(par)
     n = arrival.shape[0]
+    # one array holds both queues: reads at [0, nr), writes at [nr, n), each in arrival order
+    q = np.empty(n, dtype=np.int64)
     nr = 0
     for i in range(n):
         nr += 1 - is_write[i]
-    qs = (np.empty(nr, dtype=np.int64), np.empty(n - nr, dtype=np.int64))
-    fill = np.zeros(2, dtype=np.int64)
+    base = np.array([0, nr], dtype=np.int64)
+    end = np.array([nr, n], dtype=np.int64)
+    fill = base.copy()
     for i in range(n):
-        w = is_write[i]
-        qs[w][fill[w]] = i
-        fill[w] += 1
-    served = (np.zeros(nr, dtype=np.bool_), np.zeros(n - nr, dtype=np.bool_))
-    head = np.zeros(2, dtype=np.int64)
-    arrived = np.zeros(2, dtype=np.int64)
+        q[fill[is_write[i]]] = i
+        fill[is_write[i]] += 1
+    served = np.zeros(n, dtype=np.bool_)
+    head = base.copy()  # first unserved position of each queue
+    arrived = base.copy()  # first position not yet arrived
     done = np.zeros(2, dtype=np.int64)
-    size = fill
     now = 0
     write_mode = False
     bypass = 0
-    horizon = tim[T_RP] + tim[T_RCD]
+    horizon = par[T_RP] + par[T_RCD]
     while done[0] + done[1] < n:
         for w in range(2):
-            while arrived[w] < size[w] and arrival[qs[w][arrived[w]]] <= now:
+            while arrived[w] < end[w] and arrival[q[arrived[w]]] <= now:
                 arrived[w] += 1
-        pend_r = arrived[0] - done[0]
-        pend_w = arrived[1] - done[1]
+        pend_r = arrived[0] - base[0] - done[0]
+        pend_w = arrived[1] - base[1] - done[1]
         if pend_r == 0 and pend_w == 0:
             nxt = 1 << 62
             for w in range(2):
-                if arrived[w] < size[w]:
-                    nxt = min(nxt, arrival[qs[w][arrived[w]]])
+                if arrived[w] < end[w]:
+                    nxt = min(nxt, arrival[q[arrived[w]]])
             now = nxt
             continue
         if write_mode:
-            if pend_w == 0 or (pend_w <= pol[P_WRITE_LOW] and pend_r > 0):
+            if pend_w == 0 or (pend_w <= par[_P + P_WRITE_LOW] and pend_r > 0):
                 write_mode = False
-        elif pend_w >= pol[P_WRITE_HIGH] or pend_r == 0:
+        elif pend_w >= par[_P + P_WRITE_HIGH] or pend_r == 0:
             write_mode = True
         w = 1 if write_mode else 0
-        q = qs[w]
-        j = _pick(now, w, q, served[w], head[w], arrived[w], reqs, tim, pol, st, bypass)
+        j = _pick(now, w, q, served, head[w], arrived[w], req, par, S, bypass)
         i = q[j]
         bypass = bypass + 1 if j != head[w] else 0
-        cas, end, kind = _serve(now, w == 1, rrank[i], rgbank[i], rbank[i], rrow[i], tim,
-                                org, pol, st)
-        out_done[i] = end
+        cas, fin, kind = _serve(now, w == 1, req, i, par, S)
+        out_done[i] = fin
         out_kind[i] = kind
-        served[w][j] = True
+        served[j] = True
         done[w] += 1
-        while head[w] < size[w] and served[w][head[w]]:
+        while head[w] < end[w] and served[head[w]]:
             head[w] += 1
         now = max(now, cas - horizon)
     return 0
