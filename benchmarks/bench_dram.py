@@ -1,6 +1,6 @@
 """Requests per second through the ``dram`` controller model, against a FIFO server baseline.
 
-The model (numasim/memctrl/dram.py) serves a six-channel DDR4-2933 controller (clx-2s's node)
+The model (numasim/memctrl/dram_model.py) serves a six-channel DDR4-2933 controller (clx-2s's node)
 with Poisson arrivals at 60 % of its peak, for six mixes: read-only and 2:1 read/write of one
 sequential stream, of 24 interleaved streams and of random lines.  The baseline, measured in
 the same run on the same streams, is today's ``fifo`` controller written the same way (one
@@ -39,8 +39,8 @@ def main() -> None:
     n = args.requests
 
     t0 = time.perf_counter()
-    from numasim.memctrl.dram import dram_config, simulate
     from numasim.memctrl.dram_curve import loaded_curve, synthetic
+    from numasim.memctrl.dram_model import dram_config, simulate
 
     cfg = dram_config("ddr4-2933")
     warm = synthetic(cfg, 0.5, 1.0, "random", 64)

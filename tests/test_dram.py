@@ -1,6 +1,6 @@
 """The ``dram`` controller model against the timing sums it must obey (issue 11).
 
-Each test drives :func:`numasim.memctrl.dram.simulate` with a handful of requests whose
+Each test drives :func:`numasim.memctrl.dram_model.simulate` with a handful of requests whose
 answer follows from the preset's parameters alone: a single bank's row hit / miss / conflict,
 a write between two reads (turnaround), a saturated channel (burst peak less refresh), and the
 ordering of sustainable bandwidths over traffic mixes.
@@ -13,7 +13,6 @@ import pytest
 
 from numasim.errors import ConfigError
 from numasim.memctrl import dram_core as K
-from numasim.memctrl.dram import dram_config, simulate
 from numasim.memctrl.dram_curve import (
     PATTERNS,
     READ_FRACTIONS,
@@ -21,6 +20,7 @@ from numasim.memctrl.dram_curve import (
     sustainable_fraction,
     synthetic,
 )
+from numasim.memctrl.dram_model import dram_config, simulate
 from numasim.memctrl.dram_presets import PRESETS
 
 PRESET = "ddr4-3200"

@@ -2,7 +2,7 @@
 
 All times are in DRAM command-clock cycles (tCK).  One call simulates every channel of one
 controller; the channels share nothing, so each is run on its own (:func:`run_channel`).
-The meaning of every timing and policy slot is in :mod:`numasim.memctrl.dram` (``T_*``,
+The meaning of every timing and policy slot is in :mod:`numasim.memctrl.dram_model` (``T_*``,
 ``P_*``), which builds these arrays from a cited preset; this module only runs them.
 
 Scheduling is transaction-level FR-FCFS (Rixner et al., ISCA 2000): at each decision the
@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# timing slots (cycles): keep in step with numasim.memctrl.dram.TIMING_SLOTS
+# timing slots (cycles): keep in step with numasim.memctrl.dram_model.TIMING_SLOTS
 T_CL, T_CWL, T_RCD, T_RP, T_RAS, T_BURST = 0, 1, 2, 3, 4, 5
 T_CCD_S, T_CCD_L, T_RRD_S, T_RRD_L, T_FAW = 6, 7, 8, 9, 10
 T_WTR_S, T_WTR_L, T_RTP, T_WR, T_RTRS, T_RTW, T_REFI, T_RFC = 11, 12, 13, 14, 15, 16, 17, 18

@@ -1,10 +1,11 @@
 """What the ``dram`` model implies for an engine that cannot run it request by request.
 
-:func:`sustainable_fraction` and :func:`loaded_curve` drive :func:`numasim.memctrl.dram.simulate`
-with synthetic traffic (:func:`synthetic`) -- Poisson (or evenly spaced) arrivals at a swept
-offered load; read fraction 1, 2/3 or 1/2; one sequential stream, 24 interleaved streams
-(``streams``: many threads, each stream's lines arriving in runs), or uniformly random lines -- and
-return plain numpy arrays in a :class:`LoadedCurve`, the table a ``curve`` controller takes.
+:func:`sustainable_fraction` and :func:`loaded_curve` drive
+:func:`numasim.memctrl.dram_model.simulate` with synthetic traffic (:func:`synthetic`):
+Poisson (or evenly spaced) arrivals at a swept offered load; read fraction 1, 2/3 or 1/2; one
+sequential stream, 24 interleaved streams (``streams``: many threads, each stream's lines
+arriving in runs) or uniformly random lines.  They return plain numpy arrays in a
+:class:`LoadedCurve`, the table a ``curve`` controller takes.
 
 Only one channel is simulated: with line interleaving every channel of a controller sees the
 same traffic, so per-channel fractions are the controller's fractions.  Results are cached
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from numasim.memctrl.dram import LINE, DramConfig, dram_config, simulate
+from numasim.memctrl.dram_model import LINE, DramConfig, dram_config, simulate
 from numasim.memctrl.dram_presets import PRESETS
 
 READ_FRACTIONS = (1.0, 2.0 / 3.0, 0.5)
