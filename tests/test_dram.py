@@ -226,3 +226,28 @@ def test_dram_controller_behind_the_memctrl_interface(tmp_path, monkeypatch):
         DramController(base.ControllerSpec.from_dict({"impl": "dram", "tRFC": 10**7}),
                        122.1, 64, 2.3)
     assert e.value.key == "tRFC"
+
+
+def test_machine_yaml_names_the_dram_model():
+    """``memory_controller: {impl: dram, ...}`` loads; a bad DRAM parameter is a file/field
+    error (the loader checks every model's parameters)."""
+    from numasim.topology.loaders import yaml_machine
+
+    text = ("name: m\ncpu_clock: 2GHz\nmemory_controller: {impl: dram, preset: ddr4-2933, "
+            "channels: 6}\nnodes:\n  - {id: 0, cpus: 0-3, memory: 1GiB}\n")
+    m = yaml_machine.loads(text, file="m.yaml")
+    assert m.memory_controller.impl == "dram"
+    bad = text.replace("channels: 6", "tRFC: 99999999")
+    with pytest.raises(ConfigError) as e:
+        yaml_machine.loads(bad, file="m.yaml")
+    assert "memory_controller.tRFC" in str(e.value) and "m.yaml" in str(e.value)
+
+
+def test_curve_command_prints_and_refuses_bad_input(capsys, tmp_path, monkeypatch):
+    from numasim.memctrl.dram_curve import main
+
+    monkeypatch.setenv("NUMASIM_CACHE_DIR", str(tmp_path))
+    assert main(["ddr4-3200", "channels=x"]) == 2
+    assert "not a number" in capsys.readouterr().err
+    assert main(["ddr9"]) == 2
+    assert "did you mean" in capsys.readouterr().err
