@@ -136,7 +136,7 @@ PRESETS: dict[str, tuple[Param, ...]] = {
 def _ddr5(channels: int, added_ns: float, ctx: str) -> tuple[Param, ...]:
     v = dict(data_rate=4800, bus_bytes=4, channels=channels, ranks=1, bankgroups=8, banks=4,
              row_bytes=8192, CL=40, CWL=38, tRCD=39, tRP=39, tRAS=77, tBURST=8, tCCD_S=8,
-             tCCD_L=12, tRRD_S=8, tRRD_L=12, tFAW=32, tWTR_S=6, tWTR_L=24, tRTP=18, tWR=72,
+             tCCD_L=12, tRRD_S=8, tRRD_L=12, tFAW=40, tWTR_S=6, tWTR_L=24, tRTP=18, tWR=72,
              tREFI=9360, tRFC=708, added_latency_ns=added_ns)
     s = {k: "JESD79-5 DDR5-4800B (16Gb x4 die)" for k in v}
     s["bus_bytes"] = "JESD79-5: two independent 32-bit sub-channels per DIMM"
@@ -144,6 +144,8 @@ def _ddr5(channels: int, added_ns: float, ctx: str) -> tuple[Param, ...]:
     s["channels"] = ctx
     s["ranks"] = "assumed: one rank per sub-channel (1R RDIMM)"
     s["row_bytes"] = "assumed: 1 KB x4-die page x 8 data dies per sub-channel"
+    s["tFAW"] = ("Ramulator 2 DDR5.cpp nFAW table, x4 die: 40 nCK (given there for 3200; "
+                 "kept in clocks at 4800, as JESD79-5 states tFAW in nCK for these bins)")
     s["added_latency_ns"] = ("0: DIMM on the CPU's own controller" if added_ns == 0 else
                              "CXL: low end of 2-5x local (arXiv 2405.14209) x 113.0 ns local "
                              "DDR5 idle (EPYC 9354P MLC)")
