@@ -1,13 +1,14 @@
 """Requests per second through the ``dram`` controller model, against a FIFO server baseline.
 
-The model (numasim/memctrl/dram_model.py) serves a six-channel DDR4-2933 controller (clx-2s's node)
-with Poisson arrivals at 60 % of its peak, for six mixes: read-only and 2:1 read/write of one
-sequential stream, of 24 interleaved streams and of random lines.  The baseline, measured in
-the same run on the same streams, is today's ``fifo`` controller written the same way (one
-jitted loop: a deterministic server, done = max(arrival, previous done) + line / bandwidth)
--- what a request costs when the controller has no banks.  Compile or cache-load time is
-reported first; the derived loaded-latency curve (what the fast engine pays once per
-machine, then caches) is timed last, without its disk cache.
+The model (numasim/memctrl/dram_model.py) serves a six-channel DDR4-2933 controller (clx-2s's
+node) with Poisson arrivals at 60 % of its peak, for six mixes: read-only and 2:1 read/write of
+one sequential stream, of 24 interleaved streams and of random lines.  The baseline, measured
+in the same run on the same streams, is today's ``fifo`` controller written the same way (one
+jitted loop: a deterministic server, done = max(arrival, previous done) + line / bandwidth):
+what a request costs when the controller has no banks.  Best of 2 runs for the model, of 20
+for the baseline (one pass of it takes about a millisecond).  Compile or cache-load time is
+reported first; the derived loaded-latency curve (what the fast engine pays once per machine,
+then caches) is timed last, without its disk cache.
 
     python benchmarks/bench_dram.py [--requests N]
 """
@@ -53,12 +54,16 @@ def main() -> None:
     for pattern in ("sequential", "streams", "random"):
         for rf in (1.0, 2 / 3):
             t, a, w = synthetic(cfg, 0.6, rf, pattern, n, seed=1)
-            t1 = time.perf_counter()
-            s = simulate(cfg, t, a, w)
-            dt_d = time.perf_counter() - t1
-            t1 = time.perf_counter()
-            fifo_server(t, service, np.zeros(n))
-            dt_f = time.perf_counter() - t1
+            dt_d = dt_f = float("inf")
+            for _ in range(2):  # best of 2 (the host is shared)
+                t1 = time.perf_counter()
+                s = simulate(cfg, t, a, w)
+                dt_d = min(dt_d, time.perf_counter() - t1)
+            out = np.zeros(n)
+            for _ in range(20):  # best of 20: one pass takes about a millisecond
+                t1 = time.perf_counter()
+                fifo_server(t, service, out)
+                dt_f = min(dt_f, time.perf_counter() - t1)
             tot_d += dt_d
             tot_f += dt_f
             print(f"{pattern:10s} reads {rf:4.2f}: dram {n / dt_d / 1e6:6.2f} M req/s, "
