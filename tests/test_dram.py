@@ -251,3 +251,28 @@ def test_curve_command_prints_and_refuses_bad_input(capsys, tmp_path, monkeypatc
     assert "not a number" in capsys.readouterr().err
     assert main(["ddr9"]) == 2
     assert "did you mean" in capsys.readouterr().err
+
+
+def test_dram_curve_against_clx_mlc_loaded_latency(tmp_path, monkeypatch):
+    """clx-2s's controller with ``impl: dram`` (DDR4-2933, 24 streams): flat at idle at low load,
+    at least 2x idle (81 ns) added before the measured peak, and within a factor of two of
+    MLC's added latency from 20 % of the controller's bandwidth up (tests/data/mlc)."""
+    from pathlib import Path
+
+    from numasim.memctrl import ControllerSpec
+    from numasim.memctrl.dram import DramController
+
+    monkeypatch.setenv("NUMASIM_CACHE_DIR", str(tmp_path))
+    rows = np.loadtxt(Path(__file__).parent / "data/mlc/clx-6252n-loaded-latency.tsv")
+    lat, bw = rows[:, 1], rows[:, 2]
+    idle = lat.min()
+    util = bw / 2 / 122097.7  # per socket, over clx-2s's controller_bandwidth (MB/s)
+    m = DramController(ControllerSpec.from_dict({"impl": "dram", "preset": "ddr4-2933"}),
+                       122.0977, 64, 2.3)
+    model = np.array([m.extra_latency(min(u, 1.0)) / 2.3 for u in util])
+    measured = lat - idle
+    assert np.all(model[util < 0.1] < 0.05 * idle)  # flat at low load
+    assert model[util.argmax()] >= idle - 1e-9  # 2x idle by the peak
+    sel = util >= 0.2
+    ratio = model[sel] / measured[sel]
+    assert np.all((ratio > 0.5) & (ratio < 2.0)), np.round(ratio, 2)
