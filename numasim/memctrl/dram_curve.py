@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,6 +159,8 @@ def _loaded_curve(cfg: DramConfig, points: int, n: int, seed: int,
                 return _pack(cfg, z["sustainable"], z["utilisation"], z["latency_ns"])
         except (OSError, KeyError, ValueError):
             pass  # a damaged cache file is recomputed
+    print(f"numasim: deriving the dram curve of {cfg.name} (once; cached in {cache_dir()})",
+          file=sys.stderr)
     one = _one_channel(cfg)
     shape = (len(PATTERNS), len(READ_FRACTIONS))
     sus = np.zeros(shape)
@@ -189,8 +192,6 @@ def _pack(cfg: DramConfig, sus, util, lat) -> LoadedCurve:
 def main(argv: list[str] | None = None) -> int:
     """``python -m numasim.memctrl.dram_curve PRESET [NAME=VALUE ...]``: print the derived
     sustainable fractions and loaded-latency curves of a preset."""
-    import sys
-
     from numasim.errors import NumasimError
 
     args = sys.argv[1:] if argv is None else argv
