@@ -206,6 +206,10 @@ def test_bad_request_streams_are_refused():
         simulate(cfg, np.array([5.0, 1.0]), np.array([0, 64]), np.array([0, 0]))
     with pytest.raises(ValueError, match="one length"):
         simulate(cfg, np.array([0.0]), np.array([0, 64]), np.array([0, 0]))
+    with pytest.raises(ValueError, match="finite"):
+        simulate(cfg, np.array([np.nan]), np.array([0]), np.array([0]))
+    empty = simulate(cfg, np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    assert empty.done_ns.size == 0
 
 
 def test_dram_controller_behind_the_memctrl_interface(tmp_path, monkeypatch):

@@ -179,6 +179,10 @@ def simulate(cfg: DramConfig, arrival_ns: np.ndarray, addr: np.ndarray,
     w = np.ascontiguousarray(is_write, dtype=np.int64)
     if not (arrival_ns.shape == addr.shape == w.shape) or arrival_ns.ndim != 1:
         raise ValueError("arrival_ns, addr and is_write must be 1-D arrays of one length")
+    if not np.all(np.isfinite(arrival_ns)) or np.any(arrival_ns < 0):
+        raise ValueError("arrival_ns must be finite and >= 0")
+    if np.any(addr < 0):
+        raise ValueError("addr must be >= 0")
     if arrival_ns.size and np.any(np.diff(arrival_ns) < 0):
         raise ValueError("arrival_ns must be sorted (non-decreasing)")
     tim, org, pol = cfg.arrays()
