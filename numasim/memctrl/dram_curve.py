@@ -45,7 +45,8 @@ def synthetic(cfg: DramConfig, load: float, read_fraction: float, pattern: str, 
     rng = np.random.default_rng(seed)
     gap_ns = LINE / (load * cfg.peak_bytes_per_s) * 1e9
     if arrivals == "poisson":
-        t = np.cumsum(rng.exponential(gap_ns, n)) - gap_ns
+        gaps = rng.exponential(gap_ns, n)
+        t = np.cumsum(gaps) - (gaps[0] if n else 0.0)  # the first request at 0
     elif arrivals == "uniform":
         t = np.arange(n) * gap_ns
     else:
