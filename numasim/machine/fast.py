@@ -63,6 +63,13 @@ class FastEngine:
         self.route_w = np.ascontiguousarray(sim.res.route_write)
         self.lat = np.ascontiguousarray(sim.res.latency)
         self.quanta = 0
+        # ---- fast-forward hook (numasim.machine.fastforward; None: off, the default)
+        ff = getattr(sim.eparams, "fast_forward", None)
+        self.ff = None
+        if ff is not None:
+            from numasim.machine.fastforward import FastForwarder
+
+            self.ff = FastForwarder(self, ff)
 
     def _args(self) -> None:
         """The argument bundles of run_quantum, rebuilt whenever the kernel's arrays may have
@@ -157,6 +164,8 @@ class FastEngine:
             remaining[c] = sum(op_accesses(prog.ops[k]) for k in range(first, end))
         acc_before = sim.st[:, C.ST_ACCESSES].copy()
         arrived = np.zeros(len(self.service))
+        if self.ff is not None:  # fast-forward hook: a fresh window per phase
+            self.ff.phase_start()
         while self.live > 0:
             self.t_end = q_start + q
             nbins_used = max(1, min(NBINS, int(q // BIN_CYCLES)))
@@ -192,12 +201,15 @@ class FastEngine:
             fluid_backlog(self.pbin, self.route_r, self.route_w, sim.cpu_nodes, self.service,
                           nbins_used, binw, self.backlog)
             self._timeline(used, q_start, binw)
+            if self.ff is not None:  # fast-forward hook: this quantum's bytes per node
+                q_bytes = used.sum(axis=(0, 2, 3)) * float(sim.line)
             used[:] = 0
             estimate_waits(self.cnt, self.swait, sim.st, self.service, self.kappa, self.gk,
                            self.wres, self.rho_used, act, q, sim.params.mlp, self.backlog)
             self.swait[:] = 0.0
             route_waits(self.wres, self.route_r, self.route_w, sim.cpu_nodes, self.waits)
-            arrived += self.cnt[:, :, 0].sum(axis=0)
+            q_lines = self.cnt[:, :, 0].sum(axis=0)
+            arrived += q_lines
             self.cnt[:] = 0
             sim.st[:, C.ST_Q_NREQ:C.ST_Q_STALL + 1] = 0.0
             for c in active:
@@ -220,6 +232,12 @@ class FastEngine:
                     if rates.size and (rates > 0).all():
                         first_end = float((remaining[act == 1] / rates).min())
                         q = max(float(ep.quantum_min), min(q, 0.5 * first_end))
+            if self.ff is not None:  # fast-forward hook: skip a settled stretch
+                d, adv = self.ff.after_quantum(q_ran, q, q_start, act, remaining, q_lines,
+                                               q_bytes, arrived)
+                q_start += d
+                remaining -= adv
+                acc_before += adv
             sim.progress_to()
         yield simpy_all(env, procs)
         end = float(max(sim.cs[c, C.CS_LAST] for c in active))

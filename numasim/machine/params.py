@@ -89,3 +89,5 @@ class EngineParams:
     quantum_min: int = 2_000
     quantum_max: int = 2_000_000
     concentration: bool = True
+    # fast-forward (numasim.machine.fastforward.FastForwardParams); None: off, the default
+    fast_forward: Any = None
