@@ -67,7 +67,8 @@ def _workload(workload, options: dict[str, Any]):
 def run(machine, workload, *, engine: str = "fast", linux: str = "6.12", seed: int = 0,
         numactl: list[str] | str | None = None, cpu: dict[str, Any] | None = None,
         quantum: int | None = None, concentration: bool = True,
-        weights: Any = None, progress: bool = False, **options: Any) -> RunResult:
+        weights: Any = None, progress: bool = False, fast_forward: Any = None,
+        **options: Any) -> RunResult:
     """Simulate ``workload`` on ``machine`` and return what it measured.
 
     ``linux``: the Linux generation whose policies place the pages (``"6.12"``, ``"6.1"``,
@@ -78,6 +79,9 @@ def run(machine, workload, *, engine: str = "fast", linux: str = "6.12", seed: i
     ``concentration``: let the fast engine see requests bunched in time (convoys; see
     :class:`~numasim.machine.params.EngineParams`); ``weights``: weighted-interleave
     weights per node (as written to sysfs: ``{0: 3, 1: 1}``, ``"0=3,1=1"`` or ``"3:1"``);
+    ``fast_forward``: sample long steady phases instead of simulating every access (fast
+    engine; off by default; True, ``"WINDOW,SKIP[,TOLERANCE]"`` such as ``"2,20"``, or
+    ``{"window": 2, "skip": 20}``; see :mod:`numasim.machine.fastforward`);
     other keywords are built-in kernel options (``op`` is the STREAM operation).
 
     Everything is checked once into a :class:`~numasim.spec.RunSpec` before the run starts
@@ -89,7 +93,8 @@ def run(machine, workload, *, engine: str = "fast", linux: str = "6.12", seed: i
     linux = _generation(linux, options)
     spec = build_spec(_machine(machine), _workload(workload, options), engine=engine,
                       linux=linux, seed=seed, numactl=numactl, cpu=cpu, quantum=quantum,
-                      concentration=concentration, weights=weights)
+                      concentration=concentration, weights=weights,
+                      fast_forward=fast_forward)
     return simulate(spec, progress=progress)
 
 

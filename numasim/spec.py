@@ -9,7 +9,8 @@ This module is the one place where
   every ``mbind`` phase's policy), with :func:`numasim.mm.numactl.parse_numactl`;
 * weighted-interleave weights are read (``0=9,1=1``, ``4:1``, a list or a mapping) and
   checked against the machine;
-* the run's knobs are checked: engine, Linux generation, seed, quantum, CPU model.
+* the run's knobs are checked: engine, Linux generation, seed, quantum, fast-forward
+  (:func:`numasim.machine.fastforward.check_fast_forward`), CPU model.
 
 A bad value is a :class:`~numasim.errors.NumasimError` naming the option and what would be
 valid (the command line prints it as one paragraph and exits 2), never a hang or a traceback.
@@ -112,6 +113,20 @@ def check_quantum(quantum: Any) -> int | None:
                                "quantum is at least 1 cycle, e.g. --quantum 20000; leave it "
                                "out for the adaptive quantum")
     return quantum
+
+
+def fast_forward_for(engine: Any, value: Any) -> Any:
+    """The fast-forward setting, checked (None: off); it samples the fast engine's quanta,
+    so the exact engine refuses it."""
+    from numasim.machine.fastforward import check_fast_forward
+
+    ff = check_fast_forward(value)
+    if ff is not None and engine != "fast":
+        raise ConfigError(f"fast-forward needs the fast engine, not {engine!r}",
+                          field="fast_forward",
+                          hint="the exact engine simulates every request; drop "
+                               "--fast-forward or use --engine fast")
+    return ff
 
 
 # ------------------------------------------------------------------------ weights
@@ -303,14 +318,16 @@ def build_spec(machine: Machine, workload: Workload, *, engine: str = "fast",
                numactl: list[str] | tuple[str, ...] | str | None = None,
                cpu: Mapping[str, Any] | None = None, quantum: int | None = None,
                concentration: bool = True, weights: Any = None,
-               parsed: NumactlOptions | None = None) -> RunSpec:
+               parsed: NumactlOptions | None = None, fast_forward: Any = None) -> RunSpec:
     """Check every part of a run and parse its options once.
 
     ``numactl``: extra task options placed after the workload's own (a string is split on
     blanks); ``cpu``: CPU-model overrides over the workload's ``cpu:``; ``quantum``: the fast
     engine's fixed quantum (cycles); ``weights``: weighted-interleave weights in any form
     :func:`read_weights` reads; ``parsed``: ``numactl`` as :func:`split_command` already
-    read it (used when the workload has no options of its own).
+    read it (used when the workload has no options of its own); ``fast_forward``: the fast
+    engine's sampling (None/False off, True, ``"WINDOW,SKIP[,TOLERANCE]"`` or a mapping:
+    :func:`~numasim.machine.fastforward.check_fast_forward`).
     """
     extra = numactl.split() if isinstance(numactl, str) else list(numactl or [])
     argv = tuple(workload.numactl) + tuple(extra)
@@ -329,6 +346,8 @@ def build_spec(machine: Machine, workload: Workload, *, engine: str = "fast",
                    region_policies=regions, phase_policies=phases,
                    cpu=cpu_params(workload.cpu, cpu), engine=check_engine(engine),
                    engine_params=EngineParams(quantum=check_quantum(quantum),
-                                              concentration=bool(concentration)),
+                                              concentration=bool(concentration),
+                                              fast_forward=fast_forward_for(engine,
+                                                                            fast_forward)),
                    linux=check_linux(linux), seed=check_seed(seed),
                    weights=weights_for(machine, weights))

@@ -57,8 +57,11 @@ def kernel_parser() -> argparse.ArgumentParser:
 
 
 def _split_machine(argv: list[str]) -> tuple[str | None, list[str]]:
-    """--machine is needed before numactl's node strings can be read; take it out first."""
+    """--machine is needed before numactl's node strings can be read; take it out first
+    (``--fast-forward[=...]`` may stand among numactl's options too: it goes to the run
+    options at the end)."""
     out: list[str] = []
+    moved: list[str] = []
     machine = None
     i = 0
     while i < len(argv):
@@ -71,9 +74,13 @@ def _split_machine(argv: list[str]) -> tuple[str | None, list[str]]:
             machine = a.partition("=")[2]
             i += 1
             continue
+        if a == "--fast-forward" or a.startswith("--fast-forward="):
+            moved.append(a)
+            i += 1
+            continue
         out.append(a)
         i += 1
-    return machine, out
+    return machine, out + moved
 
 
 def main(args: argparse.Namespace) -> int:

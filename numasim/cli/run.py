@@ -38,6 +38,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                                                 "32MiB); off by default")
     p.add_argument("--quantum", type=int, help="fast engine: fixed quantum in cycles "
                                                "(default: adaptive)")
+    p.add_argument("--fast-forward", nargs="?", const=True, default=None,
+                   metavar="WINDOW,SKIP[,TOL]",
+                   help="fast engine: sample long steady phases -- after WINDOW quanta agree "
+                        "within TOL, skip SKIP times their length at their rates (default "
+                        "2,20,0.02; off unless given)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -71,7 +76,8 @@ def run_and_print(machine, workload, args: argparse.Namespace, *,
     spec = build_spec(_machine(machine), _workload(workload, options), engine=args.engine,
                       linux=args.linux, seed=args.seed, numactl=numactl,
                       cpu=cpu_overrides(args), quantum=args.quantum,
-                      weights=_weights_text(args.weights), parsed=parsed)
+                      weights=_weights_text(args.weights), parsed=parsed,
+                      fast_forward=args.fast_forward)
     result = simulate(spec, progress=not args.no_progress and sys.stderr.isatty())
     text = result.to_json(host=not args.no_host_time)
     if args.output:

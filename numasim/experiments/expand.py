@@ -185,10 +185,10 @@ def _base(data: dict, ctx: _Ctx) -> dict[str, Setting]:
     out: dict[str, Setting] = {
         "engine": Setting("fast", ()), "linux": Setting("6.12", ()),
         "numactl": Setting("", ()), "weights": Setting(None, ()),
-        "quantum": Setting(None, ()),
+        "quantum": Setting(None, ()), "fast_forward": Setting(None, ()),
     }
     for key in ("machine", "workload", "engine", "linux", "kernel", "numactl", "policy", "cpu",
-                "weights", "quantum"):
+                "weights", "quantum", "fast_forward"):
         if key in data and not (key == "policy" and "numactl" in data) and \
                 not (key == "kernel" and "linux" in data):
             out.update(_settings(key, data[key], (key,), ctx))
@@ -488,6 +488,8 @@ def _table_value(canon: str, raw: Any, config: dict[str, Any]) -> Any:
         return w.get("kernel") or w.get("name")
     if canon in ("engine", "linux", "seed", "quantum"):
         return config[canon]
+    if canon == "fast_forward":
+        return config.get(canon) or "off"
     if canon == "numactl":
         return P.display("numactl", config["numactl"])
     if canon == "weights":
@@ -641,7 +643,7 @@ def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
     """The resolved config of one point's settings (without the seed), or None."""
     n_before = len(ctx.problems)
     vals: dict[str, Any] = {}
-    for canon in ("engine", "linux", "numactl", "weights", "quantum"):
+    for canon in ("engine", "linux", "numactl", "weights", "quantum", "fast_forward"):
         s = st[canon]
         try:
             vals[canon] = P.check_value(canon, s.value)
@@ -706,7 +708,7 @@ def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
         ok = False
     # a problem met at an earlier point is reported once, so this point's own bad values
     # (a setting it could not read) are counted here, after the cross checks
-    if not ok or cpu_bad or len(vals) < 5:
+    if not ok or cpu_bad or len(vals) < 6:
         return None, None
     config = {
         "numasim": __version__,
@@ -719,6 +721,8 @@ def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
         "weights": weights,
         "quantum": vals["quantum"],
     }
+    if vals["fast_forward"] is not None:  # absent when off: the points' keys stay as they were
+        config["fast_forward"] = vals["fast_forward"]
     if not _check_spec(config, machine, local, st, ctx, checked):
         return None, None
     return config, local
@@ -735,12 +739,13 @@ def _check_spec(config: dict[str, Any], machine, local: dict[str, Any] | None,
     try:
         build_spec(machine, build_workload({**config, "_local": local}),
                    engine=config["engine"], linux=config["linux"], numactl=config["numactl"],
-                   cpu=config["cpu"], quantum=config["quantum"], weights=config["weights"])
+                   cpu=config["cpu"], quantum=config["quantum"], weights=config["weights"],
+                   fast_forward=config.get("fast_forward"))
     except NumasimError as e:
         for p in e.problems:
             head = (p.field or "").split(".")[0].split("[")[0]
             s = st.get(head) if head in ("numactl", "weights", "quantum", "linux",
-                                         "engine") else None
+                                         "engine", "fast_forward") else None
             where = s.loc if s else st["workload"].loc
             what = f"{p.file}: {p.message}" if p.file not in (None, "inline", ctx.file) \
                 else p.message

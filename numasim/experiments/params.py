@@ -3,11 +3,12 @@ checked.
 
 Canonical names are the keywords of :func:`numasim.api.run` (``machine``, ``workload``,
 ``engine``, ``linux`` -- the Linux generation, ``seed``, ``numactl``, ``cpu``, ``weights``,
-``quantum``) plus dotted names for the options of a built-in workload (``workload.threads``,
-``workload.size``...) and of the CPU model (``cpu.mlp``...).  Short spellings read better in a
-sweep: ``policy`` is ``numactl``, ``threads`` is ``workload.threads``, ``size`` is
-``workload.size`` and so on (:data:`ALIASES`); ``kernel`` is the old name of ``linux``
-(inside ``workload:``, ``kernel`` names the built-in workload kernel, ``stream``...).
+``quantum``, ``fast_forward``) plus dotted names for the options of a built-in workload
+(``workload.threads``, ``workload.size``...) and of the CPU model (``cpu.mlp``...).  Short
+spellings read better in a sweep: ``policy`` is ``numactl``, ``threads`` is
+``workload.threads``, ``size`` is ``workload.size`` and so on (:data:`ALIASES`); ``kernel``
+is the old name of ``linux`` (inside ``workload:``, ``kernel`` names the built-in workload
+kernel, ``stream``...).
 
 Every checker takes the value as YAML gave it and returns it normalised (sizes in bytes,
 numactl options as a list, the Linux generation as a string) or raises ``ValueError`` with a
@@ -26,7 +27,7 @@ from numasim.errors import did_you_mean
 
 ENGINES = ("fast", "exact")
 TOP_LEVEL = ("machine", "workload", "engine", "linux", "seed", "numactl", "cpu", "weights",
-             "quantum")
+             "quantum", "fast_forward")
 
 
 def _kernels() -> tuple[str, ...]:
@@ -160,6 +161,20 @@ def check_quantum(v: Any) -> int | None:
     return _int(v, "quantum", 1, none_ok=True)
 
 
+def check_fast_forward(v: Any) -> str | None:
+    """Fast-forward as the spec reads it, normalised to ``"WINDOW,SKIP,TOLERANCE"`` (None:
+    off) so that a point's config is plain data."""
+    from numasim.errors import NumasimError
+    from numasim.machine.fastforward import check_fast_forward as check
+
+    try:
+        ff = check(v)
+    except NumasimError as e:
+        p = e.problems[0]
+        raise ValueError(f"{p.message} ({p.hint})") from None
+    return None if ff is None else ff.text()
+
+
 def check_weights(v: Any) -> list[int] | dict[int, int] | None:
     """Weighted-interleave weights: ``"4:1"`` (one per node, in node order), ``"0=4,1=1"``
     (as ``numasim run --weights``) or a mapping ``{node: weight}``; null keeps the machine's
@@ -280,6 +295,8 @@ def check_value(name: str, v: Any) -> Any:
         return check_numactl(v)
     if name == "quantum":
         return check_quantum(v)
+    if name == "fast_forward":
+        return check_fast_forward(v)
     if name == "weights":
         return check_weights(v)
     if name == "cpu":

@@ -51,5 +51,6 @@ def run_point(config: dict[str, Any]) -> dict[str, Any]:
     spec = build_spec(point_machine(m["name"], m["yaml"]), build_workload(config),
                       engine=config["engine"], linux=config["linux"], seed=config["seed"],
                       numactl=list(config["numactl"]), cpu=dict(config["cpu"]),
-                      quantum=config.get("quantum"), weights=config.get("weights"))
+                      quantum=config.get("quantum"), weights=config.get("weights"),
+                      fast_forward=config.get("fast_forward"))
     return simulate(spec).to_dict(host=False)

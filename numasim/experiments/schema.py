@@ -103,6 +103,7 @@ class ExperimentModel(StrictModel):
     cpu: Any = None
     weights: Any = None
     quantum: Any = None
+    fast_forward: Any = None
     repetitions: Annotated[int, Field(ge=1)] = 1
     max_points: Annotated[int, Field(ge=1)] = MAX_POINTS
     sweep: SweepModel = SweepModel()

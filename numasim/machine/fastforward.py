@@ -155,6 +155,7 @@ class FastForwarder:
         self.skipped_cycles = 0.0
         self.skipped_accesses = 0.0
         self.detailed_cycles = 0.0
+        self.sim.fast_forwarder = self  # the result reports it
 
     def phase_start(self) -> None:
         self.hist: list[tuple] = []  # per quantum: (q, st delta, hist delta, lines, tl bytes)

@@ -72,6 +72,13 @@ def _r(x: float, nd: int = 6) -> float:
     return 0.0 if v == 0 else v
 
 
+def _fast_forward(sim) -> dict:
+    """Whether fast-forward sampled this run, and how much it skipped
+    (:mod:`numasim.machine.fastforward`)."""
+    ff = getattr(sim, "fast_forwarder", None)
+    return {"on": False} if ff is None else ff.summary()
+
+
 def build_result(sim) -> RunResult:
     ghz = sim.ghz
     ns = 1.0 / ghz
@@ -175,7 +182,8 @@ def build_result(sim) -> RunResult:
                     "hit_ns": sim.params.llc.hit_ns},
                    "threads": sim.nthreads, "cpus": [int(c) for c in sim.cpus],
                    "numactl": list(sim.numactl),
-                   "quantum": getattr(sim.eparams, "quantum", None)},
+                   "quantum": getattr(sim.eparams, "quantum", None),
+                   "fast_forward": _fast_forward(sim)},
         "notes": list(dict.fromkeys(sim.notes)),
     }
     return RunResult(data, sim.host_seconds, hist)
@@ -293,6 +301,12 @@ def summary(result) -> str:
     lines.append(f"  measured    {', '.join(m['phases']) or '-'}: {d['bandwidth_GBps']:.2f} GB/s "
                  f"(program bytes), latency mean {_num(m['latency_ns_mean'], '.1f')} ns, "
                  f"local {_num(m['local_fraction'], '.3f')}{own}")
+    ff = d["config"]["fast_forward"]
+    if ff["on"]:
+        lines.append(f"  fast-forward on (window {ff['window']}, skip {ff['skip']:g}, "
+                     f"tolerance {ff['tolerance']:g}): {ff['skipped_fraction']:.1%} of the "
+                     f"simulated time skipped in {ff['skips']} stretch(es), advanced at "
+                     "measured rates")
     lat = d["latency_ns"]
     lines.append(f"  whole run   latency mean {lat['mean']:.1f} ns  p50 {lat['p50']:.1f}  p95 "
                  f"{lat['p95']:.1f}  p99 {lat['p99']:.1f}  (queueing {lat['queueing_mean']:.1f}"
