@@ -4,9 +4,16 @@ Off by default.  When on, the fast engine (:mod:`numasim.machine.fast`) alternat
 windows* -- ordinary quanta, every access simulated -- with *skipped stretches* advanced at
 the rates the last detailed window measured:
 
-* **settled**: the last ``window`` quanta (at least 2) have the same length and agree with
-  each other within ``tolerance`` (default 2 %), per active thread (accesses) and per
-  resource (lines, for resources carrying at least 1 % of the busiest one's);
+* **settled**: the last ``window`` quanta (at least 2) have the same length, none took a
+  page fault, and consecutive ones agree within ``tolerance`` (default 2 %): in all the
+  threads' accesses, in every resource's lines (resources carrying at least 1 % of the
+  busiest one's), and per thread within ``tolerance`` or the count's own noise
+  (``4 * sqrt(n)`` for ``n`` accesses: 32 threads sharing a saturated controller each vary
+  by 3-5 % from one 2 M-cycle quantum to the next while the total is steady to 0.5 %);
+  and no resource is filling its queue: lines arriving at more than ``1 + tolerance / 2``
+  times what it serves in the window (a saturated CXL controller took 5 % more than it
+  served for tens of quanta while its backlog grew, at steady rates: skipping there ran
+  the phase 4 % fast);
 * **skip**: ``skip`` times the window's length, cut to a whole number of quanta and cut
   short (or not taken, when shorter than one quantum) so that it ends
   - before any thread's first access that would fault (first touch, COW, the zero page:
@@ -39,9 +46,13 @@ node.  Phase ends, barriers and per-phase results stay exact in structure: every
 starts and ends with detailed quanta.
 
 **Next event** (hook for the NUMA-balancing scanner and anything else that happens on the
-simulated clock): a simulation may carry ``next_event_cycle``, a callable returning the
-cycle of the next external event (or None: none known); a skip never passes it.  Nothing
-sets it today; the default is "no events".
+simulated clock): a simulation may carry ``next_event_cycle``, a callable taking the current
+cycle and returning the cycle of the next external event at or after it (or None: none
+known); a skip never passes it (it ends at or before that cycle, so the event falls in a
+detailed quantum).  Nothing sets it today; the default (no attribute, or None) is "no
+events".  E.g. a scanner ticking every ``P`` cycles::
+
+    sim.next_event_cycle = lambda now: (now // P + 1) * P
 
 **Measured error and speed-up** (``benchmarks/bench_fastforward.py``, window 2, skip 20,
 tolerance 2 %; see the README's table): see the README section "Fast-forward".
@@ -62,6 +73,7 @@ from numasim.machine.fastforward_stream import advance_stream, buffered_safe, sa
 ST_ADVANCED = np.array([C.ST_MEM, C.ST_HITS, C.ST_LAT_SUM, C.ST_LOCAL, C.ST_BYTES,
                         C.ST_WRITEBACKS, C.ST_STALL, C.ST_WAIT_SUM])
 BUSY_FLOOR = 0.01  # resources with less than this share of the busiest one's lines: noise
+NOISE_SIGMAS = 4.0  # a thread's count may move by this many sqrt(count) between quanta
 
 
 @dataclass(frozen=True)
@@ -136,11 +148,11 @@ def check_fast_forward(value: Any) -> FastForwardParams | None:
     return FastForwardParams(window, skip, tol)
 
 
-def next_event(sim: Any) -> float | None:
-    """The cycle of the next external event the simulation knows of (its optional
-    ``next_event_cycle`` callable), or None."""
+def next_event(sim: Any, now: float) -> float | None:
+    """The cycle of the next external event at or after ``now`` the simulation knows of
+    (its optional ``next_event_cycle`` callable), or None."""
     fn = getattr(sim, "next_event_cycle", None)
-    return None if fn is None else fn()
+    return None if fn is None else fn(now)
 
 
 class FastForwarder:
@@ -155,6 +167,7 @@ class FastForwarder:
         self.skipped_cycles = 0.0
         self.skipped_accesses = 0.0
         self.detailed_cycles = 0.0
+        self.stretches: list[tuple[float, float]] = []  # (start, end) cycles skipped
         self.sim.fast_forwarder = self  # the result reports it
 
     def phase_start(self) -> None:
@@ -202,12 +215,19 @@ class FastForwarder:
         faults = np.array([h[1][on, C.ST_FAULTS] for h in self.hist])
         if (acc <= 0).any() or faults.any():
             return False
-        if (np.abs(np.diff(acc, axis=0)) > tol * acc[:-1]).any():
+        total = acc.sum(axis=1)
+        if (np.abs(np.diff(total)) > tol * total[:-1]).any():
+            return False
+        noise = np.maximum(tol * acc[:-1], NOISE_SIGMAS * np.sqrt(acc[:-1]))
+        if (np.abs(np.diff(acc, axis=0)) > noise).any():
             return False
         res = np.array([h[3] for h in self.hist], dtype=float)
         busy = res.max(axis=0) >= BUSY_FLOOR * max(res.max(), 1.0)
         r = res[:, busy]
-        return not (np.abs(np.diff(r, axis=0)) > tol * np.maximum(r[:-1], 1.0)).any()
+        if (np.abs(np.diff(r, axis=0)) > tol * np.maximum(r[:-1], 1.0)).any():
+            return False
+        served = float(sum(qs)) / self.engine.service  # lines each resource can serve
+        return not (res.sum(axis=0) > (1.0 + tol / 2) * served).any()
 
     def _rates(self, act: np.ndarray) -> tuple[float, np.ndarray]:
         span = float(sum(h[0] for h in self.hist))
@@ -225,7 +245,7 @@ class FastForwarder:
         on = np.flatnonzero(act == 1)
         for c in on:
             d = min(d, remaining[c] / rate[c] - margin)
-        ev = next_event(sim)
+        ev = next_event(sim, t_next)
         if ev is not None:
             d = min(d, float(ev) - t_next)
         if d < q:
@@ -279,6 +299,7 @@ class FastForwarder:
         arrived += g * lines
         self._timeline(t_next, d, g * sum(h[4] for h in self.hist))
         self.skips += 1
+        self.stretches.append((t_next, t_next + d))
         self.skipped_cycles += d
         self.skipped_accesses += float(adv.sum())
         self._snap()
