@@ -91,7 +91,7 @@ def main() -> int:
         run(m, "stream", threads=2, size=1 << 20, repeat=8, fast_forward=args.ff)
     print(f"warm-up (numba cache load or compile): {time.perf_counter() - t0:.2f} s")
     print(f"fast-forward {args.ff}; errors are (with - without) / without\n")
-    hdr = (f"{'case':<28} {'phase':<7} {'GB/s off':>9} {'err %':>7} {'time err %':>10} "
+    hdr = (f"{'case':<30} {'phase':<7} {'GB/s off':>9} {'err %':>7} {'time err %':>10} "
            f"{'figure err %':>12} {'run err %':>9} {'pages':>5} {'skipped':>7} "
            f"{'host off':>8} {'host on':>7} {'speed-up':>8}")
     print(hdr)
@@ -117,7 +117,7 @@ def main() -> int:
             ef = err(f1["value"], f0["value"]) if f0 and f1 else 0.0
             er = err(d1["runtime_s"], d0["runtime_s"])
             worst = max(worst, abs(eb), abs(et), abs(ef))
-            print(f"{label:<28} {p0['name']:<7} {p0['bandwidth_GBps']:>9.2f} {eb:>7.3f} "
+            print(f"{label:<30} {p0['name']:<7} {p0['bandwidth_GBps']:>9.2f} {eb:>7.3f} "
                   f"{et:>10.3f} {ef:>12.3f} {er:>9.3f} {'same' if same_pages else 'DIFF':>5} "
                   f"{ff['skipped_fraction']:>7.1%} {r0.host_seconds:>8.2f} "
                   f"{r1.host_seconds:>7.2f} {r0.host_seconds / r1.host_seconds:>7.1f}x")

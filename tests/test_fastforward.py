@@ -142,7 +142,7 @@ def test_off_by_default_and_then_untouched(monkeypatch):
     kw = dict(threads=4, size="8MiB", repeat=10)
     a = run("clx-2s", "stream", **kw).to_json(host=False)
     b = run("clx-2s", "stream", fast_forward=False, **kw).to_json(host=False)
-    assert a == b and '"fast_forward": {\n      "on": false' in a
+    assert a == b and '"fast_forward": {\n   "on": false\n  }' in a
 
 
 def test_skips_stop_before_external_events():

@@ -18,6 +18,9 @@ it the engine
   (packed parameters), ``llc``; and the kernel's state ``ks`` (page tables, allocator), into
   which it faults pages through the allocator core, handing any stop it cannot resolve to
   ``fault_status``;
+* may ask ``sim.next_event_cycle(now)`` when the simulation has one (optional, default
+  absent: the cycle of the next external event at or after ``now``, or None), so that
+  fast-forward (:mod:`numasim.machine.fastforward`) never skips over it;
 * writes, and nothing else: the per-thread state (``ci``, ``cs``, ``slots``, ``buf``, ``ts``),
   the statistics (``st``, ``hist``, ``res_lines``, ``tl`` via ``ensure_timeline``,
   ``fault_res``), and reports progress with ``progress_to``.
