@@ -36,6 +36,13 @@ the rates the last detailed window measured:
   per-cycle values; every clock, miss slot, private queue and posted write-back by the
   stretch's length.  The weave's estimates are kept (the load is the window's).
 
+Where repetition comes from: a workload repeats by its ops (:mod:`numasim.workloads.gen`):
+a phase's ``repeat`` becomes ``O_REPS`` of each thread's op, a sweep walks ``[lo, hi)``
+again, a random/chase/Zipf op draws ``count`` accesses again.  Fast-forward does not need to
+be told: it looks for the symptom (rates that have settled over memory that no longer
+faults), so a long single sweep over faulted memory is sampled as well as a STREAM kernel's
+iterations, and a phase that keeps faulting (a first touch) is simulated in full.
+
 What is not kept exact: the LLC's contents (not touched by a skipped stretch; a sweep much
 larger than the LLC refills it within a window), and the inter-thread timing inside
 skipped stretches (each thread keeps its own rate).  Faults are placed as without
