@@ -82,8 +82,8 @@ from numasim.machine import cpu as C
 from numasim.machine.fastforward_stream import advance_stream, buffered_safe, safe_accesses
 
 # the st columns a skipped stretch advances (the per-quantum ones are the weave's)
-ST_ADVANCED = np.array([C.ST_MEM, C.ST_HITS, C.ST_LAT_SUM, C.ST_LOCAL, C.ST_BYTES,
-                        C.ST_WRITEBACKS, C.ST_STALL, C.ST_WAIT_SUM])
+ST_COUNTS = np.array([C.ST_MEM, C.ST_HITS, C.ST_LOCAL, C.ST_WRITEBACKS])  # whole numbers
+ST_SUMS = np.array([C.ST_LAT_SUM, C.ST_BYTES, C.ST_STALL, C.ST_WAIT_SUM])
 BUSY_FLOOR = 0.01  # resources with less than this share of the busiest one's lines: noise
 NOISE_SIGMAS = 4.0  # a thread's count may move by this many sqrt(count) between quanta
 
@@ -299,7 +299,8 @@ class FastForwarder:
             adv[c] = moved
             f = moved / dst[c, C.ST_ACCESSES]
             sim.st[c, C.ST_ACCESSES] += moved
-            sim.st[c, ST_ADVANCED] += f * dst[c, ST_ADVANCED]
+            sim.st[c, ST_COUNTS] += np.rint(f * dst[c, ST_COUNTS])
+            sim.st[c, ST_SUMS] += f * dst[c, ST_SUMS]
             sim.hist[c] += np.rint(f * dhist[c]).astype(np.int64)
             # every clock of the CPU moves by d
             sim.cs[c, :] += d
