@@ -216,3 +216,26 @@ def test_experiment_yaml_knob(tmp_path):
     # off: the config (and so the point's key) is what it was without the knob
     p.write_text(text.replace("fast_forward: '2,10'\n", ""))
     assert "fast_forward" not in load_experiment(p).points[0].config
+
+
+def test_trace_replay_faults_then_skips(tmp_path):
+    """A trace (the TRACE op: records checked one by one) that writes 2 MiB, replayed 40
+    times: the first replay faults every page in detail, the later ones are sampled."""
+    from numasim.workloads.model import Phase, Trace, Workload
+    from numasim.workloads.trace import save_trace
+
+    lines = (2 << 20) // 64
+    addr = (0x10000000 + 64 * np.arange(lines)).astype(np.uint64)
+    path = tmp_path / "sweep.npz"
+    save_trace(path, np.zeros(lines, dtype=np.int64), addr, np.ones(lines, dtype=np.uint8))
+
+    def wl():
+        return Workload(name="trace", trace=Trace(str(path)),
+                        phases=[Phase("replay", "trace", repeat=40)])
+
+    d0 = run("clx-2s", wl()).to_dict(host=False)
+    d1 = run("clx-2s", wl(), fast_forward="2,20").to_dict(host=False)
+    assert d1["config"]["fast_forward"]["skipped_fraction"] > 0.3
+    assert d1["pages_per_node"] == d0["pages_per_node"]
+    assert d1["page_faults"]["count"] == d0["page_faults"]["count"] == 512
+    assert abs(d1["runtime_s"] / d0["runtime_s"] - 1) * 100 <= BOUND
