@@ -19,7 +19,8 @@ STREAM triad with parallel and serial first touch (policy-comparison's first two
 STREAM copy under --interleave=all, a triad from remote memory (--membind=1 from socket 0),
 a triad faulting its pages inside the measured phase (--init none, --interleave=all:
 every page's node is compared), CXL weighted interleave
-6:1 (cxl-tiering's best point), GUPS, a pointer chase and Zipf loads.
+6:1 (cxl-tiering's best point), an interleaved triad on the 8-node EPYC (a
+thread-scaling-epyc point), GUPS, a pointer chase and Zipf loads.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def cases(quick: bool) -> list[tuple[str, str, dict, str | None, str | None]]:
         ("CXL weighted 6:1", "cxl-1s",
          dict(kernel="stream", op="triad", threads=32, size=32 * mib // s, repeat=20),
          "--weighted-interleave=all", "6:1"),
+        ("epyc --interleave=all 32 thr", "epyc-8n-nps4",
+         dict(kernel="stream", op="triad", threads=32, size=32 * mib // s, repeat=20),
+         "--interleave=all", None),
         ("gups", "clx-2s", dict(kernel="gups", threads=16, size=128 * mib // s, repeat=16),
          None, None),
         ("pointer chase", "clx-2s",
@@ -86,7 +90,7 @@ def main() -> int:
     ap.add_argument("--only", help="run only the cases whose label contains this")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    for m in ("clx-2s", "cxl-1s"):
+    for m in ("clx-2s", "cxl-1s", "epyc-8n-nps4"):
         run(m, "stream", threads=2, size=1 << 20)
         run(m, "stream", threads=2, size=1 << 20, repeat=8, fast_forward=args.ff)
     print(f"warm-up (numba cache load or compile): {time.perf_counter() - t0:.2f} s")
