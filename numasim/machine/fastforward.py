@@ -74,8 +74,9 @@ parallel/serial first touch, interleaved copy, remote triad, a triad faulting in
 phase, CXL weighted interleave, an 8-node interleaved triad, GUPS, pointer chase, Zipf; table
 in the README): worst error 1.16 % on phase bandwidth and time (the interleaved copy; all
 others within 0.06 %), pages per node identical in every case, 58-76 % of simulated time
-skipped (0 % on the 8-node case, see above), host time 2-4.6x shorter on these 10-80 ms runs; a 16-thread triad on clx-2s over 1 simulated second: -0.0002 %, 9.9x less
-CPU; over 10 simulated seconds 55 s of CPU (~17x).  Stated bound: 2 % on throughput, held by
+skipped (0 % on the 8-node case, see above), host time 2-4.6x shorter on these 10-80 ms
+runs; a 16-thread triad on clx-2s over 1 simulated second: -0.0002 %, 9.9x less CPU; over
+10 simulated seconds 55 s of CPU (~17x).  Stated bound: 2 % on throughput, held by
 ``tests/test_fastforward.py``.
 """
 
