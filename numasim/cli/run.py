@@ -31,7 +31,12 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="leave host_seconds out of the JSON (byte-identical reruns)")
     p.add_argument("--weights", help="weighted-interleave weights, e.g. 0=9,1=1 (default: the "
                                      "machine's)")
-    p.add_argument("--mlp", type=int, help="miss slots per CPU (default 10)")
+    p.add_argument("--mlp", type=int, help="miss slots per CPU: L1 fill buffers (default 10)")
+    p.add_argument("--l2-mlp", type=int, help="L2 miss slots (superqueue) a prefetched "
+                                              "stream may use (default 32; --prefetch stream)")
+    p.add_argument("--prefetch", choices=("off", "stream"),
+                   help="the L2 stream prefetcher: sequential sweeps get --l2-mlp slots, "
+                        "random and dependent accesses --mlp (default off)")
     p.add_argument("--no-write-allocate", action="store_true",
                    help="stores are non-temporal (no read for ownership)")
     p.add_argument("--llc", metavar="SIZE", help="per-node last-level cache of SIZE (e.g. "
@@ -50,6 +55,10 @@ def cpu_overrides(args: argparse.Namespace) -> dict:
     cpu: dict = {}
     if args.mlp is not None:
         cpu["mlp"] = args.mlp
+    if getattr(args, "l2_mlp", None) is not None:
+        cpu["l2_mlp"] = args.l2_mlp
+    if getattr(args, "prefetch", None) is not None:
+        cpu["prefetch"] = args.prefetch
     if args.no_write_allocate:
         cpu["write_allocate"] = False
     if args.llc:

@@ -209,6 +209,8 @@ def _llc(v: Any) -> dict[str, Any] | None:
 
 _CPU_CHECKS: dict[str, Callable[[Any], Any]] = {
     "mlp": lambda v: _int(v, "cpu.mlp", 1),
+    "l2_mlp": lambda v: _int(v, "cpu.l2_mlp", 1),
+    "prefetch": lambda v: _choice(v, ("off", "stream"), "cpu.prefetch"),
     "write_allocate": lambda v: _bool(v, "cpu.write_allocate"),
     "fault_ns": lambda v: _num(v, "cpu.fault_ns"),
     "zero_gap_cycles": lambda v: _num(v, "cpu.zero_gap_cycles"),

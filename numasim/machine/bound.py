@@ -40,6 +40,7 @@ from numasim.workloads.gen import (
     B_GAP,
     B_LINE,
     B_MODE,
+    B_OP,
     B_R,
     STORE,
     fill_batch,
@@ -62,19 +63,22 @@ PF_PAGE = 8
 
 
 @njit(cache=True, inline="always")
-def _serve(route, node, a, sfl, service):
+def _serve(route, cost, node, a, sfl, service):
     """The one serve step: a line arriving at cycle ``a`` passes the CPU's private FIFO copy
     of every server on ``route[node]`` in turn (``sfl``: when each is next free; a route
-    ends at its first -1); returns the time it waited."""
+    ends at its first -1), each for ``cost[node, k]`` service times (1 for a data line, a
+    fraction for a protocol message: :mod:`numasim.machine.resources`); returns the time it
+    waited."""
     w = 0.0
     for k in range(route.shape[1]):
         x = route[node, k]
         if x >= 0:
             f = sfl[x]
             s0 = a if a > f else f
-            sfl[x] = s0 + service[x]
+            sv = service[x] * cost[node, k]
+            sfl[x] = s0 + sv
             w += s0 - a
-            a = s0 + service[x]
+            a = s0 + sv
     return w
 
 
@@ -172,13 +176,13 @@ def _post(wbqc, wbh, nwb, tw, node):
 
 
 @njit(cache=True, inline="always")
-def _drain(wbqc, wbh, nwb, until, rw, sfl, service, pw):
+def _drain(wbqc, wbh, nwb, until, rw, cw, sfl, service, pw):
     """Posted write-backs due at or before ``until`` leave the CPU's ring (sorted by time)
     through the serve step, in time order; returns the ring's new head and length."""
     qmask = wbqc.shape[0] - 1
     while nwb > 0 and wbqc[wbh, 0] <= until:
         wm = np.int64(wbqc[wbh, 1])
-        pw[wm * P_NKINDS + P_WB] += _serve(rw, wm, wbqc[wbh, 0], sfl, service)
+        pw[wm * P_NKINDS + P_WB] += _serve(rw, cw, wm, wbqc[wbh, 0], sfl, service)
         wbh = (wbh + 1) & qmask
         nwb -= 1
     return wbh, nwb
@@ -212,7 +216,8 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
     has no more accesses).  The arrays come in bundles, unpacked at compile time: ``kern``
     the kernel's (``KernelState.core_args()``), ``fres`` the fault result, ``cpu`` the CPUs'
     state and statistics (ci, cs, slots, buf, ops, opf, ts, rngs, trace, st, hist, pf, pi),
-    ``eng`` the engine's (waits, lat, route_r, route_w, service, sfree, pwait, wbq, pbin) and
+    ``eng`` the engine's (waits, lat, route_r, route_w, service, sfree, pwait, wbq, pbin,
+    cost_r, cost_w) and
     ``llc`` the last-level caches (tags, meta, clock).  Returns FAULT_OK, or the
     allocator's status when a fault needs Python (FAULT_NEED_ROOM, FAULT_OOM,
     FAULT_SEGV...); the access then stays in the buffer.
@@ -237,7 +242,7 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
      tasks, task_mems, regions, vmas, objs, sp, pages, pt_page, pt_vma, obj_pages,
      pgtables) = kern
     ci, cs, slots, buf, ops, opf, ts, rngs, trace, st, hist, pf, pi = cpu
-    waits, lat, route_r, route_w, service, sfree, pwait, wbq, pbin = eng
+    waits, lat, route_r, route_w, service, sfree, pwait, wbq, pbin, cost_r, cost_w = eng
     llc_tags, llc_meta, llc_clock = llc
     t = ci[c, C.CI_TASK]
     cn = ci[c, C.CI_NODE]
@@ -245,6 +250,10 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
     lpp_shift = pi[C.PI_LPP_SHIFT]
     lpp = np.int64(1) << lpp_shift
     write_allocate = pi[C.PI_WRITE_ALLOCATE] != 0
+    prefetch_on = pi[C.PI_PREFETCH] != 0
+    nsl = slots.shape[1]
+    off1 = nsl - pi[C.PI_MLP]  # a non-prefetched miss waits for this slot (0 without prefetch)
+    line_b = np.int64(pf[C.PF_LINE])
     llc_on = pi[C.PI_LLC] != 0
     hit_cyc = pf[C.PF_HIT]
     llc_hit = pf[C.PF_LLC_HIT]
@@ -260,6 +269,8 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
     wbqc = wbq[c]
     rr = route_r[cn]
     rw = route_w[cn]
+    cr = cost_r[cn]
+    cw = cost_w[cn]
     issue = cs[c, C.CS_ISSUE]
     dprev = cs[c, C.CS_DPREV]
     last = cs[c, C.CS_LAST]
@@ -326,13 +337,19 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
         ti = base
         if bufc[head, B_DEP] != 0 and dprev + gap > ti:
             ti = dprev + gap
-        smin = sl[sh]
+        # the slot this access waits for: the first to free, or with the stream prefetcher
+        # and a non-sweep access the one that leaves fewer than mlp in flight
+        so = C.slot_offset(ops, bufc[head, B_OP], prefetch_on, off1, line_b) if off1 > 0 else 0
+        so += sh
+        if so >= nsl:
+            so -= nsl
+        smin = sl[so]
         if smin > ti:
             ti = smin
         if ti >= t_end:
             break
         # write-backs that happened before now go through the queues first
-        wbh, nwb = _drain(wbqc, wbh, nwb, ti, rw, sfl, service, pw)
+        wbh, nwb = _drain(wbqc, wbh, nwb, ti, rw, cw, sfl, service, pw)
         write = mode == STORE
         off = line >> lpp_shift
         pslot = regions[r, R_PT] + off
@@ -375,12 +392,15 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
             if nz > 0:
                 zl = latr[node] + ww[node]
                 for _ in range(nz):
-                    zmin = sl[sh]
+                    zo = sh + off1
+                    if zo >= nsl:
+                        zo -= nsl
+                    zmin = sl[zo]
                     if zmin > tz:
                         stall += zmin - tz
                         tz = zmin
-                    wbh, nwb = _drain(wbqc, wbh, nwb, tz, rw, sfl, service, pw)
-                    wz = _serve(rw, node, tz, sfl, service)
+                    wbh, nwb = _drain(wbqc, wbh, nwb, tz, rw, cw, sfl, service, pw)
+                    wz = _serve(rw, cw, node, tz, sfl, service)
                     pw[node * P_NKINDS + P_WRITE] += wz
                     dz = tz + zl + wz
                     sh = _refill(sl, sh, dz)
@@ -402,11 +422,16 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
             if fend > last:
                 last = fend
             ti = fend
-            smin = sl[sh]
+            so = C.slot_offset(ops, bufc[head, B_OP], prefetch_on, off1, line_b) \
+                if off1 > 0 else 0
+            so += sh
+            if so >= nsl:
+                so -= nsl
+            smin = sl[so]
             if smin > ti:
                 ti = smin
             base = ti
-            wbh, nwb = _drain(wbqc, wbh, nwb, ti, rw, sfl, service, pw)
+            wbh, nwb = _drain(wbqc, wbh, nwb, ti, rw, cw, sfl, service, pw)
         stall += ti - base
         # ---- the access itself
         head += 1
@@ -421,7 +446,7 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
                 key = pg * lpp + (line & (lpp - 1))
                 hit, wbn = C.llc_access(llc_tags, llc_meta, llc_clock, cn, key, write, node)
                 if wbn >= 0:
-                    we = _serve(rw, wbn, ti, sfl, service)
+                    we = _serve(rw, cw, wbn, ti, sfl, service)
                     pw[wbn * P_NKINDS + P_WB] += we
                     if ti >= bend and bcur < nbin - 1:
                         bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
@@ -439,13 +464,15 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
                 # (a read, a read for ownership) comes back on the read route
                 if write and not write_allocate:
                     route = rw
+                    rcost = cw
                     kind = P_WRITE
                     w = ww[node] * dith
                 else:
                     route = rr
+                    rcost = cr
                     kind = P_READ
                     w = wr[node] * dith
-                ws = _serve(route, node, ti, sfl, service)
+                ws = _serve(route, rcost, node, ti, sfl, service)
                 pw[node * P_NKINDS + kind] += ws
                 w += ws
                 if ti >= bend and bcur < nbin - 1:
@@ -456,7 +483,7 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
                     # the dirty line is written back when it arrives: queue it by time
                     tw = ti + latv
                     if nwb > qmask:  # full (cannot happen: capacity > mlp)
-                        wbh, nwb = _drain(wbqc, wbh, nwb, wbqc[wbh, 0], rw, sfl, service, pw)
+                        wbh, nwb = _drain(wbqc, wbh, nwb, wbqc[wbh, 0], rw, cw, sfl, service, pw)
                     nwb = _post(wbqc, wbh, nwb, tw, node)
                     if ti >= bend and bcur < nbin - 1:
                         bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)

@@ -5,7 +5,9 @@ The issue rule (identical in both engines, so that without queueing they agree t
 
 * an access may issue ``gap`` cycles after the previous one issued;
 * a dependent access (pointer chase) also waits ``gap`` cycles after the previous one completed;
-* a miss needs a free miss slot: with all ``mlp`` slots busy it waits for the earliest to free;
+* a miss needs a free miss slot: with all ``mlp`` slots busy it waits for the earliest to free
+  (with the stream prefetcher, an access of a sequential sweep may use ``l2_mlp`` slots:
+  :func:`slot_offset`);
 * a page fault costs ``fault`` cycles, then the new page is zeroed by ``lines_per_page``
   non-temporal line writes to the page's node (one every ``zero_gap`` cycles, each holding a
   miss slot until it completes); the faulting access issues when the last of them completed;
@@ -23,6 +25,8 @@ import math
 
 import numpy as np
 from numba import njit
+
+from numasim.workloads import gen as G
 
 # ---- ci[c, :] int64: a CPU's fixed facts and its access buffer (buf[c, head:count] is
 # generated but not issued yet)
@@ -80,8 +84,24 @@ PF_NCOLS = 9
 PI_WRITE_ALLOCATE = 0
 PI_LPP_SHIFT = 1  # log2(lines per page)
 PI_LLC = 2  # 1 if the LLC is on
-PI_MLP = 3
-PI_NCOLS = 4
+PI_MLP = 3  # L1 miss slots (fill buffers); the slot rows hold max(mlp, l2_mlp) with prefetch
+PI_PREFETCH = 4  # 1: the stream prefetcher is on (CpuParams.prefetch == "stream")
+PI_NCOLS = 5
+
+# the longest stride (bytes) the prefetchers follow: the L1 IP-stride prefetcher's 2 KiB
+PREFETCH_MAX_STRIDE = 2048
+
+
+@njit(cache=True, inline="always")
+def slot_offset(ops, k, prefetch_on, off_l1, line):
+    """Which of a CPU's miss slots (sorted by when each frees) an access of op ``k`` waits
+    for: 0 (the first to free: any of the ``l2_mlp`` slots) for a sequential sweep the
+    stream prefetcher covers, ``off_l1`` (= slots - mlp: fewer than ``mlp`` misses may be
+    in flight) for anything else, and always without the prefetcher (then off_l1 is 0)."""
+    if prefetch_on and ops[k, G.O_KIND] == G.OP_SWEEP and \
+            ops[k, G.O_STRIDE] * line <= PREFETCH_MAX_STRIDE:
+        return 0
+    return off_l1
 
 # request kinds in the per-resource counters cnt[c, r, k]
 CNT_ALL = 0  # every line that passed

@@ -95,9 +95,15 @@ class ExactEngine:
         self.free = [0.0] * res.count
         self.service = [float(s) for s in res.service]
         nr = sim.machine.nr_node_ids
-        self.routes_r = {(a, b): [int(x) for x in res.route_read[a, b] if x >= 0]
+        # a route is its hops: (resource, work in lines) -- 1 for a data line, a fraction
+        # for a protocol message (numasim.machine.resources)
+        self.routes_r = {(a, b): [(int(x), float(w)) for x, w in
+                                  zip(res.route_read[a, b], res.cost_read[a, b], strict=True)
+                                  if x >= 0]
                          for a in range(nr) for b in range(nr)}
-        self.routes_w = {(a, b): [int(x) for x in res.route_write[a, b] if x >= 0]
+        self.routes_w = {(a, b): [(int(x), float(w)) for x, w in
+                                  zip(res.route_write[a, b], res.cost_write[a, b], strict=True)
+                                  if x >= 0]
                          for a in range(nr) for b in range(nr)}
         self.lat = res.latency.tolist()
         self.res_lines = [0] * res.count  # lines that reached each server this phase
@@ -114,14 +120,15 @@ class ExactEngine:
                 ev = env.timeout(max(0.0, done - env.now))
                 ev.callbacks.append(lambda _e, r=req, d=done: r.done_cb(r, d))
                 return
-            x = req.route[req.k]
+            x, cost = req.route[req.k]
+            sv = self.service[x] * cost
             start = req.a if req.a > self.free[x] else self.free[x]
-            self.free[x] = start + self.service[x]
+            self.free[x] = start + sv
             req.wait += start - req.a
-            self.res_lines[x] += 1
+            self.res_lines[x] += cost
             req.k += 1
             if req.k < len(req.route):
-                req.a = start + self.service[x]
+                req.a = start + sv
                 ev = env.timeout(max(0.0, req.a - env.now))
                 ev.callbacks.append(lambda _e, r=req: self._start(r))
                 return
@@ -217,6 +224,8 @@ class ExactEngine:
         cn = int(ci[c, C.CI_NODE])
         th = int(ci[c, C.CI_THREAD])
         m = int(sim.pi[C.PI_MLP])
+        nslots = int(sim.slots.shape[1])  # l2_mlp with the stream prefetcher, else mlp
+        prefetch_on = bool(sim.pi[C.PI_PREFETCH])
         lpp_shift = int(sim.pi[C.PI_LPP_SHIFT])
         lpp = 1 << lpp_shift
         write_allocate = bool(sim.pi[C.PI_WRITE_ALLOCATE])
@@ -273,14 +282,17 @@ class ExactEngine:
         prev_ev = None
         pcache: dict = {}  # (region, page) -> (page row, node, writable), until a fault
         seen_version = self.version
-        for r, line, mode, dep, gap, nb, _op in self._accesses(c, th):
+        for r, line, mode, dep, gap, nb, op in self._accesses(c, th):
             base = issue + gap
             ti = base
             if dep and prev_ev is not None:
                 dprev = yield prev_ev
                 if dprev + gap > ti:
                     ti = dprev + gap
-            ti = yield from _issue_at(env, state, m, ti)
+            # the stream prefetcher lets a sequential sweep use every slot (slot_offset)
+            ma = m if nslots == m or C.slot_offset(sim.programs_ops, op, prefetch_on,
+                                                    nslots - m, int(line_bytes)) else nslots
+            ti = yield from _issue_at(env, state, ma, ti)
             write = mode == STORE
             off = line >> lpp_shift
             key = (r, off)
@@ -307,7 +319,7 @@ class ExactEngine:
                 if fend > state["last"]:
                     state["last"] = fend
                 ti = fend
-                ti = yield from _issue_at(env, state, m, ti)
+                ti = yield from _issue_at(env, state, ma, ti)
                 base = ti
             st[C.ST_STALL] += ti - base
             # ---- the access

@@ -42,13 +42,13 @@ class FastEngine:
         n = sim.nthreads
         nres = sim.res.count
         nr = sim.machine.nr_node_ids
-        self.cnt = np.zeros((n, nres, 2), dtype=np.int64)
+        self.cnt = np.zeros((n, nres, 2))  # lines, weighted by hop cost (resources.py)
         self.pbin = np.zeros((n, nr, P_NKINDS, NBINS), dtype=np.int64)
         self.kappa = np.ones(nres)
         self.sfree = np.zeros((n, nres))
         self.swait = np.zeros((n, nres))
         self.pwait = np.zeros((n, nr, P_NKINDS))
-        cap = 1 << int(sim.params.mlp + 2).bit_length()
+        cap = 1 << int(sim.params.slots + 2).bit_length()
         self.wbq = np.zeros((n, cap, 2))
         self.wres = np.zeros((n, nres))
         self.rho_used = np.zeros(nres)
@@ -61,6 +61,8 @@ class FastEngine:
         self.gk = np.ones((n, nres))
         self.route_r = np.ascontiguousarray(sim.res.route_read)
         self.route_w = np.ascontiguousarray(sim.res.route_write)
+        self.cost_r = np.ascontiguousarray(sim.res.cost_read)
+        self.cost_w = np.ascontiguousarray(sim.res.cost_write)
         self.lat = np.ascontiguousarray(sim.res.latency)
         self.quanta = 0
         # ---- fast-forward hook (numasim.machine.fastforward; None: off, the default)
@@ -80,7 +82,7 @@ class FastEngine:
             (sim.ci, sim.cs, sim.slots, sim.buf, sim.programs_ops, sim.programs_opf, sim.ts,
              sim.rngs, sim.trace_arr, sim.st, sim.hist, sim.pf, sim.pi),
             (self.waits, self.lat, self.route_r, self.route_w, self.service, self.sfree,
-             self.pwait, self.wbq, self.pbin),
+             self.pwait, self.wbq, self.pbin, self.cost_r, self.cost_w),
             tuple(sim.llc))
 
     # one quantum of one CPU, with the Python side of faults
@@ -106,10 +108,11 @@ class FastEngine:
             cn = int(sim.cpu_nodes[c])
             for i in range(n):
                 a, node = self.wbq[c, (head + i) & qmask]
-                for x in self.route_w[cn, int(node)]:
+                for x, w in zip(self.route_w[cn, int(node)], self.cost_w[cn, int(node)],
+                                strict=True):
                     if x < 0:
                         break
-                    a = max(a, ends[c, x]) + self.service[x]
+                    a = max(a, ends[c, x]) + self.service[x] * w
                     ends[c, x] = a
         return ends
 
@@ -190,22 +193,23 @@ class FastEngine:
             pair = used.sum(axis=3)
             self.cnt[:] = 0
             self.swait[:] = 0.0
-            pairs_to_resources(pair, self.pwait, self.route_r, self.route_w,
-                               sim.cpu_nodes, self.cnt, self.swait)
+            pairs_to_resources(pair, self.pwait, self.route_r, self.route_w, self.cost_r,
+                               self.cost_w, sim.cpu_nodes, self.cnt, self.swait)
             self.pwait[:] = 0.0
             lines = self.cnt[:, :, 0].sum(axis=0)
             burst = 1.0 + 2.0 * self.swait.sum(axis=0) / np.maximum(lines, 1) / self.service
             if ep.concentration:
-                concentration(self.pbin, self.route_r, sim.cpu_nodes, self.service,
+                concentration(self.pbin, self.route_r, self.cost_r, sim.cpu_nodes, self.service,
                               self.mc_node, nbins_used, binw, burst, self.kappa, self.gk)
-            fluid_backlog(self.pbin, self.route_r, self.route_w, sim.cpu_nodes, self.service,
+            fluid_backlog(self.pbin, self.route_r, self.route_w, self.cost_r, self.cost_w,
+                          sim.cpu_nodes, self.service,
                           nbins_used, binw, self.backlog)
             self._timeline(used, q_start, binw)
             if self.ff is not None:  # fast-forward hook: this quantum's bytes per node
                 q_bytes = used.sum(axis=(0, 2, 3)) * float(sim.line)
             used[:] = 0
             estimate_waits(self.cnt, self.swait, sim.st, self.service, self.kappa, self.gk,
-                           self.wres, self.rho_used, act, q, sim.params.mlp, self.backlog)
+                           self.wres, self.rho_used, act, q, sim.params.slots, self.backlog)
             self.swait[:] = 0.0
             route_waits(self.wres, self.route_r, self.route_w, sim.cpu_nodes, self.waits)
             q_lines = self.cnt[:, :, 0].sum(axis=0)

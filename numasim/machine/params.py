@@ -4,9 +4,20 @@ Every number here is a modelling choice a user may change (workload YAML ``cpu:`
 ``--mlp`` style options of ``numasim numactl``, or :func:`numasim.api.run` keywords); the
 defaults are stated so results can be read against them:
 
-* ``mlp`` = 10 miss slots: an Intel core has 10-12 L1D fill buffers, so a single thread streams
-  ``10 * 64 B / latency`` at most (7.9 GB/s at 81 ns, close to single-thread STREAM on
-  Cascade Lake);
+* ``mlp`` = 10 miss slots: an Intel core has 10-12 L1D fill buffers (10 on Skylake-SP and
+  Cascade Lake, 12 on Ice Lake and later: Intel 64 and IA-32 Architectures Optimization
+  Reference Manual, the Skylake and Ice Lake server sections), so a single thread whose misses
+  the prefetcher does not cover streams ``10 * 64 B / latency`` at most (7.9 GB/s at 81 ns);
+* ``prefetch`` = ``off``: the L2 stream prefetcher is not modelled, every miss needs one of
+  the ``mlp`` slots.  ``stream`` models it simply: an access of a sequential sweep (a STREAM
+  array, an init loop, a strided walk whose stride is at most 2 KiB -- the L1 IP-stride
+  prefetcher's reach in the same manual) may issue while fewer than ``l2_mlp`` misses are in
+  flight, as if the prefetcher had brought its line towards L2 ahead of the demand; random,
+  Zipf, trace and dependent (pointer chase) accesses still get ``mlp``.  It is off by
+  default so the shipped answers stay those the course and experiments state;
+* ``l2_mlp`` = 32: outstanding L2 misses per core (the L2 "superqueue": 32 entries on
+  Skylake-SP and Cascade Lake, 48 on Ice Lake-SP and later, same manual), the parallelism a
+  prefetched stream reaches; used only with ``prefetch: stream``;
 * ``write_allocate``: a store that misses first reads the line for ownership, then the dirty line
   is written back (two transfers per stored line, as on x86 without streaming stores); off, a
   store is a non-temporal write (one transfer, holding a miss slot until it is acknowledged);
@@ -40,12 +51,19 @@ class LlcParams:
 @dataclass(frozen=True)
 class CpuParams:
     mlp: int = 10
+    l2_mlp: int = 32
+    prefetch: str = "off"
     write_allocate: bool = True
     fault_ns: float = 500.0
     zero_gap_cycles: float = 1.0
     hit_ns: float = 10.0
     start_skew_ns: float = 0.0
     llc: LlcParams | None = None
+
+    @property
+    def slots(self) -> int:
+        """Miss slots the engines keep per CPU: ``l2_mlp`` with the prefetcher, else ``mlp``."""
+        return max(self.mlp, self.l2_mlp) if self.prefetch != "off" else self.mlp
 
     def with_overrides(self, **kw: Any) -> CpuParams:
         names = {f.name for f in fields(self)}
@@ -60,6 +78,15 @@ class CpuParams:
     def check(self) -> None:
         if not 1 <= self.mlp <= 256:
             raise ConfigError(f"mlp must be 1..256, got {self.mlp}", field="cpu.mlp")
+        if not 1 <= self.l2_mlp <= 256:
+            raise ConfigError(f"l2_mlp must be 1..256, got {self.l2_mlp}", field="cpu.l2_mlp")
+        if self.prefetch not in PREFETCH_MODES:
+            raise ConfigError(f"unknown prefetch mode {self.prefetch!r}", field="cpu.prefetch",
+                              hint="valid: " + ", ".join(PREFETCH_MODES))
+        if self.prefetch != "off" and self.l2_mlp < self.mlp:
+            raise ConfigError(f"l2_mlp ({self.l2_mlp}) is below mlp ({self.mlp}): the L2 "
+                              "tracks at least the misses of L1", field="cpu.l2_mlp",
+                              hint=f"give l2_mlp >= {self.mlp}, or prefetch: off")
         if self.fault_ns < 0 or self.hit_ns < 0 or self.zero_gap_cycles < 0:
             raise ConfigError("fault_ns, hit_ns and zero_gap_cycles must not be negative",
                               field="cpu")
@@ -75,6 +102,7 @@ class CpuParams:
 
 
 MAX_LLC_BYTES = 1 << 30
+PREFETCH_MODES = ("off", "stream")
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ class Simulation:
         self.cpu_nodes = np.ascontiguousarray(self.ci[:, C.CI_NODE])
         self.cs = np.zeros((n, C.CS_NCOLS))
         self.buf = np.zeros((n, C.BUF_LEN, G.B_NCOLS), dtype=np.int64)
-        self.slots = np.zeros((n, self.params.mlp))
+        self.slots = np.zeros((n, self.params.slots))
         self.ts = np.zeros((n, G.TS_NCOLS), dtype=np.int64)
         self.rngs = np.array([int(x) for x in self.rng.integers(1, 1 << 63, size=n,
                                                                   dtype=np.uint64)],
@@ -124,6 +124,7 @@ class Simulation:
         self.pi[C.PI_WRITE_ALLOCATE] = int(self.params.write_allocate)
         self.pi[C.PI_LPP_SHIFT] = self.lpp_shift
         self.pi[C.PI_MLP] = self.params.mlp
+        self.pi[C.PI_PREFETCH] = int(self.params.prefetch != "off")
         if self.params.llc is not None:
             self.pi[C.PI_LLC] = 1
             self.pf[C.PF_LLC_HIT] = self.params.llc.hit_ns * self.ghz

@@ -35,9 +35,10 @@ from numasim.machine.bound import P_READ, P_WB, P_WRITE
 
 
 @njit(cache=True)
-def pairs_to_resources(pair, pwait, route_r, route_w, cpu_nodes, cnt, swait):
+def pairs_to_resources(pair, pwait, route_r, route_w, cost_r, cost_w, cpu_nodes, cnt, swait):
     """cnt[c, r, 0/1] (all lines / latency-bearing) from the per-(CPU, node) counts, and
-    swait[c, r] from the per-(CPU, node) private-FIFO waits (split evenly over the route)."""
+    swait[c, r] from the per-(CPU, node) private-FIFO waits (split evenly over the route).
+    A hop counts its cost in lines (a protocol message a fraction: links issue)."""
     ncpu = pair.shape[0]
     nn = pair.shape[1]
     kk = route_r.shape[2]
@@ -59,19 +60,19 @@ def pairs_to_resources(pair, pwait, route_r, route_w, cpu_nodes, cnt, swait):
             for k in range(kk):
                 x = route_r[a, n, k]
                 if x >= 0:
-                    cnt[c, x, 0] += rd
-                    cnt[c, x, 1] += rd
+                    cnt[c, x, 0] += rd * cost_r[a, n, k]
+                    cnt[c, x, 1] += rd * cost_r[a, n, k]
                     swait[c, x] += pwait[c, n, P_READ] / lr
                 y = route_w[a, n, k]
                 if y >= 0:
-                    cnt[c, y, 0] += wr + wb
-                    cnt[c, y, 1] += wr
+                    cnt[c, y, 0] += (wr + wb) * cost_w[a, n, k]
+                    cnt[c, y, 1] += wr * cost_w[a, n, k]
                     swait[c, y] += (pwait[c, n, P_WRITE] + pwait[c, n, P_WB]) / lw
 
 
 @njit(cache=True)
-def concentration(pbin, route_r, cpu_nodes, service, mc_node, nbins_used, binw, burst, kappa,
-                  gk):
+def concentration(pbin, route_r, cost_r, cpu_nodes, service, mc_node, nbins_used, binw, burst,
+                  kappa, gk):
     """kappa[r]: how much more load an average request meets at resource r than the
     quantum's average load, because r's share of the machine's memory traffic changes
     within the quantum (threads marching together through interleaved pages: all on one
@@ -118,7 +119,8 @@ def concentration(pbin, route_r, cpu_nodes, service, mc_node, nbins_used, binw, 
                 if x < 0:
                     break
                 for b in range(nbins_used):
-                    bins[x, b] += pbin[c, n, P_READ, b] + pbin[c, n, P_WRITE, b]
+                    bins[x, b] += (pbin[c, n, P_READ, b] + pbin[c, n, P_WRITE, b]) * \
+                        cost_r[a, n, k]
     served = np.zeros((nres, nbins_used))
     for r in range(nres):
         cap = binw / service[r]
@@ -195,7 +197,8 @@ def concentration(pbin, route_r, cpu_nodes, service, mc_node, nbins_used, binw, 
 
 
 @njit(cache=True)
-def fluid_backlog(pbin, route_r, route_w, cpu_nodes, service, nbins_used, binw, backlog):
+def fluid_backlog(pbin, route_r, route_w, cost_r, cost_w, cpu_nodes, service, nbins_used, binw,
+                  backlog):
     """Carry ``backlog[r]`` (cycles of work queued at resource r beyond what it could serve)
     through this quantum's arrivals: every line in its time bin, reads on the read route,
     writes and posted write-backs on the write route, served at the resource's capacity.
@@ -216,11 +219,12 @@ def fluid_backlog(pbin, route_r, route_w, cpu_nodes, service, nbins_used, binw, 
                 x = route_r[a, n, k]
                 if x >= 0:
                     for b in range(nbins_used):
-                        bins[x, b] += pbin[c, n, P_READ, b]
+                        bins[x, b] += pbin[c, n, P_READ, b] * cost_r[a, n, k]
                 y = route_w[a, n, k]
                 if y >= 0:
                     for b in range(nbins_used):
-                        bins[y, b] += pbin[c, n, P_WRITE, b] + pbin[c, n, P_WB, b]
+                        bins[y, b] += (pbin[c, n, P_WRITE, b] + pbin[c, n, P_WB, b]) * \
+                            cost_w[a, n, k]
     for r in range(nres):
         work = backlog[r]
         for b in range(nbins_used):

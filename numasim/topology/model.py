@@ -97,6 +97,15 @@ class Node:
     """Free memory as the source reported it (``numactl --hardware`` "free"); informative."""
     memory_controller: ControllerSpec | None = None
     """This node's controller model (:mod:`numasim.memctrl`); ``None`` = the machine's."""
+    mc_write_bandwidth_GBps: float | None = None
+    """Write bandwidth of the node's memory (a CXL or PMem device writes slower than it
+    reads); ``None`` = the same as its read bandwidth (:meth:`Machine.mc_bandwidth`).  Reads
+    and writes share the device: a written line occupies it ``read / write`` times as long."""
+    device_latency_ns: float | None = None
+    """The part of the idle latency to this node spent inside the memory device (a CXL
+    controller and its media).  The latency matrix holds the whole idle latency, as measured
+    ones do, so this is a statement about it (shown by ``topo show``; a YAML whose matrix
+    entry to the node is below it is rejected), not a cost added on top."""
 
     @property
     def has_cpus(self) -> bool:
@@ -105,6 +114,59 @@ class Node:
     @property
     def has_memory(self) -> bool:
         return self.mem_bytes > 0 or bool(self.zones and any(z.present for z in self.zones))
+
+
+PROTOCOL_FIELDS = {
+    "data_header_bytes": "bytes of header each 64-byte data line carries on the link "
+                         "(a header flit or slot), counted against the link's bandwidth",
+    "request_bytes": "bytes of the request message a read or read-for-ownership sends "
+                     "towards the memory's node (the opposite direction of its data)",
+    "completion_bytes": "bytes of the completion the memory's node sends back for every "
+                        "line written to it (the opposite direction of the write's data)",
+    "snoop_bytes": "bytes of a snoop and of its response (coherence: broadcast only)",
+}
+
+
+@dataclass(frozen=True)
+class LinkProtocol:
+    """What a cache line costs on a link beyond its 64 bytes of data: the header of every
+    data message, the request message of every read (on the opposite direction), the
+    completion of every write (likewise), and the coherence model: ``directory`` (the
+    home's directory knows that streamed lines are cached nowhere else: no snoops, as on
+    Intel UPI, which supports only directory-based home snoop) or ``broadcast`` (home snoop
+    without a directory, QPI's other modes: every read or read-for-ownership to a node's
+    memory snoops every other CPU node, a snoop message out and a response back, on the
+    links between them).  Presets: :data:`LINK_PROTOCOLS`.  Bytes are counted in the link's
+    stated bandwidth, which (as vendors state it) counts data payload only."""
+
+    name: str = field(default="custom", compare=False)
+    data_header_bytes: float = 0.0
+    request_bytes: float = 0.0
+    completion_bytes: float = 0.0
+    coherence: str = "directory"
+    snoop_bytes: float = 0.0
+
+
+COHERENCE_MODELS = ("directory", "broadcast")
+
+# QPI (Wikipedia "Intel QuickPath Interconnect", Implementation): an 80-bit flit carries 64
+# bits of data, 8 of CRC and 8 of link-layer header; advertised bandwidth counts the 64 data
+# bits.  A 64-byte data message is a header flit + 8 data flits (9 flits: 72 B of advertised
+# bandwidth), a request, snoop, response or completion is one header flit (8 B).  UPI
+# (Skylake-SP and later) keeps QPI's message classes and directory-based home snoop with "a
+# new packetization format" that Intel says is more efficient; no public source here gives
+# its slot packing, so `upi` uses QPI's sizes (an upper bound on the overhead).  CXL.mem in
+# 68-byte flit mode (CXL 2.0; 4 slots of 16 B + 2 B CRC + 2 B protocol id, the UCIe "Format
+# 2" of the same spec): a 64 B line fills the 4 slots of one all-data flit and needs a header
+# slot in another (80 B of slots), a request (M2S Req) or a completion (S2M NDR) one slot;
+# the 68/64 framing is counted in each, and CXL is a memory protocol, not a coherent one.
+LINK_PROTOCOLS: dict[str, LinkProtocol] = {
+    "none": LinkProtocol("none"),
+    "qpi": LinkProtocol("qpi", 8.0, 8.0, 8.0, "broadcast", 8.0),
+    "upi": LinkProtocol("upi", 8.0, 8.0, 8.0, "directory", 8.0),
+    "cxl": LinkProtocol("cxl", 80.0 * 68.0 / 64.0 - 64.0, 16.0 * 68.0 / 64.0,
+                        16.0 * 68.0 / 64.0, "directory", 0.0),
+}
 
 
 @dataclass(frozen=True)
@@ -119,6 +181,8 @@ class Link:
     bandwidth_GBps: float
     latency_ns: float = 0.0
     bandwidth_ba_GBps: float | None = None
+    protocol: LinkProtocol | None = None
+    """Per-message costs (:class:`LinkProtocol`); ``None``: the link carries data only."""
 
     def bandwidth_towards(self, src: int, dst: int) -> float:
         """GB/s for data flowing from node ``src`` to node ``dst`` (the link's two ends)."""
@@ -236,6 +300,13 @@ class Machine:
         """The memory-controller model of a node: its own, else the machine's (None: fifo)."""
         own = self.node(node_id).memory_controller
         return own if own is not None else self.memory_controller
+
+    def mc_write_bandwidth(self, node_id: int) -> float:
+        """Bandwidth of writes to the node's memory (its read bandwidth unless it says)."""
+        n = self.node(node_id)
+        if n.mc_write_bandwidth_GBps is not None:
+            return n.mc_write_bandwidth_GBps
+        return self.mc_bandwidth(node_id)
 
     def weight(self, node_id: int) -> int:
         """Weighted-interleave weight of a node (0/unset reads as 1, as Linux does)."""

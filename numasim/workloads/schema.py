@@ -7,7 +7,7 @@ A file::
     threads: 16
     placement: spread              # spread | compact (or `cpus: 0-15`)
     numactl: --interleave=all      # task policy and CPU binding, numactl syntax
-    cpu: {mlp: 10, write_allocate: true, fault: 500ns, hit: 10ns}
+    cpu: {mlp: 10, l2_mlp: 32, prefetch: "off", write_allocate: true, fault: 500ns, hit: 10ns}
     regions:
       - {name: a, size: 64MiB}
       - {name: b, size: 64MiB, policy: --membind=1}   # mbind in numactl syntax
@@ -17,7 +17,8 @@ A file::
       - {name: triad, kernel: stream, op: triad, repeat: 10}
 
 Top-level keys: ``name`` (required), ``description``, ``threads`` (default 1), ``placement``,
-``cpus``, ``numactl`` (a string or a list of options), ``cpu`` (``mlp``, ``write_allocate``,
+``cpus``, ``numactl`` (a string or a list of options), ``cpu`` (``mlp``, ``l2_mlp``,
+``prefetch: off|stream`` (see :mod:`numasim.machine.params`), ``write_allocate``,
 ``fault``, ``hit``, ``zero_gap_cycles``, ``start_skew`` (threads start each phase up to this
 much apart, drawn from the seed), ``llc: {size, ways, hit}``), ``regions``,
 ``phases`` (required), ``trace`` (``{file, format: auto|npz|lackey, cpu, instructions}``;
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
 
@@ -95,6 +96,8 @@ class LlcModel(StrictModel):
 
 class CpuModel(StrictModel):
     mlp: Annotated[int, Field(ge=1, le=256)] | None = None
+    l2_mlp: Annotated[int, Field(ge=1, le=256)] | None = None
+    prefetch: Literal["off", "stream"] | None = None
     write_allocate: bool | None = None
     fault: TimeNs | None = None
     hit: TimeNs | None = None
@@ -206,6 +209,10 @@ def _build(model: WorkloadModel, file: str | None) -> Workload:
     c = model.cpu
     if c.mlp is not None:
         cpu["mlp"] = c.mlp
+    if c.l2_mlp is not None:
+        cpu["l2_mlp"] = c.l2_mlp
+    if c.prefetch is not None:
+        cpu["prefetch"] = c.prefetch
     if c.write_allocate is not None:
         cpu["write_allocate"] = c.write_allocate
     if c.fault is not None:

@@ -16,12 +16,18 @@ Keys (all but ``nodes`` optional; quantities need units):
 ``huge_page_size`` (2MiB), ``cache_line`` (64B); ``nodes``, listed in ascending ``id``, each
 with ``id``, ``cpus`` (``0-23,48-71`` or a list; empty for a CPU-less node), ``memory``
 (``192GiB``; 0 or absent for a memoryless node), ``kind`` (DRAM, HBM, CXL, NVM),
-``controller_bandwidth``, ``movable`` (memory in ZONE_MOVABLE), ``free`` (informative),
+``controller_bandwidth`` (its read bandwidth), ``write_bandwidth`` (a device that writes
+slower than it reads: CXL, PMem), ``device_latency`` (the part of the latency spent in the
+device), ``movable`` (memory in ZONE_MOVABLE), ``free`` (informative),
 ``zones`` (explicit zones in pages: ``{type, start_pfn, spanned, present, managed}``);
 ``distance`` (the SLIT), ``latency`` (``81.2ns``) and ``bandwidth`` (``122GB/s``) matrices,
 one row per node in the order of ``nodes``, row = CPU node, column = memory node (absent
 matrices are derived, see :mod:`numasim.topology.build`); ``links``
-(``{between: [0, 1], bandwidth: 62GB/s, latency: 20ns}``); ``kernel``
+(``{between: [0, 1], bandwidth: 62GB/s, latency: 20ns}``; ``bandwidth: [a->b, b->a]`` for a
+full-duplex link whose directions differ; ``protocol:`` a preset ``upi``, ``qpi``, ``cxl``,
+``none``, or a mapping ``{preset, data_header_bytes, request_bytes, completion_bytes,
+coherence: directory|broadcast, snoop_bytes}``: per-message costs, see
+:class:`numasim.topology.model.LinkProtocol`); ``kernel``
 (``min_free_kbytes``, ``watermark_scale_factor``, ``lowmem_reserve_ratio``; NUMA balancing:
 ``numa_balancing`` 0/1 and ``numa_balancing_scan_delay_ms``, ``..._scan_period_min_ms``,
 ``..._scan_period_max_ms``, ``..._scan_size_mb``, Linux's defaults when absent;
@@ -52,8 +58,11 @@ from numasim.topology.build import check_nodes, make_machine
 from numasim.topology.model import (
     CACHE_LINE,
     HUGE_PAGE_SIZE,
+    LINK_PROTOCOLS,
     PAGE_SIZE,
+    PROTOCOL_FIELDS,
     Link,
+    LinkProtocol,
     Machine,
     MemKind,
     Node,
@@ -102,6 +111,8 @@ class NodeModel(StrictModel):
     memory: Size = 0
     kind: KindName = "DRAM"
     controller_bandwidth: BandwidthGBps | None = None
+    write_bandwidth: BandwidthGBps | None = None
+    device_latency: TimeNs | None = None
     movable: Size = 0
     free: Size | None = None
     zones: list[ZoneModel] | None = None
@@ -125,10 +136,46 @@ def _one_bandwidth(value: Any) -> float:
 LinkBandwidth = Annotated[list[float], BeforeValidator(_link_bandwidth)]
 
 
+NonNegFloat = Annotated[float, Field(ge=0, le=4096)]
+
+
+class ProtocolModel(StrictModel):
+    preset: Literal["upi", "qpi", "cxl", "none"] = "none"
+    data_header_bytes: NonNegFloat | None = None
+    request_bytes: NonNegFloat | None = None
+    completion_bytes: NonNegFloat | None = None
+    coherence: Literal["directory", "broadcast"] | None = None
+    snoop_bytes: NonNegFloat | None = None
+
+
+def _protocol(value: Any) -> Any:
+    """A preset name, or a mapping (its ``preset`` fills what it leaves out)."""
+    if isinstance(value, str):
+        if value not in LINK_PROTOCOLS:
+            raise ValueError(f"unknown link protocol {value!r}; valid: "
+                             + ", ".join(LINK_PROTOCOLS) + ", or a mapping {preset, "
+                             + ", ".join(PROTOCOL_FIELDS) + ", coherence}")
+        return {"preset": value}
+    return value
+
+
 class LinkModel(StrictModel):
     between: Annotated[list[NonNegInt], Field(min_length=2, max_length=2)]
     bandwidth: LinkBandwidth
     latency: TimeNs = 0.0
+    protocol: Annotated[ProtocolModel, BeforeValidator(_protocol)] | None = None
+
+    def link_protocol(self) -> LinkProtocol | None:
+        """The :class:`LinkProtocol` this entry describes (None: data only)."""
+        if self.protocol is None:
+            return None
+        p = self.protocol
+        base = LINK_PROTOCOLS[p.preset]
+        given = {k: v for k, v in p.model_dump().items() if k != "preset" and v is not None}
+        if not given:
+            return base
+        return dataclasses.replace(base, name=f"{p.preset}+" if p.preset != "none"
+                                   else "custom", **given)
 
 
 def _numa_balancing_mode(v: Any) -> Any:
@@ -325,6 +372,10 @@ def _problem(doc: YamlDoc, msg: str, loc: tuple, hint: str | None = None) -> Pro
 def _check_node(i: int, n: NodeModel, doc: YamlDoc) -> list[Problem]:
     """A node's own consistency: movable memory and explicit zones."""
     out = []
+    if n.write_bandwidth is not None and not n.memory and not n.zones:
+        out.append(_problem(doc, f"node {n.id} has no memory to write to",
+                            ("nodes", i, "write_bandwidth"),
+                            "give the node memory, or leave write_bandwidth out"))
     if n.movable > n.memory:
         out.append(_problem(doc, f"movable ({units.format_size(n.movable)}) is more than the "
                             f"node's memory ({units.format_size(n.memory)})",
@@ -391,6 +442,23 @@ def _check(m: MachineModel, doc: YamlDoc) -> list[Problem]:
     out += _check_controller(m.memory_controller, ("memory_controller",), doc)
     for i, n in enumerate(m.nodes):
         out += _check_controller(n.memory_controller, ("nodes", i, "memory_controller"), doc)
+    for i, n in enumerate(m.nodes):
+        if n.device_latency is None or m.latency is None or len(m.latency) != len(m.nodes):
+            continue
+        for r, row in enumerate(m.latency):
+            if i < len(row) and row[i] < n.device_latency:
+                out.append(_problem(
+                    doc, f"the latency from node {m.nodes[r].id} to node {n.id} "
+                    f"({units.format_time_ns(row[i])}) is below node {n.id}'s device_latency "
+                    f"({units.format_time_ns(n.device_latency)})", ("nodes", i, "device_latency"),
+                    "the matrix holds the whole idle latency, the device's part included"))
+                break
+    for k, ln in enumerate(m.links):
+        p = ln.link_protocol()
+        if p is not None and p.coherence == "broadcast" and p.snoop_bytes <= 0:
+            out.append(_problem(doc, f"link {ln.between[0]}-{ln.between[1]}: coherence "
+                                "broadcast needs snoop_bytes > 0", ("links", k, "protocol"),
+                                "give snoop_bytes (8 for a QPI flit) or coherence: directory"))
     for nid, w in (m.weighted_interleave or {}).items():
         if nid not in ids:
             out.append(_problem(doc, f"node {nid} does not exist", ("weighted_interleave", nid),
@@ -431,13 +499,16 @@ def _build(m: MachineModel, doc: YamlDoc) -> Machine:
         nodes.append(Node(id=n.id, cpus=tuple(n.cpus), mem_bytes=mem, kind=MemKind(n.kind),
                           zones=zones, mc_bandwidth_GBps=n.controller_bandwidth,
                           movable_bytes=n.movable, free_bytes=n.free,
-                          memory_controller=_spec(n.memory_controller)))
+                          memory_controller=_spec(n.memory_controller),
+                          mc_write_bandwidth_GBps=n.write_bandwidth,
+                          device_latency_ns=n.device_latency))
     ids = sorted(n.id for n in m.nodes)
     weights = None
     if m.weighted_interleave is not None:
         weights = tuple(m.weighted_interleave.get(i, 1) for i in ids)
     links = tuple(Link(ln.between[0], ln.between[1], ln.bandwidth[0], ln.latency,
-                       ln.bandwidth[1] if len(ln.bandwidth) == 2 else None)
+                       ln.bandwidth[1] if len(ln.bandwidth) == 2 else None,
+                       ln.link_protocol())
                   for ln in m.links)
     name = m.name
     if name is None:
@@ -540,6 +611,14 @@ def _flow(spec: ControllerSpec) -> str:
                           width=10**6).strip()
 
 
+def _dump_protocol(p: LinkProtocol) -> str:
+    """A preset by name, anything else as a mapping of every field."""
+    if LINK_PROTOCOLS.get(p.name) == p:
+        return p.name
+    fields = ", ".join(f"{k}: {getattr(p, k)!r}" for k in PROTOCOL_FIELDS)
+    return f"{{{fields}, coherence: {p.coherence}}}"
+
+
 def dump(machine: Machine) -> str:
     """The machine as numasim YAML.  Matrices that were derived are left out (a reader derives
     them again); explicit zones are written only if the machine has them."""
@@ -567,6 +646,11 @@ def dump(machine: Machine) -> str:
         if n.mc_bandwidth_GBps is not None:
             out.append(f"    controller_bandwidth: "
                        f"{units.format_bandwidth_GBps(n.mc_bandwidth_GBps)}")
+        if n.mc_write_bandwidth_GBps is not None:
+            out.append(f"    write_bandwidth: "
+                       f"{units.format_bandwidth_GBps(n.mc_write_bandwidth_GBps)}")
+        if n.device_latency_ns is not None:
+            out.append(f"    device_latency: {units.format_time_ns(n.device_latency_ns)}")
         if n.movable_bytes:
             out.append(f"    movable: {units.format_size(n.movable_bytes)}")
         if n.free_bytes is not None:
@@ -599,6 +683,8 @@ def dump(machine: Machine) -> str:
             text = f"  - {{between: [{ln.a}, {ln.b}], bandwidth: {bw}"
             if ln.latency_ns:
                 text += f", latency: {units.format_time_ns(ln.latency_ns)}"
+            if ln.protocol is not None:
+                text += f", protocol: {_dump_protocol(ln.protocol)}"
             out.append(text + "}")
     kernel = []
     if machine.min_free_kbytes is not None:
