@@ -90,11 +90,12 @@ def test_overloaded_controller_delivers_its_bandwidth(node, threads, size):
 @pytest.mark.parametrize("engine,size", [("fast", 32 << 20), ("exact", 1 << 20)])
 def test_remote_stream_capped_by_the_matrix_entry(engine, size):
     # node 1's cores read node 0's memory: the matrix says 51.3 GB/s, the UPI link 62.4 GB/s
+    # (55.5 GB/s of data lines once each carries its 8-byte header: protocol upi)
     cpus = list(range(24, 48))
     r = run(CLX, _readers(24, cpus, size, "--membind=0"), engine=engine)
     ph = _phase(r, "read")
     assert ph["resources"]["cap 0->1"]["GBps"] == pytest.approx(51.3092, rel=0.02)
-    assert ph["resources"]["link 0->1"]["utilisation"] < 0.85
+    assert ph["resources"]["link 0->1"]["utilisation"] < 0.95
 
 
 @pytest.mark.parametrize("engine,size", [("fast", 32 << 20), ("exact", 1 << 20)])

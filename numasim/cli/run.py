@@ -33,7 +33,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                                      "machine's)")
     p.add_argument("--mlp", type=int, help="miss slots per CPU: L1 fill buffers (default 10)")
     p.add_argument("--l2-mlp", type=int, help="L2 miss slots (superqueue) a prefetched "
-                                              "stream may use (default 32; --prefetch stream)")
+                                              "stream may use (default 16; --prefetch stream)")
     p.add_argument("--prefetch", choices=("off", "stream"),
                    help="the L2 stream prefetcher: sequential sweeps get --l2-mlp slots, "
                         "random and dependent accesses --mlp (default off)")

@@ -4,10 +4,11 @@ Every number here is a modelling choice a user may change (workload YAML ``cpu:`
 ``--mlp`` style options of ``numasim numactl``, or :func:`numasim.api.run` keywords); the
 defaults are stated so results can be read against them:
 
-* ``mlp`` = 10 miss slots: an Intel core has 10-12 L1D fill buffers (10 on Skylake-SP and
-  Cascade Lake, 12 on Ice Lake and later: Intel 64 and IA-32 Architectures Optimization
-  Reference Manual, the Skylake and Ice Lake server sections), so a single thread whose misses
-  the prefetcher does not cover streams ``10 * 64 B / latency`` at most (7.9 GB/s at 81 ns);
+* ``mlp`` = 10 miss slots: an Intel core has 10-12 L1D fill buffers (10 up to Broadwell,
+  probably 12 on Skylake: P. Cordes' answer to Stack Overflow question 39260020, "Why is
+  Skylake so much better than Broadwell-E for single-threaded memory throughput?"), so a
+  single thread whose misses no prefetcher covers streams ``10 * 64 B / latency`` at most
+  (7.9 GB/s at 81 ns);
 * ``prefetch`` = ``off``: the L2 stream prefetcher is not modelled, every miss needs one of
   the ``mlp`` slots.  ``stream`` models it simply: an access of a sequential sweep (a STREAM
   array, an init loop, a strided walk whose stride is at most 2 KiB -- the L1 IP-stride
@@ -15,9 +16,13 @@ defaults are stated so results can be read against them:
   flight, as if the prefetcher had brought its line towards L2 ahead of the demand; random,
   Zipf, trace and dependent (pointer chase) accesses still get ``mlp``.  It is off by
   default so the shipped answers stay those the course and experiments state;
-* ``l2_mlp`` = 32: outstanding L2 misses per core (the L2 "superqueue": 32 entries on
-  Skylake-SP and Cascade Lake, 48 on Ice Lake-SP and later, same manual), the parallelism a
-  prefetched stream reaches; used only with ``prefetch: stream``;
+* ``l2_mlp`` = 16: outstanding L2 misses per core (the L2 "superqueue", 16 entries: same
+  answer), the parallelism a prefetched stream reaches; used only with ``prefetch:
+  stream``.  Single-thread bandwidth is Little's law, concurrency over latency (J. McCalpin,
+  Intel community forum thread "single core bandwidth: haswell vs. broadwell vs. skylake":
+  19.9 GB/s single-thread STREAM triad on a 2-socket Xeon E5-2690 v3, and lower on the
+  Skylake Xeons, whose memory latency is higher); with ``prefetch: stream`` numasim gives a
+  single Cascade Lake thread 16 x 64 B / 81 ns (12.6 GB/s triad, against 7.9 without);
 * ``write_allocate``: a store that misses first reads the line for ownership, then the dirty line
   is written back (two transfers per stored line, as on x86 without streaming stores); off, a
   store is a non-temporal write (one transfer, holding a miss slot until it is acknowledged);
@@ -51,7 +56,7 @@ class LlcParams:
 @dataclass(frozen=True)
 class CpuParams:
     mlp: int = 10
-    l2_mlp: int = 32
+    l2_mlp: int = 16
     prefetch: str = "off"
     write_allocate: bool = True
     fault_ns: float = 500.0

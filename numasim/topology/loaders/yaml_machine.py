@@ -372,7 +372,10 @@ def _problem(doc: YamlDoc, msg: str, loc: tuple, hint: str | None = None) -> Pro
 def _check_node(i: int, n: NodeModel, doc: YamlDoc) -> list[Problem]:
     """A node's own consistency: movable memory and explicit zones."""
     out = []
-    if n.write_bandwidth is not None and not n.memory and not n.zones:
+    if n.write_bandwidth is not None and n.write_bandwidth <= 0:
+        out.append(_problem(doc, f"node {n.id}'s write_bandwidth must be positive",
+                            ("nodes", i, "write_bandwidth"), "e.g. 8GB/s"))
+    elif n.write_bandwidth is not None and not n.memory and not n.zones:
         out.append(_problem(doc, f"node {n.id} has no memory to write to",
                             ("nodes", i, "write_bandwidth"),
                             "give the node memory, or leave write_bandwidth out"))
