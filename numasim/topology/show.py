@@ -127,11 +127,19 @@ def describe(machine: Machine, linux: str = "6.12") -> str:
     mcs = ", ".join(f"{n.id}: {machine.mc_bandwidth(n.id):.1f}" for n in machine.nodes
                     if n.has_memory)
     out.append(f"Memory-controller bandwidth (GB/s): {mcs}")
+    dev = [f"{n.id}: writes {machine.mc_write_bandwidth(n.id):.1f} GB/s"
+           + (f", device latency {n.device_latency_ns:g} ns" if n.device_latency_ns else "")
+           for n in machine.nodes if n.mc_write_bandwidth_GBps is not None
+           or n.device_latency_ns is not None]
+    if dev:
+        out.append("Memory devices: " + "; ".join(dev))
     if machine.links:
         out.append("Links: " + ", ".join(f"{ln.a}-{ln.b} {ln.bandwidth_GBps:g}"
                                          + ("" if ln.symmetric else
                                             f"/{ln.bandwidth_ba_GBps:g}") + " GB/s"
                                          + (f" +{ln.latency_ns:g} ns" if ln.latency_ns else "")
+                                         + (f" ({ln.protocol.name} protocol)"
+                                            if ln.protocol is not None else "")
                                          for ln in machine.links))
     else:
         out.append("Links: none given (contention uses a full mesh from the bandwidth matrix)")
