@@ -74,7 +74,8 @@ def run(machine, workload, *, engine: str = "fast", linux: str = "6.12", seed: i
     ``linux``: the Linux generation whose policies place the pages (``"6.12"``, ``"6.1"``,
     ``"2.6.7"``); ``numactl``: options placed in front of the workload
     (``"--interleave=all"``), added after the workload's own; ``cpu``: CPU-model overrides
-    (``mlp``, ``write_allocate``, ``fault_ns``, ``hit_ns``, ``zero_gap_cycles``, ``llc``:
+    (``mlp``, ``l2_mlp``, ``prefetch``: ``"off"``/``"stream"``, ``write_allocate``,
+    ``fault_ns``, ``hit_ns``, ``zero_gap_cycles``, ``llc``:
     ``{"size": ..., "ways": ...}``); ``quantum``: fixed quantum of the fast engine in cycles;
     ``concentration``: let the fast engine see requests bunched in time (convoys; see
     :class:`~numasim.machine.params.EngineParams`); ``weights``: weighted-interleave

@@ -289,6 +289,7 @@ def memory_policy(machine: Machine, text: str | None, *, file: str | None, field
 def cpu_params(workload_cpu: Mapping[str, Any], overrides: Mapping[str, Any] | None
                ) -> CpuParams:
     """The CPU model: defaults, then the workload's ``cpu:``, then ``overrides`` (``mlp``,
+    ``l2_mlp``, ``prefetch``,
     ``write_allocate``, ``fault_ns``, ``hit_ns``, ``zero_gap_cycles``, ``start_skew_ns``,
     ``llc``: True, a mapping ``{size, ways, hit_ns}`` or :class:`LlcParams`)."""
     merged = dict(workload_cpu)

@@ -32,7 +32,9 @@ def test_numactl_without_double_dash_and_exact_engine(capsys):
                        "--no-host-time"])
     assert d["engine"] == "exact" and "host_seconds" not in d
     assert d["pages_per_node_total"] == {"0": 0, "1": 16}
-    assert d["phases"][1]["latency_ns_mean"] == 130.2  # CPU 0 chasing node 1's memory
+    # CPU 0 chasing node 1's memory: the idle remote latency, but for the UPI completions of
+    # the init phase's last write-backs, still crossing back when the chase starts (2.6 ps)
+    assert abs(d["phases"][1]["latency_ns_mean"] - 130.2) < 0.01
 
 
 def test_numactl_weighted_interleave_weights(capsys):
