@@ -219,3 +219,23 @@ def test_yaml_refuses_nonsense_with_the_field(node1, link, says):
         loads(YAML.format(node1=node1, link=link), file="t.yaml")
     text = str(e.value)
     assert says in text and "t.yaml" in text, text
+
+
+@pytest.mark.parametrize("machine,numactl,cpu", [
+    ("clx-2s", "--membind=1 --cpunodebind=0", {}),  # a remote triad over UPI, saturated
+    ("clx-2s", "--interleave=all", {}),  # both directions carry data and messages
+    ("clx-2s", "--membind=0 --cpunodebind=0", {"prefetch": "stream"}),  # 16 slots per CPU
+])
+def test_engines_agree_on_the_new_costs(machine, numactl, cpu):
+    """The engines-agree tolerance (5 % on throughput and mean latency of the measured
+    phases, tests/test_engines_agree.py) with protocol messages and the prefetcher's slots."""
+    wl = build_kernel("stream", op="triad", threads=16, size="1MiB")
+    both = {e: run(load_machine(machine), wl, engine=e, numactl=numactl, cpu=cpu).to_dict()
+            for e in ("fast", "exact")}
+    f, x = (_phase_of(both[e]) for e in ("fast", "exact"))
+    assert f["bandwidth_GBps"] / x["bandwidth_GBps"] == pytest.approx(1.0, abs=0.05)
+    assert f["latency_ns_mean"] / x["latency_ns_mean"] == pytest.approx(1.0, abs=0.05)
+
+
+def _phase_of(d):
+    return next(p for p in d["phases"] if p["measured"])
