@@ -10,7 +10,8 @@ Numbers follow the probe's C library calls: ``strtol``/``strtoul`` with base 0 (
 hex, ``010`` is octal, and ``strtoul("-1")`` is the largest unsigned long).  The command
 table, :data:`COMMANDS`, is the README's table of the oracle plus numasim's ``explain`` and
 ``swapout``.  The oracle's ``#@ swap SIZE`` header (its guest gets a brd swap device of that
-size) is a comment here: numasim's swap always exists and has no size.
+size) gives the boot a swap device of that size, which reclaim (numasim.mm.vmscan) may write
+to; ``swapout`` (MADV_PAGEOUT) works with or without it.
 """
 
 from __future__ import annotations
@@ -522,6 +523,24 @@ def script_append(text: str) -> str:
         if m:
             out.append(m.group(1).strip())
     return " ".join(out)
+
+
+def script_swap(text: str, file: str | None = None) -> int:
+    """Pages of swap the scenario's ``#@ swap SIZE`` line gives the boot (the oracle's brd
+    ramdisk; SIZE like 64M, 65536K, 1G, a bare number is MiB), 0 if none."""
+    from numasim.errors import ScriptError
+
+    pages = 0
+    for raw in text.split("\n"):
+        m = re.match(r"#@\s*swap\s+(\S+)", raw)
+        if m:
+            v = re.fullmatch(r"(\d+)([KMG]?)", m.group(1).upper())
+            if not v:
+                raise ScriptError(f"bad swap size {m.group(1)!r}", file=file, field="#@ swap",
+                                  hint="a size like 64M, 65536K or 1G (a bare number is MiB)")
+            kib = int(v.group(1)) * {"K": 1, "": 1024, "M": 1024, "G": 1 << 20}[v.group(2)]
+            pages = kib // 4
+    return pages
 
 
 def boot_thp_mode(append: str) -> str | None:
