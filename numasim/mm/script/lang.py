@@ -525,21 +525,27 @@ def script_append(text: str) -> str:
     return " ".join(out)
 
 
-def script_swap(text: str, file: str | None = None) -> int:
-    """Pages of swap the scenario's ``#@ swap SIZE`` line gives the boot (the oracle's brd
-    ramdisk; SIZE like 64M, 65536K, 1G, a bare number is MiB), 0 if none."""
+def swap_size_pages(value: str, file: str | None = None, field: str = "#@ swap") -> int:
+    """A swap size (64M, 65536K, 1G; a bare number is MiB, as the oracle reads it) in
+    4 KiB pages."""
     from numasim.errors import ScriptError
 
+    v = re.fullmatch(r"(\d{1,12})([KMG]?)", value.strip().upper())
+    if not v:
+        raise ScriptError(f"bad swap size {value!r}", file=file, field=field,
+                          hint="a size like 64M, 65536K or 1G (a bare number is MiB)")
+    kib = int(v.group(1)) * {"K": 1, "": 1024, "M": 1024, "G": 1 << 20}[v.group(2)]
+    return kib // 4
+
+
+def script_swap(text: str, file: str | None = None) -> int:
+    """Pages of swap the scenario's ``#@ swap SIZE`` line gives the boot (the oracle's brd
+    ramdisk), 0 if none."""
     pages = 0
     for raw in text.split("\n"):
         m = re.match(r"#@\s*swap\s+(\S+)", raw)
         if m:
-            v = re.fullmatch(r"(\d+)([KMG]?)", m.group(1).upper())
-            if not v:
-                raise ScriptError(f"bad swap size {m.group(1)!r}", file=file, field="#@ swap",
-                                  hint="a size like 64M, 65536K or 1G (a bare number is MiB)")
-            kib = int(v.group(1)) * {"K": 1, "": 1024, "M": 1024, "G": 1 << 20}[v.group(2)]
-            pages = kib // 4
+            pages = swap_size_pages(m.group(1), file)
     return pages
 
 
