@@ -88,7 +88,10 @@ MAX_RECLAIM_RETRIES = 16
 
 LRU_ACTIVE = 1
 PG_REFERENCED = 2
-PTE_YOUNG = 4
+PTE_OLD = 4
+"""The page's accessed bit was cleared by reclaim and not set again.  Stored inverted, so
+that a page the allocator core has just faulted in -- young, as its first access made it --
+needs no entry: a workload that never meets reclaim pays nothing for the young bits."""
 
 KEY_SHIFT = 20
 """A page's LRU key is ``row << KEY_SHIFT`` until it rotates; then it gets a key between the
@@ -97,7 +100,6 @@ newest row and the next one, so it sorts after every page allocated before."""
 COUNTERS = ("pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd", "pgsteal_direct",
             "pgscan_anon", "pgscan_file", "pgsteal_anon", "pgsteal_file", "pgdemote_kswapd",
             "pgdemote_direct", "pgdemote_khugepaged", "pgactivate", "pgdeactivate", "pgrefill",
-            "pgrotated", "kswapd_low_wmark_hit_quickly", "kswapd_high_wmark_hit_quickly",
             "pageoutrun")
 """The reclaim counters of ``/proc/vmstat`` (``mm/vmstat.c`` names; ``pgdemote_khugepaged``
 is 6.12 only, -1 on 6.1)."""
@@ -182,10 +184,11 @@ class Reclaim:
 
     # ------------------------------------------------------------------ aging
     def mark_young(self, pgs: np.ndarray) -> None:
-        """Accesses to these pages (their PTEs' accessed bits); hook for every engine."""
-        if pgs.size:
-            self._fit()
-            self.flags[pgs] |= PTE_YOUNG
+        """Accesses to these pages (their PTEs' accessed bits); hook for every engine.
+        Only pages reclaim has aged carry a bit to clear."""
+        if pgs.size and self.flags.size:
+            pgs = pgs[(pgs >= 0) & (pgs < self.flags.size)]
+            self.flags[pgs] &= ~PTE_OLD
 
     def inactive_is_low(self, nid: int, pgs: np.ndarray) -> bool:
         """``inactive_is_low``: ``inactive x ratio < active``, ratio = int_sqrt(10 x GiB)."""
@@ -205,7 +208,7 @@ class Reclaim:
         self.counters["pgrefill"] += int(take.size)
         self.counters["pgdeactivate"] += int(take.size)
         for pg in take:
-            self.flags[pg] &= ~(LRU_ACTIVE | PTE_YOUNG)
+            self.flags[pg] = (self.flags[pg] & ~LRU_ACTIVE) | PTE_OLD
             self.key[pg] = self._new_key()
         self._cache.pop(nid, None)
 
@@ -215,6 +218,7 @@ class Reclaim:
         sorted snapshot is kept and read from a cursor; entries that rotated, moved or left
         since are skipped (keys only grow, so the snapshot's order stays right), and it is
         rebuilt when used up."""
+        self._fit()
         out: list[int] = []
         for _attempt in range(2):
             snap = self._cache.get(nid)
@@ -305,11 +309,11 @@ class Reclaim:
         """``shrink_folio_list`` over pages from the inactive tail: second chance for young
         pages, demotion (else swap) for the others.  Returns the pages freed."""
         f = self.flags
-        young = (f[batch] & PTE_YOUNG) != 0
+        young = (f[batch] & PTE_OLD) == 0
         ref = (f[batch] & PG_REFERENCED) != 0
         act = batch[young & ref]
         keep = batch[young & ~ref]
-        f[batch[young]] &= ~PTE_YOUNG
+        f[batch[young]] |= PTE_OLD
         for pg in act:  # FOLIOREF_ACTIVATE
             f[pg] |= LRU_ACTIVE
             self.key[pg] = self._new_key()
@@ -536,9 +540,9 @@ class Reclaim:
         ks = self.k.ks
         if n > 0:
             self._no_progress = 0
-            base = int(ks.regions[r, S.R_PT]) + vpn - int(ks.regions[r, S.R_START])
-            pgs = ks.pt_page[base: base + n]
-            self.mark_young(pgs[pgs >= 0])
+            if self.flags.size:  # nothing aged before reclaim first ran
+                base = int(ks.regions[r, S.R_PT]) + vpn - int(ks.regions[r, S.R_START])
+                self.mark_young(ks.pt_page[base: base + n])
         if ks.sysvars[S.SV_KSWAPD_WAKE]:
             self.wakeup_kswapd()
         if self.awake and allocated:
