@@ -51,7 +51,7 @@ page cache and slab, which numasim does not have.
 
 Counters (``/proc/vmstat``): ``pgscan_kswapd``/``_direct``, ``pgsteal_kswapd``/``_direct``
 (demoted pages count as stolen), ``pgscan_anon``, ``pgsteal_anon``, ``pgdemote_kswapd``,
-``pgdemote_direct``, ``pgactivate``, ``pgdeactivate``, ``pgrotated``... see
+``pgdemote_direct``, ``pgactivate``, ``pgdeactivate``, ``pageoutrun``... see
 :data:`COUNTERS`; ``pswpout`` and ``pgmigrate_success`` are the core's.
 """
 
