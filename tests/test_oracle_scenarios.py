@@ -44,15 +44,7 @@ LAYOUTS = DATA / "topologies" / "layouts"
 KERNELS = ("6.12", "6.1")
 
 # (scenario stem, kernel) -> reason: differences that are understood and documented.
-_SPILL = ("no reclaim yet (issue 12): numasim fills node 0 about 7000 pages further than the "
-          "real kernel, whose node 0 holds post-boot memory numasim's layout model leaves out; "
-          "node order and pgdemote_* = 0 agree (FINDINGS.md section 8)")
-XFAIL: dict[tuple[str, str], str] = {
-    ("97_no_demotion_on_spill", "6.12"): _SPILL,
-    ("97_no_demotion_on_spill", "6.1"): _SPILL,
-    ("98_demotion_bind_pressure", "6.12"): "no reclaim yet (issue 12): the real kswapd demotes "
-    "node 0's coldest pages to node 1; numasim cannot, and BIND ends in the OOM killer as on 6.1",
-}
+XFAIL: dict[tuple[str, str], str] = {}
 
 
 def cases():

@@ -34,6 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="transparent_hugepage/enabled at boot: always, madvise or never "
                    "(default: the script's '#@ append transparent_hugepage=' line, else the "
                    "machine's kernel setting, else never, as the oracle boots)")
+    p.add_argument("--swap", metavar="SIZE",
+                   help="a swap device of SIZE (64M, 1G) that reclaim may write to (default: "
+                   "the script's '#@ swap SIZE' line, a RAM disk as the oracle's; else the "
+                   "machine's kernel: swap; else none)")
 
 
 def with_balancing(machine, args: argparse.Namespace):
@@ -160,8 +164,13 @@ def main(args: argparse.Namespace) -> int:
     parse_script(text, name)  # report a bad line before booting anything
     machine = scenario_machine(args, text, name)
     machine = with_balancing(machine, args)
+    swap = None
+    if getattr(args, "swap", None):
+        from numasim.mm.script.lang import swap_size_pages
+
+        swap = swap_size_pages(args.swap, None, "--swap")
     records = run_script(text, machine, kernel=args.linux, file=name,
-                         thp=getattr(args, "thp", None))
+                         thp=getattr(args, "thp", None), swap_pages=swap)
     out = render_json(records) if args.json else render_text(records)
     sys.stdout.write(out)
     if args.check:

@@ -97,6 +97,7 @@ from numasim.mm.state import (
     SV_CPUSETS_ENABLED,
     SV_INTERLEAVE_HIT_WEIGHTED,
     SV_KGEN,
+    SV_KSWAPD_WAKE,
     SV_NEXT_ANON_VMA,
     SV_NEXT_PAGE,
     SV_POLICY_ZONE,
@@ -377,6 +378,27 @@ def zone_statistics(numastat, sysvars, zones, pref, z, cpu_nid):
 
 
 @kernel_jit
+def wake_all_kswapds(zones, zonelist, pol_nodes, task_mems, sysvars, nid, highest, mask_kind,
+                     mask_idx):
+    """``wake_all_kswapds``: every node of the eligible zones (from the preferred one) gets
+    its bit in ``sysvars[SV_KSWAPD_WAKE]`` (nodes 0-62; numasim.mm.vmscan wakes them)."""
+    started = False
+    pref = first_zones_zonelist(zones, zonelist, pol_nodes, task_mems, nid, highest, mask_kind,
+                                mask_idx)
+    for k in range(zonelist.shape[1]):
+        z = zonelist[nid, k]
+        if z < 0:
+            break
+        if not started:
+            if z != pref:
+                continue
+            started = True
+        if zone_allowed(zones, pol_nodes, task_mems, z, highest, mask_kind, mask_idx):
+            if zones[z, Z_NODE] < 63:
+                sysvars[SV_KSWAPD_WAKE] |= np.int64(1) << zones[z, Z_NODE]
+
+
+@kernel_jit
 def __alloc_pages(zones, zonelist, sysvars, numastat, vmstat, pol_nodes, task_mems, t, cpu_nid,
                   gfp, order, nid, mask_kind, mask_idx, may_oom, res):
     """``__alloc_pages``: the fast path at the LOW mark, then the slow path at MIN.
@@ -404,7 +426,10 @@ def __alloc_pages(zones, zonelist, sysvars, numastat, vmstat, pol_nodes, task_me
     z = get_page_from_freelist(zones, zonelist, pol_nodes, task_mems, t, nid, highest,
                                mask_kind, mask_idx, cpuset_filter, order, WMARK_LOW, 8)
     if z < 0:
-        # __alloc_pages_slowpath: wake kswapd (nothing to reclaim here), retry at MIN
+        # __alloc_pages_slowpath: wake_all_kswapds (reclaim hook: the nodes of the eligible
+        # zones go to sysvars[SV_KSWAPD_WAKE], numasim.mm.vmscan runs them), retry at MIN
+        wake_all_kswapds(zones, zonelist, pol_nodes, task_mems, sysvars, nid, highest,
+                         mask_kind, mask_idx)
         res[R_PASS] = 1
         mult = 3 if gfp == GFP_ATOMIC else 8
         z = get_page_from_freelist(zones, zonelist, pol_nodes, task_mems, t, nid, highest,

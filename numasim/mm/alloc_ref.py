@@ -205,6 +205,10 @@ def __alloc_pages(zones, zonelist, sysvars, numastat, vmstat, pol_nodes, task_me
         return
     z = walk(zones, zonelist, nid, highest, nodemask, cpuset, order, "low")
     if z < 0:
+        # reclaim hook: wake_all_kswapds, every node of the eligible zones (numasim.mm.vmscan)
+        for zz in prefs:
+            if zones[zz, S.Z_NODE] < 63:
+                sysvars[S.SV_KSWAPD_WAKE] |= 1 << int(zones[zz, S.Z_NODE])
         res[R_PASS] = 1
         z = walk(zones, zonelist, nid, highest, nodemask, cpuset, order, "min",
                  3 if gfp == GFP_ATOMIC else 8)

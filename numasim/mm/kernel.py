@@ -29,6 +29,7 @@ from numasim.mm.constants import (
     MPOL_BIND,
 )
 from numasim.mm.memory_tiers import memory_tiers
+from numasim.mm.vmscan import KSWAPD_CHUNK, reclaim
 from numasim.topology.model import Machine
 
 PAGE_SHIFT = 12
@@ -599,6 +600,7 @@ class Kernel:
         done_total = 0
         allocated = 0
         oom_mode = core.OOM_MAY
+        vm = reclaim(self)
         while done_total < npages:
             cur = vpn + done_total
             r = self.find_region(mm, cur)
@@ -617,11 +619,15 @@ class Kernel:
                     done_total += handled
                     allocated += 512 if write else 0
                     continue
+            if vm.awake:  # reclaim hook: kswapd runs beside the task, chunk by chunk
+                n = min(n, KSWAPD_CHUNK)
             ks.ensure_pages(n + n // 256 + 64)  # data pages + page tables
             st = self.core.handle_mm_fault_range(*ks.core_args(), t, r, cur, n, int(write),
                                             oom_mode, self._res)
-            done_total += int(self._res[core.R_DONE])
+            done = int(self._res[core.R_DONE])
+            done_total += done
             allocated += int(self._res[core.R_ALLOCATED])
+            vm.touched(t, r, cur, done, int(self._res[core.R_ALLOCATED]))  # reclaim hook
             if st == S.FAULT_OK:
                 if oom_mode == core.OOM_VICTIM:
                     self.exit(t, 9)
@@ -639,11 +645,14 @@ class Kernel:
                 mask = None
                 if self._res[core.R_MASK_KIND] == core.MASK_POLICY:
                     mask = set(ks.policy_nodes(int(self._res[core.R_MASK_IDX])))
+                if vm.direct_reclaim(t, mask):  # reclaim hook: try_to_free_pages, retry
+                    continue
                 victim = self.oom_kill(t, mask)
                 if victim == t:
                     oom_mode = core.OOM_VICTIM
                 elif victim < 0:
                     raise TaskKilled(t)
+        vm.kswapd_run()  # reclaim hook: kswapd finishes before the next command
         return allocated
 
     def _huge_faults(self, t: int, mm: int, r: int, cur: int, n: int, write: bool

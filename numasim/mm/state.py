@@ -57,6 +57,7 @@ SV_FIRST_MEMORY_NODE = 7
 SV_INTERLEAVE_HIT_WEIGHTED = 8  # 1 if weighted-interleave faults count interleave_hit
 SV_THP = 9  # transparent_hugepage/enabled: 0 never, 1 always, 2 madvise (numasim.mm.huge_memory)
 SV_NEXT_ANON_VMA = 10  # next anon_vma identity handed out by anon_vma_prepare
+SV_KSWAPD_WAKE = 11  # reclaim hook: bit n = node n's kswapd to wake (numasim.mm.vmscan)
 SV_NCOLS = 12
 
 # ---------------------------------------------------------------- vmstat[:]
@@ -242,6 +243,17 @@ class KernelState:
             row[Z_FREE] = row[Z_MANAGED] = z.managed
             row[Z_MIN], row[Z_LOW], row[Z_HIGH] = z.wmark_min, z.wmark_low, z.wmark_high
             row[Z_RES:Z_RES + MAX_NR_ZONES] = z.lowmem_reserve
+        # reclaim slice: what the booted system holds (machine.boot_used) is not free; it
+        # comes out of the node's highest populated zone
+        # comes out of the node's zones, highest first (boot_held: pages held per zone)
+        self.boot_held = np.zeros(nz, dtype=np.int64)
+        for nid, used in getattr(machine, "boot_used", ()):
+            for z in sorted((z for z in d.zones if z.node == nid and z.managed > 0),
+                            key=lambda z: -int(z.type)):
+                take = min(used, int(self.zones[z.index, Z_FREE]))
+                self.zones[z.index, Z_FREE] -= take
+                self.boot_held[z.index] += take
+                used -= take
         zl_len = max((len(v) for v in d.zonelist.values()), default=0)
         self.zonelist = np.full((nn, max(zl_len, 1) + 1), -1, dtype=np.int64)
         for nid, zl in d.zonelist.items():

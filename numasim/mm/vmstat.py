@@ -4,7 +4,7 @@ The allocator core counts into ``KernelState.vmstat`` (:data:`numasim.mm.state.V
 NUMA balancing counts into its own table (:mod:`numasim.mm.numa_balancing`).  This module
 gives both one face with Linux's names (``mm/vmstat.c``), so a scenario's ``vmstat`` line
 reads like the oracle's.  A counter Linux has but numasim does not model (memory tiering,
-khugepaged, demotion) reads 0 when the model makes it 0 by construction (THP off, no tiers),
+khugepaged) reads 0 when the model makes it 0 by construction (THP off, no tiers),
 and a name numasim does not know reads -1, as the probe prints a counter the kernel lacks.
 """
 
@@ -23,8 +23,7 @@ _CORE = {"pgmigrate_success": S.VM_PGMIGRATE_SUCCESS, "pgmigrate_fail": S.VM_PGM
          "thp_fault_alloc": S.VM_THP_FAULT_ALLOC,
          "thp_fault_fallback": S.VM_THP_FAULT_FALLBACK, "oom_kill": S.VM_OOM,
          "pswpin": S.VM_SWPIN, "pswpout": S.VM_SWPOUT}
-_ZERO = ("thp_collapse_alloc", "pgpromote_success", "pgpromote_candidate", "pgdemote_kswapd",
-         "pgdemote_direct")
+_ZERO = ("thp_collapse_alloc", "pgpromote_success", "pgpromote_candidate")
 
 
 def vmstat_read(k, key: str) -> int:
@@ -38,6 +37,11 @@ def vmstat_read(k, key: str) -> int:
     ev = thp_event(k, key)
     if ev is not None:
         return ev
+    from numasim.mm.vmscan import reclaim
+
+    rv = reclaim(k).vmstat(key)  # pgscan_*, pgsteal_*, pgdemote_* (numasim.mm.vmscan)
+    if rv is not None:
+        return rv
     counters = numab(k).counters
     if key in counters:
         return int(counters[key])

@@ -230,6 +230,14 @@ class Machine:
     memory_controller: ControllerSpec | None = None
     """The controller model of every node that names none (:mod:`numasim.memctrl`);
     ``None`` = ``fifo``."""
+    swap_pages: int = 0
+    """Size of the swap device in pages (YAML ``kernel: swap``); 0 = no swap, as the
+    oracle boots.  Reclaim (:mod:`numasim.mm.vmscan`) writes anonymous pages there when it
+    cannot demote them."""
+    boot_used: tuple[tuple[int, int], ...] = ()
+    """(node, pages) the booted system itself holds when a workload starts (init, shell,
+    rootfs, slab: managed but not free); oracle layouts set it from the recorded ``zones``
+    lines (:mod:`numasim.topology.loaders.layout`), () = every managed page is free."""
     derived: frozenset[str] = frozenset()
     """Which of ``distance``, ``latency``, ``bandwidth`` were not given and were derived."""
     source: str = field(default="", compare=False)

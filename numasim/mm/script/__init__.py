@@ -11,7 +11,13 @@ from pathlib import Path
 
 from numasim.errors import ConfigError
 from numasim.mm.script.check import check_lines
-from numasim.mm.script.lang import boot_thp_mode, parse_script, script_append, script_layout
+from numasim.mm.script.lang import (
+    boot_thp_mode,
+    parse_script,
+    script_append,
+    script_layout,
+    script_swap,
+)
 from numasim.mm.script.output import Record, render_json, render_text
 
 
@@ -49,7 +55,7 @@ def load_machine_for(path_or_name: str, kernel: str = "6.12", near: Path | None 
 
 
 def run_script(text: str, machine, *, kernel: str = "6.12", file: str | None = None,
-               thp: str | None = None) -> list[Record]:
+               thp: str | None = None, swap_pages: int | None = None) -> list[Record]:
     """Run one scenario on a fresh simulated boot of ``machine``; returns its records.
 
     The THP mode at boot (``transparent_hugepage/enabled``) is ``thp`` if given, else the
@@ -72,6 +78,15 @@ def run_script(text: str, machine, *, kernel: str = "6.12", file: str | None = N
                               field="#@ append transparent_hugepage",
                               hint="valid: always, madvise, never") from None
     k = Kernel(machine, kernel=kernel, thp=thp)
+    ramdisk = False
+    if swap_pages is None:
+        swap_pages = script_swap(text, file) or None
+        ramdisk = swap_pages is not None  # the oracle's swap is a brd ramdisk
+    if swap_pages is not None:
+        from numasim.mm.vmscan import reclaim
+
+        reclaim(k).swap_pages = swap_pages
+        reclaim(k).swap_ram = ramdisk
     runner = Runner(k)
     try:
         runner.run(lines)

@@ -58,11 +58,44 @@ def _strip_console(lines: list[str]) -> list[str]:
     return [x for x in lines if not CONSOLE.match(x)]
 
 
+RECLAIM_TOL = 3000
+"""Pages by which a count may differ in a reclaim scenario (:func:`is_reclaim_scenario`).
+How many pages reclaim takes, and from where, depends on what else the guest holds and
+on the race between kswapd and the faulting task: two boots of the same kernel differed by
+up to 2608 pages (98: 24069 / 26677 pages of region 0 demoted; 2296 / 0 of region 1; 97:
+110840 / 112311 pages on node 0 before the spill), FINDINGS.md sections 8 and 11."""
+RECLAIM_PAIRS = (("pgdemote_kswapd", "pgdemote_direct"), ("pgsteal_kswapd", "pgsteal_direct"))
+"""Counters compared as a sum: the split between kswapd and direct reclaim is the race."""
+RECLAIM_SKIP = ("pgscan_kswapd", "pgscan_direct", "pgscan_anon", "pgscan_file")
+"""Not compared: how many pages reclaim scans depends on the LRU implementation (MGLRU on
+by default in Debian's 6.12; numasim models the two-list LRU, module numasim.mm.vmscan)."""
+
+
+def is_reclaim_scenario(expected: list[str]) -> bool:
+    """A scenario that watches reclaim (its ``vmstat_mark`` names ``pgdemote_*`` or
+    ``pswpout``): its page counts are compared within :data:`RECLAIM_TOL`."""
+    return any(x.startswith("> vmstat_mark") and ("pgdemote_" in x or "pswpout" in x)
+               for x in expected)
+
+
+def reclaim_summary_ok(expected: str, got: str) -> bool:
+    """Same region, offset and count; every node's (and ``absent``) count within
+    :data:`RECLAIM_TOL`."""
+    ex, gy = _kv(expected), _kv(got)
+    if any(ex.get(f) != gy.get(f) for f in ("region", "off", "n")):
+        return False
+    ce = {k: int(v) for k, v in ex.items() if re.fullmatch(r"node\d+|absent", k)}
+    cg = {k: int(v) for k, v in gy.items() if re.fullmatch(r"node\d+|absent", k)}
+    return all(abs(ce.get(n, 0) - cg.get(n, 0)) <= RECLAIM_TOL for n in set(ce) | set(cg))
+
+
 def check_lines(expected: list[str], got: list[str], *, lru_batch: int = LRU_BATCH
                 ) -> list[Diff]:
     """``run_oracle.py --check``, console messages left out.  A ``summary`` line that
     answers a query made after a ``spin`` (NUMA balancing has moved pages) is compared by
-    :func:`moved_summary_ok` (``lru_batch``: 31 for 6.12, 15 for 6.1)."""
+    :func:`moved_summary_ok` (``lru_batch``: 31 for 6.12, 15 for 6.1); in a reclaim
+    scenario by :func:`reclaim_summary_ok`."""
+    reclaim = is_reclaim_scenario(expected)
     expected, got = _strip_console(expected), _strip_console(got)
     pressure = any(x.startswith("> fill") for x in expected)
     timed_e, timed_g = _after_spin(expected), _after_spin(got)
@@ -82,6 +115,9 @@ def check_lines(expected: list[str], got: list[str], *, lru_batch: int = LRU_BAT
             if not moved_summary_ok(x, y, lru_batch):
                 diffs.append(Diff("lines", x, y, f"pages moved by NUMA balancing, per node "
                                                  f"within {lru_batch - 1}"))
+        elif reclaim and x.startswith("summary ") and y.startswith("summary "):
+            if not reclaim_summary_ok(x, y):
+                diffs.append(Diff("lines", x, y, f"reclaim: per node within {RECLAIM_TOL}"))
         elif pressure and x.startswith("summary ") and y.startswith("summary "):
             if run_order(x) != run_order(y):
                 diffs.append(Diff("lines", x, y, "node order of the runs"))
@@ -151,6 +187,7 @@ def check_vmstat(expected: list[str], got: list[str], *, lru_batch: int = LRU_BA
 
     The recorded run-to-run spread (FINDINGS.md) lies well inside these bounds.
     """
+    reclaim = is_reclaim_scenario(expected)
     a = [x for x in _strip_console(expected) if x.startswith("vmstat_delta ")]
     b = [x for x in _strip_console(got) if x.startswith("vmstat_delta ")]
     if len(a) != len(b):
@@ -158,6 +195,9 @@ def check_vmstat(expected: list[str], got: list[str], *, lru_batch: int = LRU_BA
     diffs = []
     for x, y in zip(a, b, strict=True):
         ex, gy = _kv(x), _kv(y)
+        if reclaim:
+            diffs += _check_reclaim_vmstat(x, y, ex, gy)
+            continue
         huge = int(ex.get("numa_huge_pte_updates", "0"))
         huge_tol = max(2, huge // 2) if huge > 0 else 0
         for key, ve in ex.items():
@@ -178,6 +218,29 @@ def check_vmstat(expected: list[str], got: list[str], *, lru_batch: int = LRU_BA
                 diffs.append(Diff("vmstat", x, y, key))
                 break
     return diffs
+
+
+def _check_reclaim_vmstat(x: str, y: str, ex: dict[str, str], gy: dict[str, str]
+                          ) -> list[Diff]:
+    """A reclaim scenario's counters: the kswapd + direct sums (:data:`RECLAIM_PAIRS`) and
+    every other counter within :data:`RECLAIM_TOL` (``pgmigrate_success`` also moves by a
+    few hundred pages of compaction, FINDINGS.md section 8), zero exactly where the
+    recording has zero (nothing demoted stays nothing demoted); scan counts are left out."""
+    def val(d: dict[str, str], key: str) -> int:
+        return int(d.get(key, "-999999"))
+
+    keys = [k for k in ex if k not in RECLAIM_SKIP]
+    for pair in RECLAIM_PAIRS:
+        if all(k in ex for k in pair):
+            keys = [k for k in keys if k not in pair] + ["+".join(pair)]
+    for key in keys:
+        parts = key.split("+")
+        e = sum(val(ex, k) for k in parts)
+        g = sum(val(gy, k) for k in parts)
+        ok = (e == g) if e <= 0 else abs(e - g) <= RECLAIM_TOL
+        if not ok:
+            return [Diff("vmstat", x, y, f"{key} (reclaim: within {RECLAIM_TOL})")]
+    return []
 
 
 def _kv(line: str) -> dict[str, str]:

@@ -10,7 +10,8 @@ Numbers follow the probe's C library calls: ``strtol``/``strtoul`` with base 0 (
 hex, ``010`` is octal, and ``strtoul("-1")`` is the largest unsigned long).  The command
 table, :data:`COMMANDS`, is the README's table of the oracle plus numasim's ``explain`` and
 ``swapout``.  The oracle's ``#@ swap SIZE`` header (its guest gets a brd swap device of that
-size) is a comment here: numasim's swap always exists and has no size.
+size) gives the boot a swap device of that size, which reclaim (numasim.mm.vmscan) may write
+to; ``swapout`` (MADV_PAGEOUT) works with or without it.
 """
 
 from __future__ import annotations
@@ -522,6 +523,30 @@ def script_append(text: str) -> str:
         if m:
             out.append(m.group(1).strip())
     return " ".join(out)
+
+
+def swap_size_pages(value: str, file: str | None = None, field: str = "#@ swap") -> int:
+    """A swap size (64M, 65536K, 1G; a bare number is MiB, as the oracle reads it) in
+    4 KiB pages."""
+    from numasim.errors import ScriptError
+
+    v = re.fullmatch(r"(\d{1,12})([KMG]?)", value.strip().upper())
+    if not v:
+        raise ScriptError(f"bad swap size {value!r}", file=file, field=field,
+                          hint="a size like 64M, 65536K or 1G (a bare number is MiB)")
+    kib = int(v.group(1)) * {"K": 1, "": 1024, "M": 1024, "G": 1 << 20}[v.group(2)]
+    return kib // 4
+
+
+def script_swap(text: str, file: str | None = None) -> int:
+    """Pages of swap the scenario's ``#@ swap SIZE`` line gives the boot (the oracle's brd
+    ramdisk), 0 if none."""
+    pages = 0
+    for raw in text.split("\n"):
+        m = re.match(r"#@\s*swap\s+(\S+)", raw)
+        if m:
+            pages = swap_size_pages(m.group(1), file)
+    return pages
 
 
 def boot_thp_mode(append: str) -> str | None:

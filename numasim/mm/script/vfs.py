@@ -118,7 +118,8 @@ class Vfs:
         self.sysctl: dict[str, str] = {
             "/proc/sys/vm/percpu_pagelist_high_fraction": "0",
             "/proc/sys/vm/watermark_boost_factor": "15000",
-            "/proc/sys/vm/zone_reclaim_mode": "0",
+            "/proc/sys/vm/zone_reclaim_mode": "0",  # accepted; node_reclaim has no effect
+            "/proc/sys/vm/swappiness": "60",
             "/proc/sys/vm/numa_zonelist_order": "Node",
             "/proc/sys/vm/overcommit_memory": "0",
             "/proc/sys/vm/drop_caches": "0",

@@ -31,7 +31,9 @@ coherence: directory|broadcast, snoop_bytes}``: per-message costs, see
 (``min_free_kbytes``, ``watermark_scale_factor``, ``lowmem_reserve_ratio``; NUMA balancing:
 ``numa_balancing`` 0/1 and ``numa_balancing_scan_delay_ms``, ``..._scan_period_min_ms``,
 ``..._scan_period_max_ms``, ``..._scan_size_mb``, Linux's defaults when absent;
-``transparent_hugepage``: ``always`` | ``madvise`` | ``never``, default ``never``);
+``transparent_hugepage``: ``always`` | ``madvise`` | ``never``, default ``never``;
+``swap``: a swap device of that size, ``1GiB``, default none, see :mod:`numasim.mm.vmscan`;
+``boot_used_pages``: ``{0: 6416}``, pages the booted system holds on a node, default none);
 ``weighted_interleave`` (``{0: 9, 1: 1}``, nodes not named weigh 1);
 ``memory_controller`` (``{impl: curve, points: [[0.7, 5ns], ...], source: ...}``, the
 controller model of every node, default ``{impl: fifo}``; a node's own ``memory_controller``
@@ -201,6 +203,10 @@ class KernelModel(StrictModel):
     numa_balancing_scan_size_mb: PositiveInt | None = None
     # /sys/kernel/mm/transparent_hugepage/enabled at boot (numasim.mm.huge_memory)
     transparent_hugepage: Literal["always", "madvise", "never"] = "never"
+    # a swap device of this size (numasim.mm.vmscan); 0 = none
+    swap: Size = 0
+    # pages the booted system holds per node when a workload starts (managed, not free)
+    boot_used_pages: dict[int, NonNegInt] = {}
 
 
 class MachineModel(StrictModel):
@@ -527,6 +533,10 @@ def _build(m: MachineModel, doc: YamlDoc) -> Machine:
         settings["thp"] = m.kernel.transparent_hugepage
     if m.memory_controller is not None:
         settings["memory_controller"] = _spec(m.memory_controller)
+    if m.kernel.swap:
+        settings["swap_pages"] = m.kernel.swap // PAGE_SIZE
+    if m.kernel.boot_used_pages:
+        settings["boot_used"] = tuple(sorted(m.kernel.boot_used_pages.items()))
     return make_machine(
         name, nodes, distance=m.distance, latency_ns=m.latency, bandwidth_GBps=m.bandwidth,
         links=links, file=doc.file, source=f"yaml:{doc.file}" if doc.file else "yaml",
@@ -701,6 +711,11 @@ def dump(machine: Machine) -> str:
         kernel.append(f"  {key}: {value}")
     if getattr(machine, "thp", "never") != "never":
         kernel.append(f"  transparent_hugepage: {machine.thp}")
+    if machine.swap_pages:
+        kernel.append(f"  swap: {machine.swap_pages * PAGE_SIZE}")
+    if machine.boot_used:
+        kernel.append("  boot_used_pages: {" + ", ".join(f"{n}: {u}" for n, u in
+                                                       machine.boot_used) + "}")
     if kernel:
         out += ["kernel:"] + kernel
     if machine.memory_controller is not None:
