@@ -254,7 +254,7 @@ def fig_loaded_latency(data: SweepData):
             mname = row["machine"]
             rows.setdefault(mname, {}).setdefault(s, []).append(
                 (got[1] * 100.0, float(row["latency_mean_ns"])))
-            if mname not in calib:
+            if calib.get(mname) is None:
                 calib[mname] = _calibration(doc["config"]["machine"], got[0])
     if not rows:
         return None
