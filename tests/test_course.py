@@ -158,9 +158,21 @@ def _cxl_weighted(df: pd.DataFrame) -> None:
     assert best in ("weighted 6:1", "weighted 8:1"), bw
 
 
+def _loaded_latency(df: pd.DataFrame) -> None:
+    r = _by_case(df, "compute")
+    fifo, curve = "fifo controller (clx-2s)", "measured curve (clx-2s-curve)"
+    light = {c: r[(c, 1000)]["latency_mean_ns"] for c in (fifo, curve)}
+    assert abs(light[fifo] - light[curve]) < 3 and 78 < light[fifo] < 86, light
+    mid = {c: r[(c, 40)]["latency_mean_ns"] for c in (fifo, curve)}
+    assert mid[fifo] < light[fifo] + 3, mid                 # FIFO: still flat at ~70 %
+    assert mid[curve] > mid[fifo] + 25, mid                 # the curve's knee
+    bw = {c: r[(c, 0)]["bandwidth_GBps"] for c in (fifo, curve)}
+    assert bw[curve] == pytest.approx(bw[fifo], rel=0.03), bw   # same peak bandwidth
+
+
 ANSWERS_STATED = {"first-touch-trap": _first_touch_trap, "chase": _chase,
                   "stream-mlp": _stream_mlp, "saturation-and-links": _saturation,
-                  "cxl-weighted": _cxl_weighted}
+                  "cxl-weighted": _cxl_weighted, "loaded-latency-lab": _loaded_latency}
 
 
 # ------------------------------------------------------------------ (c) the commands

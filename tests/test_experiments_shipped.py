@@ -11,7 +11,7 @@ import numasim
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = ["policy-comparison", "thread-scaling-epyc", "cxl-tiering", "opteron-2.6.7-vs-6.12",
-           "pointer-chase-latency"]
+           "pointer-chase-latency", "loaded-latency"]
 
 
 def test_the_five_are_shipped():
@@ -40,6 +40,7 @@ def test_quick_run_and_plots(quick):
     name, df, d = quick
     assert len(df) > 0 and set(df["status"]) == {"ok"}, df.get("error")
     pngs = {p.stem for p in (d / "plots").glob("*.png")}
+    pngs |= {"machine"} if any(p.startswith("machine-") for p in pngs) else set()  # several
     assert {"machine", "throughput", "latency", "locality", "latency_cdf", "pages_per_node",
             "bandwidth_timeline", "utilisation"} <= pngs
     assert (d / "results" / "results.csv").exists()
@@ -71,6 +72,15 @@ def test_quick_run_and_plots(quick):
         assert (one["pages_node1"] == 0).all()
         ft = df[df["case"] == "first-touch (parallel init)"].set_index("threads")
         assert ft.loc[8, "bandwidth_GBps"] > ft.loc[1, "bandwidth_GBps"]
+    elif name == "loaded-latency":
+        fifo = row(df, case="clx-2s fifo fast", compute=40)["latency_mean_ns"]
+        curve = row(df, case="clx-2s-curve fast", compute=40)["latency_mean_ns"]
+        light = row(df, case="clx-2s-curve fast", compute=400)["latency_mean_ns"]
+        assert fifo < 86 and curve > fifo + 25 and light < 90, (fifo, curve, light)
+        for m in ("clx-2s-curve", "skx-2s-snc2-curve", "cxl-1s-curve"):
+            peak = row(df, case=f"{m} fast", compute=0)["latency_mean_ns"]
+            idle = row(df, case=f"{m} fast", compute=400)["latency_mean_ns"]
+            assert peak > 2 * idle, (m, peak, idle)
     elif name == "pointer-chase-latency":
         loc = df[df["case"] == "local (--membind=0)"]
         rem = df[df["case"] == "remote (--membind=1)"]

@@ -71,6 +71,31 @@ def _topo_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _topo_import_mlc(args: argparse.Namespace) -> int:
+    from numasim.cli.outputs import check_output_file, write_text_file, writing
+    from numasim.topology.calibrate import merge_mlc
+    from numasim.topology.loaders import load_machine, mlc, yaml_machine
+
+    if args.output not in (None, "-"):
+        check_output_file(args.output, "-o", make_parents=True)
+    run = mlc.parse_file(args.file)
+    machine = merge_mlc(load_machine(args.machine), run, curve=not args.no_curve)
+    text = yaml_machine.dump(machine)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.output)
+    with writing(out, "-o"):
+        out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_file(out, text, "-o")
+    found = [w for w, ok in (("latency matrix", run.latency_ns is not None),
+                             ("bandwidth matrix", run.bandwidth_MBps is not None),
+                             ("loaded-latency curve", bool(run.loaded) and not args.no_curve))
+             if ok]
+    print(f"wrote {out} ({', '.join(found)} from {args.file})")
+    return 0
+
+
 def _topo_draw(args: argparse.Namespace) -> int:
     from numasim.cli.outputs import check_output_file, writing
     from numasim.topology.draw import draw_machine
@@ -154,6 +179,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("machine", help=MACHINE_HELP)
     c.add_argument("-o", "--output", help="output YAML file (default: stdout)")
     c.set_defaults(func=_topo_convert)
+    im = tsub.add_parser(
+        "import-mlc", help="calibrate a machine from Intel MLC output",
+        description="Read the text Intel Memory Latency Checker prints (--latency_matrix, "
+        "--bandwidth_matrix, --loaded_latency, or a plain `mlc` run) and write the machine "
+        "with MLC's latency and bandwidth matrices and a `curve` memory-controller model "
+        "from the loaded-latency table.")
+    im.add_argument("file", help="a text file holding MLC's output")
+    im.add_argument("--machine", "-m", required=True,
+                    help="the machine MLC ran on, to merge into (" + MACHINE_HELP + ")")
+    im.add_argument("-o", "--output", help="output YAML (default: standard output)")
+    im.add_argument("--no-curve", action="store_true",
+                    help="take the matrices only; keep the machine's controller model")
+    im.set_defaults(func=_topo_import_mlc)
     d = tsub.add_parser("draw", help="draw the machine (nodes, CPUs, memory, distances)")
     d.add_argument("machine", help=MACHINE_HELP)
     d.add_argument("-o", "--output", required=True, help="picture file: .png, .svg or .pdf")

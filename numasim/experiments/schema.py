@@ -81,7 +81,7 @@ class SweepModel(StrictModel):
 
 class PlotModel(StrictModel):
     x: str | None = None
-    latency: Literal["memory", "per-access"] = "memory"
+    latency: Literal["memory", "per-access", "loaded"] = "memory"
     machine_metric: Literal["distance", "latency", "bandwidth"] = "latency"
 
 

@@ -5,7 +5,8 @@ of :mod:`numasim.machine.cpu`.  Every memory request walks its route resource by
 resource is a single FIFO server (it serves one line per service time), and an arrival is
 handled at its own event time, so queues are resolved in true event order.  A request's
 latency is the idle latency of its (CPU node, memory node) pair plus the time it waited at
-every server of its route.
+every server of its route, plus the extra latency a controller model adds at the
+controller's recent utilisation (:mod:`numasim.memctrl`; ``fifo`` adds none).
 
 This is the reference the fast engine is measured against: slow (a few SimPy events per
 access), exact for the model.
@@ -13,11 +14,14 @@ access), exact for the model.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import simpy
 
 from numasim.machine import cpu as C
 from numasim.machine.resources import carried_lines
+from numasim.memctrl import WINDOW_CYCLES
 from numasim.mm import alloc_core as core
 from numasim.mm.state import (
     FAULT_OK,
@@ -36,9 +40,9 @@ from numasim.workloads.gen import STORE, fill_batch
 class _Req:
     """A request in flight: its route, where it is on it, the waits it met."""
 
-    __slots__ = ("route", "k", "a", "wait", "t_issue", "idle", "done_cb", "c", "posted")
+    __slots__ = ("route", "k", "a", "wait", "t_issue", "idle", "done_cb", "c", "posted", "read")
 
-    def __init__(self, route, t_issue, idle, c, done_cb, posted=False) -> None:
+    def __init__(self, route, t_issue, idle, c, done_cb, posted=False, read=True) -> None:
         self.route = route
         self.k = 0
         self.a = t_issue
@@ -48,6 +52,7 @@ class _Req:
         self.c = c
         self.done_cb = done_cb
         self.posted = posted  # a write-back: counted when posted, not when served
+        self.read = read and not posted  # a read (or RFO): the controller's read fraction
 
 
 def _issue_at(env, state, m, t):
@@ -109,6 +114,10 @@ class ExactEngine:
         self.res_lines = [0] * res.count  # lines that reached each server this phase
         self.carry = np.zeros(res.count)  # lines queued at the end of the last phase
         self.version = 0  # bumped by every fault: page tables changed
+        # controller models adding latency (None: a plain FIFO server), and per resource the
+        # utilisation and read utilisation over the recent window, at the time of the last line
+        self.models = list(res.ctrl_models) or [None] * res.count
+        self.util = [(0.0, 0.0, 0.0)] * res.count
 
     # ---------------------------------------------------------------- queues
     def _start(self, req: _Req) -> None:
@@ -126,17 +135,33 @@ class ExactEngine:
             self.free[x] = start + sv
             req.wait += start - req.a
             self.res_lines[x] += cost
+            extra = 0.0
+            if self.models[x] is not None:
+                extra = self._controller_extra(x, start, sv, req.read)
+                req.wait += extra
             req.k += 1
             if req.k < len(req.route):
-                req.a = start + sv
+                req.a = start + sv + extra
                 ev = env.timeout(max(0.0, req.a - env.now))
                 ev.callbacks.append(lambda _e, r=req: self._start(r))
                 return
 
+    def _controller_extra(self, x: int, start: float, s: float, read: bool) -> float:
+        """The extra latency controller x's model gives a line it starts serving at
+        ``start``: its utilisation is an exponential average of the lines it served
+        (time constant :data:`~numasim.memctrl.WINDOW_CYCLES`; a server's start times only
+        grow, so the average decays forwards); ``s``: the cycles this line occupies it."""
+        u, rd, t_last = self.util[x]
+        decay = math.exp(-(start - t_last) / WINDOW_CYCLES) if start > t_last else 1.0
+        u = u * decay + s / WINDOW_CYCLES
+        rd = rd * decay + (s / WINDOW_CYCLES if read else 0.0)
+        self.util[x] = (u, rd, start if start > t_last else t_last)
+        return self.models[x].extra_latency(min(u, 1.0), rd / u)
+
     def _posted(self, route, t: float, c: int, now: bool = False) -> None:
         """A write-back: traffic at time t (``now``: t is the current event's time, whatever
         rounding made of env.now), nobody waits for it."""
-        req = _Req(route, t, 0.0, c, lambda r, d: None, posted=True)
+        req = _Req(route, t, 0.0, c, lambda r, d: None, posted=True, read=False)
         if now or t <= self.env.now:
             self._start(req)
         else:
@@ -204,7 +229,8 @@ class ExactEngine:
             tz = yield from _issue_at(env, state, m, tz)
             ev = env.event()
             state["out"] += 1
-            self._start(_Req(route, tz, zl, c, lambda rq, d, e=ev: zero_done(d, e)))
+            self._start(_Req(route, tz, zl, c, lambda rq, d, e=ev: zero_done(d, e),
+                             read=False))
             tl_add(tz, node)
             zevents.append(ev)
             tz += zero_gap
@@ -351,7 +377,7 @@ class ExactEngine:
                     route = routes_w[(cn, node)] if nt else routes_r[(cn, node)]
                     self._start(_Req(route, ti, lat[cn][node], c,
                                      lambda rq, d, n=node, w=write, e=ev:
-                                     data_done(rq, d, n, w, e)))
+                                     data_done(rq, d, n, w, e), read=not nt))
                     tl_add(ti, node)
             issue = ti
             prev_ev = ev

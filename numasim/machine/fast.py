@@ -64,6 +64,14 @@ class FastEngine:
         self.cost_r = np.ascontiguousarray(sim.res.cost_read)
         self.cost_w = np.ascontiguousarray(sim.res.cost_write)
         self.lat = np.ascontiguousarray(sim.res.latency)
+        # controller models' extra-latency tables (numasim.memctrl; n = 0: a FIFO server)
+        res = sim.res
+        self.ctrl_n = np.ascontiguousarray(res.ctrl_n if len(res.ctrl_n) == nres
+                                           else np.zeros(nres, dtype=np.int64))
+        self.ctrl_u = np.ascontiguousarray(res.ctrl_u if len(res.ctrl_n) == nres
+                                           else np.zeros((nres, 1)))
+        self.ctrl_w = np.ascontiguousarray(res.ctrl_w if len(res.ctrl_n) == nres
+                                           else np.zeros((nres, 1)))
         self.quanta = 0
         # ---- fast-forward hook (numasim.machine.fastforward; None: off, the default)
         ff = getattr(sim.eparams, "fast_forward", None)
@@ -209,7 +217,8 @@ class FastEngine:
                 q_bytes = used.sum(axis=(0, 2, 3)) * float(sim.line)
             used[:] = 0
             estimate_waits(self.cnt, self.swait, sim.st, self.service, self.kappa, self.gk,
-                           self.wres, self.rho_used, act, q, sim.params.slots, self.backlog)
+                           self.wres, self.rho_used, act, q, sim.params.slots, self.backlog,
+                           self.ctrl_n, self.ctrl_u, self.ctrl_w)
             self.swait[:] = 0.0
             route_waits(self.wres, self.route_r, self.route_w, sim.cpu_nodes, self.waits)
             q_lines = self.cnt[:, :, 0].sum(axis=0)

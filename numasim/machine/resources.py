@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from numasim.memctrl import controller_tables
 from numasim.topology.model import LinkProtocol, Machine
 
 KIND_MC = 0
@@ -73,6 +74,11 @@ class Resources:
     cpu_ghz: float
     line_bytes: int
     notes: list[str] = field(default_factory=list)
+    # ---- memory-controller models (numasim.memctrl); the defaults are plain FIFO servers
+    ctrl_models: list = field(default_factory=list)  # [R]: the model adding latency, or None
+    ctrl_n: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # [R]
+    ctrl_u: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))  # [R, P] utilisation
+    ctrl_w: np.ndarray = field(default_factory=lambda: np.zeros((0, 1)))  # [R, P] extra cycles
 
     @property
     def count(self) -> int:
@@ -265,7 +271,10 @@ def build_resources(machine: Machine) -> Resources:
             latency[i, j] = lat_ns[pos[i], pos[j]] * ghz
     bw_arr = np.array(bws, dtype=np.float64)
     service = line / bw_arr * ghz  # line / (GB/s) = ns; * GHz = cycles
-    return Resources(names=names, kinds=np.array(kinds, dtype=np.int64),
+    # ---- memory-controller models: the extra latency each controller adds (memctrl)
+    ctrl_models, ctrl_n, ctrl_u, ctrl_w = controller_tables(machine, mc_of_node, len(names))
+    return Resources(ctrl_models=ctrl_models, ctrl_n=ctrl_n, ctrl_u=ctrl_u, ctrl_w=ctrl_w,
+                     names=names, kinds=np.array(kinds, dtype=np.int64),
                      ends=np.array(ends, dtype=np.int64).reshape(-1, 2), bandwidth_GBps=bw_arr,
                      service=service, route_read=route_read, route_write=route_write,
                      cost_read=cost_read, cost_write=cost_write,

@@ -23,6 +23,13 @@ miss slot, so nothing else holds them back) plus the others' miss slots.  A CPU 
 the zeroing of a fresh page counts as stalled on memory.  The estimate's idle
 fraction moves at most tenfold per quantum (a thousandfold when demand clearly exceeds the
 capacity), which keeps fault-heavy phases from oscillating.
+
+A controller model that adds latency (:mod:`numasim.memctrl`, e.g. ``curve``) gives its
+extra latency at the utilisation an average request meets (``ctrl_n/u/w``: a piecewise-linear
+table per resource) on top of the queueing wait, inside the same fixed point: the wait the
+utilisation causes (queue + curve) is the wait that lets that utilisation through, and since
+the queue term still grows without bound near 1, a saturated controller still delivers its
+bandwidth.  Resources without a model (``ctrl_n[r] = 0``) take exactly the old path.
 """
 
 from __future__ import annotations
@@ -245,6 +252,17 @@ def _wait_of(rho, s, other):
     return other * s / (2.0 * (1.0 - rho))
 
 
+@njit(cache=True)
+def curve_at(n, u, w, x):
+    """The piecewise-linear table (u[:n], w[:n]) at x, clamped at both ends (np.interp)."""
+    if x <= u[0]:
+        return w[0]
+    for k in range(1, n):
+        if x <= u[k]:
+            return w[k - 1] + (w[k] - w[k - 1]) * (x - u[k - 1]) / (u[k] - u[k - 1])
+    return w[n - 1]
+
+
 @njit(cache=True, inline="always")
 def _demand_factor(rate, rfree, meff, latc, phi, dw):
     """How CPU c's request rate changes when the wait on a resource that ``phi`` of its
@@ -331,7 +349,7 @@ def _wait_caps(cnt, r, s, mlp, backlog_r, infl, cap):
 
 @njit(cache=True)
 def estimate_waits(cnt, swait, st, service, kappa, gk, wres, rho_used, active, q, mlp,
-                   backlog):
+                   backlog, ctrl_n, ctrl_u, ctrl_w):
     """The weave: new per-(CPU, resource) waits ``wres`` from this quantum's counts.
 
     cnt[c, r, 0/1]: lines / latency-bearing requests of CPU c through resource r; swait[c, r]:
@@ -359,6 +377,7 @@ def estimate_waits(cnt, swait, st, service, kappa, gk, wres, rho_used, active, q
     grows without bound as the utilisation nears 1, which is right for a demand that slows
     down as it waits; a demand that does not (write-backs behind a slow link, whose CPUs'
     latency-bearing requests do not cross it) would otherwise get a wait of seconds.
+    ctrl_n[r], ctrl_u[r], ctrl_w[r]: the controller model's extra latency table (n = 0: none).
     Returns the largest relative change of a resource's mean wait.
     """
     ncpu = cnt.shape[0]
@@ -404,17 +423,21 @@ def estimate_waits(cnt, swait, st, service, kappa, gk, wres, rho_used, active, q
             weighted += own[c] * burst[c]
         # bisection on the utilisation an average request meets (kappa * rho): the demand
         # at the waits it implies falls as it rises
+        nc = ctrl_n[r]
         lo = 0.0
         hi = 1.0 - 1e-9
         for _ in range(60):
             mid = 0.5 * (lo + hi)
             dem = 0.0
+            ex = curve_at(nc, ctrl_u[r], ctrl_w[r], mid) if nc > 0 else 0.0
             for c in range(ncpu):
                 if lam[c] > 0.0:
                     w = _wait_of(mid, s, (weighted - own[c] * burst[c]) * mid / (rho_now * kap))
                     w *= gk[c, r]
                     if w > cap[c]:
                         w = cap[c]
+                    if nc > 0:
+                        w += ex
                     dem += lam[c] * _demand_factor(rate[c], rfree[c], meff[c], latc[c],
                                                    phi[c], w - wres[c, r])
             if dem * s * kap > mid:
@@ -446,11 +469,14 @@ def estimate_waits(cnt, swait, st, service, kappa, gk, wres, rho_used, active, q
         rho = 1.0 - idle
         rho_used[r] = rho
         new_mean = 0.0
+        ex = curve_at(nc, ctrl_u[r], ctrl_w[r], rho) if nc > 0 else 0.0
         for c in range(ncpu):
             w = _wait_of(rho, s, (weighted - own[c] * burst[c]) * rho / (rho_now * kap))
             w *= gk[c, r]
             if w > cap[c]:
                 w = cap[c]
+            if nc > 0:
+                w += ex
             if lam[c] > 0.0:
                 scale[c] *= _demand_factor(rate[c], rfree[c], meff[c], latc[c], phi[c],
                                            w - wres[c, r])

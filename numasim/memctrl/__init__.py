@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import importlib
 
+import numpy as np
+
 from numasim.memctrl.base import (
     COMMON_PARAMS,
     REQUIRED,
@@ -61,6 +63,31 @@ def make_model(spec: ControllerSpec | None, bandwidth_GBps: float, line_bytes: i
     return model_class(spec.impl)(spec, bandwidth_GBps, line_bytes, cpu_ghz)
 
 
+def controller_tables(machine, mc_of_node: np.ndarray, nres: int
+                      ) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+    """Per resource: its controller model (None for links and caps, and for a model that
+    adds no latency), and the fast engine's tables -- ``n[r]`` points of utilisation
+    ``u[r, :n]`` and extra cycles ``w[r, :n]`` (n = 0: no extra latency, today's server)."""
+    models: list = [None] * nres
+    ghz, line = float(machine.cpu_ghz), int(machine.cache_line)
+    for nid in machine.memory_nodes:
+        r = int(mc_of_node[nid])
+        m = make_model(machine.controller_spec(nid), machine.mc_bandwidth(nid), line, ghz)
+        if m.extra:
+            models[r] = m
+    width = max([len(m.wait_table()[0]) for m in models if m is not None] + [1])
+    n = np.zeros(nres, dtype=np.int64)
+    u = np.zeros((nres, width))
+    w = np.zeros((nres, width))
+    for r, m in enumerate(models):
+        if m is not None:
+            tu, tw = m.wait_table()
+            n[r] = len(tu)
+            u[r, :n[r]] = tu
+            w[r, :n[r]] = tw
+    return models, n, u, w
+
+
 def describe(impl: str) -> str:
     """The model's parameters, one per line, for ``--help`` texts and errors."""
     cls = model_class(impl)
@@ -74,4 +101,4 @@ def describe(impl: str) -> str:
 
 __all__ = ["COMMON_PARAMS", "REQUIRED", "WINDOW_CYCLES", "ControllerModel", "ControllerSpec",
            "Param", "ParamError", "IMPLS", "FIFO", "model_class", "check_spec", "make_model",
-           "describe"]
+           "controller_tables", "describe"]

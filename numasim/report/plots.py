@@ -5,6 +5,9 @@ One figure per question, each with a title, units on its axes and a legend:
 * ``machine[-NAME]``: the machine (nodes, CPUs, memory, latency between nodes);
 * ``throughput``: bandwidth per series (bars), or against the swept x (lines);
 * ``latency``: mean memory-access latency per series (p50, p99 marked), or against x;
+  with ``plot: {latency: loaded}``, against the busiest memory controller's bandwidth (a
+  loaded-latency curve, as MLC ``--loaded_latency`` draws it), one panel per machine, with
+  the machine's ``curve`` controller model (its calibration) drawn beside it;
 * ``locality``: local vs remote memory accesses per series, stacked to 100 %;
 * ``latency_cdf``: distribution of memory-access latency per series;
 * ``pages_per_node``: where the pages ended up, per series (heatmap);
@@ -163,6 +166,8 @@ def _x_axis(ax, data: SweepData) -> None:
 def fig_latency(data: SweepData):
     """Mean latency per series (bars), or against x (lines): of memory requests in the
     measured phases, or per access with cache hits (``plot: {latency: per-access}``)."""
+    if data.manifest.get("latency") == "loaded":
+        return fig_loaded_latency(data)
     per_access = data.manifest.get("latency") == "per-access"
     col = "ns_per_access" if per_access else "latency_mean_ns"
     if col not in data.df.columns or data.df[col].isna().all():
@@ -195,6 +200,89 @@ def fig_latency(data: SweepData):
             _legend_below(fig, ax, len(data.series))
         ax.set_title(f"{'Time per access' if per_access else 'Memory-access latency'} per "
                      f"{_what(data)}\n{_subject(data)}")
+    return fig
+
+
+# ---------------------------------------------------------------- loaded latency
+def _busiest_controller(doc: dict[str, Any]) -> tuple[str, float] | None:
+    """(controller, utilisation) of the busiest memory controller over a point's measured
+    phases (time-weighted)."""
+    busy: dict[str, float] = {}
+    total = 0.0
+    for ph in doc.get("result", {}).get("phases", []):
+        if not ph.get("measured"):
+            continue
+        sec = float(ph.get("seconds") or 0.0)
+        total += sec
+        for name, r in (ph.get("resources") or {}).items():
+            if name.startswith("mc "):
+                busy[name] = busy.get(name, 0.0) + sec * float(r.get("utilisation", 0.0))
+    if not busy or total <= 0:
+        return None
+    name = max(busy, key=busy.get)
+    return name, busy[name] / total
+
+
+def _calibration(machine_doc: dict[str, Any], mc: str):
+    """(utilisation %, latency ns) of the ``curve`` model of controller ``mc`` (idle = the
+    local latency of its node), or None for a model without a curve."""
+    from numasim.experiments.point import point_machine
+    from numasim.memctrl import make_model
+
+    m = point_machine(machine_doc["name"], machine_doc["yaml"])
+    nid = int(mc.split()[1])
+    spec = m.controller_spec(nid)
+    if spec is None or spec.impl != "curve":
+        return None
+    model = make_model(spec, m.mc_bandwidth(nid), m.cache_line, m.cpu_ghz)
+    u, w = model.wait_table()
+    idle = m.latency_ns[m.index_of(nid)][m.index_of(nid)]
+    return u * 100.0, idle + w / m.cpu_ghz
+
+
+def fig_loaded_latency(data: SweepData):
+    """Mean memory latency against the busiest controller's utilisation, per series, one
+    panel per machine."""
+    rows: dict[str, dict[str, list]] = {}
+    calib: dict[str, Any] = {}
+    for _, s, d in _by_series(data):
+        for _, row in d.iterrows():
+            doc = data.docs.get(row["key"])
+            got = _busiest_controller(doc) if doc else None
+            if got is None or row.get("latency_mean_ns") is None:
+                continue
+            mname = row["machine"]
+            rows.setdefault(mname, {}).setdefault(s, []).append(
+                (got[1] * 100.0, float(row["latency_mean_ns"])))
+            if calib.get(mname) is None:
+                calib[mname] = _calibration(doc["config"]["machine"], got[0])
+    if not rows:
+        return None
+    machines = list(rows)
+    with S.style():
+        fig = S.figure(5.2 * len(machines) + 0.6, 5.6)
+        series = data.series
+        for k, mname in enumerate(machines):
+            ax = fig.add_subplot(1, len(machines), k + 1)
+            if calib.get(mname) is not None:
+                cu, cl = calib[mname]
+                ax.plot(cu, cl, color="grey", linewidth=3, alpha=0.5,
+                        label="calibration: the machine's curve (MLC)")
+            for s, pts in rows[mname].items():
+                i = series.index(s)
+                pts.sort()
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=S.marker(i),
+                        color=S.colour(i), linestyle=("-", "--", "-.", ":")[i % 4],
+                        label=S.wrap(s, 36))
+            ax.set_xlim(0, 105)
+            ax.set_ylim(bottom=0)
+            ax.set_xlabel("busiest memory controller's bandwidth (% of its peak)")
+            if k == 0:
+                ax.set_ylabel("mean memory-access latency (ns, measured phases)")
+            ax.set_title(mname, fontsize=10)
+            ax.legend(loc="upper left", fontsize=7, frameon=False)
+        fig.suptitle(f"Loaded latency: latency against bandwidth as the delay between "
+                     f"accesses is swept\n{_subject(data)}", fontweight="bold")
     return fig
 
 

@@ -133,6 +133,10 @@ def describe(machine: Machine, linux: str = "6.12") -> str:
            or n.device_latency_ns is not None]
     if dev:
         out.append("Memory devices: " + "; ".join(dev))
+    models = [(n.id, machine.controller_spec(n.id)) for n in machine.nodes if n.has_memory]
+    if any(spec is not None for _, spec in models):
+        out.append("Memory-controller models: " + ", ".join(
+            f"{nid}: {spec.impl if spec else 'fifo'}" for nid, spec in models))
     if machine.links:
         out.append("Links: " + ", ".join(f"{ln.a}-{ln.b} {ln.bandwidth_GBps:g}"
                                          + ("" if ln.symmetric else

@@ -487,7 +487,10 @@ def _check_controller(raw: dict[str, Any] | None, loc: tuple, doc: YamlDoc) -> l
         check_spec(ControllerSpec.from_dict(raw))
     except ParamError as e:
         where = loc + (e.key,) if e.key in raw else loc
-        return [_problem(doc, str(e), where, e.hint or None)]
+        hint = e.hint or ""
+        if "impl" not in raw:
+            hint = (hint + "; " if hint else "") + "no 'impl:' given, so fifo: name the model"
+        return [_problem(doc, str(e), where, hint or None)]
     return []
 
 
