@@ -21,6 +21,17 @@ import numpy as np
 from numba import njit
 
 from numasim.machine import cpu as C
+from numasim.machine.numab_clock import (
+    NBF_AT,
+    NBF_EXTRA,
+    NBF_TICK,
+    NBI_DST,
+    NBI_LINES,
+    NBI_PENDING,
+    NBI_SRC,
+    NUMAB_HINT,
+    NUMAB_TICK,
+)
 from numasim.machine.prefetch import prefetch
 from numasim.mm import alloc_core as core
 from numasim.mm.state import (
@@ -211,16 +222,20 @@ def _next_bin(pbinc, lb, t, bcur, q_start, bin_inv, nbin):
 
 
 @njit(cache=True)
-def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
+def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
     """Run CPU ``c`` until its next access would issue at or after ``t_end`` (or its thread
     has no more accesses).  The arrays come in bundles, unpacked at compile time: ``kern``
     the kernel's (``KernelState.core_args()``), ``fres`` the fault result, ``cpu`` the CPUs'
     state and statistics (ci, cs, slots, buf, ops, opf, ts, rngs, trace, st, hist, pf, pi),
     ``eng`` the engine's (waits, lat, route_r, route_w, service, sfree, pwait, wbq, pbin,
-    cost_r, cost_w) and
-    ``llc`` the last-level caches (tags, meta, clock).  Returns FAULT_OK, or the
-    allocator's status when a fault needs Python (FAULT_NEED_ROOM, FAULT_OOM,
-    FAULT_SEGV...); the access then stays in the buffer.
+    cost_r, cost_w),
+    ``llc`` the last-level caches (tags, meta, clock), ``numab`` NUMA balancing's (prot,
+    nbi, nbf: :mod:`numasim.machine.numab_clock`; prot is empty when balancing is off).
+    Returns FAULT_OK, or the allocator's status when a fault needs Python
+    (FAULT_NEED_ROOM, FAULT_OOM, FAULT_SEGV...), or NUMAB_TICK / NUMAB_HINT / NUMAB_THP when
+    the thread's scheduler tick is due / its access is a hinting fault / a fault with THP on;
+    the access then stays in the buffer (a fault Python handled is charged when the access
+    resumes).
 
     A request's latency = idle latency + its wait in the CPU's private FIFO copy of each
     server on its route + the estimated wait behind other CPUs (``waits``).  The private
@@ -244,6 +259,7 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
     ci, cs, slots, buf, ops, opf, ts, rngs, trace, st, hist, pf, pi = cpu
     waits, lat, route_r, route_w, service, sfree, pwait, wbq, pbin, cost_r, cost_w = eng
     llc_tags, llc_meta, llc_clock = llc
+    nb_prot, nbi, nbf = numab
     t = ci[c, C.CI_TASK]
     cn = ci[c, C.CI_NODE]
     th = ci[c, C.CI_THREAD]
@@ -348,8 +364,71 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
             ti = smin
         if ti >= t_end:
             break
+        # ---- NUMA balancing (numab_clock): the scheduler tick runs before the access
+        if ti >= nbf[c, NBF_TICK]:
+            status = NUMAB_TICK
+            break
         # write-backs that happened before now go through the queues first
         wbh, nwb = _drain(wbqc, wbh, nwb, ti, rw, cw, sfl, service, pw)
+        if nbi[c, NBI_PENDING] != 0:
+            # the hinting fault the kernel just handled: fault_ns (+ the TLB shootdown),
+            # then the migration's copy: the source's lines read, then the target's written
+            # (a THP fault Python handled: fault_ns, then the zeroing, no source); each line
+            # as a fault's zeroing line
+            nbi[c, NBI_PENDING] = 0
+            stall += ti - base
+            nz = nbi[c, NBI_LINES]
+            tz = ti + fault_cyc + nbf[c, NBF_EXTRA]
+            fend = tz
+            for pas in range(0 if nbi[c, NBI_SRC] >= 0 else 1, 2):
+                if pas == 1 and fend > tz:
+                    tz = fend  # the writes start when every read has arrived
+                nd = nbi[c, NBI_SRC] if pas == 0 else nbi[c, NBI_DST]
+                kind = P_READ if pas == 0 else P_WRITE
+                zl = latr[nd] + (wr[nd] if pas == 0 else ww[nd])
+                for _ in range(nz):
+                    zo = sh + off1
+                    if zo >= nsl:
+                        zo -= nsl
+                    zmin = sl[zo]
+                    if zmin > tz:
+                        stall += zmin - tz
+                        tz = zmin
+                    wbh, nwb = _drain(wbqc, wbh, nwb, tz, rw, cw, sfl, service, pw)
+                    if pas == 0:
+                        wz = _serve(rr, cr, nd, tz, sfl, service)
+                    else:
+                        wz = _serve(rw, cw, nd, tz, sfl, service)
+                    pw[nd * P_NKINDS + kind] += wz
+                    dz = tz + zl + wz
+                    sh = _refill(sl, sh, dz)
+                    if dz > fend:
+                        fend = dz
+                    if tz >= bend and bcur < nbin - 1:
+                        bcur, bend = _next_bin(pbinc, lb, tz, bcur, q_start, bin_inv, nbin)
+                    lb[nd * P_NKINDS + kind] += 1
+                    q_lat += zl + wz
+                    tz += zero_gap
+                q_nreq += nz
+            if nbi[c, NBI_SRC] < 0:
+                st[c, C.ST_ZERO_LINES] += nz
+            if fend > tz:
+                q_zstall += fend - tz
+            st[c, C.ST_FAULTS] += 1
+            st[c, C.ST_FAULT_CYCLES] += fend - ti
+            if fend > last:
+                last = fend
+            ti = fend
+            so = C.slot_offset(ops, bufc[head, B_OP], prefetch_on, off1, line_b) \
+                if off1 > 0 else 0
+            so += sh
+            if so >= nsl:
+                so -= nsl
+            smin = sl[so]
+            if smin > ti:
+                ti = smin
+            base = ti
+            wbh, nwb = _drain(wbqc, wbh, nwb, ti, rw, cw, sfl, service, pw)
         write = mode == STORE
         off = line >> lpp_shift
         pslot = regions[r, R_PT] + off
@@ -361,6 +440,10 @@ def run_quantum(kern, fres, cpu, eng, llc, c, t_end):
             pg = pt_page[pslot]
             node = -1
             wok = 0
+            if pg >= 0 and core.pte_numa_hint(nb_prot, pt_page, pslot):
+                nbf[c, NBF_AT] = ti
+                status = NUMAB_HINT
+                break
             if pg >= 0:
                 node = pages[pg, PG_NODE]
                 wok = 1

@@ -68,15 +68,21 @@ def _issue_at(env, state, m, t):
     return t
 
 
-def _translate(ks, pcache: dict, key: tuple, r: int, off: int, write: bool):
-    """Where an access to page ``off`` of region r goes: (page row, its node, does it fault,
-    the page-table slot).  A page the access may use without a fault is remembered in
-    ``pcache`` (until the next fault clears it)."""
+HINT = 2  # _translate's "fault": a NUMA hinting fault (numab_clock)
+
+
+def _translate(ks, pcache: dict, key: tuple, r: int, off: int, write: bool,
+               prot: np.ndarray):
+    """Where an access to page ``off`` of region r goes: (page row, its node, does it fault
+    (HINT: a NUMA hinting fault), the page-table slot).  A page the access may use without
+    a fault is remembered in ``pcache`` (until the next fault clears it)."""
     hit_pc = pcache.get(key)
     if hit_pc is not None and (hit_pc[2] or not write):
         return hit_pc[0], hit_pc[1], False, -1
     pslot = int(ks.regions[r, R_PT]) + off
     pg = int(ks.pt_page[pslot])
+    if pg >= 0 and prot.shape[0] and core.pte_numa_hint(prot, ks.pt_page, pslot):
+        return pg, -1, HINT, pslot
     node = -1
     fault = False
     wok = False
@@ -216,14 +222,15 @@ class ExactEngine:
             sim.fault_status(status, c)
 
     def _zero_fill(self, state: dict, c: int, cn: int, node: int, nz: int, tz: float,
-                   fend: float, zero_done, tl_add):
+                   fend: float, zero_done, tl_add, routes=None):
         """The fault's nz zeroed lines written to node from time tz, one issue slot each
         (they compete with every other request); returns when the last one landed, or fend
-        if that is later."""
+        if that is later.  ``routes``: the read routes for a migration's copy (its source
+        lines), else the write routes."""
         env = self.env
         m = int(self.sim.pi[C.PI_MLP])
         zero_gap = float(self.sim.pf[C.PF_ZERO_GAP])
-        route, zl = self.routes_w[(cn, node)], self.lat[cn][node]
+        route, zl = (routes or self.routes_w)[(cn, node)], self.lat[cn][node]
         zevents = []
         for _ in range(nz):
             tz = yield from _issue_at(env, state, m, tz)
@@ -238,6 +245,27 @@ class ExactEngine:
         for v in got.values():
             if v > fend:
                 fend = v
+        return fend
+
+    def _numa_hint(self, state: dict, c: int, cn: int, ti: float, pslot: int, r: int,
+                   off: int, plain_done, tl_add):
+        """A hinting fault at ti (:mod:`numasim.machine.numab_clock`): the kernel handles it,
+        then the CPU pays fault_ns (+ the TLB shootdown) and the migration's copy, the
+        source's lines read, then the target's written; returns when it is over."""
+        from numasim.machine.numab_clock import hint_cost
+
+        sim = self.sim
+        sim.numab.hint(c, ti, pslot, int(sim.ks.regions[r, R_START]) + off)
+        src, dst, lines, first = hint_cost(sim, sim.numab, c)
+        tz = ti + first
+        fend = tz
+        if lines:
+            fend = yield from self._zero_fill(state, c, cn, src, lines, tz, fend, plain_done,
+                                              tl_add, routes=self.routes_r)
+            fend = yield from self._zero_fill(state, c, cn, dst, lines, fend, fend,
+                                              plain_done, tl_add)
+        elif fend > self.env.now:
+            yield self.env.timeout(fend - self.env.now)
         return fend
 
     def _cpu(self, c: int, t0: float):
@@ -308,6 +336,8 @@ class ExactEngine:
         prev_ev = None
         pcache: dict = {}  # (region, page) -> (page row, node, writable), until a fault
         seen_version = self.version
+        clock = sim.numab  # NUMA balancing (numab_clock): ticks and hinting faults
+        prot = clock.prot
         for r, line, mode, dep, gap, nb, op in self._accesses(c, th):
             base = issue + gap
             ti = base
@@ -319,13 +349,35 @@ class ExactEngine:
             ma = m if nslots == m or C.slot_offset(sim.programs_ops, op, prefetch_on,
                                                     nslots - m, int(line_bytes)) else nslots
             ti = yield from _issue_at(env, state, ma, ti)
+            if clock.on:
+                while clock.due(c, ti):
+                    v0 = clock.version
+                    clock.tick(c)
+                    if clock.version != v0:  # PTEs were protected: page caches are stale
+                        self.version += 1
+                        prot = clock.prot
             write = mode == STORE
             off = line >> lpp_shift
             key = (r, off)
             if self.version != seen_version:
                 pcache.clear()
                 seen_version = self.version
-            pg, node, fault, pslot = _translate(ks, pcache, key, r, off, write)
+            pg, node, fault, pslot = _translate(ks, pcache, key, r, off, write, prot)
+            if fault == HINT:
+                st[C.ST_STALL] += ti - base
+                fend = yield from self._numa_hint(state, c, cn, ti, pslot, r, off,
+                                                  plain_done, tl_add)
+                self.version += 1
+                prot = clock.prot
+                st[C.ST_FAULTS] += 1
+                st[C.ST_FAULT_CYCLES] += fend - ti
+                if fend > state["last"]:
+                    state["last"] = fend
+                ti = yield from _issue_at(env, state, ma, fend)
+                base = ti
+                pcache.clear()
+                seen_version = self.version
+                pg, node, fault, pslot = _translate(ks, pcache, key, r, off, write, prot)
             if fault:
                 self._fault_in(c, t, r, off, line, mode, write)
                 st[C.ST_STALL] += ti - base

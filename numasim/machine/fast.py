@@ -19,6 +19,7 @@ import numpy as np
 
 from numasim.machine import cpu as C
 from numasim.machine.bound import P_NKINDS, run_quantum
+from numasim.machine.numab_clock import NUMAB_TICK
 from numasim.machine.resources import KIND_MC, carried_lines
 from numasim.machine.weave import (
     concentration,
@@ -91,7 +92,8 @@ class FastEngine:
              sim.rngs, sim.trace_arr, sim.st, sim.hist, sim.pf, sim.pi),
             (self.waits, self.lat, self.route_r, self.route_w, self.service, self.sfree,
              self.pwait, self.wbq, self.pbin, self.cost_r, self.cost_w),
-            tuple(sim.llc))
+            tuple(sim.llc),
+            (sim.numab.prot, sim.numab.nbi, sim.numab.nbf))  # NUMA balancing (numab_clock)
 
     # one quantum of one CPU, with the Python side of faults
     def _run_cpu(self, c: int, t_end: float) -> None:
@@ -100,8 +102,11 @@ class FastEngine:
             st = run_quantum(*self.args, c, t_end)
             if st == FAULT_OK:
                 return
-            sim.fault_status(st, c)
-            sim.ks.ensure_pages(4096)
+            if st >= NUMAB_TICK:  # NUMA balancing: a tick or a hinting fault
+                sim.numab_status(st, c)
+            else:
+                sim.fault_status(st, c)
+                sim.ks.ensure_pages(4096)
             self._args()
 
     def _queue_ends(self) -> np.ndarray:

@@ -134,6 +134,9 @@ class Simulation:
         self.phases: list[PhaseRecord] = []
         self.thread_cycles = np.zeros(n)
         self.fault_res = np.zeros(8, dtype=np.int64)
+        from numasim.machine.numab_clock import NumabClock
+
+        self.numab = NumabClock(self)  # NUMA balancing on the run's clock (off: inert)
 
     # ------------------------------------------------------------------ helpers
     def ensure_timeline(self, t: float) -> None:
@@ -165,6 +168,18 @@ class Simulation:
                            f" touching line {line} of region {r}",
                            field="trace", hint="the trace or workload touches memory outside "
                                                "its regions")
+
+    def numab_status(self, status: int, c: int) -> None:
+        """What Python does when run_quantum stops for NUMA balancing: thread c's tick,
+        or the kernel's side of its hinting fault (the engine charges it on resuming)."""
+        from numasim.machine import numab_clock as NC
+
+        if status == NC.NUMAB_TICK:
+            self.numab.tick(c)
+        else:
+            slot, vpn = self.numab.head_slot(c)
+            self.numab.hint(c, float(self.numab.nbf[c, NC.NBF_AT]), slot, vpn)
+            self.ks.ensure_pages(4096)
 
     def reset_clocks(self, t0: float, prog: PhaseProgram) -> list[int]:
         """Point every thread at its ops and start its clock: at ``t0`` plus its release
@@ -239,9 +254,11 @@ class Simulation:
             before = self.st.sum(axis=0)
             lines0 = self.res_lines.copy()
             active = self.reset_clocks(t, prog)
+            self.numab.start_phase(t, active)
             end = t
             if active:
                 end = yield from engine.phase(prog, active, t)
+            self.numab.end_phase(active)
             rec = PhaseRecord(ph.name, ph.kernel, ph.measured, t, end)
             delta = self.st.sum(axis=0) - before
             rec.accesses = int(delta[C.ST_ACCESSES])

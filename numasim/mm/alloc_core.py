@@ -860,6 +860,19 @@ def access_faults(access, write):
     return access == ACCESS_FAULT or (write != 0 and access != ACCESS_RW)
 
 
+@kernel_jit(extra={"prot": I64_1D})
+def pte_numa_hint(prot, pt_page, slot):
+    """Is the entry at ``slot`` one NUMA balancing made PROT_NONE (``change_prot_numa``;
+    ``NumaBalancing.prot`` holds the page row it protected, -1 for none)?  Then any access
+    to it is a hinting fault (``do_numa_page``), whatever :func:`pte_access` says of the
+    page: the rule the timing engines ask before an access (``prot`` may be shorter than
+    the page tables: slots past its end were never protected)."""
+    if slot >= prot.shape[0]:
+        return False
+    p = prot[slot]
+    return p >= 0 and p == pt_page[slot]
+
+
 @kernel_jit(extra={"il_nodes": I64_1D, "il_cum": I64_1D})
 def interleave_run(pol_nodes, nodeinfo, p, mode, il_nodes, il_cum):
     """The node list of an (weighted) interleave policy ``p`` and its cumulative weights,

@@ -1,0 +1,283 @@
+"""NUMA balancing on a timed run's clock: the scanner's ticks, the hinting faults, what a
+migration costs, and the series over time.  Both engines call this module the same way.
+
+The simulated kernel's side (:mod:`numasim.mm.numa_balancing`) is driven here from the
+engines' cycles (``cpu_ghz``: ms = cycles / (GHz x 1e6)), at the same points in both engines,
+so that a run with one thread gives the same result in both, to the bit:
+
+* **ticks**: every thread has its own scheduler tick, HZ=250 (4 ms of its own clock).  When
+  its next access would issue at or after its next tick, the tick runs first: the task's CPU
+  time grows by 4 ms, ``task_tick_numa`` runs, and ``task_numa_work`` when it got queued (the
+  work runs on the way back to user mode, i.e. before the access), at the kernel clock of the
+  tick.  A thread that does not run (between phases, finished early) does not tick: ticks
+  are CPU time, as in Linux.  The fast engine's run_quantum stops with :data:`NUMAB_TICK`
+  for this; the exact engine asks :meth:`NumabClock.due` before every access.
+* **hinting faults**: an access to a slot the scanner protected
+  (:func:`numasim.mm.alloc_core.pte_numa_hint`, the one rule) is a hinting fault: the
+  kernel handles it at the access's time (``do_numa_page`` / ``do_huge_pmd_numa_page``:
+  statistics, ``mpol_misplaced``, the ``last_cpupid`` filter, the migration) in
+  :meth:`NumabClock.hint`; the engine then charges it (run_quantum stops with
+  :data:`NUMAB_HINT` and charges it when it resumes; the exact engine charges it in place).
+* **the cost**: a hinting fault costs what a page fault costs the engines (``fault_ns``,
+  the kernel's entry, lookup and return; 500 ns by default).  A migration adds the TLB
+  shootdown (:data:`TLB_SHOOTDOWN_NS`) and copies the folio by the faulting CPU
+  (``migrate_misplaced_folio`` runs in the fault): its lines are read from the source node
+  (read route: the source's controller and the links to the CPU) and then written to the
+  target node (write route), every line an ordinary request through the engines'
+  resources holding a miss slot, issued ``zero_gap_cycles`` apart as the zeroing of a fresh
+  page is; a THP copies all its 512 x 64 lines.  The fast engine counts them in its
+  per-(CPU, node, kind) counts, so the weave sees them; the exact engine queues them.
+
+:data:`TLB_SHOOTDOWN_NS`: migrating a mapped page unmaps it (``try_to_migrate``) and flushes
+the TLBs that may cache it; for a single-threaded mm that is a local ``invlpg`` (~100-200 ns),
+for a multi-threaded mm an IPI to the other CPUs of the mm and waiting for their
+acknowledgement.  Measured IPI round trips on x86 servers are 1-2 us within a socket and
+2-4 us across sockets (Amit et al., "Don't shoot down TLB shootdowns!", EuroSys 2020, Fig. 1:
+~2.5 us for a remote-socket shootdown on a 2-socket Skylake; LATR, ASPLOS 2018, reports 2-6
+us).  numasim charges one flat 2 us per migration (one folio per hinting fault, so one
+shootdown per migration), whether the mm has one thread or many: a documented choice, to be
+refined when the flush is modelled per CPU.
+
+The series over time (:meth:`NumabClock.series`): per interval of simulated time, the pages
+of the run's regions per node at the interval's end, hinting faults, pages migrated, and the
+memory requests and local ones (locality), each counted at the time it happened (a thread's
+requests at its ticks); intervals start at 1 ms and double (pairs merged) when the run
+outgrows :data:`MAX_SAMPLES`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from numasim.machine import cpu as C
+from numasim.mm import state as S
+from numasim.mm.numa_balancing import TICK_MS, numab
+
+NUMAB_TICK = 16
+"""run_quantum's status: the thread's next tick is due before its next access."""
+NUMAB_HINT = 17
+"""run_quantum's status: the access at the buffer's head is a hinting fault."""
+TLB_SHOOTDOWN_NS = 2000.0
+MAX_SAMPLES = 256
+SAMPLE_MS0 = 1.0
+# nbi[c, :] int64: a hinting fault the CPU still has to be charged for
+NBI_PENDING = 0
+NBI_SRC = 1
+NBI_DST = 2
+NBI_LINES = 3  # lines to copy (0: no migration)
+NBI_NCOLS = 4
+# nbf[c, :] float64
+NBF_TICK = 0  # cycle of the thread's next scheduler tick (inf: balancing off)
+NBF_EXTRA = 1  # extra cycles of the pending fault (the TLB shootdown)
+NBF_AT = 2  # cycle of the access that took the hinting fault (set by run_quantum)
+NBF_NCOLS = 3
+# sample columns
+SM_HINT = 0
+SM_MIGRATED = 1
+SM_MEM = 2
+SM_LOCAL = 3
+SM_NCOLS = 4
+_NO_PROT = np.zeros(0, dtype=np.int64)
+
+
+class NumabClock:
+    """The timed run's NUMA balancing (see the module).  ``on`` is False when balancing is
+    off: then nothing here is ever called by the engines and the run is today's."""
+
+    def __init__(self, sim) -> None:
+        self.sim = sim
+        settings = dict(getattr(sim.machine, "numa_balancing", ()))
+        self.on = bool(settings.get("numa_balancing", 0)) or bool(
+            getattr(sim.k, "numab", None) is not None and sim.k.numab.enabled)
+        self.nb = numab(sim.k) if self.on else None
+        n = sim.nthreads
+        self.cyc_per_ms = float(sim.ghz) * 1e6
+        self.tick_cyc = TICK_MS * self.cyc_per_ms
+        self.tlb_cyc = TLB_SHOOTDOWN_NS * float(sim.ghz)
+        self.ms0 = float(self.nb.now) if self.on else 0.0
+        self.nbi = np.zeros((n, NBI_NCOLS), dtype=np.int64)
+        self.nbf = np.zeros((n, NBF_NCOLS))
+        self.nbf[:, NBF_TICK] = self.tick_cyc if self.on else math.inf
+        self.version = 0  # bumped when page tables or protections change
+        self.mem_seen = np.zeros((n, 2))  # st's ST_MEM, ST_LOCAL at the last tick
+        self.width_ms = SAMPLE_MS0
+        self.samples = np.zeros((MAX_SAMPLES, SM_NCOLS), dtype=np.int64)
+        self.pages = np.full((MAX_SAMPLES, sim.machine.nr_node_ids), -1, dtype=np.int64)
+        self.last_bin = -1
+        self.migrations = 0
+        self.hint_faults = 0
+        if self.on:
+            self.nb.register_all()
+            self.nb._fit()
+
+    @property
+    def prot(self) -> np.ndarray:
+        """The protections the scanner set, per page-table slot (grown to the tables;
+        empty when balancing is off: no slot is ever a hinting fault)."""
+        if not self.on:
+            return _NO_PROT
+        self.nb._fit()
+        return self.nb.prot
+
+    # ------------------------------------------------------------ phases and ticks
+    def start_phase(self, t0: float, active: list[int]) -> None:
+        """A phase starts at cycle t0: a thread's next tick is its first tick boundary
+        after t0 (idle time between phases is no CPU time)."""
+        if not self.on:
+            return
+        for c in active:
+            nt = self.nbf[c, NBF_TICK]
+            if nt <= t0:
+                k = math.floor((t0 - nt) / self.tick_cyc) + 1
+                self.nbf[c, NBF_TICK] = nt + k * self.tick_cyc
+            st = self.sim.st[c]
+            self.mem_seen[c] = (st[C.ST_MEM], st[C.ST_LOCAL])
+
+    def end_phase(self, active: list[int]) -> None:
+        """A phase ended: each thread's requests since its last tick count at its end."""
+        if not self.on:
+            return
+        for c in active:
+            st = self.sim.st[c]
+            b = self._bin(float(self.sim.cs[c, C.CS_LAST]))
+            self.samples[b, SM_MEM] += int(st[C.ST_MEM] - self.mem_seen[c, 0])
+            self.samples[b, SM_LOCAL] += int(st[C.ST_LOCAL] - self.mem_seen[c, 1])
+            self.mem_seen[c] = (st[C.ST_MEM], st[C.ST_LOCAL])
+
+    def due(self, c: int, ti: float) -> bool:
+        """Is thread c's tick due before an access issued at ``ti``?"""
+        return ti >= self.nbf[c, NBF_TICK]
+
+    def tick(self, c: int) -> None:
+        """Thread c's scheduler tick (``task_tick_numa``, then the queued
+        ``task_numa_work``), at its tick's cycle."""
+        nb = self.nb
+        when = float(self.nbf[c, NBF_TICK])
+        self.nbf[c, NBF_TICK] = when + self.tick_cyc
+        nb.now = self.ms0 + when / self.cyc_per_ms
+        t = int(self.sim.tasks[c])
+        tn = nb._task(t)
+        tn.runtime += TICK_MS
+        if nb.task_tick_numa(t):
+            before = int(nb.cnt[0]) + int(nb.cnt[1])  # numa_pte_updates, _huge_
+            nb.task_numa_work(t)
+            if int(nb.cnt[0]) + int(nb.cnt[1]) != before:
+                self.version += 1
+        st = self.sim.st[c]
+        b = self._bin(when)
+        self.samples[b, SM_MEM] += int(st[C.ST_MEM] - self.mem_seen[c, 0])
+        self.samples[b, SM_LOCAL] += int(st[C.ST_LOCAL] - self.mem_seen[c, 1])
+        self.mem_seen[c] = (st[C.ST_MEM], st[C.ST_LOCAL])
+        if b != self.last_bin:
+            self.pages[b] = self._pages_per_node()
+            self.last_bin = b
+
+    # ------------------------------------------------------------ hinting faults
+    def head_slot(self, c: int) -> tuple[int, int]:
+        """(page-table slot, vpn) of the access at the head of CPU c's buffer."""
+        sim = self.sim
+        ks = sim.ks
+        from numasim.workloads import gen as G
+
+        head = int(sim.ci[c, C.CI_HEAD])
+        r = int(sim.buf[c, head, G.B_R])
+        off = int(sim.buf[c, head, G.B_LINE]) >> sim.lpp_shift
+        return int(ks.regions[r, S.R_PT]) + off, int(ks.regions[r, S.R_START]) + off
+
+    def hint(self, c: int, ti: float, slot: int, vpn: int) -> None:
+        """The hinting fault of thread c's access at cycle ``ti`` to ``slot``: the kernel
+        handles it (and migrates); what the CPU pays is left in ``nbi``/``nbf`` for the
+        engine."""
+        nb = self.nb
+        ks = self.sim.ks
+        nb.now = self.ms0 + ti / self.cyc_per_ms
+        pg = int(ks.pt_page[slot])
+        src = int(ks.pages[pg, S.PG_NODE])
+        moved0 = int(nb.cnt[4])
+        nb.hinting_faults(int(self.sim.tasks[c]), vpn, 1)
+        moved = int(nb.cnt[4]) - moved0
+        new = int(ks.pt_page[slot])
+        dst = int(ks.pages[new, S.PG_NODE]) if new >= 0 else src
+        self.nbi[c] = (1, src, dst, moved * self.sim.lpp)
+        self.nbf[c, NBF_EXTRA] = self.tlb_cyc if moved else 0.0
+        self.version += 1
+        self.hint_faults += 1
+        self.migrations += moved
+        b = self._bin(ti)
+        self.samples[b, SM_HINT] += 1
+        self.samples[b, SM_MIGRATED] += moved
+
+    def take(self, c: int) -> tuple[int, int, int, float]:
+        """The pending fault's (source node, target node, lines to copy, extra cycles),
+        cleared (the exact engine's side of what run_quantum reads from the arrays)."""
+        src, dst, lines = (int(x) for x in self.nbi[c, NBI_SRC:NBI_LINES + 1])
+        extra = float(self.nbf[c, NBF_EXTRA])
+        self.nbi[c, NBI_PENDING] = 0
+        return src, dst, lines, extra
+
+    # ------------------------------------------------------------ series
+    def _bin(self, cycles: float) -> int:
+        ms = cycles / self.cyc_per_ms
+        b = int(ms / self.width_ms)
+        while b >= MAX_SAMPLES:
+            self._coarsen()
+            b = int(ms / self.width_ms)
+        return b
+
+    def _coarsen(self) -> None:
+        half = MAX_SAMPLES // 2
+        self.samples[:half] = self.samples[0::2] + self.samples[1::2]
+        self.samples[half:] = 0
+        later = self.pages[1::2]
+        self.pages[:half] = np.where(later[:, :1] >= 0, later, self.pages[0::2])
+        self.pages[half:] = -1
+        self.last_bin = self.last_bin // 2 if self.last_bin >= 0 else -1
+        self.width_ms *= 2
+
+    def _pages_per_node(self) -> np.ndarray:
+        sim = self.sim
+        ks = sim.ks
+        counts = np.zeros(sim.machine.nr_node_ids, dtype=np.int64)
+        for mr in sim.regions.values():
+            row = ks.regions[mr.rid]
+            base, n = int(row[S.R_PT]), int(row[S.R_END] - row[S.R_START])
+            pgs = ks.pt_page[base: base + n]
+            pgs = pgs[pgs >= 0]
+            counts += np.bincount(ks.pages[pgs, S.PG_NODE], minlength=counts.shape[0])
+        return counts
+
+    def series(self, end_cycles: float) -> dict:
+        """The run's series over time (see the module), up to ``end_cycles``."""
+        nb = self.nb
+        n = min(MAX_SAMPLES, self._bin(end_cycles) + 1) if end_cycles > 0 else 0
+        final = self._pages_per_node()
+        rows = []
+        pages = None
+        for b in range(n):
+            if self.pages[b, 0] >= 0:
+                pages = self.pages[b]
+            s = self.samples[b]
+            cur = final if b == n - 1 else pages
+            rows.append({
+                "t_ms": round((b + 1) * self.width_ms, 6),
+                "pages_per_node": ({int(i): int(x) for i, x in enumerate(cur)}
+                                   if cur is not None else None),
+                "hint_faults": int(s[SM_HINT]),
+                "pages_migrated": int(s[SM_MIGRATED]),
+                "mem_requests": int(s[SM_MEM]),
+                "local_fraction": (round(float(s[SM_LOCAL]) / float(s[SM_MEM]), 6)
+                                   if s[SM_MEM] else None),
+            })
+        return {"interval_ms": self.width_ms, "knobs": dict(nb.knobs),
+                "hint_faults": self.hint_faults, "pages_migrated": self.migrations,
+                "vmstat": nb.vmstat(), "tlb_shootdown_ns": TLB_SHOOTDOWN_NS,
+                "intervals": rows}
+
+
+def hint_cost(sim, clock: NumabClock, c: int) -> tuple[int, int, int, float]:
+    """(source, target, lines, first cycle offset) of thread c's pending hinting fault:
+    ``fault_ns`` plus the TLB shootdown when the page moved."""
+    src, dst, lines, extra = clock.take(c)
+    return src, dst, lines, float(sim.pf[C.PF_FAULT]) + extra
