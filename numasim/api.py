@@ -68,6 +68,8 @@ def run(machine, workload, *, engine: str = "fast", linux: str = "6.12", seed: i
         numactl: list[str] | str | None = None, cpu: dict[str, Any] | None = None,
         quantum: int | None = None, concentration: bool = True,
         weights: Any = None, progress: bool = False, fast_forward: Any = None,
+        numa_balancing: bool | None = None, balancing_knobs: dict[str, int] | None = None,
+        thp: str | None = None,
         **options: Any) -> RunResult:
     """Simulate ``workload`` on ``machine`` and return what it measured.
 
@@ -83,16 +85,22 @@ def run(machine, workload, *, engine: str = "fast", linux: str = "6.12", seed: i
     ``fast_forward``: sample long steady phases instead of simulating every access (fast
     engine; off by default; True, ``"WINDOW,SKIP[,TOLERANCE]"`` such as ``"2,20"``, or
     ``{"window": 2, "skip": 20}``; see :mod:`numasim.machine.fastforward`);
+    ``numa_balancing``, ``balancing_knobs`` (``{"scan_delay_ms": 100}``...), ``thp``
+    (``"always"``...): the simulated kernel's NUMA balancing and transparent huge pages
+    (:mod:`numasim.kernel_settings`; None keeps the machine's, by default off / never);
     other keywords are built-in kernel options (``op`` is the STREAM operation).
 
     Everything is checked once into a :class:`~numasim.spec.RunSpec` before the run starts
     (:func:`~numasim.spec.build_spec`); :func:`numasim.wiring.simulate` runs it.
     """
+    from numasim.kernel_settings import with_kernel_settings
     from numasim.spec import build_spec
     from numasim.wiring import simulate
 
     linux = _generation(linux, options)
-    spec = build_spec(_machine(machine), _workload(workload, options), engine=engine,
+    m = with_kernel_settings(_machine(machine), numa_balancing=numa_balancing,
+                             knobs=balancing_knobs, thp=thp)
+    spec = build_spec(m, _workload(workload, options), engine=engine,
                       linux=linux, seed=seed, numactl=numactl, cpu=cpu, quantum=quantum,
                       concentration=concentration, weights=weights,
                       fast_forward=fast_forward)

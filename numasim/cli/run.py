@@ -49,6 +49,15 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                         "within TOL, skip SKIP times their length at their rates (default "
                         "2,20,0.02; off unless given)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--numa-balancing", action="store_true",
+                   help="kernel.numa_balancing=1: the scanner, hinting faults and page "
+                        "migration run on the simulated clock (default: off, static placement)")
+    p.add_argument("--balancing-knob", metavar="NAME=VALUE", action="append", default=[],
+                   help="a NUMA-balancing debugfs knob: scan_delay_ms, scan_period_min_ms, "
+                        "scan_period_max_ms, scan_size_mb, hot_threshold_ms (repeatable)")
+    p.add_argument("--thp", metavar="MODE",
+                   help="transparent_hugepage/enabled: always, madvise or never (default: "
+                        "the machine's kernel setting, else never)")
 
 
 def cpu_overrides(args: argparse.Namespace) -> dict:
@@ -82,7 +91,8 @@ def run_and_print(machine, workload, args: argparse.Namespace, *,
 
     if args.output:  # before the run: a typo in the path must not cost the whole run
         check_output_file(args.output, "-o")
-    spec = build_spec(_machine(machine), _workload(workload, options), engine=args.engine,
+    spec = build_spec(kernel_settings_of(_machine(machine), args),
+                      _workload(workload, options), engine=args.engine,
                       linux=args.linux, seed=args.seed, numactl=numactl,
                       cpu=cpu_overrides(args), quantum=args.quantum,
                       weights=_weights_text(args.weights), parsed=parsed,
@@ -96,6 +106,18 @@ def run_and_print(machine, workload, args: argparse.Namespace, *,
     else:
         sys.stdout.write(result.summary())
     return 0
+
+
+def kernel_settings_of(machine, args: argparse.Namespace):
+    """The machine with --numa-balancing, --balancing-knob and --thp applied
+    (:mod:`numasim.kernel_settings`)."""
+    from numasim.kernel_settings import check_thp, parse_knob, with_kernel_settings
+
+    knobs = dict(parse_knob(item) for item in getattr(args, "balancing_knob", None) or [])
+    thp = getattr(args, "thp", None)
+    return with_kernel_settings(machine, numa_balancing=1 if getattr(
+        args, "numa_balancing", False) else None, knobs=knobs,
+        thp=None if thp is None else check_thp(thp), field="--balancing-knob")
 
 
 def _weights_text(text: str | None):

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from numasim._version import __version__
+from numasim.kernel_settings import describe
 from numasim.machine import cpu as C
 from numasim.machine.resources import KIND_NAMES
 
@@ -185,7 +186,10 @@ def build_result(sim) -> RunResult:
                    "quantum": getattr(sim.eparams, "quantum", None),
                    "fast_forward": _fast_forward(sim)},
         "notes": list(dict.fromkeys(sim.notes)),
+        "kernel_mm": describe(sim.machine),
     }
+    if sim.numab.on:
+        data["numa_balancing"] = sim.numab.series(cycles)
     return RunResult(data, sim.host_seconds, hist)
 
 
@@ -288,6 +292,21 @@ def _num(v: float | None, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def _kernel_line(d: dict) -> str:
+    """Which of the kernel's page-moving features were active (issue 10: every result
+    says so)."""
+    km = d.get("kernel_mm") or {"numa_balancing": 0, "thp": "never"}
+    if not km["numa_balancing"]:
+        return f"  kernel      NUMA balancing off (pages stay where they were placed), " \
+               f"THP {km['thp']}"
+    k = km["balancing_knobs"]
+    nb = d.get("numa_balancing", {})
+    return (f"  kernel      NUMA balancing on (scan_delay {k['scan_delay_ms']} ms, period "
+            f"{k['scan_period_min_ms']}-{k['scan_period_max_ms']} ms, scan_size "
+            f"{k['scan_size_mb']} MiB): {nb.get('hint_faults', 0)} hinting faults, "
+            f"{nb.get('pages_migrated', 0)} pages migrated; THP {km['thp']}")
+
+
 def summary(result) -> str:
     """A readable report of a run."""
     d = result.to_dict()
@@ -351,6 +370,7 @@ def summary(result) -> str:
     lines.append("  numastat (delta): " + "; ".join(
         f"node {n}: hit {v['numa_hit']} miss {v['numa_miss']} foreign {v['numa_foreign']} "
         f"interleave {v['interleave_hit']}" for n, v in d["numastat"].items()))
+    lines.append(_kernel_line(d))
     for note in d["notes"]:
         lines.append(f"  note: {note}")
     lines.append(f"  simulated in {d['host_seconds']:.2f} s")

@@ -1,0 +1,99 @@
+"""The simulated kernel's memory-management switches for a run: NUMA balancing
+(``kernel.numa_balancing`` and its debugfs scan knobs) and transparent huge pages
+(``transparent_hugepage/enabled``).
+
+They travel on the :class:`~numasim.topology.model.Machine` (``numa_balancing``, ``thp``), as
+the machine YAML's ``kernel:`` block sets them, so every way of starting a run reaches them
+the same way: the machine YAML, ``numasim run`` / ``numasim numactl`` (``--numa-balancing``,
+``--balancing-knob NAME=VALUE``, ``--thp MODE``), ``numasim script``, and Python
+(``numasim.run(..., numa_balancing=True, balancing_knobs={...}, thp="always")``).
+
+numasim's default is today's static placement: balancing off, THP ``never`` (reproducible,
+and what the oracle boots with); Debian's 6.1 and 6.12 kernels boot with balancing on and THP
+``always``.  Every result says which is active (``kernel_mm`` in the JSON, the summary's
+``kernel`` line).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from numasim.errors import ConfigError
+
+THP_CHOICES = ("always", "madvise", "never")
+NONZERO_KNOBS = ("scan_size_mb", "scan_period_min_ms", "scan_period_max_ms")
+
+
+def knob_names() -> tuple[str, ...]:
+    from numasim.mm.numa_balancing import KNOB_DEFAULTS
+
+    return tuple(KNOB_DEFAULTS)
+
+
+def check_knob(name: str, value: Any, field: str) -> int:
+    """A scan knob's value as Linux's debugfs file takes it (refusing 0 where Linux would
+    divide by it), or one clear ConfigError."""
+    if name not in knob_names():
+        raise ConfigError(f"unknown NUMA-balancing knob {name!r}", field=field,
+                          hint="valid knobs: " + ", ".join(knob_names()))
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 32:
+        raise ConfigError(f"NUMA-balancing knob {name} must be a whole number of "
+                          f"{'MiB' if name.endswith('_mb') else 'ms'}, got {value!r}",
+                          field=field, hint="e.g. scan_delay_ms=100")
+    if value == 0 and name in NONZERO_KNOBS:
+        raise ConfigError(f"NUMA-balancing knob {name} must be at least 1 (0 would divide by "
+                          "zero in task_scan_min/task_scan_max)", field=field,
+                          hint=f"e.g. {name}=" + ("1" if name.endswith("_mb") else "100"))
+    return int(value)
+
+
+def parse_knob(item: str, field: str = "--balancing-knob") -> tuple[str, int]:
+    """``NAME=VALUE`` as the command line gives a knob."""
+    name, eq, value = item.partition("=")
+    if not eq:
+        raise ConfigError(f"bad NUMA-balancing knob {item!r}: not NAME=VALUE", field=field,
+                          hint="e.g. --balancing-knob scan_delay_ms=100; knobs: "
+                               + ", ".join(knob_names()))
+    return name.strip(), check_knob(name.strip(), value, field)
+
+
+def check_thp(mode: Any, field: str = "--thp") -> str:
+    if mode not in THP_CHOICES:
+        raise ConfigError(f"unknown transparent_hugepage mode {mode!r}", field=field,
+                          hint="valid: " + ", ".join(THP_CHOICES))
+    return str(mode)
+
+
+def with_kernel_settings(machine, *, numa_balancing: bool | int | None = None,
+                         knobs: dict[str, Any] | None = None, thp: str | None = None,
+                         field: str = "numa_balancing"):
+    """The machine with these switches set (None: keep the machine's own)."""
+    settings = dict(machine.numa_balancing)
+    if numa_balancing is not None:
+        if numa_balancing not in (0, 1, True, False):
+            raise ConfigError(f"numa_balancing must be 0/1 (false/true), got "
+                              f"{numa_balancing!r}", field=field,
+                              hint="2 and 3 (memory tiering) are not modelled yet")
+        settings["numa_balancing"] = int(numa_balancing)
+    for name, value in (knobs or {}).items():
+        settings[name] = check_knob(name, value, f"{field}.{name}")
+    changes: dict[str, Any] = {}
+    if thp is not None:
+        changes["thp"] = check_thp(thp, "thp")
+    if settings != dict(machine.numa_balancing):
+        changes["numa_balancing"] = tuple(settings.items())
+    return dataclasses.replace(machine, **changes) if changes else machine
+
+
+def describe(machine) -> dict[str, Any]:
+    """What a result prints: is balancing on, with which knobs, which THP mode."""
+    from numasim.mm.numa_balancing import KNOB_DEFAULTS
+
+    settings = dict(machine.numa_balancing)
+    on = bool(settings.pop("numa_balancing", 0))
+    knobs = dict(KNOB_DEFAULTS, **settings)
+    return {"numa_balancing": int(on), "balancing_knobs": knobs if on else None,
+            "thp": getattr(machine, "thp", "never")}
