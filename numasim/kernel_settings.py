@@ -88,12 +88,23 @@ def with_kernel_settings(machine, *, numa_balancing: bool | int | None = None,
     return dataclasses.replace(machine, **changes) if changes else machine
 
 
-def describe(machine) -> dict[str, Any]:
-    """What a result prints: is balancing on, with which knobs, which THP mode."""
+def describe(machine, k=None) -> dict[str, Any]:
+    """What a result prints: is balancing on, with which knobs, which THP mode (and, with
+    THP on and the run's kernel ``k`` given, its fault counters from /proc/vmstat)."""
     from numasim.mm.numa_balancing import KNOB_DEFAULTS
 
     settings = dict(machine.numa_balancing)
     on = bool(settings.pop("numa_balancing", 0))
     knobs = dict(KNOB_DEFAULTS, **settings)
-    return {"numa_balancing": int(on), "balancing_knobs": knobs if on else None,
-            "thp": getattr(machine, "thp", "never")}
+    out: dict[str, Any] = {"numa_balancing": int(on),
+                           "balancing_knobs": knobs if on else None,
+                           "thp": getattr(machine, "thp", "never")}
+    if k is not None and out["thp"] != "never":
+        from numasim.mm import state as S
+        from numasim.mm.huge_memory import thp_event
+
+        out["thp_vmstat"] = {
+            "thp_fault_alloc": int(k.ks.vmstat[S.VM_THP_FAULT_ALLOC]),
+            "thp_fault_fallback": int(k.ks.vmstat[S.VM_THP_FAULT_FALLBACK]),
+            "thp_zero_page_alloc": int(thp_event(k, "thp_zero_page_alloc") or 0)}
+    return out

@@ -129,3 +129,22 @@ def test_every_result_says_what_is_active(clx, capsys):
                    "--numa-balancing", "--machine", "clx-2s"])
     assert rc == 0
     assert "NUMA balancing on (scan_delay 1000 ms" in capsys.readouterr().out
+
+
+def test_thp_in_a_timed_run_both_engines(clx):
+    """THP ``always`` in a timed run: write faults allocate 2 MiB folios (512 x the zeroed
+    lines in one fault), through the kernel's own huge fault path, the same in both engines
+    (one thread: to the bit)."""
+    wl = Workload(name="thp", threads=1, cpus=[0], regions=[Region("a", 4 << 20)],
+                  phases=[Phase("init", "init"), Phase("read", "stride", stride=64)])
+    never = run(clx, wl).to_dict(host=False)
+    fast = run(clx, wl, thp="always").to_dict(host=False)
+    exact = run(clx, wl, engine="exact", thp="always").to_dict(host=False)
+    for key in COMPARED + ("kernel_mm",):
+        assert fast[key] == exact[key], key
+    assert fast["kernel_mm"]["thp"] == "always" and never["kernel_mm"]["thp"] == "never"
+    thps = fast["kernel_mm"]["thp_vmstat"]["thp_fault_alloc"]
+    assert thps >= 1
+    pf, pf0 = fast["page_faults"], never["page_faults"]
+    assert pf["zeroed_bytes"] == pf0["zeroed_bytes"]  # every byte zeroed once either way
+    assert pf["count"] == pf0["count"] - thps * 511  # one fault per THP instead of 512

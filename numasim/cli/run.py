@@ -49,6 +49,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                         "within TOL, skip SKIP times their length at their rates (default "
                         "2,20,0.02; off unless given)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--plot", metavar="FILE", help="also draw the run's figure (RunResult.plot: "
+                   "pages, latency, bandwidth over time, utilisation; with NUMA balancing, "
+                   "pages per node and locality over time) to FILE (.png, .svg or .pdf)")
     p.add_argument("--numa-balancing", action="store_true",
                    help="kernel.numa_balancing=1: the scanner, hinting faults and page "
                         "migration run on the simulated clock (default: off, static placement)")
@@ -99,6 +102,8 @@ def run_and_print(machine, workload, args: argparse.Namespace, *,
                       fast_forward=args.fast_forward)
     result = simulate(spec, progress=not args.no_progress and sys.stderr.isatty())
     text = result.to_json(host=not args.no_host_time)
+    if getattr(args, "plot", None):
+        result.plot(args.plot)
     if args.output:
         write_text_file(args.output, text, "-o")
     if args.json:

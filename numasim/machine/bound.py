@@ -30,6 +30,7 @@ from numasim.machine.numab_clock import (
     NBI_PENDING,
     NBI_SRC,
     NUMAB_HINT,
+    NUMAB_THP,
     NUMAB_TICK,
 )
 from numasim.machine.prefetch import prefetch
@@ -43,6 +44,7 @@ from numasim.mm.state import (
     PT_ZERO,
     R_PT,
     R_START,
+    SV_THP,
     V_SHARED,
 )
 from numasim.workloads.gen import (
@@ -457,6 +459,11 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
                 pcache[r, 1] = pg
                 pcache[r, 2] = node
                 pcache[r, 3] = wok
+        if fault and sysvars[SV_THP] != 0:
+            # transparent huge pages: the huge fault path is Python's (numab_clock.thp_fault)
+            nbf[c, NBF_AT] = ti
+            status = NUMAB_THP
+            break
         if fault:
             status = core.handle_mm_fault_range(
                 zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, policies,

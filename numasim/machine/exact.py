@@ -32,6 +32,7 @@ from numasim.mm.state import (
     PT_ZERO,
     R_PT,
     R_START,
+    SV_THP,
     V_SHARED,
 )
 from numasim.workloads.gen import STORE, fill_batch
@@ -210,6 +211,12 @@ class ExactEngine:
         the page array and retries, or the run ends (``sim.fault_status``)."""
         sim, ks = self.sim, self.sim.ks
         self.version += 1
+        if ks.sysvars[SV_THP]:  # THP on: the kernel's own fault path (numab_clock.thp_fault)
+            vpn = int(ks.regions[r, R_START]) + off
+            lines = sim.numab.thp_fault(c, int(ks.regions[r, R_PT]) + off, vpn, write)
+            sim.numab.take(c)  # charged below as any fault: fault_ns, then the zeroing
+            sim.fault_res[core.R_ALLOCATED] = lines >> int(sim.pi[C.PI_LPP_SHIFT])
+            return
         while True:
             ks.ensure_pages(64)
             status = core.handle_mm_fault_range(

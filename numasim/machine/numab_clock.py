@@ -41,8 +41,11 @@ refined when the flush is modelled per CPU.
 The series over time (:meth:`NumabClock.series`): per interval of simulated time, the pages
 of the run's regions per node at the interval's end, hinting faults, pages migrated, and the
 memory requests and local ones (locality), each counted at the time it happened (a thread's
-requests at its ticks); intervals start at 1 ms and double (pairs merged) when the run
-outgrows :data:`MAX_SAMPLES`.
+requests at its ticks); intervals double (pairs merged) when the run
+outgrows :data:`MAX_SAMPLES`.  Intervals start at one tick (4 ms), since requests are counted
+at the ticks; the pages per node at an interval's end are those at the first thread's tick
+in the next interval (the run's end for the last interval), a bincount of the regions' page
+tables.
 """
 
 from __future__ import annotations
@@ -59,9 +62,11 @@ NUMAB_TICK = 16
 """run_quantum's status: the thread's next tick is due before its next access."""
 NUMAB_HINT = 17
 """run_quantum's status: the access at the buffer's head is a hinting fault."""
+NUMAB_THP = 18
+"""run_quantum's status: a page fault with transparent huge pages on (Python's fault path)."""
 TLB_SHOOTDOWN_NS = 2000.0
 MAX_SAMPLES = 256
-SAMPLE_MS0 = 1.0
+SAMPLE_MS0 = float(TICK_MS)  # the threads' requests are counted at their ticks
 # nbi[c, :] int64: a hinting fault the CPU still has to be charged for
 NBI_PENDING = 0
 NBI_SRC = 1
@@ -105,7 +110,7 @@ class NumabClock:
         self.width_ms = SAMPLE_MS0
         self.samples = np.zeros((MAX_SAMPLES, SM_NCOLS), dtype=np.int64)
         self.pages = np.full((MAX_SAMPLES, sim.machine.nr_node_ids), -1, dtype=np.int64)
-        self.last_bin = -1
+        self.leader = 0  # the thread whose ticks take the pages-per-node snapshots
         self.migrations = 0
         self.hint_faults = 0
         if self.on:
@@ -134,6 +139,11 @@ class NumabClock:
                 self.nbf[c, NBF_TICK] = nt + k * self.tick_cyc
             st = self.sim.st[c]
             self.mem_seen[c] = (st[C.ST_MEM], st[C.ST_LOCAL])
+        if active:
+            self.leader = active[0]
+            b = self._bin(t0)
+            if b > 0:
+                self.pages[b - 1] = self._pages_per_node()
 
     def end_phase(self, active: list[int]) -> None:
         """A phase ended: each thread's requests since its last tick count at its end."""
@@ -170,9 +180,8 @@ class NumabClock:
         self.samples[b, SM_MEM] += int(st[C.ST_MEM] - self.mem_seen[c, 0])
         self.samples[b, SM_LOCAL] += int(st[C.ST_LOCAL] - self.mem_seen[c, 1])
         self.mem_seen[c] = (st[C.ST_MEM], st[C.ST_LOCAL])
-        if b != self.last_bin:
-            self.pages[b] = self._pages_per_node()
-            self.last_bin = b
+        if c == self.leader and b > 0:  # the pages as the previous interval ended
+            self.pages[b - 1] = self._pages_per_node()
 
     # ------------------------------------------------------------ hinting faults
     def head_slot(self, c: int) -> tuple[int, int]:
@@ -209,6 +218,33 @@ class NumabClock:
         self.samples[b, SM_HINT] += 1
         self.samples[b, SM_MIGRATED] += moved
 
+    def thp_fault(self, c: int, slot: int, vpn: int, write: bool) -> int:
+        """A page fault of thread c with THP on, through the kernel's own path
+        (``Kernel.touch``: ``do_huge_pmd_anonymous_page`` with its node-only attempt, the
+        huge zero page on a read, the 4 KiB fallback): the allocator core the engines call
+        directly faults 4 KiB pages only.  What the CPU pays -- fault_ns, then the zeroing of
+        every page allocated (512 x the lines for a THP) -- is left in ``nbi`` as a pending
+        fault without a source.  Returns the lines to zero."""
+        from numasim.mm.kernel import Segfault, TaskKilled
+
+        sim = self.sim
+        ks = sim.ks
+        try:
+            allocated = sim.k.touch(int(sim.tasks[c]), vpn, 1, write=write)
+        except TaskKilled:
+            sim.fault_status(S.FAULT_OOM, c)
+            raise
+        except Segfault as e:
+            sim.fault_status(S.FAULT_SIGBUS if e.signal == 7 else S.FAULT_SEGV, c)
+            raise
+        pg = int(ks.pt_page[slot])
+        node = int(ks.pages[pg, S.PG_NODE]) if pg >= 0 else 0
+        lines = allocated * sim.lpp
+        self.nbi[c] = (1, -1, node, lines)
+        self.nbf[c, NBF_EXTRA] = 0.0
+        self.version += 1
+        return lines
+
     def take(self, c: int) -> tuple[int, int, int, float]:
         """The pending fault's (source node, target node, lines to copy, extra cycles),
         cleared (the exact engine's side of what run_quantum reads from the arrays)."""
@@ -233,7 +269,6 @@ class NumabClock:
         later = self.pages[1::2]
         self.pages[:half] = np.where(later[:, :1] >= 0, later, self.pages[0::2])
         self.pages[half:] = -1
-        self.last_bin = self.last_bin // 2 if self.last_bin >= 0 else -1
         self.width_ms *= 2
 
     def _pages_per_node(self) -> np.ndarray:

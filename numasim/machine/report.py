@@ -186,7 +186,7 @@ def build_result(sim) -> RunResult:
                    "quantum": getattr(sim.eparams, "quantum", None),
                    "fast_forward": _fast_forward(sim)},
         "notes": list(dict.fromkeys(sim.notes)),
-        "kernel_mm": describe(sim.machine),
+        "kernel_mm": describe(sim.machine, sim.k),
     }
     if sim.numab.on:
         data["numa_balancing"] = sim.numab.series(cycles)

@@ -170,12 +170,18 @@ class Simulation:
                                                "its regions")
 
     def numab_status(self, status: int, c: int) -> None:
-        """What Python does when run_quantum stops for NUMA balancing: thread c's tick,
-        or the kernel's side of its hinting fault (the engine charges it on resuming)."""
+        """What Python does when run_quantum stops for NUMA balancing or THP: thread c's
+        tick, the kernel's side of its hinting fault, or its page fault with THP on (the
+        engine charges the faults when it resumes)."""
         from numasim.machine import numab_clock as NC
 
         if status == NC.NUMAB_TICK:
             self.numab.tick(c)
+        elif status == NC.NUMAB_THP:
+            head = int(self.ci[c, C.CI_HEAD])
+            slot, vpn = self.numab.head_slot(c)
+            self.numab.thp_fault(c, slot, vpn, int(self.buf[c, head, G.B_MODE]) == G.STORE)
+            self.ks.ensure_pages(4096)
         else:
             slot, vpn = self.numab.head_slot(c)
             self.numab.hint(c, float(self.numab.nbf[c, NC.NBF_AT]), slot, vpn)

@@ -1,5 +1,7 @@
 """One run at a glance (``RunResult.plot()``): where its pages are, what its accesses cost,
-how each memory node's bandwidth moved over time, and how busy controllers and links were."""
+how each memory node's bandwidth moved over time, and how busy controllers and links were;
+with NUMA balancing on, also its pages per node and locality over time
+(:mod:`numasim.report.numab_plot`)."""
 
 from __future__ import annotations
 
@@ -17,8 +19,16 @@ def plot_run(result: Any, path: str | os.PathLike | None = None):
     to ``path`` (.png, .svg or .pdf) when given.  Returns the matplotlib Figure."""
     d = result.to_dict() if hasattr(result, "to_dict") else dict(result)
     with S.style():
-        fig = S.figure(11, 7.5)
-        (a, b), (c, e) = fig.subplots(2, 2)
+        if d.get("numa_balancing"):  # a third row: the pages and locality over time
+            from numasim.report.numab_plot import locality_over_time, pages_over_time
+
+            fig = S.figure(11, 11)
+            (a, b), (c, e), (f, g) = fig.subplots(3, 2)
+            pages_over_time(f, d)
+            locality_over_time(g, d)
+        else:
+            fig = S.figure(11, 7.5)
+            (a, b), (c, e) = fig.subplots(2, 2)
         _pages(a, d)
         _cdf(b, d)
         _timeline(c, d)
