@@ -205,7 +205,11 @@ class NumabClock:
         pg = int(ks.pt_page[slot])
         src = int(ks.pages[pg, S.PG_NODE])
         moved0 = int(nb.cnt[4])
-        nb.hinting_faults(int(self.sim.tasks[c]), vpn, 1)
+        t = int(self.sim.tasks[c])
+        if int(ks.pages[pg, S.PG_ORDER]) == 0:  # one 4 KiB page: straight to the fault loop
+            nb._faults(t, np.array([slot], dtype=np.int64), np.array([vpn], dtype=np.int64))
+        else:  # a PMD-mapped THP: do_huge_pmd_numa_page
+            nb.hinting_faults(t, vpn, 1)
         moved = int(nb.cnt[4]) - moved0
         new = int(ks.pt_page[slot])
         dst = int(ks.pages[new, S.PG_NODE]) if new >= 0 else src

@@ -185,7 +185,6 @@ class Simulation:
         else:
             slot, vpn = self.numab.head_slot(c)
             self.numab.hint(c, float(self.numab.nbf[c, NC.NBF_AT]), slot, vpn)
-            self.ks.ensure_pages(4096)
 
     def reset_clocks(self, t0: float, prog: PhaseProgram) -> list[int]:
         """Point every thread at its ops and start its clock: at ``t0`` plus its release
