@@ -148,3 +148,25 @@ def test_thp_in_a_timed_run_both_engines(clx):
     pf, pf0 = fast["page_faults"], never["page_faults"]
     assert pf["zeroed_bytes"] == pf0["zeroed_bytes"]  # every byte zeroed once either way
     assert pf["count"] == pf0["count"] - thps * 511  # one fault per THP instead of 512
+
+
+def test_experiment_yaml_reaches_the_kernel_settings(tmp_path):
+    from numasim.errors import ConfigError
+    from numasim.experiments.expand import load_experiment
+
+    f = tmp_path / "e.yaml"
+    f.write_text("experiment: e\nmachine: clx-2s\n"
+                 "workload: {kernel: stream, threads: 2, size: 1MiB}\n"
+                 "sweep:\n  cases:\n    - {label: static}\n"
+                 "    - {label: balancing, numa_balancing: {scan_delay_ms: 100}, thp: always}\n")
+    points = load_experiment(f).points
+    static, on = (p.config for p in points)
+    assert "numa_balancing" not in static and "thp" not in static  # old keys, old hashes
+    assert on["numa_balancing"] == {"numa_balancing": 1, "scan_delay_ms": 100}
+    assert on["thp"] == "always"
+    f.write_text(f.read_text().replace("scan_delay_ms: 100", "scan_period_min_ms: 0")
+                 .replace("thp: always", "thp: alwys"))
+    with pytest.raises(ConfigError) as e:
+        load_experiment(f)
+    text = str(e.value)
+    assert "scan_period_min_ms must be at least 1" in text and "alwys" in text

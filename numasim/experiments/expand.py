@@ -186,9 +186,10 @@ def _base(data: dict, ctx: _Ctx) -> dict[str, Setting]:
         "engine": Setting("fast", ()), "linux": Setting("6.12", ()),
         "numactl": Setting("", ()), "weights": Setting(None, ()),
         "quantum": Setting(None, ()), "fast_forward": Setting(None, ()),
+        "numa_balancing": Setting(None, ()), "thp": Setting(None, ()),
     }
     for key in ("machine", "workload", "engine", "linux", "kernel", "numactl", "policy", "cpu",
-                "weights", "quantum", "fast_forward"):
+                "weights", "quantum", "fast_forward", "numa_balancing", "thp"):
         if key in data and not (key == "policy" and "numactl" in data) and \
                 not (key == "kernel" and "linux" in data):
             out.update(_settings(key, data[key], (key,), ctx))
@@ -494,6 +495,8 @@ def _table_value(canon: str, raw: Any, config: dict[str, Any]) -> Any:
         return P.display("numactl", config["numactl"])
     if canon == "weights":
         return P.display("weights", config["weights"])
+    if canon in ("numa_balancing", "thp"):
+        return P.display(canon, config.get(canon))
     head, _, tail = canon.partition(".")
     if head == "workload":
         w = config["workload"]
@@ -643,7 +646,8 @@ def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
     """The resolved config of one point's settings (without the seed), or None."""
     n_before = len(ctx.problems)
     vals: dict[str, Any] = {}
-    for canon in ("engine", "linux", "numactl", "weights", "quantum", "fast_forward"):
+    for canon in ("engine", "linux", "numactl", "weights", "quantum", "fast_forward",
+                  "numa_balancing", "thp"):
         s = st[canon]
         try:
             vals[canon] = P.check_value(canon, s.value)
@@ -708,7 +712,7 @@ def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
         ok = False
     # a problem met at an earlier point is reported once, so this point's own bad values
     # (a setting it could not read) are counted here, after the cross checks
-    if not ok or cpu_bad or len(vals) < 6:
+    if not ok or cpu_bad or len(vals) < 8:
         return None, None
     config = {
         "numasim": __version__,
@@ -723,6 +727,11 @@ def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
     }
     if vals["fast_forward"] is not None:  # absent when off: the points' keys stay as they were
         config["fast_forward"] = vals["fast_forward"]
+    # the kernel's switches only when set: the keys (and so the hashes) of points that do
+    # not set them stay what they were
+    for key in ("numa_balancing", "thp"):
+        if vals[key] is not None:
+            config[key] = vals[key]
     if not _check_spec(config, machine, local, st, ctx, checked):
         return None, None
     return config, local

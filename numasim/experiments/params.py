@@ -27,7 +27,7 @@ from numasim.errors import did_you_mean
 
 ENGINES = ("fast", "exact")
 TOP_LEVEL = ("machine", "workload", "engine", "linux", "seed", "numactl", "cpu", "weights",
-             "quantum", "fast_forward")
+             "quantum", "fast_forward", "numa_balancing", "thp")
 
 
 def _kernels() -> tuple[str, ...]:
@@ -285,6 +285,40 @@ def check_workload_option(name: str, v: Any) -> Any:
     return check(v)
 
 
+def check_numa_balancing(v: Any) -> dict[str, int] | None:
+    """NUMA balancing for a point: false/true, or a mapping of debugfs knobs (which turns
+    it on), as the machine's ``numa_balancing`` settings (``{"numa_balancing": 1,
+    "scan_delay_ms": 100}``); null keeps the machine's own (:mod:`numasim.kernel_settings`)."""
+    from numasim.errors import NumasimError
+    from numasim.kernel_settings import check_knob
+
+    if v is None:
+        return None
+    if isinstance(v, bool) or v in (0, 1):
+        return {"numa_balancing": int(v)}
+    if not isinstance(v, dict):
+        raise ValueError(f"numa_balancing must be true, false or a mapping of knobs such as "
+                         f"{{scan_delay_ms: 100}}, got {_short(v)}")
+    out = {"numa_balancing": 1}
+    for name, value in v.items():
+        try:
+            out[str(name)] = check_knob(str(name), value, f"numa_balancing.{name}")
+        except NumasimError as e:
+            p = e.problems[0]
+            raise ValueError(p.message + (f" ({p.hint})" if p.hint else "")) from None
+    return out
+
+
+def check_thp(v: Any) -> str | None:
+    from numasim.kernel_settings import THP_CHOICES
+
+    if v is None:
+        return None
+    if v not in THP_CHOICES:
+        raise ValueError(f"thp must be one of {', '.join(THP_CHOICES)}, got {_short(v)}")
+    return str(v)
+
+
 def check_value(name: str, v: Any) -> Any:
     """Check one value of canonical parameter ``name`` (not machine/workload: see expand)."""
     if name == "engine":
@@ -301,6 +335,10 @@ def check_value(name: str, v: Any) -> Any:
         return check_fast_forward(v)
     if name == "weights":
         return check_weights(v)
+    if name == "numa_balancing":
+        return check_numa_balancing(v)
+    if name == "thp":
+        return check_thp(v)
     if name == "cpu":
         return check_cpu(v)
     head, _, tail = name.partition(".")
@@ -321,6 +359,11 @@ def display(name: str, v: Any) -> str:
         return "true" if v else "false"
     if v is None:
         return "none"
+    if name == "numa_balancing" and isinstance(v, dict):
+        if not v.get("numa_balancing"):
+            return "off"
+        knobs = ",".join(f"{k}={x}" for k, x in v.items() if k != "numa_balancing")
+        return f"on ({knobs})" if knobs else "on"
     if isinstance(v, dict):
         if name == "weights":
             return ":".join(str(w) for w in v.values())

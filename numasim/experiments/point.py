@@ -38,6 +38,19 @@ def build_workload(config: dict[str, Any]):
     return wl
 
 
+def kernel_machine(machine, config: dict[str, Any]):
+    """The point's machine with its ``numa_balancing`` / ``thp`` settings, if it has any
+    (:mod:`numasim.kernel_settings`)."""
+    nb = config.get("numa_balancing")
+    if nb is None and config.get("thp") is None:
+        return machine
+    from numasim.kernel_settings import with_kernel_settings
+
+    knobs = {k: v for k, v in (nb or {}).items() if k != "numa_balancing"}
+    return with_kernel_settings(machine, numa_balancing=None if nb is None else
+                                nb["numa_balancing"], knobs=knobs, thp=config.get("thp"))
+
+
 def run_point(config: dict[str, Any]) -> dict[str, Any]:
     """Simulate one point; returns :meth:`RunResult.to_dict` without host data.
 
@@ -48,7 +61,8 @@ def run_point(config: dict[str, Any]) -> dict[str, Any]:
     from numasim.wiring import simulate
 
     m = config["machine"]
-    spec = build_spec(point_machine(m["name"], m["yaml"]), build_workload(config),
+    spec = build_spec(kernel_machine(point_machine(m["name"], m["yaml"]), config),
+                      build_workload(config),
                       engine=config["engine"], linux=config["linux"], seed=config["seed"],
                       numactl=list(config["numactl"]), cpu=dict(config["cpu"]),
                       quantum=config.get("quantum"), weights=config.get("weights"),

@@ -19,6 +19,9 @@ A file::
                                          # 'policy:', the same thing)
     cpu: {mlp: 10}                       # CPU-model overrides
     weights: null                        # weighted-interleave weights ("4:1" or {0: 4, 1: 1})
+    numa_balancing: false                # NUMA balancing: false | true | {scan_delay_ms: 100,
+                                         # ...} (knobs: on); null keeps the machine's
+    thp: never                           # transparent_hugepage: always | madvise | never
     seed: 1                              # the experiment's seed; every point derives its own
     seeds: per-point                     # per-point | common (same seeds for every point)
     repetitions: 1                       # runs per point, each with its own derived seed
@@ -104,6 +107,8 @@ class ExperimentModel(StrictModel):
     weights: Any = None
     quantum: Any = None
     fast_forward: Any = None
+    numa_balancing: Any = None
+    thp: Any = None
     repetitions: Annotated[int, Field(ge=1)] = 1
     max_points: Annotated[int, Field(ge=1)] = MAX_POINTS
     sweep: SweepModel = SweepModel()
