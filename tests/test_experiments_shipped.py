@@ -11,7 +11,7 @@ import numasim
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = ["policy-comparison", "thread-scaling-epyc", "cxl-tiering", "opteron-2.6.7-vs-6.12",
-           "pointer-chase-latency", "loaded-latency"]
+           "pointer-chase-latency", "loaded-latency", "first-touch-balancing"]
 
 
 def test_the_five_are_shipped():
@@ -54,6 +54,12 @@ def test_quick_run_and_plots(quick):
         assert remote["pages_node0"] == 0 and remote["local_fraction"] == 0
         par = row(df, case="first-touch, parallel init")
         assert par["local_fraction"] > 0.99
+    elif name == "first-touch-balancing":
+        static = row(df, case="serial init, static")
+        moved = row(df, case="serial init, NUMA balancing")
+        assert static["pages_node1"] == 0 and moved["pages_node1"] > 0
+        assert moved["local_fraction_measured"] > static["local_fraction_measured"] + 0.3
+        assert moved["bandwidth_GBps"] > static["bandwidth_GBps"]
     elif name == "opteron-2.6.7-vs-6.12":
         old = row(df, case="--membind=0,1", linux="2.6.7")
         new = row(df, case="--membind=0,1", linux="6.12")

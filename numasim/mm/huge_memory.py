@@ -36,10 +36,12 @@ What is modelled (linux-numa-balancing-facts.md §4, checked against the oracle,
   and migrates whole or not at all (``thp_migration_success``, ``numa_pages_migrated``
   +512); a large folio never waits in a per-CPU LRU batch (scenario 89).
 
-Not modelled (yet): khugepaged collapse, the huge fault inside the timing engines (they
-call the allocator core directly: THP is a property of the scenario-script / Python
-kernel here), 6.12's THP-aligned ``get_unmapped_area`` for mappings that are a multiple of
-2 MiB, per-size mTHP knobs, THP for shmem and file mappings.
+In the timing engines a page fault with THP on goes through this path too
+(:meth:`numasim.machine.numab_clock.NumabClock.thp_fault`: the jitted allocator core the
+engines call directly faults 4 KiB pages only).
+
+Not modelled (yet): khugepaged collapse, 6.12's THP-aligned ``get_unmapped_area`` for
+mappings that are a multiple of 2 MiB, per-size mTHP knobs, THP for shmem and file mappings.
 """
 
 from __future__ import annotations

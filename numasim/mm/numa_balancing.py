@@ -32,8 +32,9 @@ What is modelled and what is not:
 * NOT modelled: numa groups (every task is its own group-less task; shared faults only
   count as shared), task placement (``task_numa_migrate``: pinned tasks in scripts do not
   move anyway), memory tiering (``numa_balancing`` 2 and 3 are refused with EINVAL
-  in scripts and an error elsewhere), the time hinting faults and migrations cost (the
-  timing engines come later).
+  in scripts and an error elsewhere).  The time hinting faults and migrations cost is the
+  timing engines' (:mod:`numasim.machine.numab_clock` drives this module from their
+  clocks); in scripts they cost no time.
 
 The hinting-fault loop is jitted (:mod:`numasim.mm.numab_core`, the same rules for a run of
 faults in one anonymous VMA); :meth:`NumaBalancing.do_numa_page` is its plain-Python reference
