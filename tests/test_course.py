@@ -170,9 +170,20 @@ def _loaded_latency(df: pd.DataFrame) -> None:
     assert bw[curve] == pytest.approx(bw[fifo], rel=0.03), bw   # same peak bandwidth
 
 
+def _numa_balancing(df: pd.DataFrame) -> None:
+    bw = _by_case(df)
+    cases = df.set_index("case")
+    static, moved = cases.loc["serial init, static"], cases.loc["serial init, NUMA balancing"]
+    assert static["pages_node1"] == 0 and moved["pages_node1"] > 0
+    assert moved["local_fraction_measured"] > static["local_fraction_measured"] + 0.3
+    par = bw["parallel init, static"]
+    assert bw["serial init, static"] < bw["serial init, NUMA balancing"] <= par, bw
+
+
 ANSWERS_STATED = {"first-touch-trap": _first_touch_trap, "chase": _chase,
                   "stream-mlp": _stream_mlp, "saturation-and-links": _saturation,
-                  "cxl-weighted": _cxl_weighted, "loaded-latency-lab": _loaded_latency}
+                  "cxl-weighted": _cxl_weighted, "loaded-latency-lab": _loaded_latency,
+                  "first-touch-balancing": _numa_balancing}
 
 
 # ------------------------------------------------------------------ (c) the commands
