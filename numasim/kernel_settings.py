@@ -88,13 +88,14 @@ def with_kernel_settings(machine, *, numa_balancing: bool | int | None = None,
     return dataclasses.replace(machine, **changes) if changes else machine
 
 
-def describe(machine, k=None) -> dict[str, Any]:
+def describe(machine, k=None, balancing: bool | None = None) -> dict[str, Any]:
     """What a result prints: is balancing on, with which knobs, which THP mode (and, with
-    THP on and the run's kernel ``k`` given, its fault counters from /proc/vmstat)."""
+    THP on and the run's kernel ``k`` given, its fault counters from /proc/vmstat).
+    ``balancing``: whether the run really had it on (Linux 2.6.7 has none), if known."""
     from numasim.mm.numa_balancing import KNOB_DEFAULTS
 
     settings = dict(machine.numa_balancing)
-    on = bool(settings.pop("numa_balancing", 0))
+    on = bool(settings.pop("numa_balancing", 0)) if balancing is None else balancing
     knobs = dict(KNOB_DEFAULTS, **settings)
     out: dict[str, Any] = {"numa_balancing": int(on),
                            "balancing_knobs": knobs if on else None,

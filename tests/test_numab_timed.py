@@ -40,7 +40,11 @@ def trap(size: int, repeat: int) -> Workload:
 
 
 def _numbers(d: dict) -> dict:
-    return {k: v for k, v in d.items() if k not in ("kernel_mm", "numa_balancing")}
+    """A result without what only balancing adds (its own keys, each phase's counts)."""
+    out = {k: v for k, v in d.items() if k not in ("kernel_mm", "numa_balancing")}
+    out["phases"] = [{k: v for k, v in p.items()
+                      if k not in ("numa_hint_faults", "pages_migrated")} for p in d["phases"]]
+    return out
 
 
 def test_local_fraction_rises_to_one_after_the_scan_delay(clx):
@@ -64,6 +68,14 @@ def test_local_fraction_rises_to_one_after_the_scan_delay(clx):
             and x["local_fraction"] is not None]
     assert late and min(late) > 0.99
     assert read["local_fraction"] > 0.5  # the phase as a whole: remote first, then local
+    assert r["phases"][0]["pages_migrated"] == 0 and read["pages_migrated"] == 512
+    assert read["numa_hint_faults"] == nb["hint_faults"]
+
+
+def test_linux_2_6_7_has_no_numa_balancing(clx):
+    d = run(clx, trap(1 << 20, 2), linux="2.6.7", numa_balancing=True).to_dict()
+    assert d["kernel_mm"]["numa_balancing"] == 0 and "numa_balancing" not in d
+    assert any("Linux 2.6.7 has none" in n for n in d["notes"])
 
 
 def test_a_run_shorter_than_the_scan_delay_moves_nothing(clx):

@@ -97,6 +97,10 @@ class NumabClock:
         self.on = bool(settings.get("numa_balancing", 0)) or bool(
             getattr(sim.k, "numab", None) is not None and sim.k.numab.enabled)
         self.nb = numab(sim.k) if self.on else None
+        if self.on and not self.nb.enabled:  # Linux 2.6.7 has no NUMA balancing
+            sim.notes.append("NUMA balancing was asked for, but Linux "
+                             f"{sim.linux} has none: it is off in this run")
+            self.on = False
         n = sim.nthreads
         self.cyc_per_ms = float(sim.ghz) * 1e6
         self.tick_cyc = TICK_MS * self.cyc_per_ms

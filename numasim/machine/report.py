@@ -186,7 +186,7 @@ def build_result(sim) -> RunResult:
                    "quantum": getattr(sim.eparams, "quantum", None),
                    "fast_forward": _fast_forward(sim)},
         "notes": list(dict.fromkeys(sim.notes)),
-        "kernel_mm": describe(sim.machine, sim.k),
+        "kernel_mm": describe(sim.machine, sim.k, balancing=sim.numab.on),
     }
     if sim.numab.on:
         data["numa_balancing"] = sim.numab.series(cycles)
@@ -237,7 +237,7 @@ def _phase_doc(sim, p) -> dict:
                                   "utilisation": _r(gbps / res.bandwidth_GBps[i], 6)}
     secs = dc / (ghz * 1e9)
     thread_secs = sum(p.thread_cycles) / (ghz * 1e9)
-    return {"name": p.name, "kernel": p.kernel, "measured": p.measured,
+    doc = {"name": p.name, "kernel": p.kernel, "measured": p.measured,
             "start_cycles": _r(p.start, 1), "cycles": _r(dc, 1),
             "seconds": _r(secs, 9), "accesses": p.accesses,
             "bytes": int(p.bytes), "memory_requests": int(p.mem),
@@ -246,6 +246,9 @@ def _phase_doc(sim, p) -> dict:
             "bandwidth_GBps": _r(p.bytes / (dc / ghz), 4) if dc > 0 else 0.0,
             "figure": workload_figure(p.kernel, secs, p.bytes, p.accesses, thread_secs),
             "resources": busy}
+    if getattr(p, "numab", None) is not None:  # NUMA balancing on: this phase's share
+        doc["numa_hint_faults"], doc["pages_migrated"] = p.numab
+    return doc
 
 
 def _measured_doc(sim, measured, bw: float) -> dict:

@@ -49,6 +49,7 @@ class PhaseRecord:
     local: float = 0.0  # memory requests served by the requesting CPU's node
     res_lines: list[float] = field(default_factory=list)
     thread_cycles: list[float] = field(default_factory=list)
+    numab: tuple[int, int] | None = None  # NUMA balancing on: (hinting faults, pages migrated)
 
 
 class Simulation:
@@ -259,12 +260,15 @@ class Simulation:
             before = self.st.sum(axis=0)
             lines0 = self.res_lines.copy()
             active = self.reset_clocks(t, prog)
+            nb0 = (self.numab.hint_faults, self.numab.migrations)
             self.numab.start_phase(t, active)
             end = t
             if active:
                 end = yield from engine.phase(prog, active, t)
             self.numab.end_phase(active)
             rec = PhaseRecord(ph.name, ph.kernel, ph.measured, t, end)
+            if self.numab.on:
+                rec.numab = (self.numab.hint_faults - nb0[0], self.numab.migrations - nb0[1])
             delta = self.st.sum(axis=0) - before
             rec.accesses = int(delta[C.ST_ACCESSES])
             rec.bytes = float(delta[C.ST_BYTES])
