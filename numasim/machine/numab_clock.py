@@ -187,6 +187,35 @@ class NumabClock:
         if c == self.leader and b > 0:  # the pages as the previous interval ended
             self.pages[b - 1] = self._pages_per_node()
 
+    def next_event(self, now: float) -> float | None:
+        """For fast-forward (:func:`numasim.machine.fastforward.next_event`): the cycle
+        before which a skipped stretch must end.  ``now`` while the scanner has left
+        protected PTEs not yet faulted (a skip would pass over hinting faults); else the
+        first tick of a running thread at which ``task_tick_numa`` acts (its CPU time passes
+        ``node_stamp + numa_scan_period``: it may queue the scan).  The ticks before it only
+        add CPU time, which the thread catches up on after the stretch, tick by tick at
+        their own times."""
+        if not self.on:
+            return None
+        sim = self.sim
+        nb = self.nb
+        prot = self.prot
+        if prot.shape[0]:
+            pt = sim.ks.pt_page[: prot.shape[0]]
+            if ((prot >= 0) & (prot == pt)).any():
+                return now
+        ev = math.inf
+        for c in range(sim.nthreads):
+            if not sim.ci[c, C.CI_ACTIVE] or sim.ci[c, C.CI_FINISHED]:
+                continue
+            tn = nb.tasks.get(int(sim.tasks[c]))
+            if tn is None:
+                return now
+            ahead = tn.node_stamp + tn.numa_scan_period - tn.runtime
+            j = max(0, math.floor(ahead / TICK_MS) - 1)  # one early: float rounding
+            ev = min(ev, float(self.nbf[c, NBF_TICK]) + j * self.tick_cyc)
+        return None if ev == math.inf else max(now, ev)
+
     # ------------------------------------------------------------ hinting faults
     def head_slot(self, c: int) -> tuple[int, int]:
         """(page-table slot, vpn) of the access at the head of CPU c's buffer."""

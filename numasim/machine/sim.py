@@ -187,6 +187,11 @@ class Simulation:
             slot, vpn = self.numab.head_slot(c)
             self.numab.hint(c, float(self.numab.nbf[c, NC.NBF_AT]), slot, vpn)
 
+    def next_event_cycle(self, now: float) -> float | None:
+        """The next event a fast-forward skip must not pass (NUMA balancing's scanner; see
+        :meth:`numasim.machine.numab_clock.NumabClock.next_event`), or None."""
+        return self.numab.next_event(now)
+
     def reset_clocks(self, t0: float, prog: PhaseProgram) -> list[int]:
         """Point every thread at its ops and start its clock: at ``t0`` plus its release
         skew (threads leave a barrier, or get created, a little apart; drawn from the run's
