@@ -63,8 +63,10 @@ starts and ends with detailed quanta.
 simulated clock): a simulation may carry ``next_event_cycle``, a callable taking the current
 cycle and returning the cycle of the next external event at or after it (or None: none
 known); a skip never passes it (it ends at or before that cycle, so the event falls in a
-detailed quantum).  Nothing sets it today; the default (no attribute, or None) is "no
-events".  E.g. a scanner ticking every ``P`` cycles::
+detailed quantum).  :class:`~numasim.machine.sim.Simulation` defines it from NUMA
+balancing (:meth:`numasim.machine.numab_clock.NumabClock.next_event`: the next tick where the
+scanner acts, or now while protected PTEs wait for their hinting faults; None when balancing
+is off, "no events").  E.g. a scanner ticking every ``P`` cycles::
 
     sim.next_event_cycle = lambda now: (now // P + 1) * P
 
