@@ -213,3 +213,12 @@ def test_fast_forward_stops_at_the_scanner(clx):
     assert ff["pages_per_node"] == full["pages_per_node"]
     assert ff["config"]["fast_forward"]["skipped_fraction"] > 0.2  # it did skip
     assert ff["bandwidth_GBps"] == pytest.approx(full["bandwidth_GBps"], rel=0.02)
+
+
+def test_numactl_takes_the_switches_before_the_command_too(capsys):
+    rc = cli_main(["numactl", "--numa-balancing", "--balancing-knob", "scan_delay_ms=5",
+                   "--thp=madvise", "--cpunodebind=0", "--", "stream", "--threads", "1",
+                   "--size", "64KiB", "--machine", "clx-2s"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "NUMA balancing on (scan_delay 5 ms" in out and "THP madvise" in out

@@ -23,7 +23,9 @@ EPILOG = """numactl options: --interleave=NODES, --weighted-interleave=NODES, --
 --physcpubind=CPUS (numactl's syntax: all, 0-3,8, !1, +0).
 kernels: stream (--op copy|scale|add|triad), gups, pointer_chase, stride, zipf, prodcons;
 each takes --threads and --size; or give a workload YAML file instead of a kernel.
---linux 6.12|6.1|2.6.7 chooses the Linux generation whose policies place the pages."""
+--linux 6.12|6.1|2.6.7 chooses the Linux generation whose policies place the pages.
+--numa-balancing [--balancing-knob NAME=VALUE] [--thp MODE] (before or after the kernel):
+the simulated kernel's NUMA balancing and transparent huge pages (default: off, never)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +85,34 @@ def _split_machine(argv: list[str]) -> tuple[str | None, list[str]]:
     return machine, out + moved
 
 
+KERNEL_MM_FLAGS = ("--numa-balancing",)
+KERNEL_MM_OPTIONS = ("--balancing-knob", "--thp")
+
+
+def _split_kernel_mm(argv: list[str]) -> tuple[list[str], list[str]]:
+    """--numa-balancing, --balancing-knob and --thp are the simulated kernel's switches, not
+    numactl's: accepted anywhere before ``--`` as well (``numasim numactl --numa-balancing
+    --membind=0 -- stream ...``) and handed to the run's options."""
+    out: list[str] = []
+    extra: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            return extra, out + argv[i:]
+        if a in KERNEL_MM_FLAGS:
+            extra.append(a)
+        elif a in KERNEL_MM_OPTIONS and i + 1 < len(argv):
+            extra += [a, argv[i + 1]]
+            i += 1
+        elif a.partition("=")[0] in KERNEL_MM_OPTIONS:
+            extra.append(a)
+        else:
+            out.append(a)
+        i += 1
+    return extra, out
+
+
 def main(args: argparse.Namespace) -> int:
     argv = list(args.argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -90,6 +120,7 @@ def main(args: argparse.Namespace) -> int:
         kernel_parser().print_help()
         return 0
     machine_spec, rest = _split_machine(argv)
+    kernel_mm, rest = _split_kernel_mm(rest)
     if machine_spec is None:
         raise NumasimError("no machine given", field="--machine",
                            hint="add --machine MACHINE (a YAML file or a shipped name such as "
@@ -102,7 +133,7 @@ def main(args: argparse.Namespace) -> int:
     if not command:
         raise NumasimError("no kernel given after the numactl options", field="command",
                            hint="e.g. -- stream --op triad --threads 4")
-    name, kargv = command[0], command[1:] + ["--machine", machine_spec]
+    name, kargv = command[0], command[1:] + kernel_mm + ["--machine", machine_spec]
     try:
         kargs, unknown = kernel_parser().parse_known_args(kargv)
     except argparse.ArgumentError as e:
