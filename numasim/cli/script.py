@@ -25,11 +25,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per result line")
     p.add_argument("--check", metavar="RECORDING", help="compare with an oracle recording "
                    "(expected_*.txt) as run_oracle.py --check does; exit 1 on a difference")
-    p.add_argument("--numa-balancing", action="store_true",
-                   help="boot with kernel.numa_balancing=1 (default: off, as the oracle boots)")
+    p.add_argument("--numa-balancing", metavar="MODE", nargs="?", const=1, default=0,
+                   type=_balancing_mode,
+                   help="boot with kernel.numa_balancing=MODE: 1 normal (the default "
+                   "without MODE), 2 memory tiering (promotion), 3 both, 4 scanner only "
+                   "(without the option: off, as the oracle boots)")
     p.add_argument("--balancing-knob", metavar="NAME=VALUE", action="append", default=[],
-                   help="a NUMA-balancing debugfs knob at boot: scan_delay_ms, "
-                   "scan_period_min_ms, scan_period_max_ms, scan_size_mb (repeatable)")
+                   help="a NUMA-balancing knob at boot: the debugfs scan_delay_ms, "
+                   "scan_period_min_ms, scan_period_max_ms, scan_size_mb, hot_threshold_ms, "
+                   "or the sysctl promote_rate_limit_MBps (repeatable)")
     p.add_argument("--thp", metavar="MODE", choices=("always", "madvise", "never"),
                    help="transparent_hugepage/enabled at boot: always, madvise or never "
                    "(default: the script's '#@ append transparent_hugepage=' line, else the "
@@ -40,6 +44,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "machine's kernel: swap; else none)")
 
 
+def _balancing_mode(text: str) -> int:
+    """``--numa-balancing MODE``: kernel.numa_balancing accepts 0..4."""
+    if not text.strip().isdigit() or not 0 <= int(text) <= 4:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a kernel.numa_balancing mode: 0 off, 1 normal, 2 memory "
+            "tiering, 3 both, 4 scanner only")
+    return int(text)
+
+
 def with_balancing(machine, args: argparse.Namespace):
     """The machine with ``--numa-balancing`` / ``--balancing-knob`` applied (they travel
     as the machine YAML's ``kernel:`` settings do, see Machine.numa_balancing)."""
@@ -48,16 +61,19 @@ def with_balancing(machine, args: argparse.Namespace):
     from numasim.mm.numa_balancing import KNOB_DEFAULTS
 
     settings = dict(machine.numa_balancing)
-    if getattr(args, "numa_balancing", False):
-        settings["numa_balancing"] = 1
+    mode = getattr(args, "numa_balancing", 0)
+    if mode:
+        settings["numa_balancing"] = int(mode)
+    names = (*KNOB_DEFAULTS, "promote_rate_limit_MBps")
+    zero_ok = ("scan_delay_ms", "hot_threshold_ms", "promote_rate_limit_MBps")
     for item in getattr(args, "balancing_knob", []):
         name, _, value = item.partition("=")
-        if name not in KNOB_DEFAULTS or not value.strip().isdigit() or (
-                int(value) == 0 and name != "scan_delay_ms"):
+        if name not in names or not value.strip().isdigit() or (
+                int(value) == 0 and name not in zero_ok) or int(value) >= 1 << 31:
             raise ConfigError(f"bad NUMA-balancing knob {item!r}", field="--balancing-knob",
-                              hint="NAME=VALUE with NAME one of " + ", ".join(KNOB_DEFAULTS)
-                              + " and VALUE a whole number (at least 1, except "
-                              "scan_delay_ms)")
+                              hint="NAME=VALUE with NAME one of " + ", ".join(names)
+                              + " and VALUE a whole number below 2^31 (at least 1, except "
+                              + ", ".join(zero_ok) + ")")
         settings[name] = int(value)
     if getattr(args, "thp", None):
         machine = dataclasses.replace(machine, thp=args.thp)

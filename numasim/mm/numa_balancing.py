@@ -29,12 +29,13 @@ What is modelled and what is not:
 * PMD-mapped THPs (:mod:`numasim.mm.huge_memory`): ``change_huge_pmd`` marks one as a unit,
   ``do_huge_pmd_numa_page`` takes one fault and migrates it whole (in Python: the jitted
   loop handles 4 KiB pages only);
+* memory tiering (``numa_balancing`` 2 and 3: promotion of hot slow-tier pages) is in
+  :mod:`numasim.mm.numa_promote`; the hooks here that call it are marked ``# tiering``;
 * NOT modelled: numa groups (every task is its own group-less task; shared faults only
   count as shared), task placement (``task_numa_migrate``: pinned tasks in scripts do not
-  move anyway), memory tiering (``numa_balancing`` 2 and 3 are refused with EINVAL
-  in scripts and an error elsewhere).  The time hinting faults and migrations cost is the
-  timing engines' (:mod:`numasim.machine.numab_clock` drives this module from their
-  clocks); in scripts they cost no time.
+  move anyway).  The time hinting faults and migrations cost is the timing engines'
+  (:mod:`numasim.machine.numab_clock` drives this module from their clocks); in scripts
+  they cost no time.
 
 The hinting-fault loop is jitted (:mod:`numasim.mm.numab_core`, the same rules for a run of
 faults in one anonymous VMA); :meth:`NumaBalancing.do_numa_page` is its plain-Python reference
@@ -73,6 +74,7 @@ from numasim.mm.constants import (
     MPOL_WEIGHTED_INTERLEAVE,
 )
 from numasim.mm.errors import VfsError
+from numasim.mm.numa_promote import promotion
 
 NUMA_BALANCING_NORMAL = 1
 NUMA_BALANCING_MEMORY_TIERING = 2
@@ -161,11 +163,11 @@ class NumaBalancing:
     def __init__(self, k, *, numa_balancing: int = 0, **knobs: int) -> None:
         self.k = k
         self.mode = 0
+        self.now = 0.0  # ms since boot
         self.knobs = dict(KNOB_DEFAULTS)
         for name, value in knobs.items():
             self.set_knob(name, value)
         self.set_mode(numa_balancing)
-        self.now = 0.0  # ms since boot
         self.cnt = np.zeros(len(COUNTERS), dtype=np.int64)  # in COUNTERS order
         self.use_numba = True  # the jitted fault loop (numab_core); False: Python only
         self.mms: dict[int, MmNuma] = {}
@@ -179,18 +181,23 @@ class NumaBalancing:
 
     # ------------------------------------------------------------ knobs
     def set_mode(self, value: int) -> None:
-        """``sysctl_numa_balancing``: 0 off, 1 NORMAL; 2/3 (memory tiering) are refused
-        because tiering is not modelled yet."""
+        """``sysctl_numa_balancing``: a bitmask, 0..4 (1 NORMAL, 2 MEMORY_TIERING; any
+        non-zero value turns the scanner on).  Newly setting bit 2 resets every node's
+        promotion state (``reset_memory_tiering``)."""
         if self.k.kgen == KGEN_2_6_7 and value:
             raise KnobError(2, "kernel.numa_balancing does not exist in Linux 2.6.7")
-        if value in (2, 3):
-            raise KnobError(22, "numa_balancing 2/3 (memory tiering) is not modelled yet; "
-                                "use 0 or 1")
-        if value not in (0, 1):
-            raise KnobError(22, f"numa_balancing accepts 0..4 (numasim: 0 or 1), got {value}")
+        if not 0 <= value <= 4:
+            raise KnobError(22, f"numa_balancing accepts 0..4 (1 normal, 2 memory tiering, "
+                                f"3 both), got {value}")
+        if value & NUMA_BALANCING_MEMORY_TIERING and \
+                not self.mode & NUMA_BALANCING_MEMORY_TIERING:  # tiering
+            promotion(self).reset_memory_tiering()
         self.mode = value
 
     def set_knob(self, name: str, value: int) -> None:
+        if name == "promote_rate_limit_MBps":  # tiering: a sysctl, set at boot from YAML
+            promotion(self).set_rate_limit(value)
+            return
         if name not in KNOB_DEFAULTS:
             raise KnobError(2, f"unknown NUMA balancing knob {name!r}; valid: "
                                + ", ".join(KNOB_DEFAULTS))
@@ -212,7 +219,8 @@ class NumaBalancing:
 
     @property
     def enabled(self) -> bool:
-        return bool(self.mode & NUMA_BALANCING_NORMAL)
+        """The ``sched_numa_balancing`` static key: any non-zero mode."""
+        return bool(self.mode)
 
     # ------------------------------------------------------------ bookkeeping
     def _fit(self) -> None:
@@ -488,9 +496,12 @@ class NumaBalancing:
         if not shared_vma:  # a COW mapping: pages mapped more than once are skipped
             keep &= ks.pages[rows, S.PG_MAPCOUNT] <= 1
         keep &= ks.pages[rows, S.PG_KIND] != S.PGK_FILE  # page cache of ramfs: dirty
+        promo = promotion(self)  # tiering: top tier skipped with bit 1 clear
+        keep &= promo.prot_numa_keep(rows)
         huge = ks.pages[rows, S.PG_ORDER] != 0
+        hidx = idx[keep & huge]
         if huge.any():  # PMD-mapped THPs: change_huge_pmd, marked as one unit
-            nh = self._change_huge_pmds(idx[keep & huge], a, pg)
+            nh = self._change_huge_pmds(hidx, a, pg)
             keep &= ~huge
         else:
             nh = 0
@@ -502,6 +513,7 @@ class NumaBalancing:
                 keep &= ~np.isin(rows, np.fromiter(held, dtype=np.int64))
         marked = idx[keep]
         self.prot[a + marked] = pg[marked]
+        promo.stamp(a, pg, np.concatenate([marked, hidx]))  # tiering: the scan time
         n = int(marked.shape[0])
         self.count("numa_pte_updates", n)
         return n + nh
@@ -698,6 +710,8 @@ class NumaBalancing:
         ks = self.k.ks
         if not (self.use_numba and self.enabled):
             return False
+        if self.mode != NUMA_BALANCING_NORMAL or promotion(self).has_lower_tier:
+            return False  # tiering: the jitted loop has no tier rules
         if not int(ks.vmas[v, S.V_PROT]) & (S.PROT_READ | S.PROT_WRITE):
             return False
         if int(ks.vmas[v, S.V_KIND]) != S.KIND_ANON:
@@ -779,6 +793,8 @@ class NumaBalancing:
         task active on the VMA (6.12's per-VMA scan filter), count the fault and whether it
         was local.  Returns the last_cpupid and the task_numa_fault flags."""
         last = self._last_cpupid(pg, key)
+        if promotion(self).folio_use_access_time(nid):  # tiering: the field holds a time
+            last = -1
         if self.k.kgen != KGEN_6_1:
             st = self.vmas.get(v)
             if st is not None:
@@ -859,9 +875,14 @@ class NumaBalancing:
         ks = self.k.ks
         if self.k.kgen != KGEN_6_1 and not ks.nodeinfo[dst_nid, S.N_MEMORY]:
             return False
+        promo = promotion(self)
+        if promo.folio_use_access_time(src_nid):  # tiering: the hot-page rule
+            return promo.should_promote(pg, slot, dst_nid)
         tn = self._task(t)
         this = (dst_cpu << 8) | (t & 0xFF)
         last = self._xchg_last_cpupid(pg, slot, this)
+        if last >= 0 and last >> 8 >= ks.cpu_node.shape[0]:  # tiering: a stale time stamp
+            return False
         last_pid = -1 if last < 0 else last & 0xFF
         if (tn.numa_preferred_nid == -1 or tn.numa_scan_seq <= 4) and \
                 (last_pid == -1 or last_pid == t & 0xFF):
@@ -880,6 +901,7 @@ class NumaBalancing:
             return False
         zs = np.flatnonzero((ks.zones[:, S.Z_NODE] == target) & (ks.zones[:, S.Z_MANAGED] > 0))
         if not any(ks.zones[z, S.Z_FREE] > ks.zones[z, S.Z_HIGH] + nr for z in zs):
+            promotion(self).wake_target_kswapd(target)  # tiering
             return False
         return not self._in_batch(pg)
 
@@ -897,6 +919,7 @@ class NumaBalancing:
         res[core.R_MASK_KIND] = core.MASK_NODE
         res[core.R_MASK_IDX] = target
         kind, obj, index = (int(ks.pages[pg, c]) for c in (S.PG_KIND, S.PG_OBJ, S.PG_INDEX))
+        src_nid = int(ks.pages[pg, S.PG_NODE])
         order = int(ks.pages[pg, S.PG_ORDER])  # a THP moves whole
         new = int(k.core.alloc_pages_nid(ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars,
                                          ks.numastat, ks.vmstat, ks.policies, ks.pol_nodes,
@@ -921,6 +944,7 @@ class NumaBalancing:
         self.lc[pg] = self.lc_key[pg] = -1
         ks.vmstat[S.VM_PGMIGRATE_SUCCESS] += 1 << order
         self.count("numa_pages_migrated", 1 << order)
+        promotion(self).migrated(src_nid, new, 1 << order)  # tiering
         return new
 
     # ------------------------------------------------------------ statistics
@@ -928,6 +952,8 @@ class NumaBalancing:
                         flags: int) -> None:
         tn = self._task(t)
         if not self.enabled:
+            return
+        if promotion(self).skip_task_fault(mem_node, last_cpupid):  # tiering
             return
         if not tn.has_faults:
             tn.has_faults = True

@@ -478,12 +478,17 @@ class Reclaim:
         return int(core.gfp_zone(GFP_USER_MOVABLE))
 
     def pgdat_balanced(self, nid: int) -> bool:
-        """``pgdat_balanced``: some managed zone of the node has free > HIGH + its lowmem
+        """``pgdat_balanced``: some managed zone of the node has free > HIGH (PROMO while
+        bit 2 of numa_balancing is set, :mod:`numasim.mm.numa_promote`) + its lowmem
         reserve for the request's highest zone."""
+        from numasim.mm.numa_promote import promo_wmark, tiering_on
+
         ks = self.k.ks
         hz = self.highest_zoneidx()
+        promo = tiering_on(self.k)
         for z in np.flatnonzero((ks.zones[:, S.Z_NODE] == nid) & (ks.zones[:, S.Z_MANAGED] > 0)):
-            if ks.zones[z, S.Z_FREE] > ks.zones[z, S.Z_HIGH] + ks.zones[z, S.Z_RES + hz]:
+            mark = promo_wmark(ks, int(z)) if promo else int(ks.zones[z, S.Z_HIGH])
+            if ks.zones[z, S.Z_FREE] > mark + ks.zones[z, S.Z_RES + hz]:
                 return True
         return False
 

@@ -3,8 +3,8 @@
 The allocator core counts into ``KernelState.vmstat`` (:data:`numasim.mm.state.VMSTAT_NAMES`);
 NUMA balancing counts into its own table (:mod:`numasim.mm.numa_balancing`).  This module
 gives both one face with Linux's names (``mm/vmstat.c``), so a scenario's ``vmstat`` line
-reads like the oracle's.  A counter Linux has but numasim does not model (memory tiering,
-khugepaged) reads 0 when the model makes it 0 by construction (THP off, no tiers),
+reads like the oracle's.  A counter Linux has but numasim does not model (khugepaged) reads 0 when
+the model makes it 0 by construction (THP off),
 and a name numasim does not know reads -1, as the probe prints a counter the kernel lacks.
 """
 
@@ -23,7 +23,7 @@ _CORE = {"pgmigrate_success": S.VM_PGMIGRATE_SUCCESS, "pgmigrate_fail": S.VM_PGM
          "thp_fault_alloc": S.VM_THP_FAULT_ALLOC,
          "thp_fault_fallback": S.VM_THP_FAULT_FALLBACK, "oom_kill": S.VM_OOM,
          "pswpin": S.VM_SWPIN, "pswpout": S.VM_SWPOUT}
-_ZERO = ("thp_collapse_alloc", "pgpromote_success", "pgpromote_candidate")
+_ZERO = ("thp_collapse_alloc",)
 
 
 def vmstat_read(k, key: str) -> int:
@@ -42,9 +42,15 @@ def vmstat_read(k, key: str) -> int:
     rv = reclaim(k).vmstat(key)  # pgscan_*, pgsteal_*, pgdemote_* (numasim.mm.vmscan)
     if rv is not None:
         return rv
-    counters = numab(k).counters
+    nb = numab(k)
+    counters = nb.counters
     if key in counters:
         return int(counters[key])
+    from numasim.mm.numa_promote import promotion
+
+    pv = promotion(nb).vmstat(key)  # pgpromote_* (numasim.mm.numa_promote)
+    if pv is not None:
+        return pv
     if key in _ZERO:
         return 0
     return -1

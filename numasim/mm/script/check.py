@@ -159,10 +159,9 @@ def moved_summary_ok(expected: str, got: str, lru_batch: int = LRU_BATCH) -> boo
 
 EXACT_VMSTAT = ("numa_huge_pte_updates", "numa_hint_faults_local", "pgmigrate_fail",
                 "thp_fault_alloc", "thp_fault_fallback", "thp_collapse_alloc",
-                "pgpromote_success", "pgpromote_candidate", "pgdemote_kswapd",
-                "pgdemote_direct")
-MOVED_VMSTAT = ("numa_pages_migrated", "pgmigrate_success")
-TIMED_VMSTAT = ("numa_pte_updates", "numa_hint_faults")
+                "pgdemote_kswapd", "pgdemote_direct")
+MOVED_VMSTAT = ("numa_pages_migrated", "pgmigrate_success", "pgpromote_success")
+TIMED_VMSTAT = ("numa_pte_updates", "numa_hint_faults", "pgpromote_candidate")
 TIMED_PASSES = 4
 
 
@@ -172,9 +171,15 @@ def check_vmstat(expected: list[str], got: list[str], *, lru_batch: int = LRU_BA
     the boot's history and are not compared):
 
     * a counter the recording shows as 0 must be 0 (nothing scanned stays unscanned), and
-      the THP, tiering, local-fault and failure counters must be equal;
-    * pages migrated (``numa_pages_migrated``, ``pgmigrate_success``) within
-      ``lru_batch - 1``: the pages left in a per-CPU LRU batch (:data:`LRU_BATCH`);
+      the THP, demotion, local-fault and failure counters must be equal;
+    * pages migrated (``numa_pages_migrated``, ``pgmigrate_success``, ``pgpromote_success``)
+      within ``lru_batch - 1``: the pages left in a per-CPU LRU batch (:data:`LRU_BATCH`);
+      for promotions under a rate limit also the drift of the per-CPU vmstat counters the
+      limit reads (``pgpromote_candidate`` folds into the node's count only past the
+      CPU's stat threshold, 16 on the oracle's nodes: a window lets 256 +- a few through,
+      FINDINGS.md section 12);
+    * ``pgpromote_candidate`` counts a hinting fault per page and scan pass while the rate
+      limit holds pages back, so it is timed like the hinting faults;
     * ``numa_pte_updates`` and ``numa_hint_faults`` depend on how many scan passes fit in
       the spin (timing) and on the batch: a page stuck in the batch is marked and faults
       again at every pass (6.12), so within ``TIMED_PASSES x lru_batch`` or 10 %.

@@ -29,8 +29,10 @@ full-duplex link whose directions differ; ``protocol:`` a preset ``upi``, ``qpi`
 coherence: directory|broadcast, snoop_bytes}``: per-message costs, see
 :class:`numasim.topology.model.LinkProtocol`); ``kernel``
 (``min_free_kbytes``, ``watermark_scale_factor``, ``lowmem_reserve_ratio``; NUMA balancing:
-``numa_balancing`` 0/1 and ``numa_balancing_scan_delay_ms``, ``..._scan_period_min_ms``,
-``..._scan_period_max_ms``, ``..._scan_size_mb``, Linux's defaults when absent;
+``numa_balancing`` 0-4 (1 normal, 2 memory tiering, 3 both) and
+``numa_balancing_scan_delay_ms``, ``..._scan_period_min_ms``, ``..._scan_period_max_ms``,
+``..._scan_size_mb``, ``..._hot_threshold_ms``, ``..._promote_rate_limit_MBps`` (tiering,
+:mod:`numasim.mm.numa_promote`), Linux's defaults when absent;
 ``transparent_hugepage``: ``always`` | ``madvise`` | ``never``, default ``never``;
 ``swap``: a swap device of that size, ``1GiB``, default none, see :mod:`numasim.mm.vmscan`;
 ``boot_used_pages``: ``{0: 6416}``, pages the booted system holds on a node, default none);
@@ -180,12 +182,6 @@ class LinkModel(StrictModel):
                                    else "custom", **given)
 
 
-def _numa_balancing_mode(v: Any) -> Any:
-    if v in (2, 3):
-        raise ValueError("2 and 3 (memory tiering) are not modelled yet; use 0 (off) or 1")
-    return v
-
-
 PositiveInt = Annotated[int, Field(ge=1, lt=1 << 32)]
 
 
@@ -195,12 +191,14 @@ class KernelModel(StrictModel):
         DEFAULT_WATERMARK_SCALE_FACTOR
     lowmem_reserve_ratio: list[NonNegInt] = list(DEFAULT_LOWMEM_RESERVE_RATIO)
     # NUMA balancing: the sysctl, and the debugfs knobs under their old sysctl names
-    numa_balancing: Annotated[int, BeforeValidator(_numa_balancing_mode),
-                              Field(ge=0, le=1)] = 0
+    numa_balancing: Annotated[int, Field(ge=0, le=4)] = 0  # 1 normal, 2 tiering, 3 both
     numa_balancing_scan_delay_ms: Annotated[int, Field(ge=0, lt=1 << 32)] | None = None
     numa_balancing_scan_period_min_ms: PositiveInt | None = None
     numa_balancing_scan_period_max_ms: PositiveInt | None = None
     numa_balancing_scan_size_mb: PositiveInt | None = None
+    numa_balancing_hot_threshold_ms: Annotated[int, Field(ge=0, lt=1 << 32)] | None = None
+    numa_balancing_promote_rate_limit_MBps: Annotated[int, Field(ge=0, lt=1 << 31)] | None \
+        = None
     # /sys/kernel/mm/transparent_hugepage/enabled at boot (numasim.mm.huge_memory)
     transparent_hugepage: Literal["always", "madvise", "never"] = "never"
     # a swap device of this size (numasim.mm.vmscan); 0 = none
