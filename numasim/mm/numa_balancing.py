@@ -74,7 +74,7 @@ from numasim.mm.constants import (
     MPOL_WEIGHTED_INTERLEAVE,
 )
 from numasim.mm.errors import VfsError
-from numasim.mm.numa_promote import promotion
+from numasim.mm.numa_promote import RATE_LIMIT_SYSCTL, promotion
 
 NUMA_BALANCING_NORMAL = 1
 NUMA_BALANCING_MEMORY_TIERING = 2
@@ -196,7 +196,10 @@ class NumaBalancing:
 
     def set_knob(self, name: str, value: int) -> None:
         if name == "promote_rate_limit_MBps":  # tiering: a sysctl, set at boot from YAML
-            promotion(self).set_rate_limit(value)
+            try:
+                promotion(self).set_rate_limit(value)
+            except ValueError as e:
+                raise KnobError(22, str(e)) from None
             return
         if name not in KNOB_DEFAULTS:
             raise KnobError(2, f"unknown NUMA balancing knob {name!r}; valid: "
@@ -1061,6 +1064,8 @@ def balancing_read(vfs, path: str) -> list[str] | None:
         if vfs.k.kgen == KGEN_2_6_7:
             return None
         return [str(nb.mode)]
+    if path == RATE_LIMIT_SYSCTL and vfs.k.kgen != KGEN_2_6_7:  # tiering
+        return [str(promotion(nb).rate_limit_mbps)]
     knob = _debugfs_knob(vfs, path)
     if knob is None:
         return None
@@ -1072,6 +1077,10 @@ def balancing_write(vfs, path: str, value: str) -> bool:
     nb = numab(vfs.k)
     if path == SYSCTL_PATH and vfs.k.kgen != KGEN_2_6_7:
         setter = nb.set_mode
+    elif path == RATE_LIMIT_SYSCTL and vfs.k.kgen != KGEN_2_6_7:  # tiering
+
+        def setter(v: int) -> None:
+            nb.set_knob("promote_rate_limit_MBps", v)
     else:
         knob = _debugfs_knob(vfs, path)
         if knob is None:

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from numasim.mm import state as S
-from numasim.mm.constants import KGEN_2_6_7, KGEN_6_1
+from numasim.mm.constants import KGEN_6_1
 
 NUMA_BALANCING_NORMAL = 1
 NUMA_BALANCING_MEMORY_TIERING = 2
@@ -84,12 +84,11 @@ class Promotion:
 
     # ------------------------------------------------------------------ knobs
     def set_rate_limit(self, value: int) -> None:
-        """``numa_balancing_promote_rate_limit_MBps`` (proc_dointvec_minmax, min 0)."""
-        from numasim.mm.numa_balancing import KnobError
-
+        """``numa_balancing_promote_rate_limit_MBps`` (proc_dointvec_minmax, min 0); a bad
+        value raises ValueError (``NumaBalancing.set_knob`` makes it EINVAL)."""
         if not 0 <= value < 1 << 31:
-            raise KnobError(22, "numa_balancing_promote_rate_limit_MBps is an int from 0 to "
-                                f"2147483647 (MB/s), got {value}")
+            raise ValueError("numa_balancing_promote_rate_limit_MBps is an int from 0 to "
+                             f"2147483647 (MB/s), got {value}")
         self.rate_limit_mbps = value
 
     def reset_memory_tiering(self) -> None:
@@ -283,29 +282,3 @@ def tiering_on(k) -> bool:
     """Bit 2 of ``kernel.numa_balancing`` is set (kswapd then balances to PROMO)."""
     nb = getattr(k, "numab", None)
     return nb is not None and bool(nb.mode & NUMA_BALANCING_MEMORY_TIERING)
-
-
-# ------------------------------------------------------------------ the file scripts see
-def promote_read(k, path: str) -> list[str] | None:
-    """``cat /proc/sys/kernel/numa_balancing_promote_rate_limit_MBps`` (None: not ours)."""
-    if path != RATE_LIMIT_SYSCTL or k.kgen == KGEN_2_6_7:
-        return None
-    from numasim.mm.numa_balancing import numab
-
-    return [str(promotion(numab(k)).rate_limit_mbps)]
-
-
-def promote_write(k, path: str, value: str) -> bool:
-    """``write`` of that file: True when handled; raises the VfsError Linux would."""
-    if path != RATE_LIMIT_SYSCTL or k.kgen == KGEN_2_6_7:
-        return False
-    from numasim.mm.errors import VfsError
-    from numasim.mm.numa_balancing import KnobError, numab
-
-    try:
-        promotion(numab(k)).set_rate_limit(int(value.strip(), 10))
-    except KnobError as e:
-        raise VfsError(e.errno, str(e)) from None
-    except ValueError:
-        raise VfsError(22, f"not a number: {value!r}") from None
-    return True

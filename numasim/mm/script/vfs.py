@@ -35,7 +35,6 @@ from numasim.mm.kernel import File, Kernel
 from numasim.mm.memory_tiers import sysfs_read as tiering_read
 from numasim.mm.memory_tiers import sysfs_write as tiering_write
 from numasim.mm.numa_balancing import DEBUGFS_MOUNT, balancing_read, balancing_write
-from numasim.mm.numa_promote import promote_read, promote_write
 
 SHMEM_INO_BATCH = 1024
 
@@ -343,8 +342,6 @@ class Vfs:
         path = self.norm(path)
         k = self.k
         knob = balancing_read(self, path)  # kernel.numa_balancing and its debugfs knobs
-        if knob is None:  # kernel.numa_balancing_promote_rate_limit_MBps
-            knob = promote_read(k, path)
         if knob is not None:
             return knob
         try:  # memory_tiering/memory_tierN/nodelist, mm/numa/demotion_enabled
@@ -386,7 +383,7 @@ class Vfs:
     def write(self, path: str, value: str) -> int:
         """Returns the byte count written; raises VfsError with the errno."""
         path = self.norm(path)
-        if balancing_write(self, path, value) or promote_write(self.k, path, value):
+        if balancing_write(self, path, value):
             return len(value)
         try:
             if tiering_write(self.k, path, value):
