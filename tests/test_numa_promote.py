@@ -105,6 +105,8 @@ def test_the_default_rate_limit_promotes_everything_at_the_first_pass(tier612) -
     assert on_node0(k, t) == N
     c = {key: promotion(nb).vmstat(key) for key in ("pgpromote_success", "pgpromote_candidate")}
     assert c == {"pgpromote_success": N, "pgpromote_candidate": N}
+    assert promotion(nb).node_vmstat(0) == c  # node stats of the target
+    assert promotion(nb).node_vmstat(1) == {"pgpromote_success": 0, "pgpromote_candidate": 0}
     assert nb.counters["numa_pages_migrated"] == N
     assert nb.counters["numa_hint_faults_local"] == 0
     before = nb.counters["numa_pte_updates"]
@@ -170,10 +172,14 @@ def test_script_files(tier612) -> None:
             "write /proc/sys/kernel/numa_balancing_promote_rate_limit_MBps 12; "
             "cat /proc/sys/kernel/numa_balancing_promote_rate_limit_MBps; "
             "write /proc/sys/kernel/numa_balancing_promote_rate_limit_MBps x; "
-            "write /proc/sys/kernel/numa_balancing 3; cat /proc/sys/kernel/numa_balancing")
+            "write /proc/sys/kernel/numa_balancing 3; cat /proc/sys/kernel/numa_balancing; "
+            "cat /sys/devices/system/node/node0/vmstat; "
+            "vmstat pgpromote_candidate_nrl")
     out = [r.text for r in run_script(text.replace("; ", "\n"), tier612, kernel="6.12")]
     assert out.count("| 65536") == 1 and "| 12" in out and "| 3" in out
     assert any("errno=EINVAL" in x for x in out)
+    assert "| pgpromote_success 0" in out and "| pgpromote_candidate 0" in out
+    assert "vmstat pgpromote_candidate_nrl=-1" in out  # 6.13+; Debian's 6.12.95 lacks it
 
 
 def test_yaml_kernel_block_and_cli(tmp_path, capsys) -> None:

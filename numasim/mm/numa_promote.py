@@ -132,9 +132,13 @@ class Promotion:
         ks = self.nb.k.ks
         if self.nb.mode & NUMA_BALANCING_NORMAL or not rows.size:
             return np.ones(rows.shape[0], dtype=bool)
-        nodes = ks.pages[rows, S.PG_NODE]
-        top = np.array([self.node_is_toptier(int(n)) for n in nodes], dtype=bool)
-        return ~top
+        return ~self.toptier_of(ks.pages[rows, S.PG_NODE])
+
+    def toptier_of(self, nodes: np.ndarray) -> np.ndarray:
+        """``node_is_toptier`` of each node in ``nodes`` (an array)."""
+        top = np.array([self.node_is_toptier(n) for n in range(self.nb.k.ks.nr_node_ids)],
+                       dtype=bool)
+        return top[nodes]
 
     def stamp(self, a: int, pg: np.ndarray, marked: np.ndarray) -> None:
         """``folio_xchg_access_time`` for the pages just marked (offsets ``marked`` from
@@ -144,15 +148,18 @@ class Promotion:
             return
         ks = nb.k.ks
         now = self.now_ms()
-        for i in marked:
-            row = int(pg[i])
-            if self.node_is_toptier(int(ks.pages[row, S.PG_NODE])):
-                continue
+        rows = pg[marked]
+        slow = ~self.toptier_of(ks.pages[rows, S.PG_NODE])
+        marked, rows = marked[slow], rows[slow]
+        plain = (ks.pages[rows, S.PG_ORDER] == 0) & (ks.pages[rows, S.PG_OBJ] < 0)
+        nb.lc[rows[plain]] = now  # private 4 KiB pages: the key is the slot
+        nb.lc_key[rows[plain]] = a + marked[plain]
+        for i, row in zip(marked[~plain], rows[~plain], strict=True):
             slot = a + int(i)
             if ks.pages[row, S.PG_ORDER]:  # a THP's time is kept under its first slot
-                slot = int(nb._thp_slots(slot, row)[0])
+                slot = int(nb._thp_slots(slot, int(row))[0])
             nb.lc[row] = now
-            nb.lc_key[row] = nb._key(row, slot)
+            nb.lc_key[row] = nb._key(int(row), slot)
 
     # ------------------------------------------------------------------ the decision
     def should_promote(self, pg: int, slot: int, dst_nid: int) -> bool:

@@ -471,6 +471,12 @@ class Vfs:
 
                     return [f"{name} {int(v)}" for name, v in
                             zip(NUMASTAT_NAMES, k.ks.numastat[nid], strict=True)]
+                if leaf == "vmstat":  # only the node counters numasim keeps: promotion's
+                    from numasim.mm.numa_balancing import numab
+                    from numasim.mm.numa_promote import promotion
+
+                    return [f"{name} {v}" for name, v in
+                            promotion(numab(k)).node_vmstat(nid).items()]
                 if leaf == "distance":
                     return [" ".join(str(k.machine.dist(nid, j)) for j in k.machine.node_ids)]
                 if leaf == "cpulist":
