@@ -237,3 +237,32 @@ def test_second_boot_recordings_within_the_tolerances(recording: Path) -> None:
     batch = lru_batch_of(kern)
     diffs = check_lines(exp, got, lru_batch=batch) + check_vmstat(exp, got, lru_batch=batch)
     assert not diffs, "\n".join(map(str, diffs[:4]))
+
+
+def test_promotion_into_a_full_node_demotes_its_cold_pages(tier612) -> None:
+    """The TPP loop: node 0 is full of cold pages, node 1 holds 8192 hot ones.  A promotion
+    that finds node 0 below HIGH fails and wakes node 0's kswapd, which in tiering mode
+    reclaims up to PROMO -- with ``demotion_enabled`` by demoting node 0's coldest pages to
+    node 1 -- so the next scan's promotions succeed: the hot set ends on node 0."""
+    from numasim.mm.vmscan import reclaim
+
+    k = Kernel(tier612, "6.12")
+    k.demotion_enabled = True
+    nb = numab(k)
+    for name, value in {**KNOBS, "scan_period_max_ms": 1600}.items():
+        nb.set_knob(name, value)
+    t = k.new_process(0)
+    hot, cold, n_hot, n_cold = VPN, 2 * VPN, 8192, 125000
+    set_mempolicy(k, t, 2, UserMask.of({1}), 1025)
+    k.mmap(t, n_hot, vpn=hot)
+    k.touch(t, hot, n_hot, write=True)
+    set_mempolicy(k, t, 0, None, 0)
+    k.mmap(t, n_cold, vpn=cold)
+    k.touch(t, cold, n_cold, write=True)  # node 0 full (the rest spills to node 1)
+    assert reclaim(k).counters["pgdemote_kswapd"] == 0
+    nb.set_mode(2)
+    nb.spin(t, hot, n_hot, 1500)
+    assert sum(k.page_node(t, hot + i) == 0 for i in range(n_hot)) == n_hot
+    demoted = reclaim(k).counters["pgdemote_kswapd"]
+    assert 0 < demoted < n_hot  # the rest came from the guest's reclaimable boot memory
+    assert all(k.page_node(t, cold + i) == 1 for i in range(demoted))  # coldest first

@@ -74,7 +74,7 @@ from numasim.mm.constants import (
     MPOL_WEIGHTED_INTERLEAVE,
 )
 from numasim.mm.errors import VfsError
-from numasim.mm.numa_promote import RATE_LIMIT_SYSCTL, promotion
+from numasim.mm.numa_promote import RATE_LIMIT_SYSCTL, ZONE_MOVABLE, promotion
 
 NUMA_BALANCING_NORMAL = 1
 NUMA_BALANCING_MEMORY_TIERING = 2
@@ -897,13 +897,16 @@ class NumaBalancing:
     # ------------------------------------------------------------ migration
     def migrate_misplaced_folio_prepare(self, pg: int, target: int, nr: int = 1) -> bool:
         """The refusals before ``migrate_pages``: dirty page cache, a target node not above
-        its high watermark + the folio (``migrate_balanced_pgdat``), a page still in a
+        its high watermark + the folio + the zone's lowmem reserve for ZONE_MOVABLE
+        (``migrate_balanced_pgdat``), a page still in a
         per-CPU LRU batch (``folio_isolate_lru`` fails)."""
         ks = self.k.ks
         if int(ks.pages[pg, S.PG_KIND]) == S.PGK_FILE:
             return False
         zs = np.flatnonzero((ks.zones[:, S.Z_NODE] == target) & (ks.zones[:, S.Z_MANAGED] > 0))
-        if not any(ks.zones[z, S.Z_FREE] > ks.zones[z, S.Z_HIGH] + nr for z in zs):
+        mv = S.Z_RES + ZONE_MOVABLE  # tiering: zone_watermark_ok counts the lowmem reserve
+        if not any(ks.zones[z, S.Z_FREE] > ks.zones[z, S.Z_HIGH] + nr + ks.zones[z, mv]
+                   for z in zs):
             promotion(self).wake_target_kswapd(target)  # tiering
             return False
         return not self._in_batch(pg)

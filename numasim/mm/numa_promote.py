@@ -58,6 +58,7 @@ DEFAULT_RATE_LIMIT_MBPS = 65536
 NUMAB_THRESHOLD_NR_STEPS = 16
 MSEC_PER_SEC = 1000
 PAGE_SHIFT = 12
+ZONE_MOVABLE = 3  # the lowmem_reserve index zone_watermark_ok(..., ZONE_MOVABLE) uses
 COUNTERS = ("pgpromote_success", "pgpromote_candidate")
 """Node statistics of the promotion target (summed in ``/proc/vmstat``)."""
 
@@ -223,7 +224,7 @@ class Promotion:
         zs = np.flatnonzero((ks.zones[:, S.Z_NODE] == nid) & (ks.zones[:, S.Z_MANAGED] > 0))
         present = int(ks.zones[zs, S.Z_MANAGED].sum())
         enough = max((1 << 30) >> PAGE_SHIFT, present >> 4)
-        movable = S.MAX_NR_ZONES - 1
+        movable = ZONE_MOVABLE
         for z in zs:
             mark = promo_wmark(ks, int(z)) + enough + int(ks.zones[z, S.Z_RES + movable])
             if int(ks.zones[z, S.Z_FREE]) > mark:
@@ -233,9 +234,15 @@ class Promotion:
     # ------------------------------------------------------------------ migration
     def wake_target_kswapd(self, nid: int) -> None:
         """``migrate_misplaced_folio_prepare`` in tiering mode: the target is not balanced;
-        wake its kswapd (it reclaims to PROMO, demoting if enabled)."""
-        if self.nb.mode & NUMA_BALANCING_MEMORY_TIERING and nid < 63:
-            self.nb.k.ks.sysvars[S.SV_KSWAPD_WAKE] |= 1 << nid
+        wake its kswapd, which reclaims to PROMO (demoting its coldest pages if
+        ``demotion_enabled``).  kswapd runs on another CPU while the task goes on; numasim
+        lets it finish at once, as it does after a command (``Kernel.touch``)."""
+        if not self.nb.mode & NUMA_BALANCING_MEMORY_TIERING or nid >= 63:
+            return
+        from numasim.mm.vmscan import reclaim
+
+        self.nb.k.ks.sysvars[S.SV_KSWAPD_WAKE] |= 1 << nid
+        reclaim(self.nb.k).kswapd_run()
 
     def migrated(self, old_nid: int, new: int, nr: int) -> None:
         """After ``migrate_misplaced_folio`` moved a folio from ``old_nid`` to row ``new``:
@@ -283,9 +290,3 @@ def promotion(nb) -> Promotion:
         p = Promotion(nb)
         nb.promo = p
     return p
-
-
-def tiering_on(k) -> bool:
-    """Bit 2 of ``kernel.numa_balancing`` is set (kswapd then balances to PROMO)."""
-    nb = getattr(k, "numab", None)
-    return nb is not None and bool(nb.mode & NUMA_BALANCING_MEMORY_TIERING)

@@ -55,6 +55,7 @@ from numasim.mm.state import (
     Z_HIGH,
     Z_MANAGED,
     Z_NODE,
+    Z_RES,
 )
 
 U8_1D = types.Array(types.uint8, 1, "C")
@@ -83,10 +84,11 @@ def page_key(pages, objs, pg, slot):
 
 @kernel_jit(extra=EXTRA)
 def node_balanced(zones, nid):
-    """``migrate_balanced_pgdat``: some zone of the node is above high + the page."""
+    """``migrate_balanced_pgdat``: some zone of the node is above high + the page + its
+    lowmem reserve for ZONE_MOVABLE (``zone_watermark_ok(..., ZONE_MOVABLE, 0)``)."""
     for z in range(zones.shape[0]):
         if zones[z, Z_NODE] == nid and zones[z, Z_MANAGED] > 0 and \
-                zones[z, Z_FREE] > zones[z, Z_HIGH] + 1:
+                zones[z, Z_FREE] > zones[z, Z_HIGH] + 1 + zones[z, Z_RES + 3]:
             return 1
     return 0
 

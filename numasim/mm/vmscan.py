@@ -481,13 +481,13 @@ class Reclaim:
         """``pgdat_balanced``: some managed zone of the node has free > HIGH (PROMO while
         bit 2 of numa_balancing is set, :mod:`numasim.mm.numa_promote`) + its lowmem
         reserve for the request's highest zone."""
-        from numasim.mm.numa_promote import promo_wmark, tiering_on
-
         ks = self.k.ks
         hz = self.highest_zoneidx()
-        promo = tiering_on(self.k)
+        nb = getattr(self.k, "numab", None)
+        promo = nb is not None and bool(nb.mode & 2)  # NUMA_BALANCING_MEMORY_TIERING
         for z in np.flatnonzero((ks.zones[:, S.Z_NODE] == nid) & (ks.zones[:, S.Z_MANAGED] > 0)):
-            mark = promo_wmark(ks, int(z)) if promo else int(ks.zones[z, S.Z_HIGH])
+            high = int(ks.zones[z, S.Z_HIGH])
+            mark = high + (high - int(ks.zones[z, S.Z_LOW])) if promo else high  # WMARK_PROMO
             if ks.zones[z, S.Z_FREE] > mark + ks.zones[z, S.Z_RES + hz]:
                 return True
         return False
