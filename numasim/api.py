@@ -68,7 +68,8 @@ def run(machine, workload, *, engine: str = "fast", linux: str = "6.12", seed: i
         numactl: list[str] | str | None = None, cpu: dict[str, Any] | None = None,
         quantum: int | None = None, concentration: bool = True,
         weights: Any = None, progress: bool = False, fast_forward: Any = None,
-        numa_balancing: bool | None = None, balancing_knobs: dict[str, int] | None = None,
+        numa_balancing: bool | int | None = None,
+        balancing_knobs: dict[str, int] | None = None,
         thp: str | None = None,
         **options: Any) -> RunResult:
     """Simulate ``workload`` on ``machine`` and return what it measured.
@@ -85,7 +86,8 @@ def run(machine, workload, *, engine: str = "fast", linux: str = "6.12", seed: i
     ``fast_forward``: sample long steady phases instead of simulating every access (fast
     engine; off by default; True, ``"WINDOW,SKIP[,TOLERANCE]"`` such as ``"2,20"``, or
     ``{"window": 2, "skip": 20}``; see :mod:`numasim.machine.fastforward`);
-    ``numa_balancing``, ``balancing_knobs`` (``{"scan_delay_ms": 100}``...), ``thp``
+    ``numa_balancing`` (True/1; 2 = memory tiering, 3 = both), ``balancing_knobs``
+    (``{"scan_delay_ms": 100, "promote_rate_limit_MBps": 256}``...), ``thp``
     (``"always"``...): the simulated kernel's NUMA balancing and transparent huge pages
     (:mod:`numasim.kernel_settings`; None keeps the machine's, by default off / never);
     other keywords are built-in kernel options (``op`` is the STREAM operation).

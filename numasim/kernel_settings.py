@@ -26,9 +26,10 @@ NONZERO_KNOBS = ("scan_size_mb", "scan_period_min_ms", "scan_period_max_ms")
 
 
 def knob_names() -> tuple[str, ...]:
+    """The debugfs knobs and the tiering rate limit (a sysctl, numasim.mm.numa_promote)."""
     from numasim.mm.numa_balancing import KNOB_DEFAULTS
 
-    return tuple(KNOB_DEFAULTS)
+    return (*KNOB_DEFAULTS, "promote_rate_limit_MBps")
 
 
 def check_knob(name: str, value: Any, field: str) -> int:
@@ -39,10 +40,12 @@ def check_knob(name: str, value: Any, field: str) -> int:
                           hint="valid knobs: " + ", ".join(knob_names()))
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 32:
-        raise ConfigError(f"NUMA-balancing knob {name} must be a whole number of "
-                          f"{'MiB' if name.endswith('_mb') else 'ms'}, got {value!r}",
-                          field=field, hint="e.g. scan_delay_ms=100")
+    top = 1 << 31 if name == "promote_rate_limit_MBps" else 1 << 32
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < top:
+        unit = "MB/s" if name.endswith("MBps") else "MiB" if name.endswith("_mb") else "ms"
+        raise ConfigError(f"NUMA-balancing knob {name} must be a whole number of {unit} "
+                          f"below {top}, got {value!r}", field=field,
+                          hint="e.g. scan_delay_ms=100, promote_rate_limit_MBps=256")
     if value == 0 and name in NONZERO_KNOBS:
         raise ConfigError(f"NUMA-balancing knob {name} must be at least 1 (0 would divide by "
                           "zero in task_scan_min/task_scan_max)", field=field,
@@ -73,10 +76,11 @@ def with_kernel_settings(machine, *, numa_balancing: bool | int | None = None,
     """The machine with these switches set (None: keep the machine's own)."""
     settings = dict(machine.numa_balancing)
     if numa_balancing is not None:
-        if numa_balancing not in (0, 1, True, False):
-            raise ConfigError(f"numa_balancing must be 0/1 (false/true), got "
+        if numa_balancing not in (0, 1, 2, 3, 4, True, False):
+            raise ConfigError(f"numa_balancing must be 0-4 (or false/true), got "
                               f"{numa_balancing!r}", field=field,
-                              hint="2 and 3 (memory tiering) are not modelled yet")
+                              hint="0 off, 1 normal, 2 memory tiering (promotion, "
+                                   "numasim.mm.numa_promote), 3 both, 4 scanner only")
         settings["numa_balancing"] = int(numa_balancing)
     for name, value in (knobs or {}).items():
         settings[name] = check_knob(name, value, f"{field}.{name}")
@@ -95,9 +99,10 @@ def describe(machine, k=None, balancing: bool | None = None) -> dict[str, Any]:
     from numasim.mm.numa_balancing import KNOB_DEFAULTS
 
     settings = dict(machine.numa_balancing)
-    on = bool(settings.pop("numa_balancing", 0)) if balancing is None else balancing
+    mode = int(settings.pop("numa_balancing", 0))
+    on = bool(mode) if balancing is None else balancing
     knobs = dict(KNOB_DEFAULTS, **settings)
-    out: dict[str, Any] = {"numa_balancing": int(on),
+    out: dict[str, Any] = {"numa_balancing": (mode or 1) if on else 0,
                            "balancing_knobs": knobs if on else None,
                            "thp": getattr(machine, "thp", "never")}
     if k is not None and out["thp"] != "never":

@@ -266,3 +266,23 @@ def test_promotion_into_a_full_node_demotes_its_cold_pages(tier612) -> None:
     demoted = reclaim(k).counters["pgdemote_kswapd"]
     assert 0 < demoted < n_hot  # the rest came from the guest's reclaimable boot memory
     assert all(k.page_node(t, cold + i) == 1 for i in range(demoted))  # coldest first
+
+
+def test_timed_run_settings_accept_tiering(tier612) -> None:
+    """``numasim run`` / ``numasim.run()`` reach mode 2 and the rate limit through
+    numasim.kernel_settings; bad values are one ConfigError naming the field."""
+    from numasim.errors import ConfigError
+    from numasim.kernel_settings import describe, with_kernel_settings
+
+    m = with_kernel_settings(tier612, numa_balancing=2,
+                             knobs={"promote_rate_limit_MBps": 100, "hot_threshold_ms": 0})
+    d = describe(m)
+    assert d["numa_balancing"] == 2
+    assert d["balancing_knobs"]["promote_rate_limit_MBps"] == 100
+    nb = numab(Kernel(m, "6.12"))
+    assert nb.mode == 2 and promotion(nb).rate_limit_mbps == 100
+    for bad in ({"numa_balancing": 5}, {"knobs": {"promote_rate_limit_MBps": -1}},
+                {"knobs": {"promote_rate_limit_MBps": 1 << 31}}):
+        with pytest.raises(ConfigError) as e:
+            with_kernel_settings(tier612, **bad)
+        assert "numa_balancing" in str(e.value) or "promote_rate_limit_MBps" in str(e.value)

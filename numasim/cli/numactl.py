@@ -100,8 +100,8 @@ def _split_kernel_mm(argv: list[str]) -> tuple[list[str], list[str]]:
         a = argv[i]
         if a == "--":
             return extra, out + argv[i:]
-        if a in KERNEL_MM_FLAGS:
-            extra.append(a)
+        if a in KERNEL_MM_FLAGS or a.partition("=")[0] in KERNEL_MM_FLAGS:
+            extra.append(a)  # --numa-balancing or --numa-balancing=MODE
         elif a in KERNEL_MM_OPTIONS and i + 1 < len(argv):
             extra += [a, argv[i + 1]]
             i += 1

@@ -52,12 +52,16 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", metavar="FILE", help="also draw the run's figure (RunResult.plot: "
                    "pages, latency, bandwidth over time, utilisation; with NUMA balancing, "
                    "pages per node and locality over time) to FILE (.png, .svg or .pdf)")
-    p.add_argument("--numa-balancing", action="store_true",
-                   help="kernel.numa_balancing=1: the scanner, hinting faults and page "
-                        "migration run on the simulated clock (default: off, static placement)")
+    p.add_argument("--numa-balancing", metavar="MODE", nargs="?", const=1, default=None,
+                   type=_balancing_mode,
+                   help="kernel.numa_balancing=MODE (1 without MODE; 2 memory tiering: "
+                        "promotion of hot slow-tier pages, 3 both): the scanner, hinting "
+                        "faults and page migration run on the simulated clock (default: off, "
+                        "static placement)")
     p.add_argument("--balancing-knob", metavar="NAME=VALUE", action="append", default=[],
                    help="a NUMA-balancing debugfs knob: scan_delay_ms, scan_period_min_ms, "
-                        "scan_period_max_ms, scan_size_mb, hot_threshold_ms (repeatable)")
+                        "scan_period_max_ms, scan_size_mb, hot_threshold_ms, or the tiering sysctl "
+                        "promote_rate_limit_MBps (repeatable)")
     p.add_argument("--thp", metavar="MODE",
                    help="transparent_hugepage/enabled: always, madvise or never (default: "
                         "the machine's kernel setting, else never)")
@@ -113,6 +117,12 @@ def run_and_print(machine, workload, args: argparse.Namespace, *,
     return 0
 
 
+def _balancing_mode(text: str) -> int:
+    from numasim.cli.script import _balancing_mode as mode
+
+    return mode(text)
+
+
 def kernel_settings_of(machine, args: argparse.Namespace):
     """The machine with --numa-balancing, --balancing-knob and --thp applied
     (:mod:`numasim.kernel_settings`)."""
@@ -120,8 +130,8 @@ def kernel_settings_of(machine, args: argparse.Namespace):
 
     knobs = dict(parse_knob(item) for item in getattr(args, "balancing_knob", None) or [])
     thp = getattr(args, "thp", None)
-    return with_kernel_settings(machine, numa_balancing=1 if getattr(
-        args, "numa_balancing", False) else None, knobs=knobs,
+    return with_kernel_settings(machine, numa_balancing=getattr(
+        args, "numa_balancing", None) or None, knobs=knobs,
         thp=None if thp is None else check_thp(thp), field="--balancing-knob")
 
 
