@@ -14,7 +14,8 @@ Each scenario/kernel pair is one test.  It checks, in this order:
    tens of pages under memory pressure;
 3. ``zone`` lines (present exact, managed and watermarks within stated tolerances) and
    ``numa_maps`` lines (address, policy, file, anon and per-node counts);
-4. NUMA balancing scenarios (81-89; promotion in tiering mode 100-101): where pages are after a ``spin`` and the
+4. NUMA balancing scenarios (81-89; promotion in tiering mode 100-101): where pages are
+   after a ``spin`` and the
    ``vmstat_delta`` counters, with the tolerances ``check_vmstat`` and ``moved_summary_ok``
    state (pages left in a per-CPU LRU batch, scan passes that depend on timing).
 """

@@ -31,9 +31,9 @@ from numasim.mm.constants import (
     NUMASTAT_NAMES,
 )
 from numasim.mm.kernel import Kernel, TaskKilled
-from numasim.mm.vmscan import reclaim
 from numasim.mm.nodemask import UserMask
 from numasim.mm.procviews import explain_page, numa_maps, numa_maps_line, numastat_table
+from numasim.mm.vmscan import reclaim
 from numasim.topology.loaders import layout
 
 DATA = Path(__file__).parent / "data"
