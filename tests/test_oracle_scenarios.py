@@ -15,9 +15,9 @@ Each scenario/kernel pair is one test.  It checks, in this order:
 3. ``zone`` lines (present exact, managed and watermarks within stated tolerances) and
    ``numa_maps`` lines (address, policy, file, anon and per-node counts);
 4. NUMA balancing scenarios (81-89; promotion in tiering mode 100-101): where pages are
-   after a ``spin`` and the
-   ``vmstat_delta`` counters, with the tolerances ``check_vmstat`` and ``moved_summary_ok``
-   state (pages left in a per-CPU LRU batch, scan passes that depend on timing).
+   after a ``spin`` and the ``vmstat_delta`` counters, with the tolerances
+   ``check_vmstat`` and ``moved_summary_ok`` state (pages left in a per-CPU LRU
+   batch, scan passes that depend on timing).
 """
 
 from __future__ import annotations
