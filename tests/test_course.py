@@ -199,7 +199,8 @@ def sh_commands(readme: Path) -> list[str]:
 
 def run_command(cmd: str, cwd: Path, capsys) -> str:
     """Run one lab command in ``cwd``: numasim in this process (sweeps at --quick size), a
-    lab's Python file with runpy.  Returns what it printed; fails on a non-zero status."""
+    lab's Python file or ``python -m numasim.MODULE`` with runpy.  Returns what it printed;
+    fails on a non-zero status."""
     argv = shlex.split(cmd)
     if argv[0] == "numasim":
         args = argv[1:]
@@ -209,12 +210,27 @@ def run_command(cmd: str, cwd: Path, capsys) -> str:
         out = capsys.readouterr()
         assert rc == 0, f"`{cmd}` exited {rc}:\n{out.out[-2000:]}\n{out.err[-2000:]}"
         return out.out + out.err
-    if argv[0] == "python" and len(argv) == 2 and argv[1].endswith(".py"):
+    if argv[0] == "python" and len(argv) >= 2 and argv[1].endswith(".py"):
         sys.path.insert(0, str(cwd))
+        saved = sys.argv
+        sys.argv = argv[1:]
         try:
             runpy.run_path(str(cwd / argv[1]), run_name="__main__")
+        except SystemExit as e:
+            assert e.code in (0, None), f"`{cmd}` exited {e.code}"
         finally:
             sys.path.remove(str(cwd))
+            sys.argv = saved
+        return capsys.readouterr().out
+    if argv[:2] == ["python", "-m"] and argv[2].startswith("numasim."):
+        saved = sys.argv
+        sys.argv = argv[2:]
+        try:
+            runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
+        except SystemExit as e:
+            assert e.code in (0, None), f"`{cmd}` exited {e.code}"
+        finally:
+            sys.argv = saved
         return capsys.readouterr().out
     raise AssertionError(f"a lab command this test does not know how to run: {cmd}")
 
@@ -240,6 +256,35 @@ def test_lab_commands_run_and_state_true_answers(lab, tmp_path, monkeypatch, cap
         df = pd.read_csv(table)
         assert (df["status"] == "ok").all()
         ANSWERS_STATED[name](df)
+
+
+# ------------------------------------------------------------------ lab 20: DRAM
+def test_lab20_dram_answers_stated(capsys) -> None:
+    """Lab 20's README quotes the dram model's table (ddr4-2933); the numbers it states hold."""
+    from numasim.memctrl.dram_curve import loaded_curve
+    from numasim.memctrl.dram_model import dram_config
+
+    lab = COURSE / "20-dram-is-not-a-pipe"
+    mod = runpy.run_path(str(lab / "dram_plot.py"))
+    cfg = dram_config("ddr4-2933")
+    c = loaded_curve(cfg)
+    seq, streams, rnd = (c.patterns.index(p) for p in ("sequential", "streams", "random"))
+    sus = c.sustainable
+    assert abs(cfg.refresh_fraction - 514 / 11439) < 1e-9                 # refresh 4.5 %
+    assert abs(cfg.peak_bytes_per_s / 1e9 - 140.8) < 0.05
+    assert 0.93 < sus[seq, 0] < 0.98                                       # never the peak
+    assert sus[seq, 0] > sus[streams, 0] > sus[rnd, 0]                     # streaming > random
+    assert sus[streams, 0] - sus[streams, 1] > sus[rnd, 0] - sus[rnd, 1]   # writes cost hits
+    nr = loaded_curve(dram_config("ddr4-2933", {"refresh": 0}))
+    assert nr.sustainable[seq, 0] > 0.99                                   # refresh is the gap
+    assert nr.idle_ns[seq, 0] < c.idle_ns[seq, 0] - 5                      # ...and idle latency
+    for p in (streams, rnd):                                               # climbs before peak
+        assert mod["at_load"](c, p, 0, 0.5) > 1.5 * c.idle_ns[p, 0], c.patterns[p]
+    assert mod["row_hits"](cfg, "sequential", 1.0) > 0.9
+    assert mod["row_hits"](cfg, "random", 1.0) < 0.01
+    text = (lab / "README.md").read_text()
+    for quoted in ("95.5%", "87.8%", "78.0%", "68.7%", "70.5%", "4.5 %"):
+        assert quoted in text, quoted
 
 
 # ------------------------------------------------------------------ the notebook
