@@ -3,7 +3,7 @@
 Run from this folder: ``python dram_plot.py [PRESET]`` (default ddr4-2933, clx-2s's DIMMs).
 It prints, per access pattern and read fraction, the sustainable bandwidth (fraction of the
 datasheet peak), the row-hit share at half load, the idle and half-load read latency, and draws
-``plots/dram-curve.png`` (and .svg): read latency against delivered bandwidth, with and without
+``plots/dram-curve.png``: read latency against delivered bandwidth, with and without
 refresh.  Same preset, same bytes: the curves come from a seeded simulation
 (``numasim.memctrl.dram_curve``), the figure from ``numasim.report.style.save``.
 """
@@ -75,7 +75,7 @@ def plot(cfg, curve, no_refresh) -> None:
         ax.set_title(f"{cfg.name}, {int(cfg['channels'])} channels: latency climbs long "
                      "before the peak")
         ax.legend(loc="upper left", fontsize=8)
-        style.save(fig, "plots", "dram-curve")
+        style.save(fig, "plots", "dram-curve", formats=("png",))
 
 
 def main(argv: list[str]) -> int:
@@ -84,7 +84,7 @@ def main(argv: list[str]) -> int:
     curve = loaded_curve(cfg)
     table(cfg, curve)
     plot(cfg, curve, loaded_curve(dram_config(preset, {"refresh": 0})))
-    print("wrote plots/dram-curve.png and plots/dram-curve.svg")
+    print("wrote plots/dram-curve.png")
     return 0
 
 
