@@ -11,7 +11,8 @@ import numasim
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = ["policy-comparison", "thread-scaling-epyc", "cxl-tiering", "opteron-2.6.7-vs-6.12",
-           "pointer-chase-latency", "loaded-latency", "first-touch-balancing"]
+           "pointer-chase-latency", "loaded-latency", "first-touch-balancing", "thp-placement",
+           "scan-period-sweep"]
 
 
 def test_the_five_are_shipped():
@@ -58,6 +59,24 @@ def test_quick_run_and_plots(quick):
         static = row(df, case="serial init, static")
         moved = row(df, case="serial init, NUMA balancing")
         assert static["pages_node1"] == 0 and moved["pages_node1"] > 0
+    elif name == "thp-placement":
+        # 4 MiB arrays: one huge page each (the rest 4 KiB), interleaved per huge page, so
+        # the nodes are out of balance and STREAM loses bandwidth; 512x fewer faults
+        never = row(df, case="STREAM triad, --interleave=all", thp="never")
+        always = row(df, case="STREAM triad, --interleave=all", thp="always")
+        assert never["pages_node0"] == never["pages_node1"]
+        assert always["thp_fault_alloc"] > 0
+        assert always["pages_node0"] != always["pages_node1"]
+        assert always["page_faults"] < never["page_faults"] / 1.5
+        assert always["bandwidth_GBps"] < never["bandwidth_GBps"]
+        assert "kernel_mm" in pngs
+    elif name == "scan-period-sweep":
+        static = row(df, case="static (no balancing)")
+        assert static["pages_node1"] == 0 and static["numa_hint_faults"] != static[
+            "numa_hint_faults"]  # NaN: no balancing counters without balancing
+        fast = row(df, case="scan 256 MB, period 2 ms")
+        assert fast["numa_hint_faults"] > 0 and fast["pages_node1"] > 0
+        assert "kernel_mm" in pngs
         assert moved["local_fraction_measured"] > static["local_fraction_measured"] + 0.3
         assert moved["bandwidth_GBps"] > static["bandwidth_GBps"]
     elif name == "opteron-2.6.7-vs-6.12":

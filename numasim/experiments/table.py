@@ -16,7 +16,11 @@ generation), ``numactl``,
 * over the whole run, initialisation included: ``latency_all_mean_ns`` and the percentiles
   ``latency_p50_ns``, ``latency_p95_ns``, ``latency_p99_ns``, ``latency_max_ns``,
   ``queueing_mean_ns``, ``local_fraction``/``remote_fraction`` of memory requests,
-  ``accesses``, ``page_faults``; ``pages_node<N>``: pages on each node at the end;
+  ``accesses``, ``page_faults``, ``page_fault_mean_ns``, ``page_fault_ms`` (time in fault
+  handlers, summed over the threads); ``pages_node<N>``: pages on each node at the end;
+  the kernel's counters where the run has them: ``thp_fault_alloc``, ``thp_fault_fallback``
+  (THP on), ``numa_pte_updates``, ``numa_hint_faults``, ``numa_hint_faults_local``,
+  ``numa_pages_migrated``, ``pgmigrate_fail`` (NUMA balancing on);
   ``util_<resource>``: busy fraction of each memory controller and link;
 * per phase, ``phase.<name>.<metric>`` (e.g. ``phase.init.local_fraction``,
   ``phase.triad.util_mc0``): ``seconds``, ``bandwidth_GBps``, ``latency_mean_ns``,
@@ -106,6 +110,28 @@ def _phase_columns(res: dict[str, Any], resources: list[str]) -> dict[str, Any]:
     return out
 
 
+def _kernel_mm_columns(res: dict[str, Any]) -> dict[str, Any]:
+    """Fault time and the kernel's NUMA-balancing and THP counters (/proc/vmstat names), so a
+    sweep over THP or the balancing knobs can plot cost against benefit."""
+    pf = _d(res.get("page_faults"))
+    count, mean = pf.get("count"), pf.get("mean_ns")
+    out: dict[str, Any] = {
+        "page_fault_mean_ns": mean,
+        # summed over the threads: the CPU time the run spent in fault handlers
+        "page_fault_ms": (None if count is None or mean is None
+                          else _r(count * mean / 1e6, 6)),
+    }
+    km = _d(res.get("kernel_mm"))
+    out.update(_d(km.get("thp_vmstat")))
+    nb = _d(res.get("numa_balancing"))
+    vm = _d(nb.get("vmstat"))
+    for k in ("numa_pte_updates", "numa_hint_faults", "numa_hint_faults_local",
+              "numa_pages_migrated", "pgmigrate_fail"):
+        if k in vm:
+            out[k] = vm[k]
+    return out
+
+
 def row_of(point: dict[str, Any], doc: dict[str, Any] | None, x: str | None) -> dict[str, Any]:
     labels = point["labels"]
     row: dict[str, Any] = {"point": point["index"], "key": point["key"], "rep": point["rep"]}
@@ -162,6 +188,7 @@ def row_of(point: dict[str, Any], doc: dict[str, Any] | None, x: str | None) -> 
             row[fig["column"]] = fig.get("value")
         for n, v in _d(res.get("pages_per_node_total")).items():
             row[f"pages_node{n}"] = v
+        row.update(_kernel_mm_columns(res))
         kinds = {}
         resources = res.get("resources")
         for r in resources if isinstance(resources, list) else []:

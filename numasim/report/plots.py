@@ -25,6 +25,7 @@ run at the largest x, first repetition, and say so in their title.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -472,6 +473,76 @@ def fig_pages(data: SweepData):
     return fig
 
 
+# ------------------------------------------------------------- kernel mm: faults, balance
+def _panel(ax, data: SweepData, col: str, label: str, fmt: str = "{:.3g}",
+           log: bool = False) -> None:
+    """``col`` against x (one line per series; ``log``: a log y axis, for a quantity that
+    grows with the x axis over decades), or one bar per series without an x axis."""
+    if data.x is not None:
+        _lines(ax, data, col)
+        ax.set_ylabel(label)
+        if log and (data.df[col].fillna(0) > 0).all():
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
+        return
+    labels, vals = [], []
+    for _, s, d in _by_series(data):
+        labels.append(S.wrap(s, 30))
+        vals.append(float(d[col].fillna(0).mean()) if col in d else 0.0)
+    y = np.arange(len(vals))[::-1]
+    ax.barh(y, vals, color=[S.colour(i) for i in range(len(vals))], height=0.6,
+            edgecolor="black", linewidth=0.5)
+    for yi, v in zip(y, vals, strict=True):
+        ax.text(v, yi, " " + fmt.format(v), va="center", ha="left", fontsize=8)
+    ax.set_yticks(y, labels)
+    ax.set_xlabel(label)
+    ax.set_xlim(0, max(max(vals, default=0), 1e-9) * 1.25)
+    ax.grid(axis="y", visible=False)
+
+
+def fig_kernel_mm(data: SweepData):
+    """What THP and NUMA balancing cost and do, per point: time in page faults, the share of
+    the pages on node 0, hinting faults and migrations.  Drawn only for sweeps where THP or
+    NUMA balancing was on somewhere (otherwise the standard figures say it all)."""
+    df = data.df
+    thp = "thp_fault_alloc" in df and bool((df["thp_fault_alloc"].fillna(0) > 0).any())
+    numab = "numa_hint_faults" in df and bool(df["numa_hint_faults"].notna().any())
+    if not (thp or numab) or "page_fault_ms" not in df:
+        return None
+    df = df.copy()
+    nodes = sorted((c for c in df if re.fullmatch(r"pages_node\d+", c)),
+                   key=lambda c: int(c[10:]))
+    if nodes:
+        tot = df[nodes].fillna(0).sum(axis=1).replace(0, np.nan)
+        df["node0_share"] = 100 * df[nodes[0]].fillna(0) / tot
+    for c in ("numa_hint_faults", "numa_pages_migrated"):
+        if c not in df:
+            df[c] = np.nan
+    view = SweepData(data.root, data.manifest, df, data.docs)
+    panels = [("page_fault_ms", "time in page faults (ms, all threads)", "{:.2f}")]
+    if nodes:
+        panels.append(("node0_share", "pages on node 0 (% of the run's pages)", "{:.1f}"))
+    if numab:
+        panels += [("numa_hint_faults", "NUMA hinting faults", "{:.0f}"),
+                   ("numa_pages_migrated", "pages migrated (numa_pages_migrated)", "{:.0f}")]
+    with S.style():
+        n = len(panels)
+        if data.x is None:
+            fig = S.figure(8, n * (0.6 + 0.42 * len(data.series)) + 1.0)
+            axs = fig.subplots(n, 1, squeeze=False)[:, 0]
+        else:
+            fig = S.figure(8, 2.9 * n + 1.2)
+            axs = fig.subplots(n, 1, squeeze=False, sharex=True)[:, 0]
+        for ax, (col, label, fmt) in zip(axs, panels, strict=True):
+            _panel(ax, view, col, label, fmt, log=col == "page_fault_ms")
+        if data.x is not None:
+            _legend_below(fig, axs[-1], len(data.series))
+        fig.suptitle(f"Page faults, balance between nodes, NUMA balancing's work\n"
+                     f"{_subject(data)}", fontweight="bold")
+    return fig
+
+
 # ------------------------------------------------------------- bandwidth timeline
 def _timelines(data: SweepData, panels: list[str]):
     """[(series, x value, interval ns, {node: GB/s per interval}) or None] per panel."""
@@ -680,7 +751,8 @@ def machine_figures(data: SweepData) -> list[tuple[str, Any]]:
 FIGURES = (("throughput", fig_throughput), ("latency", fig_latency),
            ("locality", fig_locality),
            ("latency_cdf", fig_latency_cdf), ("pages_per_node", fig_pages),
-           ("bandwidth_timeline", fig_timeline), ("utilisation", fig_utilisation))
+           ("bandwidth_timeline", fig_timeline), ("utilisation", fig_utilisation),
+           ("kernel_mm", fig_kernel_mm))
 
 
 def figures(data: SweepData) -> list[tuple[str, Any]]:
