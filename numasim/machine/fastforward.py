@@ -92,6 +92,7 @@ import numpy as np
 from numasim.errors import ConfigError
 from numasim.machine import cpu as C
 from numasim.machine.fastforward_stream import advance_stream, buffered_safe, safe_accesses
+from numasim.machine.numab_clock import NBI_PENDING
 
 # the st columns a skipped stretch advances (the per-quantum ones are the weave's)
 ST_COUNTS = np.array([C.ST_MEM, C.ST_HITS, C.ST_LOCAL, C.ST_WRITEBACKS])  # whole numbers
@@ -239,6 +240,8 @@ class FastForwarder:
         faults = np.array([h[1][on, C.ST_FAULTS] for h in self.hist])
         if (acc <= 0).any() or faults.any():
             return False
+        if self.sim.numab.nbi[:, NBI_PENDING].any():
+            return False  # a fault's lines still to issue (its clock is not the CPU's)
         total = acc.sum(axis=1)
         if (np.abs(np.diff(total)) > tol * total[:-1]).any():
             return False

@@ -68,16 +68,22 @@ TLB_SHOOTDOWN_NS = 2000.0
 MAX_SAMPLES = 256
 SAMPLE_MS0 = float(TICK_MS)  # the threads' requests are counted at their ticks
 # nbi[c, :] int64: a hinting fault the CPU still has to be charged for
-NBI_PENDING = 0
+NBI_PENDING = 0  # 1: handled by the kernel, not yet charged; 2: its lines partly issued
 NBI_SRC = 1
 NBI_DST = 2
 NBI_LINES = 3  # lines to copy (0: no migration)
-NBI_NCOLS = 4
+NBI_DONE = 4  # lines already issued (over both passes) when a quantum ended mid-fault
+NBI_NCOLS = 5
 # nbf[c, :] float64
 NBF_TICK = 0  # cycle of the thread's next scheduler tick (inf: balancing off)
 NBF_EXTRA = 1  # extra cycles of the pending fault (the TLB shootdown)
 NBF_AT = 2  # cycle of the access that took the hinting fault (set by run_quantum)
-NBF_NCOLS = 3
+# a fault whose lines a quantum's end interrupted (NBI_PENDING 2): when the next line
+# issues, when the last issued one lands, when the fault started
+NBF_TZ = 3
+NBF_FEND = 4
+NBF_T0 = 5
+NBF_NCOLS = 6
 # sample columns
 SM_HINT = 0
 SM_MIGRATED = 1
@@ -246,7 +252,7 @@ class NumabClock:
         moved = int(nb.cnt[4]) - moved0
         new = int(ks.pt_page[slot])
         dst = int(ks.pages[new, S.PG_NODE]) if new >= 0 else src
-        self.nbi[c] = (1, src, dst, moved * self.sim.lpp)
+        self.nbi[c] = (1, src, dst, moved * self.sim.lpp, 0)
         self.nbf[c, NBF_EXTRA] = self.tlb_cyc if moved else 0.0
         self.version += 1
         self.hint_faults += 1
@@ -277,7 +283,7 @@ class NumabClock:
         pg = int(ks.pt_page[slot])
         node = int(ks.pages[pg, S.PG_NODE]) if pg >= 0 else 0
         lines = allocated * sim.lpp
-        self.nbi[c] = (1, -1, node, lines)
+        self.nbi[c] = (1, -1, node, lines, 0)
         self.nbf[c, NBF_EXTRA] = 0.0
         self.version += 1
         return lines
