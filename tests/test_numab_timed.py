@@ -141,6 +141,10 @@ def test_every_result_says_what_is_active(clx, capsys):
                    "--numa-balancing", "--machine", "clx-2s"])
     assert rc == 0
     assert "NUMA balancing on (scan_delay 1000 ms" in capsys.readouterr().out
+    rc = cli_main(["numactl", "--", "stream", "--threads", "1", "--size", "64KiB",
+                   "--numa-balancing", "2", "--machine", "cxl-1s"])
+    assert rc == 0
+    assert "NUMA balancing on in memory-tiering mode 2 (scan_delay" in capsys.readouterr().out
 
 
 def test_thp_in_a_timed_run_both_engines(clx):

@@ -304,7 +304,10 @@ def _kernel_line(d: dict) -> str:
                f"THP {km['thp']}"
     k = km["balancing_knobs"]
     nb = d.get("numa_balancing", {})
-    return (f"  kernel      NUMA balancing on (scan_delay {k['scan_delay_ms']} ms, period "
+    mode = {1: "on", 2: "on in memory-tiering mode 2",
+            3: "on in modes normal + memory tiering (3)"}.get(km["numa_balancing"],
+                                                             f"on in mode {km['numa_balancing']}")
+    return (f"  kernel      NUMA balancing {mode} (scan_delay {k['scan_delay_ms']} ms, period "
             f"{k['scan_period_min_ms']}-{k['scan_period_max_ms']} ms, scan_size "
             f"{k['scan_size_mb']} MiB): {nb.get('hint_faults', 0)} hinting faults, "
             f"{nb.get('pages_migrated', 0)} pages migrated; THP {km['thp']}")
