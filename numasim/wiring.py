@@ -193,7 +193,7 @@ def _map_regions(spec: RunSpec, k: Kernel, main: int, regions: dict[str, MappedR
         if popts is None:
             continue
         try:
-            sc.mbind(k, main, vpn << 12, npages << 12, popts.policy, UserMask.of(popts.nodes),
+            sc.mbind(k, main, vpn << 12, npages << 12, popts.mbind_mode(), UserMask.of(popts.nodes),
                      1025, 0)
         except OSError as e:
             raise ConfigError(f"mbind with {reg.policy!r} failed: {e.strerror}",

@@ -126,7 +126,8 @@ def _kernel_mm_columns(res: dict[str, Any]) -> dict[str, Any]:
     nb = _d(res.get("numa_balancing"))
     vm = _d(nb.get("vmstat"))
     for k in ("numa_pte_updates", "numa_hint_faults", "numa_hint_faults_local",
-              "numa_pages_migrated", "pgmigrate_fail"):
+              "numa_pages_migrated", "pgmigrate_fail", "pgpromote_success",
+              "pgpromote_candidate", "pgdemote_kswapd", "pgdemote_direct"):
         if k in vm:
             out[k] = vm[k]
     return out

@@ -56,7 +56,7 @@ import numpy as np
 
 from numasim.machine import cpu as C
 from numasim.mm import state as S
-from numasim.mm.numa_balancing import TICK_MS, numab
+from numasim.mm.numa_balancing import NUMA_BALANCING_MEMORY_TIERING, TICK_MS, numab
 
 NUMAB_TICK = 16
 """run_quantum's status: the thread's next tick is due before its next access."""
@@ -91,6 +91,9 @@ SM_MEM = 2
 SM_LOCAL = 3
 SM_NCOLS = 4
 _NO_PROT = np.zeros(0, dtype=np.int64)
+TIERING_VMSTAT = ("pgpromote_success", "pgpromote_candidate", "pgdemote_kswapd",
+                  "pgdemote_direct", "pgsteal_kswapd", "pgsteal_direct", "pgmigrate_success")
+"""The counters a tiering run's ``numa_balancing.vmstat`` adds (Linux's names)."""
 
 
 class NumabClock:
@@ -326,6 +329,17 @@ class NumabClock:
             counts += np.bincount(ks.pages[pgs, S.PG_NODE], minlength=counts.shape[0])
         return counts
 
+    def _vmstat(self) -> dict[str, int]:
+        """NUMA balancing's ``/proc/vmstat`` counters; in memory-tiering mode (2, 3) also
+        those of promotion and of the reclaim that makes room for it (:data:`TIERING_VMSTAT`;
+        mode 1 keeps the balancing counters only, as before tiering existed)."""
+        vm = self.nb.vmstat()
+        if self.nb.mode & NUMA_BALANCING_MEMORY_TIERING:
+            from numasim.mm.vmstat import vmstat_read
+
+            vm.update((key, vmstat_read(self.sim.k, key)) for key in TIERING_VMSTAT)
+        return vm
+
     def series(self, end_cycles: float) -> dict:
         """The run's series over time (see the module), up to ``end_cycles``."""
         nb = self.nb
@@ -350,7 +364,7 @@ class NumabClock:
             })
         return {"interval_ms": self.width_ms, "knobs": dict(nb.knobs),
                 "hint_faults": self.hint_faults, "pages_migrated": self.migrations,
-                "vmstat": nb.vmstat(), "tlb_shootdown_ns": TLB_SHOOTDOWN_NS,
+                "vmstat": self._vmstat(), "tlb_shootdown_ns": TLB_SHOOTDOWN_NS,
                 "intervals": rows}
 
 

@@ -225,7 +225,7 @@ class Simulation:
             mr = self.regions[name]
             npages = -(-mr.lines // self.lpp)
             try:
-                sc.mbind(self.k, self.main, mr.vpn << 12, npages << 12, popts.policy,
+                sc.mbind(self.k, self.main, mr.vpn << 12, npages << 12, popts.mbind_mode(),
                          UserMask.of(popts.nodes), 1025, MPOL_MF_MOVE if ph.move else 0)
             except OSError as e:
                 raise ConfigError(f"mbind failed: {e.strerror}", file=self.wl.file,

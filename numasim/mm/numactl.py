@@ -29,6 +29,7 @@ from numasim.errors import NumasimError
 from numasim.mm.constants import (
     MPOL_BIND,
     MPOL_DEFAULT,
+    MPOL_F_NUMA_BALANCING,
     MPOL_INTERLEAVE,
     MPOL_LOCAL,
     MPOL_PREFERRED,
@@ -111,6 +112,16 @@ class NumactlOptions:
     command: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     """What numactl prints on stderr without stopping (e.g. the --strict warning)."""
+
+    def mbind_mode(self) -> int:
+        """The mode argument of an ``mbind`` with this policy: ``--balancing --membind``
+        adds ``MPOL_F_NUMA_BALANCING`` (as numactl's ``numa_set_membind_balancing`` does for
+        the task), so NUMA balancing may move the pages among the bound nodes (a region's
+        or an ``mbind`` phase's policy in a timed run)."""
+        mode = MPOL_DEFAULT if self.policy is None else self.policy
+        if self.balancing and mode == MPOL_BIND:
+            mode |= MPOL_F_NUMA_BALANCING
+        return mode
 
     def apply(self, kernel, task: int) -> list[int]:
         """Make the system calls numactl makes, in option order, for ``task`` (the process
