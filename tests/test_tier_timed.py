@@ -106,3 +106,45 @@ def test_shipped_workload_from_the_command_line(capsys):
     d = json.loads(capsys.readouterr().out)
     assert d["numa_balancing"]["vmstat"]["pgpromote_success"] == 256
     assert d["pages_per_node"]["table"] == {"0": 256, "1": 768}
+
+
+SMALL_TIER = """\
+# oracle-2node-tier (numasim/data/configs/machines) with a 32 MiB node 0, zones derived
+name: small-tier
+cpu_clock: 2GHz
+nodes:
+  - {id: 0, cpus: 0-1, memory: 32MiB, kind: DRAM}
+  - {id: 1, cpus: [], memory: 512MiB, kind: DRAM}
+distance: [[10, 20], [20, 10]]
+latency: [[80ns, 300ns], [125ns, 300ns]]
+bandwidth: [[107.3741824GB/s, 10.73741824GB/s], [53.6870912GB/s, 10.73741824GB/s]]
+"""
+
+
+@pytest.mark.parametrize("demote", [False, True])
+def test_promotion_into_a_full_dram_node_demotes_in_time(tmp_path, demote):
+    """Node 0 nearly full of a cold array: a promotion finds node 0 below its high
+    watermark and wakes its kswapd (the promotion path runs it at once, in the hinting
+    fault).  With ``kernel: demotion_enabled: true`` kswapd demotes the cold pages to node
+    1 and the hot table gets in; without it (no swap either) it cannot reclaim anonymous
+    memory and only the pages node 0 still had room for are promoted."""
+    f = tmp_path / "small-tier.yaml"
+    f.write_text(SMALL_TIER + ("kernel:\n  demotion_enabled: true\n" if demote else ""))
+    wl = Workload(name="full", threads=1, cpus=[0],
+                  regions=[Region("fill", 30 << 20), Region("a", 4 << 20, policy="--membind=1")],
+                  phases=[Phase("init", "init"),
+                          Phase("rebind", "mbind", regions=["a"],
+                                policy="--balancing --membind=0,1"),
+                          Phase("read", "stride", regions=["a"], stride=64, repeat=40)])
+    r = run(load_machine(str(f)), wl, numa_balancing=2,
+            balancing_knobs=KNOBS).to_dict(host=False)
+    vm = r["numa_balancing"]["vmstat"]
+    pages = r["pages_per_node"]
+    assert vm["pgpromote_candidate"] == 1024
+    assert pages["a"]["0"] == vm["pgpromote_success"]
+    assert pages["fill"]["1"] == vm["pgdemote_kswapd"]  # nothing lost or duplicated
+    assert sum(pages["fill"].values()) == 7680 and sum(pages["a"].values()) == 1024
+    if demote:
+        assert vm["pgdemote_kswapd"] >= 1000 and vm["pgpromote_success"] >= 1000
+    else:
+        assert vm["pgdemote_kswapd"] == 0 and 0 < vm["pgpromote_success"] < 512

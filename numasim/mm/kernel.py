@@ -100,7 +100,8 @@ class Kernel:
                                             "anon_shared": 4096, "shm": 8192}
         # mm/memory-tiers.c: tiers and demotion targets for this generation's boot
         self.memory_tiers = memory_tiers(machine, kernel, self.ks.derived.fallback_order)
-        self.demotion_enabled = False  # /sys/kernel/mm/numa/demotion_enabled
+        # /sys/kernel/mm/numa/demotion_enabled (machine YAML kernel: demotion_enabled)
+        self.demotion_enabled = bool(getattr(machine, "demotion_enabled", False))
         self.dmesg: list[str] = self._boot_log() + list(self.memory_tiers.log)
         self.forked_anon: set[int] = set()  # anon_vmas made by fork (non-singular chains)
         self.task_names: dict[int, dict] = {}  # pid, comm, uid, cpuset for the kernel log

@@ -234,6 +234,10 @@ class Machine:
     """Size of the swap device in pages (YAML ``kernel: swap``); 0 = no swap, as the
     oracle boots.  Reclaim (:mod:`numasim.mm.vmscan`) writes anonymous pages there when it
     cannot demote them."""
+    demotion_enabled: bool = False
+    """``/sys/kernel/mm/numa/demotion_enabled`` at boot (YAML ``kernel:
+    demotion_enabled``; Linux's default is false): reclaim demotes to the next memory tier
+    instead of swapping (:mod:`numasim.mm.vmscan`)."""
     boot_used: tuple[tuple[int, int], ...] = ()
     """(node, pages) the booted system itself holds when a workload starts (init, shell,
     rootfs, slab: managed but not free); oracle layouts set it from the recorded ``zones``

@@ -35,6 +35,8 @@ coherence: directory|broadcast, snoop_bytes}``: per-message costs, see
 :mod:`numasim.mm.numa_promote`), Linux's defaults when absent;
 ``transparent_hugepage``: ``always`` | ``madvise`` | ``never``, default ``never``;
 ``swap``: a swap device of that size, ``1GiB``, default none, see :mod:`numasim.mm.vmscan`;
+``demotion_enabled``: ``true`` | ``false`` (default, as Linux boots), reclaim demotes to the
+next memory tier;
 ``boot_used_pages``: ``{0: 6416}``, pages the booted system holds on a node, default none);
 ``weighted_interleave`` (``{0: 9, 1: 1}``, nodes not named weigh 1);
 ``memory_controller`` (``{impl: curve, points: [[0.7, 5ns], ...], source: ...}``, the
@@ -203,6 +205,8 @@ class KernelModel(StrictModel):
     transparent_hugepage: Literal["always", "madvise", "never"] = "never"
     # a swap device of this size (numasim.mm.vmscan); 0 = none
     swap: Size = 0
+    # /sys/kernel/mm/numa/demotion_enabled at boot (numasim.mm.vmscan)
+    demotion_enabled: bool = False
     # pages the booted system holds per node when a workload starts (managed, not free)
     boot_used_pages: dict[int, NonNegInt] = {}
 
@@ -536,6 +540,8 @@ def _build(m: MachineModel, doc: YamlDoc) -> Machine:
         settings["memory_controller"] = _spec(m.memory_controller)
     if m.kernel.swap:
         settings["swap_pages"] = m.kernel.swap // PAGE_SIZE
+    if m.kernel.demotion_enabled:
+        settings["demotion_enabled"] = True
     if m.kernel.boot_used_pages:
         settings["boot_used"] = tuple(sorted(m.kernel.boot_used_pages.items()))
     return make_machine(
@@ -714,6 +720,8 @@ def dump(machine: Machine) -> str:
         kernel.append(f"  transparent_hugepage: {machine.thp}")
     if machine.swap_pages:
         kernel.append(f"  swap: {machine.swap_pages * PAGE_SIZE}")
+    if getattr(machine, "demotion_enabled", False):
+        kernel.append("  demotion_enabled: true")
     if machine.boot_used:
         kernel.append("  boot_used_pages: {" + ", ".join(f"{n}: {u}" for n, u in
                                                        machine.boot_used) + "}")
