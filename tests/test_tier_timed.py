@@ -148,3 +148,17 @@ def test_promotion_into_a_full_dram_node_demotes_in_time(tmp_path, demote):
         assert vm["pgdemote_kswapd"] >= 1000 and vm["pgpromote_success"] >= 1000
     else:
         assert vm["pgdemote_kswapd"] == 0 and 0 < vm["pgpromote_success"] < 512
+
+
+@pytest.mark.parametrize("text, flagged", [("--balancing --membind=0,1", True),
+                                           ("--membind=0,1", False),
+                                           ("--balancing --interleave=all", False)])
+def test_a_policy_text_gives_mbind_the_balancing_flag_only_with_membind(tier, text, flagged):
+    """numactl applies --balancing to --membind only (numa_set_membind_balancing); a region's
+    or mbind phase's policy does the same, so other modes never see EINVAL for it."""
+    from numasim.mm.constants import MPOL_F_NUMA_BALANCING
+    from numasim.spec import memory_policy
+
+    opts = memory_policy(tier, text, file=None, field="policy")
+    assert bool(opts.mbind_mode() & MPOL_F_NUMA_BALANCING) == flagged
+    assert opts.mbind_mode() & ~MPOL_F_NUMA_BALANCING == opts.policy
