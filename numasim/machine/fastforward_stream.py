@@ -48,6 +48,7 @@ from numasim.workloads.gen import (
     TS_REP,
     TS_S,
     TS_X,
+    next_rep,
     splitmix64,
     zipf_rank,
 )
@@ -74,25 +75,6 @@ def _rep_left(ops, ts, t, k):
     if kind == OP_TRACE:
         return max(np.int64(0), ops[k, O_HI] - i)
     return max(np.int64(0), ops[k, O_COUNT] - i)
-
-
-@njit(cache=True)
-def _next_rep(ops, ts, t, k):
-    """The repetition of op ``k`` is over: the state fill_batch leaves (next repetition, or
-    the next op).  Returns False when the thread has no more ops."""
-    rep = ts[t, TS_REP] + 1
-    ts[t, TS_S] = 0
-    if rep < ops[k, O_REPS]:
-        ts[t, TS_REP] = rep
-    else:
-        ts[t, TS_REP] = 0
-        ts[t, TS_OP] = k + 1
-        k += 1
-        if k >= ts[t, TS_END]:
-            return False
-    kind = ops[k, O_KIND]
-    ts[t, TS_I] = ops[k, O_LO] if kind == OP_SWEEP or kind == OP_TRACE else 0
-    return True
 
 
 @njit(cache=True)
@@ -148,7 +130,7 @@ def advance_stream(ops, opf, ts, rngs, t, n):
         elif left > 0:
             _advance_in_rep(ops, opf, ts, rngs, t, k, left)
         done += left
-        if not _next_rep(ops, ts, t, k):
+        if not next_rep(ops, ts, t, k):
             break
     return done
 

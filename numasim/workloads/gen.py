@@ -170,6 +170,26 @@ B_OP = 6
 B_NCOLS = 7
 
 
+@njit(cache=True, inline="always")
+def next_rep(ops, ts, t, k):
+    """The repetition of op ``k`` is over: move ``ts[t]`` to the next repetition, or to the
+    start of the next op.  Returns False when the thread has no more ops.  (Shared with the
+    fast-forward's stream advance, which must leave exactly the state generation leaves.)"""
+    rep = ts[t, TS_REP] + 1
+    ts[t, TS_S] = 0
+    if rep < ops[k, O_REPS]:
+        ts[t, TS_REP] = rep
+    else:
+        ts[t, TS_REP] = 0
+        ts[t, TS_OP] = k + 1
+        k += 1
+        if k >= ts[t, TS_END]:
+            return False
+    kind = ops[k, O_KIND]
+    ts[t, TS_I] = ops[k, O_LO] if kind == OP_SWEEP or kind == OP_TRACE else 0
+    return True
+
+
 @njit(cache=True)
 def fill_batch(ops, opf, ts, rngs, t, trace, buf, c):
     """Generate thread ``t``'s next accesses into ``buf[c]`` (up to its length); returns how
@@ -263,18 +283,8 @@ def fill_batch(ops, opf, ts, rngs, t, trace, buf, c):
             if i < count:
                 break
         # this repetition of op k is done
-        rep = ts[t, TS_REP] + 1
-        ts[t, TS_S] = 0
-        if rep < ops[k, O_REPS]:
-            ts[t, TS_REP] = rep
-        else:
-            ts[t, TS_REP] = 0
-            ts[t, TS_OP] = k + 1
-            k += 1
-            if k >= ts[t, TS_END]:
-                break
-        kind = ops[k, O_KIND]
-        ts[t, TS_I] = ops[k, O_LO] if kind == OP_SWEEP or kind == OP_TRACE else 0
+        if not next_rep(ops, ts, t, k):
+            break
     return n
 
 
