@@ -26,10 +26,11 @@ NONZERO_KNOBS = ("scan_size_mb", "scan_period_min_ms", "scan_period_max_ms")
 
 
 def knob_names() -> tuple[str, ...]:
-    """The debugfs knobs and the tiering rate limit (a sysctl, numasim.mm.numa_promote)."""
-    from numasim.mm.numa_balancing import KNOB_DEFAULTS
+    """The debugfs knobs, the tiering rate limit (a sysctl, numasim.mm.numa_promote) and
+    numasim's task-placement switch (numasim.mm.task_placement)."""
+    from numasim.mm.numa_balancing import KNOB_DEFAULTS, PLACEMENT_KNOB
 
-    return (*KNOB_DEFAULTS, "promote_rate_limit_MBps")
+    return (*KNOB_DEFAULTS, "promote_rate_limit_MBps", PLACEMENT_KNOB)
 
 
 def check_knob(name: str, value: Any, field: str) -> int:
@@ -40,6 +41,10 @@ def check_knob(name: str, value: Any, field: str) -> int:
                           hint="valid knobs: " + ", ".join(knob_names()))
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
+    if name == "task_placement" and value not in (0, 1) or isinstance(value, bool):
+        raise ConfigError(f"task_placement must be 0 (off) or 1 (on), got {value!r}",
+                          field=field, hint="task_placement=0 keeps every thread on its "
+                                            "CPU while pages still migrate")
     top = 1 << 31 if name == "promote_rate_limit_MBps" else 1 << 32
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < top:
         unit = "MB/s" if name.endswith("MBps") else "MiB" if name.endswith("_mb") else "ms"
@@ -101,10 +106,13 @@ def describe(machine, k=None, balancing: bool | None = None) -> dict[str, Any]:
     settings = dict(machine.numa_balancing)
     mode = int(settings.pop("numa_balancing", 0))
     on = bool(mode) if balancing is None else balancing
+    placement = bool(settings.pop("task_placement", 1))
     knobs = dict(KNOB_DEFAULTS, **settings)
     out: dict[str, Any] = {"numa_balancing": (mode or 1) if on else 0,
                            "balancing_knobs": knobs if on else None,
                            "thp": getattr(machine, "thp", "never")}
+    if on:  # numasim.mm.task_placement: unpinned threads move toward their memory
+        out["task_placement"] = placement
     if k is not None and out["thp"] != "never":
         from numasim.mm import state as S
         from numasim.mm.huge_memory import thp_event

@@ -99,6 +99,9 @@ class Program:
     line: int
     lpp: int
     notes: list[str] = field(default_factory=list)
+    cpus_allowed: list[frozenset[int]] = field(default_factory=list)
+    """Each thread's affinity: its one CPU when pinned (the workload's ``pin``, a trace's
+    CPUs), else every CPU the task may use (NUMA balancing may then move it)."""
 
 
 def boot_kernel(spec: RunSpec) -> Kernel:
@@ -150,8 +153,10 @@ def build_program(spec: RunSpec, *, progress: bool = False) -> Program:
     _map_regions(spec, k, main, regions, line)
     programs = [compile_phase(wl, ph, pi, regions, len(cpus), line, rng, trace_ops)
                 for pi, ph in enumerate(wl.phases)]
+    free = not getattr(wl, "pin", True) and trace is None
+    cpus_allowed = [frozenset(allowed) if free else frozenset((c,)) for c in cpus]
     return Program(spec, k, main, cpus, tasks, regions, programs, trace_arr, rng, numastat0,
-                   line, lpp, notes)
+                   line, lpp, notes, cpus_allowed)
 
 
 def check_regions_fit(spec: RunSpec, k: Kernel, progress: bool = False) -> None:

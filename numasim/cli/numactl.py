@@ -49,6 +49,10 @@ def kernel_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default="parallel", help="first touch: parallel, serial, none")
     p.add_argument("--compute", type=int, help="compute cycles before each access")
     p.add_argument("--placement", default="spread", help="spread or compact")
+    p.add_argument("--no-pin", dest="pin", action="store_false",
+                   help="threads start where --placement puts them but may run on any CPU "
+                        "the task may use: with --numa-balancing, task placement moves them "
+                        "toward their memory (default: each thread pinned to its CPU)")
     p.add_argument("--stride", default="64B")
     p.add_argument("--theta", type=float, default=0.99)
     p.add_argument("--count", type=int)
@@ -147,6 +151,7 @@ def main(args: argparse.Namespace) -> int:
     if name in BUILTIN:
         options = dict(op=kargs.op, threads=kargs.threads, repeat=kargs.repeat,
                        init=kargs.init, compute=kargs.compute, placement=kargs.placement,
+                       pin=kargs.pin,
                        stride=kargs.stride, theta=kargs.theta, count=kargs.count,
                        producers=kargs.producers, write=kargs.write)
         if kargs.size is not None:

@@ -60,8 +60,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                         "static placement)")
     p.add_argument("--balancing-knob", metavar="NAME=VALUE", action="append", default=[],
                    help="a NUMA-balancing debugfs knob: scan_delay_ms, scan_period_min_ms, "
-                        "scan_period_max_ms, scan_size_mb, hot_threshold_ms, or the tiering sysctl "
-                        "promote_rate_limit_MBps (repeatable)")
+                        "scan_period_max_ms, scan_size_mb, hot_threshold_ms, the tiering sysctl "
+                        "promote_rate_limit_MBps, or numasim's task_placement=0|1 (moving "
+                        "unpinned threads toward their memory; default 1) (repeatable)")
     p.add_argument("--thp", metavar="MODE",
                    help="transparent_hugepage/enabled: always, madvise or never (default: "
                         "the machine's kernel setting, else never)")

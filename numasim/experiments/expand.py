@@ -36,7 +36,7 @@ from numasim.experiments.schema import (
 )
 from numasim.yamlutil import Loc, dotted, sort_problems
 
-FILE_WORKLOAD_OVERRIDES = ("threads", "placement", "cpus")
+FILE_WORKLOAD_OVERRIDES = ("threads", "placement", "cpus", "pin")
 
 
 @dataclass
@@ -169,7 +169,7 @@ def _workload_settings(value: Any, loc: Loc, ctx: _Ctx) -> dict[str, Setting]:
                 continue
             if k not in FILE_WORKLOAD_OVERRIDES:
                 ctx.add(f"'{k}' cannot be changed for a workload file", loc + (k,),
-                        "a workload file may be given threads, placement and cpus here; "
+                        "a workload file may be given threads, placement, cpus and pin here; "
                         "edit the file (or use a built-in kernel) for the rest")
                 continue
             out[f"workload.{k}"] = Setting(v, loc + (k,))
@@ -355,7 +355,7 @@ def _resolve_workload(st: dict[str, Setting], ctx: _Ctx):
         if name not in FILE_WORKLOAD_OVERRIDES:
             ctx.add(f"'{name}' applies to built-in kernels only; this workload is a file or "
                     "an inline workload", x.loc, "a workload file may be given threads, "
-                    "placement and cpus; its regions set their own sizes")
+                    "placement, cpus and pin; its regions set their own sizes")
             continue
         try:
             over[name] = P.check_workload_option(name, x.value)

@@ -261,6 +261,7 @@ def _workload_checks() -> dict[str, Callable[[Any], Any]]:
         "compute": lambda v: _int(v, "compute", 0, none_ok=True),
         "placement": lambda v: _choice(v, PLACEMENTS, "placement"),
         "cpus": _cpus,
+        "pin": lambda v: _bool(v, "pin"),
         "stride": lambda v: _size(v, "stride"),
         "theta": lambda v: _num(v, "theta", positive=True),
         "count": lambda v: _int(v, "count", 1, none_ok=True),

@@ -263,6 +263,9 @@ class ExactEngine:
 
         sim = self.sim
         sim.numab.hint(c, ti, pslot, int(sim.ks.regions[r, R_START]) + off)
+        # a fault that moved the thread (task placement) is charged from its new CPU, as
+        # the fast engine charges it when run_quantum resumes there
+        cn = int(sim.ci[c, C.CI_NODE])
         src, dst, lines, first = hint_cost(sim, sim.numab, c)
         tz = ti + first
         fend = tz
@@ -320,7 +323,8 @@ class ExactEngine:
                 state["waiter"] = None
                 w.succeed(done)
 
-        def data_done(req: _Req, done: float, node: int, write: bool, ev) -> None:
+        def data_done(req: _Req, done: float, node: int, write: bool, ev, cn: int) -> None:
+            # cn: the CPU's node when the request issued (task placement may move it)
             latv = done - req.t_issue
             st[C.ST_MEM] += 1
             st[C.ST_LAT_SUM] += latv
@@ -363,6 +367,7 @@ class ExactEngine:
                     if clock.version != v0:  # PTEs were protected: page caches are stale
                         self.version += 1
                         prot = clock.prot
+            cn = int(ci[c, C.CI_NODE])  # NUMA balancing's task placement may move the thread
             write = mode == STORE
             off = line >> lpp_shift
             key = (r, off)
@@ -374,6 +379,7 @@ class ExactEngine:
                 st[C.ST_STALL] += ti - base
                 fend = yield from self._numa_hint(state, c, cn, ti, pslot, r, off,
                                                   plain_done, tl_add)
+                cn = int(ci[c, C.CI_NODE])  # the fault may have moved the thread
                 self.version += 1
                 prot = clock.prot
                 st[C.ST_FAULTS] += 1
@@ -435,8 +441,8 @@ class ExactEngine:
                     nt = write and not write_allocate
                     route = routes_w[(cn, node)] if nt else routes_r[(cn, node)]
                     self._start(_Req(route, ti, lat[cn][node], c,
-                                     lambda rq, d, n=node, w=write, e=ev:
-                                     data_done(rq, d, n, w, e), read=not nt))
+                                     lambda rq, d, n=node, w=write, e=ev, a=cn:
+                                     data_done(rq, d, n, w, e, a), read=not nt))
                     tl_add(ti, node)
             issue = ti
             prev_ev = ev

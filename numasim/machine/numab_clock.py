@@ -126,9 +126,38 @@ class NumabClock:
         self.leader = 0  # the thread whose ticks take the pages-per-node snapshots
         self.migrations = 0
         self.hint_faults = 0
+        self.moves: list[tuple[float, int, int, int, str]] = []  # (ms, thread, from, to, kind)
         if self.on:
             self.nb.register_all()
             self.nb._fit()
+            self._attach_placement()
+
+    # ------------------------------------------------------------ task placement
+    def _attach_placement(self) -> None:
+        """Task placement (:mod:`numasim.mm.task_placement`): the run's threads with their
+        allowed CPUs; a thread runs while it takes part in the current phase; a move re-homes
+        the engine's CPU slot (its node, so its routes, latencies and LLC from then on)."""
+        sim = self.sim
+        allowed = getattr(sim.program, "cpus_allowed", None) or \
+            [frozenset((c,)) for c in sim.cpus]
+        self.slot_of = {int(t): c for c, t in enumerate(sim.tasks)}
+        self.nb.placement.attach(
+            {int(t): allowed[c] for c, t in enumerate(sim.tasks)},
+            running=lambda t: bool(sim.ci[self.slot_of[t], C.CI_ACTIVE]),
+            on_move=self._moved)
+
+    def _moved(self, mv) -> None:
+        """A thread now runs on another CPU: what moves with it is its engine slot (its
+        clock, miss slots, private queue copies, write-back ring, statistics); what stays is
+        the old node's LLC contents and the lines already in flight (they complete on the
+        routes they were issued on)."""
+        sim = self.sim
+        c = self.slot_of[int(mv.task)]
+        node = int(sim.machine.cpu_to_node[mv.dst_cpu])
+        sim.ci[c, C.CI_CPU] = mv.dst_cpu
+        sim.ci[c, C.CI_NODE] = node
+        sim.cpu_nodes[c] = node
+        self.moves.append((float(mv.ms), c, int(mv.src_cpu), int(mv.dst_cpu), mv.kind))
 
     @property
     def prot(self) -> np.ndarray:
@@ -365,7 +394,29 @@ class NumabClock:
         return {"interval_ms": self.width_ms, "knobs": dict(nb.knobs),
                 "hint_faults": self.hint_faults, "pages_migrated": self.migrations,
                 "vmstat": self._vmstat(), "tlb_shootdown_ns": TLB_SHOOTDOWN_NS,
-                "intervals": rows}
+                "intervals": rows, "task_placement": self._placement_doc()}
+
+    def _placement_doc(self) -> dict:
+        """Task placement in the result: on or off, Linux's counters, every move with its
+        time, and each thread's start and end (its node over time is the start node and
+        the moves)."""
+        sim = self.sim
+        pl = self.nb.placement
+        m = sim.machine
+        threads = []
+        for c, t in enumerate(sim.tasks):
+            tn = self.nb.tasks.get(int(t))
+            end = int(sim.ci[c, C.CI_CPU])
+            threads.append({
+                "thread": c, "pinned": pl.pinned(int(t)),
+                "cpu_start": int(sim.cpus[c]), "node_start": int(m.cpu_to_node[sim.cpus[c]]),
+                "cpu_end": end, "node_end": int(m.cpu_to_node[end]),
+                "numa_preferred_nid": -1 if tn is None else int(tn.numa_preferred_nid),
+                "nr_migrations": int(pl.nr_migrations.get(int(t), 0))})
+        moves = [{"t_ms": round(ms - self.ms0, 6), "thread": c, "from_cpu": a, "to_cpu": b,
+                  "from_node": int(m.cpu_to_node[a]), "to_node": int(m.cpu_to_node[b]),
+                  "kind": kind} for ms, c, a, b, kind in self.moves]
+        return {"on": bool(pl.enabled), **pl.counters, "moves": moves, "threads": threads}
 
 
 def hint_cost(sim, clock: NumabClock, c: int) -> tuple[int, int, int, float]:

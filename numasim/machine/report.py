@@ -115,7 +115,10 @@ def build_result(sim) -> RunResult:
         s = st[c]
         tc = float(sim.thread_cycles[c])
         threads.append({
-            "thread": c, "cpu": int(sim.cpus[c]), "node": int(sim.ci[c, C.CI_NODE]),
+            # where the thread started (NUMA balancing's task placement may move an
+            # unpinned one: numa_balancing.task_placement has its moves)
+            "thread": c, "cpu": int(sim.cpus[c]),
+            "node": int(sim.machine.cpu_to_node[int(sim.cpus[c])]),
             "cycles": _r(tc, 1), "seconds": _r(tc / (ghz * 1e9), 9),
             "accesses": int(s[C.ST_ACCESSES]), "memory_requests": int(s[C.ST_MEM]),
             "local_fraction": _r(s[C.ST_LOCAL] / s[C.ST_MEM], 6) if s[C.ST_MEM] else None,
@@ -310,7 +313,25 @@ def _kernel_line(d: dict) -> str:
     return (f"  kernel      NUMA balancing {mode} (scan_delay {k['scan_delay_ms']} ms, period "
             f"{k['scan_period_min_ms']}-{k['scan_period_max_ms']} ms, scan_size "
             f"{k['scan_size_mb']} MiB): {nb.get('hint_faults', 0)} hinting faults, "
-            f"{nb.get('pages_migrated', 0)} pages migrated; THP {km['thp']}")
+            f"{nb.get('pages_migrated', 0)} pages migrated{_placement_text(nb)}; "
+            f"THP {km['thp']}")
+
+
+def _placement_text(nb: dict) -> str:
+    """Task placement in the kernel line: off, or what moved (threads that changed node)."""
+    tp = nb.get("task_placement")
+    if not tp:
+        return ""
+    if not tp["on"]:
+        return ", task placement off"
+    free = [t for t in tp["threads"] if not t["pinned"]]
+    if not free:
+        return ", threads pinned"
+    moved = [f"{t['thread']}:{t['node_start']}->{t['node_end']}" for t in tp["threads"]
+             if t["nr_migrations"]]
+    return (f", {tp['numa_task_migrated']} task moves + {tp['numa_task_swapped']} swaps"
+            + (f" (thread:node {' '.join(moved[:8])}{' ...' if len(moved) > 8 else ''})"
+               if moved else ""))
 
 
 def summary(result) -> str:

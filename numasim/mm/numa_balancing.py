@@ -31,9 +31,10 @@ What is modelled and what is not:
   loop handles 4 KiB pages only);
 * memory tiering (``numa_balancing`` 2 and 3: promotion of hot slow-tier pages) is in
   :mod:`numasim.mm.numa_promote`; the hooks here that call it are marked ``# tiering``;
+* task placement (``task_numa_migrate``: an unpinned thread of a timed run moves toward
+  its preferred node) is in :mod:`numasim.mm.task_placement`; scripts' tasks are pinned;
 * NOT modelled: numa groups (every task is its own group-less task; shared faults only
-  count as shared), task placement (``task_numa_migrate``: pinned tasks in scripts do not
-  move anyway).  The time hinting faults and migrations cost is the timing engines'
+  count as shared).  The time hinting faults and migrations cost is the timing engines'
   (:mod:`numasim.machine.numab_clock` drives this module from their clocks); in scripts
   they cost no time.
 
@@ -96,6 +97,9 @@ TNF_FAULT_LOCAL = 0x08
 TNF_MIGRATE_FAIL = 0x10
 LRU_BATCH = {KGEN_6_1: 15}  # PAGEVEC_SIZE; 31 (folio_batch) in 6.12
 LRU_BATCH_DEFAULT = 31
+PLACEMENT_KNOB = "task_placement"
+"""numasim's on/off switch for task placement (:mod:`numasim.mm.task_placement`; Linux has
+none: it places tasks whenever balancing is on).  Not a debugfs file."""
 COUNTERS = ("numa_pte_updates", "numa_huge_pte_updates", "numa_hint_faults",
             "numa_hint_faults_local", "numa_pages_migrated")
 
@@ -161,7 +165,10 @@ class NumaBalancing:
     """NUMA balancing of one simulated :class:`~numasim.mm.kernel.Kernel`."""
 
     def __init__(self, k, *, numa_balancing: int = 0, **knobs: int) -> None:
+        from numasim.mm.task_placement import TaskPlacement
+
         self.k = k
+        self.placement = TaskPlacement(self)  # task_numa_migrate (numasim.mm.task_placement)
         self.mode = 0
         self.now = 0.0  # ms since boot
         self.knobs = dict(KNOB_DEFAULTS)
@@ -195,6 +202,11 @@ class NumaBalancing:
         self.mode = value
 
     def set_knob(self, name: str, value: int) -> None:
+        if name == PLACEMENT_KNOB:  # numasim's switch for task placement (not a Linux file)
+            if value not in (0, 1):
+                raise KnobError(22, f"{PLACEMENT_KNOB} is 0 (off) or 1 (on), got {value}")
+            self.placement.enabled = bool(value)
+            return
         if name == "promote_rate_limit_MBps":  # tiering: a sysctl, set at boot from YAML
             try:
                 promotion(self).set_rate_limit(value)
@@ -1032,11 +1044,14 @@ class NumaBalancing:
         tn.locality[:] = 0
 
     def numa_migrate_preferred(self, t: int) -> None:
-        """Only the retry timer: moving the task (``task_numa_migrate``) is not modelled."""
+        """The retry timer, then ``task_numa_migrate`` when the task is not on its
+        preferred node (:mod:`numasim.mm.task_placement`: pinned tasks stay)."""
         tn = self._task(t)
         if tn.numa_preferred_nid == -1 or not tn.has_faults:
             return
         tn.numa_migrate_retry = self.now + min(1000, tn.numa_scan_period / 16)
+        if self.k.task_node(t) != tn.numa_preferred_nid:
+            self.placement.task_numa_migrate(t)
 
     # ------------------------------------------------------------ views
     def vmstat(self) -> dict[str, int]:

@@ -28,7 +28,8 @@ DEFAULT_SIZE = {"stream": 64 << 20, "gups": 64 << 20, "pointer_chase": 16 << 20,
                 "stride": 64 << 20, "zipf": 64 << 20, "prodcons": 16 << 20}
 INITS = ("parallel", "serial", "none")
 
-OPTIONS = ("op", "threads", "size", "init", "repeat", "compute", "placement", "cpus", "stride",
+OPTIONS = ("op", "threads", "size", "init", "repeat", "compute", "placement", "cpus", "pin",
+           "stride",
            "theta", "count", "producers", "write", "cpu")
 
 
@@ -44,7 +45,7 @@ def _size(v: Any, field: str = "size") -> int:
 def build_kernel(name: str, *, op: str = "triad", threads: int = 1, size: Any = None,
                  init: str = "parallel", repeat: int = 1, compute: int | None = None,
                  placement: str = "spread", cpus: list[int] | None = None,
-                 stride: Any = 64, theta: float = 0.99, count: int | None = None,
+                 pin: bool = True, stride: Any = 64, theta: float = 0.99, count: int | None = None,
                  producers: int | None = None, write: bool = False,
                  cpu: dict[str, Any] | None = None) -> Workload:
     """A built-in kernel as a workload (see the module table)."""
@@ -101,7 +102,7 @@ def build_kernel(name: str, *, op: str = "triad", threads: int = 1, size: Any = 
     else:
         phases.append(Phase("prodcons", "prodcons", ["buffer"], producers=nprod, **common))
     label = f"{name}-{op}" if name == "stream" else name
-    return Workload(name=label, threads=threads, placement=placement, cpus=cpus,
+    return Workload(name=label, threads=threads, placement=placement, cpus=cpus, pin=pin,
                     regions=regions, phases=phases, cpu=dict(cpu or {}),
                     description=f"built-in {label}, {threads} thread(s), "
                                 f"{units.format_size(nbytes)}")

@@ -95,6 +95,9 @@ class Workload:
     threads: int = 1
     placement: str = "spread"
     cpus: list[int] | None = None
+    # pinned (each thread's affinity is its one CPU) or free to run on any CPU the task may
+    # use; only NUMA balancing's task placement moves a free thread
+    pin: bool = True
     numactl: list[str] = field(default_factory=list)
     regions: list[Region] = field(default_factory=list)
     phases: list[Phase] = field(default_factory=list)

@@ -17,7 +17,10 @@ A file::
       - {name: triad, kernel: stream, op: triad, repeat: 10}
 
 Top-level keys: ``name`` (required), ``description``, ``threads`` (default 1), ``placement``,
-``cpus``, ``numactl`` (a string or a list of options), ``cpu`` (``mlp``, ``l2_mlp``,
+``cpus``, ``pin`` (default true: each thread is pinned to the CPU placement gives it, as
+OpenMP's ``OMP_PROC_BIND`` does; false: it starts there but may run on any CPU the task may
+use, and NUMA balancing's task placement may move it: :mod:`numasim.mm.task_placement`),
+``numactl`` (a string or a list of options), ``cpu`` (``mlp``, ``l2_mlp``,
 ``prefetch: off|stream`` (see :mod:`numasim.machine.params`), ``write_allocate``,
 ``fault``, ``hit``, ``zero_gap_cycles``, ``start_skew`` (threads start each phase up to this
 much apart, drawn from the seed), ``llc: {size, ways, hit}``), ``regions``,
@@ -145,6 +148,7 @@ class WorkloadModel(StrictModel):
     threads: PosInt = 1
     placement: PlacementName = "spread"
     cpus: IdList | None = None
+    pin: bool = True
     numactl: NumactlOptions = []
     cpu: CpuModel = CpuModel()
     regions: list[RegionModel] = []
@@ -236,7 +240,7 @@ def _build(model: WorkloadModel, file: str | None) -> Workload:
                     write=p.write, producers=p.producers, policy=p.policy, move=p.move)
               for i, p in enumerate(model.phases)]
     return Workload(name=model.name, threads=model.threads, placement=model.placement,
-                    cpus=model.cpus, numactl=list(model.numactl),
+                    cpus=model.cpus, pin=model.pin, numactl=list(model.numactl),
                     regions=[Region(r.name, r.size, r.kind, r.policy) for r in model.regions],
                     phases=phases, cpu=cpu, trace=trace, description=model.description,
                     file=file)

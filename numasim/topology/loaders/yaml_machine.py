@@ -31,6 +31,7 @@ coherence: directory|broadcast, snoop_bytes}``: per-message costs, see
 (``min_free_kbytes``, ``watermark_scale_factor``, ``lowmem_reserve_ratio``; NUMA balancing:
 ``numa_balancing`` 0-4 (1 normal, 2 memory tiering, 3 both) and
 ``numa_balancing_scan_delay_ms``, ``..._scan_period_min_ms``, ``..._scan_period_max_ms``,
+``numa_balancing_task_placement`` (0/1: numasim's switch for moving unpinned threads),
 ``..._scan_size_mb``, ``..._hot_threshold_ms``, ``..._promote_rate_limit_MBps`` (tiering,
 :mod:`numasim.mm.numa_promote`), Linux's defaults when absent;
 ``transparent_hugepage``: ``always`` | ``madvise`` | ``never``, default ``never``;
@@ -201,6 +202,8 @@ class KernelModel(StrictModel):
     numa_balancing_hot_threshold_ms: Annotated[int, Field(ge=0, lt=1 << 32)] | None = None
     numa_balancing_promote_rate_limit_MBps: Annotated[int, Field(ge=0, lt=1 << 31)] | None \
         = None
+    # numasim's switch for task placement (numasim.mm.task_placement; not a Linux file)
+    numa_balancing_task_placement: Annotated[int, Field(ge=0, le=1)] | None = None
     # /sys/kernel/mm/transparent_hugepage/enabled at boot (numasim.mm.huge_memory)
     transparent_hugepage: Literal["always", "madvise", "never"] = "never"
     # a swap device of this size (numasim.mm.vmscan); 0 = none
