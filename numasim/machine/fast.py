@@ -74,6 +74,11 @@ class FastEngine:
         self.ctrl_w = np.ascontiguousarray(res.ctrl_w if len(res.ctrl_n) == nres
                                            else np.zeros((nres, 1)))
         self.quanta = 0
+        # ---- task placement (numab_clock): the lines a thread moved this quantum before it
+        # changed node, and what they weigh on the resources from its old node
+        self.moved_part = np.zeros((n, nr, P_NKINDS), dtype=np.int64)
+        self.moved_cnt = np.zeros((n, nres, 2))
+        sim.rehome = self.rehome
         # ---- fast-forward hook (numasim.machine.fastforward; None: off, the default)
         ff = getattr(sim.eparams, "fast_forward", None)
         self.ff = None
@@ -94,6 +99,31 @@ class FastEngine:
              self.pwait, self.wbq, self.pbin, self.cost_r, self.cost_w),
             tuple(sim.llc),
             (sim.numab.prot, sim.numab.nbi, sim.numab.nbf))  # NUMA balancing (numab_clock)
+
+    def rehome(self, c: int, old_node: int) -> None:
+        """CPU slot c's thread moved off ``old_node`` (NUMA balancing's task placement):
+        the lines it issued so far this quantum crossed the resources from there, not from
+        its new node (the weave maps a CPU's lines through its node at the quantum's end)."""
+        part = self.pbin[c].sum(axis=2) - self.moved_part[c]
+        cnt = np.zeros((1, self.cnt.shape[1], 2))
+        pairs_to_resources(part[None], np.zeros((1,) + part.shape), self.route_r,
+                           self.route_w, self.cost_r, self.cost_w,
+                           np.array([old_node], dtype=np.int64), cnt,
+                           np.zeros((1, self.cnt.shape[1])))
+        self.moved_cnt[c] += cnt[0]
+        self.moved_part[c] += part
+
+    def _rehomed(self) -> None:
+        """The weave's counts of the quantum corrected for the threads that moved in it."""
+        if not self.moved_part.any():
+            return
+        now = np.zeros_like(self.moved_cnt)
+        pairs_to_resources(self.moved_part, np.zeros(self.moved_part.shape), self.route_r,
+                           self.route_w, self.cost_r, self.cost_w, self.sim.cpu_nodes, now,
+                           np.zeros(now.shape[:2]))
+        self.cnt += self.moved_cnt - now
+        self.moved_part[:] = 0
+        self.moved_cnt[:] = 0
 
     # one quantum of one CPU, with the Python side of faults
     def _run_cpu(self, c: int, t_end: float) -> None:
@@ -208,6 +238,7 @@ class FastEngine:
             self.swait[:] = 0.0
             pairs_to_resources(pair, self.pwait, self.route_r, self.route_w, self.cost_r,
                                self.cost_w, sim.cpu_nodes, self.cnt, self.swait)
+            self._rehomed()
             self.pwait[:] = 0.0
             lines = self.cnt[:, :, 0].sum(axis=0)
             burst = 1.0 + 2.0 * self.swait.sum(axis=0) / np.maximum(lines, 1) / self.service

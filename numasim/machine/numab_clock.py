@@ -154,6 +154,9 @@ class NumabClock:
         sim = self.sim
         c = self.slot_of[int(mv.task)]
         node = int(sim.machine.cpu_to_node[mv.dst_cpu])
+        rehome = getattr(sim, "rehome", None)  # the fast engine's weave (fast.py)
+        if rehome is not None:
+            rehome(c, int(sim.ci[c, C.CI_NODE]))
         sim.ci[c, C.CI_CPU] = mv.dst_cpu
         sim.ci[c, C.CI_NODE] = node
         sim.cpu_nodes[c] = node
