@@ -206,3 +206,57 @@ def test_engines_agree_on_who_moved_and_when(clx):
     # one thread, nobody to queue behind: the engines agree to the bit, as without moves
     for key in COMPARED:
         assert fast[key] == exact[key], key
+
+
+# ------------------------------------------------------------------ reachable
+def test_the_command_line_reaches_it(capsys):
+    from numasim.cli import main as cli_main
+
+    knobs = ["--balancing-knob", "scan_delay_ms=10", "--balancing-knob", "scan_period_min_ms=4",
+             "--balancing-knob", "scan_size_mb=1"]
+    argv = ["numactl", "--numa-balancing", *knobs, "--balancing", "--membind=1", "--",
+            "stride", "--threads", "1", "--size", "2MiB", "--repeat", "120",
+            "--machine", "clx-2s", "--no-progress"]
+    assert cli_main(argv[:-3] + ["--no-pin"] + argv[-3:]) == 0
+    out = capsys.readouterr().out
+    assert "1 task moves + 0 swaps (thread:node 0:0->1)" in out
+    assert "(moved 1x, now cpu 24 node 1)" in out
+    assert cli_main(argv) == 0  # pinned by default
+    assert "threads pinned" in capsys.readouterr().out
+    assert cli_main(argv[:-3] + ["--no-pin", "--balancing-knob", "task_placement=0"]
+                    + argv[-3:]) == 0
+    assert "task placement off" in capsys.readouterr().out
+    assert cli_main(["numactl", "--balancing-knob", "task_placement=2", "--", "stream",
+                     "--size", "64KiB", "--machine", "clx-2s"]) == 2
+    err = capsys.readouterr().err
+    assert "task_placement must be 0 (off) or 1 (on)" in err and "Traceback" not in err
+
+
+def test_workload_and_experiment_yaml_reach_it():
+    from numasim.experiments.params import check_numa_balancing, check_workload_option
+    from numasim.workloads.schema import loads
+
+    text = "name: w\nthreads: 2\npin: {}\nregions: [{{name: a, size: 1MiB}}]\n" \
+           "phases: [{{kernel: init}}]\n"
+    assert loads(text.format("false")).pin is False
+    assert loads(text.format("true")).pin is True
+    with pytest.raises(ConfigError) as e:
+        loads(text.format("sometimes"))
+    assert "pin" in str(e.value)
+    assert check_workload_option("pin", False) is False
+    with pytest.raises(ValueError, match="pin must be true or false"):
+        check_workload_option("pin", "no")
+    assert check_numa_balancing({"task_placement": 0})["task_placement"] == 0
+
+
+def test_the_machine_yaml_reaches_it():
+    from numasim.topology.loaders import yaml_machine
+
+    text = ("name: m\nnodes:\n  - {id: 0, cpus: 0-3, memory: 1GiB}\n"
+            "  - {id: 1, cpus: 4-7, memory: 1GiB}\n"
+            "kernel: {numa_balancing: 1, numa_balancing_task_placement: %s}\n")
+    m = yaml_machine.loads(text % 0)
+    assert not numab(Kernel(m, "6.12")).placement.enabled
+    assert numab(Kernel(yaml_machine.loads(text % 1), "6.12")).placement.enabled
+    with pytest.raises(ConfigError, match="numa_balancing_task_placement"):
+        yaml_machine.loads(text % 5)

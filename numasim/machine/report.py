@@ -382,11 +382,16 @@ def summary(result) -> str:
         lines.append(f"    {name:<16} " + "  ".join(f"{n}:{v}" for n, v in per.items()))
     lines.append("  threads (whole run, all phases: time busy, program bytes per second, "
                  "local fraction):")
+    tp = (d.get("numa_balancing") or {}).get("task_placement") or {}
+    ends = {x["thread"]: x for x in tp.get("threads", ()) if x["nr_migrations"]}
     for t in d["threads"]:
         lf = t["local_fraction"]
+        e = ends.get(t["thread"])
+        moved = f"  (moved {e['nr_migrations']}x, now cpu {e['cpu_end']} node " \
+                f"{e['node_end']})" if e else ""
         lines.append(f"    {t['thread']:>3} cpu {t['cpu']:>4} node {t['node']:>2} "
                      f"{t['seconds'] * 1e3:10.4f} ms {t['bandwidth_GBps']:8.2f} GB/s  local "
-                     f"{'-' if lf is None else f'{lf:.3f}'}")
+                     f"{'-' if lf is None else f'{lf:.3f}'}{moved}")
     lines.append("  controllers and links over the whole run (busiest first):")
     busy = sorted(d["resources"], key=lambda r: (-r["utilisation"], r["name"]))
     for r in busy[:12]:
