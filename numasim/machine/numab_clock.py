@@ -38,6 +38,14 @@ us).  numasim charges one flat 2 us per migration (one folio per hinting fault, 
 shootdown per migration), whether the mm has one thread or many: a documented choice, to be
 refined when the flush is modelled per CPU.
 
+* **task placement** (:mod:`numasim.mm.task_placement`): a hinting fault may move an
+  unpinned thread to another CPU (``task_numa_migrate``, inside the fault as Linux's stopper
+  does it); :meth:`NumabClock._moved` re-homes the engine's CPU slot at once (``ci``'s CPU
+  and node, ``cpu_nodes``), so from its next access the thread is timed from the new node
+  in both engines (the exact engine reads its node before every access, run_quantum when it
+  resumes after the fault); the fast engine's weave maps the lines it issued earlier in the
+  quantum through the old node (``FastEngine.rehome``).
+
 The series over time (:meth:`NumabClock.series`): per interval of simulated time, the pages
 of the run's regions per node at the interval's end, hinting faults, pages migrated, and the
 memory requests and local ones (locality), each counted at the time it happened (a thread's
