@@ -89,8 +89,11 @@ def run(machine, workload, *, engine: str = "fast", linux: str = "6.12", seed: i
     ``numa_balancing`` (True/1; 2 = memory tiering, 3 = both), ``balancing_knobs``
     (``{"scan_delay_ms": 100, "promote_rate_limit_MBps": 256}``...), ``thp``
     (``"always"``...): the simulated kernel's NUMA balancing and transparent huge pages
-    (:mod:`numasim.kernel_settings`; None keeps the machine's, by default off / never);
-    other keywords are built-in kernel options (``op`` is the STREAM operation).
+    (:mod:`numasim.kernel_settings`; None keeps the machine's, by default off / never;
+    ``balancing_knobs={"task_placement": 0}`` keeps unpinned threads where they are);
+    other keywords are built-in kernel options (``op`` is the STREAM operation; ``pin=False``
+    lets the threads run on any CPU the task may use, so NUMA balancing may move them:
+    :mod:`numasim.mm.task_placement`).
 
     Everything is checked once into a :class:`~numasim.spec.RunSpec` before the run starts
     (:func:`~numasim.spec.build_spec`); :func:`numasim.wiring.simulate` runs it.
