@@ -163,6 +163,9 @@ def test_the_thread_moves_to_its_memory_after_the_first_pass(clx):
              if x["t_ms"] > mv["t_ms"] + nb["interval_ms"] and x["local_fraction"] is not None]
     assert before and max(before) == 0.0
     assert after and min(after) > 0.99
+    # the series says where the threads were: both on node 1 from the move on
+    assert [x["threads_per_node"] for x in rows if x["t_ms"] < mv["t_ms"]][-1] == {0: 1, 1: 1}
+    assert [x["threads_per_node"] for x in rows if x["t_ms"] > mv["t_ms"]][0] == {0: 0, 1: 2}
     assert "1 task moves + 0 swaps (thread:node 0:0->1)" in run(
         clx, bound(2 << 20, 120), numa_balancing=True, balancing_knobs=SHORT).summary()
 

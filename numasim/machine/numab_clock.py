@@ -402,10 +402,27 @@ class NumabClock:
                 "local_fraction": (round(float(s[SM_LOCAL]) / float(s[SM_MEM]), 6)
                                    if s[SM_MEM] else None),
             })
+        self._threads_per_node(rows)
         return {"interval_ms": self.width_ms, "knobs": dict(nb.knobs),
                 "hint_faults": self.hint_faults, "pages_migrated": self.migrations,
                 "vmstat": self._vmstat(), "tlb_shootdown_ns": TLB_SHOOTDOWN_NS,
                 "intervals": rows, "task_placement": self._placement_doc()}
+
+    def _threads_per_node(self, rows: list[dict]) -> None:
+        """Each interval's threads per node at its end (only when some thread may move):
+        the start nodes with the moves up to then applied."""
+        sim = self.sim
+        if all(self.nb.placement.pinned(int(t)) for t in sim.tasks):
+            return
+        node = [int(sim.machine.cpu_to_node[c]) for c in sim.cpus]
+        cpu_nodes = sorted({int(n) for n in sim.machine.cpu_to_node.values()})
+        moves = sorted(self.moves)
+        i = 0
+        for row in rows:
+            while i < len(moves) and moves[i][0] - self.ms0 <= row["t_ms"]:
+                node[moves[i][1]] = int(sim.machine.cpu_to_node[moves[i][3]])
+                i += 1
+            row["threads_per_node"] = {n: node.count(n) for n in cpu_nodes}
 
     def _placement_doc(self) -> dict:
         """Task placement in the result: on or off, Linux's counters, every move with its
