@@ -21,10 +21,12 @@ import numpy as np
 from numba import njit
 
 from numasim.machine import cpu as C
+from numasim.machine.kswapd_clock import KSWAPD_POLL
 from numasim.machine.numab_clock import (
     NBF_AT,
     NBF_EXTRA,
     NBF_FEND,
+    NBF_KSWAPD,
     NBF_T0,
     NBF_TICK,
     NBF_TZ,
@@ -48,6 +50,7 @@ from numasim.mm.state import (
     PT_ZERO,
     R_PT,
     R_START,
+    SV_KSWAPD_WAKE,
     SV_THP,
     V_SHARED,
 )
@@ -236,10 +239,12 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
     ``eng`` the engine's (waits, lat, route_r, route_w, service, sfree, pwait, wbq, pbin,
     cost_r, cost_w),
     ``llc`` the last-level caches (tags, meta, clock), ``numab`` NUMA balancing's (prot,
-    nbi, nbf: :mod:`numasim.machine.numab_clock`; prot is empty when balancing is off).
+    nbi, nbf: :mod:`numasim.machine.numab_clock`; prot is empty when balancing is off) and
+    reclaim's accessed bits (young, :mod:`numasim.machine.kswapd_clock`).
     Returns FAULT_OK, or the allocator's status when a fault needs Python
     (FAULT_NEED_ROOM, FAULT_OOM, FAULT_SEGV...), or NUMAB_TICK / NUMAB_HINT / NUMAB_THP when
-    the thread's scheduler tick is due / its access is a hinting fault / a fault with THP on;
+    the thread's scheduler tick is due / its access is a hinting fault / a fault with THP on,
+    or KSWAPD_POLL when reclaim's kswapd has to run first;
     the access then stays in the buffer (a fault Python handled is charged when the access
     resumes).
 
@@ -265,7 +270,7 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
     ci, cs, slots, buf, ops, opf, ts, rngs, trace, st, hist, pf, pi = cpu
     waits, lat, route_r, route_w, service, sfree, pwait, wbq, pbin, cost_r, cost_w = eng
     llc_tags, llc_meta, llc_clock = llc
-    nb_prot, nbi, nbf = numab
+    nb_prot, nbi, nbf, young = numab
     t = ci[c, C.CI_TASK]
     cn = ci[c, C.CI_NODE]
     th = ci[c, C.CI_THREAD]
@@ -375,6 +380,11 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
         # ---- NUMA balancing (numab_clock): the scheduler tick runs before the access
         if ti >= nbf[c, NBF_TICK]:
             status = NUMAB_TICK
+            break
+        # ---- reclaim (kswapd_clock): a kswapd woken, or an awake one's step due
+        if sysvars[SV_KSWAPD_WAKE] != 0 or ti >= nbf[c, NBF_KSWAPD]:
+            nbf[c, NBF_AT] = ti
+            status = KSWAPD_POLL
             break
         # write-backs that happened before now go through the queues first
         wbh, nwb = _drain(wbqc, wbh, nwb, ti, rw, cw, sfl, service, pw)
@@ -500,6 +510,7 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
                 obj_pages, pgtables, t, r, regions[r, R_START] + off, 1, np.int64(write),
                 core.OOM_MAY, fres)
             if status != FAULT_OK:
+                nbf[c, NBF_AT] = ti  # direct reclaim (kswapd_clock) happens at this cycle
                 break
             stall += ti - base
             nz = fres[core.R_ALLOCATED] * lpp
@@ -552,7 +563,9 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
             base = ti
             wbh, nwb = _drain(wbqc, wbh, nwb, ti, rw, cw, sfl, service, pw)
         stall += ti - base
-        # ---- the access itself
+        # ---- the access itself (and its page's accessed bit, for reclaim)
+        if pg >= 0:
+            young[pg] = 1
         head += 1
         n_acc += 1.0
         nbytes += bufc[head - 1, B_BYTES]

@@ -25,6 +25,7 @@ from numasim.memctrl import WINDOW_CYCLES
 from numasim.mm import alloc_core as core
 from numasim.mm.state import (
     FAULT_OK,
+    FAULT_OOM,
     PG_KIND,
     PG_MAPCOUNT,
     PG_NODE,
@@ -125,6 +126,7 @@ class ExactEngine:
         # utilisation and read utilisation over the recent window, at the time of the last line
         self.models = list(res.ctrl_models) or [None] * res.count
         self.util = [(0.0, 0.0, 0.0)] * res.count
+        sim.kswapd.exact = self  # kswapd's copy lines are posted here (kswapd_lines)
 
     # ---------------------------------------------------------------- queues
     def _start(self, req: _Req) -> None:
@@ -175,6 +177,23 @@ class ExactEngine:
             ev = self.env.timeout(t - self.env.now)
             ev.callbacks.append(lambda _e, r=req: self._start(r))
 
+    def kswapd_lines(self, c: int, start: float, span: float,
+                     groups: dict[tuple[int, int], int]) -> None:
+        """kswapd's copy (:mod:`numasim.machine.kswapd_clock`): per (source, target), its
+        lines read from the source and written to the target, posted evenly over
+        [start, start + span) on the routes of thread c's CPU node (nobody waits for them)."""
+        sim = self.sim
+        cn = int(sim.ci[c, C.CI_NODE])
+        line_bytes = float(sim.pf[C.PF_LINE])
+        for (src, dst), n in groups.items():
+            step = span / n
+            for i in range(n):
+                for node, route, t in ((src, self.routes_r[(cn, src)], start + i * step),
+                                       (dst, self.routes_w[(cn, dst)], start + (i + 0.5) * step)):
+                    self._posted(route, t, c)
+                    sim.ensure_timeline(t)
+                    sim.tl[min(int(t / sim.tl_width), sim.tl.shape[0] - 1), node] += line_bytes
+
     # ---------------------------------------------------------------- phases
     def phase(self, prog, active: list[int], t0: float):
         sim = self.sim
@@ -206,9 +225,12 @@ class ExactEngine:
             yield from sim.buf[c, :n].tolist()
 
     def _fault_in(self, c: int, t: int, r: int, off: int, line: int, mode: int,
-                  write: bool) -> None:
-        """``handle_mm_fault`` for one page of region r; when the core stops, Python grows
-        the page array and retries, or the run ends (``sim.fault_status``)."""
+                  write: bool, ti: float) -> list:
+        """``handle_mm_fault`` for one page of region r at cycle ti; when the core stops,
+        Python grows the page array and retries, reclaims for it (direct reclaim, then the
+        kswapds it woke; :mod:`numasim.machine.kswapd_clock`) and retries, or the run ends
+        (``sim.fault_status``).  Returns the direct reclaims' costs, to charge before the
+        fault's own."""
         sim, ks = self.sim, self.sim.ks
         self.version += 1
         if ks.sysvars[SV_THP]:  # THP on: the kernel's own fault path (numab_clock.thp_fault)
@@ -216,14 +238,22 @@ class ExactEngine:
             lines = sim.numab.thp_fault(c, int(ks.regions[r, R_PT]) + off, vpn, write)
             sim.numab.take(c)  # charged below as any fault: fault_ns, then the zeroing
             sim.fault_res[core.R_ALLOCATED] = lines >> int(sim.pi[C.PI_LPP_SHIFT])
-            return
+            return []
+        charges = []
         while True:
             ks.ensure_pages(64)
             status = core.handle_mm_fault_range(
                 *ks.core_args(), t, r, int(ks.regions[r, R_START]) + off, 1,
                 int(write), core.OOM_MAY, sim.fault_res)
             if status == FAULT_OK:
-                return
+                return charges
+            if status == FAULT_OOM:
+                got = sim.kswapd.direct(c, ti)
+                if got is not None:
+                    charges.append(got)
+                    if sim.kswapd.pending(ti):
+                        sim.kswapd.poll(c, ti)
+                    continue
             sim.buf[c, 0, :3] = (r, line, mode)
             sim.ci[c, C.CI_HEAD] = 0
             sim.fault_status(status, c)
@@ -277,6 +307,24 @@ class ExactEngine:
         elif fend > self.env.now:
             yield self.env.timeout(fend - self.env.now)
         return fend
+
+    def _direct_charge(self, state: dict, c: int, cn: int, ma: int, ti: float, src: int,
+                       dst: int, lines: int, first: float, plain_done, tl_add):
+        """A direct reclaim's cost in the faulting thread's time (as run_quantum charges a
+        pending fault): ``first`` cycles, then the demoted pages' lines read from ``src``
+        and written to ``dst``; returns the cycle the retried fault starts at."""
+        tz = ti + first
+        fend = tz
+        if lines:
+            fend = yield from self._zero_fill(state, c, cn, src, lines, tz, fend, plain_done,
+                                              tl_add, routes=self.routes_r)
+            fend = yield from self._zero_fill(state, c, cn, dst, lines, fend, fend,
+                                              plain_done, tl_add)
+        elif fend > self.env.now:
+            yield self.env.timeout(fend - self.env.now)
+        if fend > state["last"]:
+            state["last"] = fend
+        return (yield from _issue_at(self.env, state, ma, fend))
 
     def _cpu(self, c: int, t0: float):
         sim = self.sim
@@ -349,6 +397,7 @@ class ExactEngine:
         seen_version = self.version
         clock = sim.numab  # NUMA balancing (numab_clock): ticks and hinting faults
         prot = clock.prot
+        ksw = sim.kswapd  # reclaim (kswapd_clock): kswapd's steps, accessed bits
         for r, line, mode, dep, gap, nb, op in self._accesses(c, th):
             base = issue + gap
             ti = base
@@ -368,6 +417,8 @@ class ExactEngine:
                         self.version += 1
                         prot = clock.prot
             cn = int(ci[c, C.CI_NODE])  # NUMA balancing's task placement may move the thread
+            if ksw.pending(ti) and ksw.poll(c, ti):  # reclaim: kswapd moved pages
+                self.version += 1
             write = mode == STORE
             off = line >> lpp_shift
             key = (r, off)
@@ -392,12 +443,17 @@ class ExactEngine:
                 seen_version = self.version
                 pg, node, fault, pslot = _translate(ks, pcache, key, r, off, write, prot)
             if fault:
-                self._fault_in(c, t, r, off, line, mode, write)
+                charges = self._fault_in(c, t, r, off, line, mode, write, ti)
                 st[C.ST_STALL] += ti - base
                 nz = int(sim.fault_res[core.R_ALLOCATED]) * lpp
                 pg = int(ks.pt_page[pslot])
                 node = int(ks.pages[pg, PG_NODE]) if pg >= 0 else -1
-                tz = ti + fault_cyc
+                t_re = ti
+                for src, dst, nl, cyc in charges:  # direct reclaim, then the retried fault
+                    t_re = yield from self._direct_charge(state, c, cn, ma, t_re, src, dst,
+                                                          nl, max(fault_cyc, cyc),
+                                                          plain_done, tl_add)
+                tz = t_re + fault_cyc
                 fend = tz
                 if nz > 0:
                     fend = yield from self._zero_fill(state, c, cn, node, nz, tz, fend,
@@ -413,7 +469,12 @@ class ExactEngine:
                 ti = yield from _issue_at(env, state, ma, ti)
                 base = ti
             st[C.ST_STALL] += ti - base
-            # ---- the access
+            # ---- the access (and its page's accessed bit, for reclaim)
+            if pg >= 0:
+                yg = ksw.young
+                if pg >= yg.shape[0]:
+                    yg = ksw.young_arr()
+                yg[pg] = 1
             st[C.ST_ACCESSES] += 1
             st[C.ST_BYTES] += nb
             ev = env.event()

@@ -18,8 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from numasim.machine import cpu as C
-from numasim.machine.bound import P_NKINDS, run_quantum
-from numasim.machine.numab_clock import NUMAB_TICK
+from numasim.machine.bound import P_NKINDS, P_READ, P_WRITE, run_quantum
+from numasim.machine.kswapd_clock import KSWAPD_POLL
+from numasim.machine.numab_clock import NBF_AT, NUMAB_TICK
 from numasim.machine.resources import KIND_MC, carried_lines
 from numasim.machine.weave import (
     concentration,
@@ -28,7 +29,7 @@ from numasim.machine.weave import (
     pairs_to_resources,
     route_waits,
 )
-from numasim.mm.state import FAULT_OK
+from numasim.mm.state import FAULT_OK, FAULT_OOM
 from numasim.workloads.gen import op_accesses
 
 NBINS = 1024  # time bins per quantum for the load concentration
@@ -98,7 +99,8 @@ class FastEngine:
             (self.waits, self.lat, self.route_r, self.route_w, self.service, self.sfree,
              self.pwait, self.wbq, self.pbin, self.cost_r, self.cost_w),
             tuple(sim.llc),
-            (sim.numab.prot, sim.numab.nbi, sim.numab.nbf))  # NUMA balancing (numab_clock)
+            (sim.numab.prot, sim.numab.nbi, sim.numab.nbf,  # NUMA balancing (numab_clock)
+             sim.kswapd.young_arr()))  # reclaim's accessed bits (kswapd_clock)
 
     def rehome(self, c: int, old_node: int) -> None:
         """CPU slot c's thread moved off ``old_node`` (NUMA balancing's task placement):
@@ -132,8 +134,12 @@ class FastEngine:
             st = run_quantum(*self.args, c, t_end)
             if st == FAULT_OK:
                 return
-            if st >= NUMAB_TICK:  # NUMA balancing: a tick or a hinting fault
+            if st == KSWAPD_POLL:  # reclaim: kswapd wakes or takes its next step
+                sim.kswapd.poll(c, float(sim.numab.nbf[c, NBF_AT]))
+            elif st >= NUMAB_TICK:  # NUMA balancing: a tick or a hinting fault
                 sim.numab_status(st, c)
+            elif st == FAULT_OOM and sim.kswapd.direct_fast(c):
+                pass  # direct reclaim freed pages: charged, then the fault is retried
             else:
                 sim.fault_status(st, c)
                 sim.ks.ensure_pages(4096)
@@ -231,6 +237,8 @@ class FastEngine:
             old.succeed()
             yield self.all_ran
             self.quanta += 1
+            # kswapd's copy lines of this quantum (kswapd_clock; none without reclaim)
+            sim.kswapd.issue_fast(self.pbin, q_start, binw, nbins_used, (P_READ, P_WRITE))
             # ---- weave: contention for the next quantum
             used = self.pbin[:, :, :, :nbins_used]
             pair = used.sum(axis=3)

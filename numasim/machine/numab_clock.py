@@ -91,7 +91,8 @@ NBF_AT = 2  # cycle of the access that took the hinting fault (set by run_quantu
 NBF_TZ = 3
 NBF_FEND = 4
 NBF_T0 = 5
-NBF_NCOLS = 6
+NBF_KSWAPD = 6  # cycle of the next kswapd step (numasim.machine.kswapd_clock; inf: asleep)
+NBF_NCOLS = 7
 # sample columns
 SM_HINT = 0
 SM_MIGRATED = 1
@@ -126,6 +127,7 @@ class NumabClock:
         self.nbi = np.zeros((n, NBI_NCOLS), dtype=np.int64)
         self.nbf = np.zeros((n, NBF_NCOLS))
         self.nbf[:, NBF_TICK] = self.tick_cyc if self.on else math.inf
+        self.nbf[:, NBF_KSWAPD] = math.inf
         self.version = 0  # bumped when page tables or protections change
         self.mem_seen = np.zeros((n, 2))  # st's ST_MEM, ST_LOCAL at the last tick
         self.width_ms = SAMPLE_MS0
@@ -288,10 +290,12 @@ class NumabClock:
         src = int(ks.pages[pg, S.PG_NODE])
         moved0 = int(nb.cnt[4])
         t = int(self.sim.tasks[c])
-        if int(ks.pages[pg, S.PG_ORDER]) == 0:  # one 4 KiB page: straight to the fault loop
-            nb._faults(t, np.array([slot], dtype=np.int64), np.array([vpn], dtype=np.int64))
-        else:  # a PMD-mapped THP: do_huge_pmd_numa_page
-            nb.hinting_faults(t, vpn, 1)
+        with self.sim.kswapd.around(c, ti):  # a promotion may run kswapd (tiering mode)
+            if int(ks.pages[pg, S.PG_ORDER]) == 0:  # one 4 KiB page: the fault loop
+                nb._faults(t, np.array([slot], dtype=np.int64),
+                           np.array([vpn], dtype=np.int64))
+            else:  # a PMD-mapped THP: do_huge_pmd_numa_page
+                nb.hinting_faults(t, vpn, 1)
         moved = int(nb.cnt[4]) - moved0
         new = int(ks.pt_page[slot])
         dst = int(ks.pages[new, S.PG_NODE]) if new >= 0 else src

@@ -193,6 +193,14 @@ def build_result(sim) -> RunResult:
     }
     if sim.numab.on:
         data["numa_balancing"] = sim.numab.series(cycles)
+    if sim.kswapd.active():  # reclaim ran (kswapd_clock): its section, and its share per
+        data["reclaim"] = sim.kswapd.series(cycles)  # interval of the balancing series
+        if sim.numab.on:
+            nb = data["numa_balancing"]
+            for row, extra in zip(nb["intervals"],
+                                  sim.kswapd.intervals(cycles, nb["interval_ms"]),
+                                  strict=False):
+                row.update((k, v) for k, v in extra.items() if k != "t_ms")
     return RunResult(data, sim.host_seconds, hist)
 
 
@@ -403,6 +411,14 @@ def summary(result) -> str:
         f"node {n}: hit {v['numa_hit']} miss {v['numa_miss']} foreign {v['numa_foreign']} "
         f"interleave {v['interleave_hit']}" for n, v in d["numastat"].items()))
     lines.append(_kernel_line(d))
+    rc = d.get("reclaim")
+    if rc:
+        v = rc["vmstat"]
+        lines.append(f"  reclaim     kswapd: {v.get('pgsteal_kswapd', 0)} pages reclaimed "
+                     f"({v.get('pgdemote_kswapd', 0)} demoted), {rc['kswapd_cpu_ms']:.3f} ms "
+                     f"CPU; direct: {v.get('pgsteal_direct', 0)} reclaimed "
+                     f"({v.get('pgdemote_direct', 0)} demoted), {rc['direct_reclaim_ms']:.3f} "
+                     f"ms; {v.get('pswpout', 0)} pages swapped out")
     for note in d["notes"]:
         lines.append(f"  note: {note}")
     lines.append(f"  simulated in {d['host_seconds']:.2f} s")

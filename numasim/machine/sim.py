@@ -138,6 +138,9 @@ class Simulation:
         from numasim.machine.numab_clock import NumabClock
 
         self.numab = NumabClock(self)  # NUMA balancing on the run's clock (off: inert)
+        from numasim.machine.kswapd_clock import KswapdClock
+
+        self.kswapd = KswapdClock(self)  # reclaim on the run's clock (no pressure: inert)
 
     # ------------------------------------------------------------------ helpers
     def ensure_timeline(self, t: float) -> None:
@@ -189,8 +192,14 @@ class Simulation:
 
     def next_event_cycle(self, now: float) -> float | None:
         """The next event a fast-forward skip must not pass (NUMA balancing's scanner; see
-        :meth:`numasim.machine.numab_clock.NumabClock.next_event`), or None."""
-        return self.numab.next_event(now)
+        :meth:`numasim.machine.numab_clock.NumabClock.next_event`; an awake kswapd's next
+        step, :mod:`numasim.machine.kswapd_clock`), or None."""
+        ev = self.numab.next_event(now)
+        ks = self.kswapd
+        if ks.next_at != float("inf") or ks.jobs:
+            nxt = now if ks.jobs else max(now, ks.next_at)
+            ev = nxt if ev is None else min(ev, nxt)
+        return ev
 
     def reset_clocks(self, t0: float, prog: PhaseProgram) -> list[int]:
         """Point every thread at its ops and start its clock: at ``t0`` plus its release

@@ -132,6 +132,9 @@ class Reclaim:
         self._seq = 0
         self._seq_base = -1
         self._cache: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
+        self.moves: list[tuple[int, int, int]] | None = None
+        """When a list: every page reclaim moves is appended as (source node, target node or
+        -1 for swap, order) -- the timing engines' copy traffic (numasim.machine.kswapd_clock)."""
 
     @property
     def swap_used(self) -> int:
@@ -372,6 +375,8 @@ class Reclaim:
                 remove_migration_ptes(k, pg, new)
             ks.vmstat[S.VM_PGMIGRATE_SUCCESS] += 1 << order
             done += 1 << order
+            if self.moves is not None:
+                self.moves.append((nid, int(ks.pages[new, S.PG_NODE]), order))
         return done, np.array(left, dtype=np.int64)
 
     def _alloc_demote(self, pg: int, target: int, fallback: tuple[int, ...]) -> int:
@@ -440,6 +445,8 @@ class Reclaim:
                 continue
             self.flags[pg] = 0
             self.key[pg] = -1
+            if self.moves is not None:
+                self.moves.append((int(ks.pages[pg, S.PG_NODE]), -1, 0))
             k.core.free_page(ks.zones, ks.vmstat, ks.pages, pg)
             ks.vmstat[S.VM_SWPOUT] += 1
             out += 1
