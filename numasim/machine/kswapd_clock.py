@@ -41,7 +41,8 @@ same pages at the same accesses in both (the kernel's side is :mod:`numasim.mm.v
   every direct reclaim the set bytes go to :meth:`numasim.mm.vmscan.Reclaim.mark_young`
   and are cleared, so a page touched since reclaim last looked at it is young (second
   chance, then activation) and a cold one is reclaimed -- demoted, when the node has a
-  demotion target.
+  demotion target.  A kswapd step scans at most :data:`KSWAPD_SCAN` pages, so reclaim's
+  look at the whole LRU is spread over simulated time and the accesses in between count.
 
 The costs.  :data:`SCAN_NS` (100 ns a page scanned: the LRU isolation and the
 ``folio_referenced`` rmap walk of one mapping) and :data:`STEAL_NS` (2 us a page reclaimed:
@@ -76,7 +77,11 @@ the thread's next access."""
 SCAN_NS = 100.0
 STEAL_NS = 2000.0
 KSWAPD_BATCH = SWAP_CLUSTER_MAX * 8
-"""Pages one kswapd step reclaims (the kernel state changes by this much at once)."""
+"""Pages one kswapd step reclaims at most (the kernel state changes by this much at once)."""
+KSWAPD_SCAN = 4 * KSWAPD_BATCH
+"""Pages one kswapd step scans at most: a step that finds only young pages rotates them and
+ends, and the accesses before the next step can make them young again (Linux's kswapd scans
+a priority-sized share of the LRU per pass, not the whole list at once)."""
 MAX_SAMPLES = 256
 SAMPLE_MS0 = 4.0
 FIELDS = ("pgdemote_kswapd", "pgdemote_direct", "pgsteal_kswapd", "pgsteal_direct",
@@ -97,6 +102,7 @@ class KswapdClock:
         self.young = np.zeros(sim.ks.pages.shape[0], dtype=np.uint8)
         self.t_node: dict[int, float] = {}  # an awake kswapd: the cycle its next step starts
         self.busy: dict[int, float] = {}  # the cycle a kswapd's last step ends
+        self.noprog: dict[int, int] = {}  # pages a kswapd scanned since it last freed any
         self.next_at = math.inf
         self.events: list[tuple[float, int, float]] = []  # (cycle, FIELDS index, value)
         self.vm0 = self._vmstat()
@@ -166,10 +172,14 @@ class KswapdClock:
         before = self._vmstat()
         vm.moves = []
         try:
-            got = vm.shrink_node(nid, KSWAPD_BATCH, "kswapd")
+            got = vm.shrink_node(nid, KSWAPD_BATCH, "kswapd", max_scan=KSWAPD_SCAN)
         finally:
             moves, vm.moves = vm.moves, None
         d = self._delta(before)
+        # no progress: kswapd gives up once it scanned the LRU twice over for nothing
+        self.noprog[nid] = 0 if got else self.noprog.get(nid, 0) + d["pgscan_kswapd"]
+        hopeless = not got and (not d["pgscan_kswapd"] or self.noprog[nid]
+                                > 2 * vm.lru_pages(nid).size + SWAP_CLUSTER_MAX)
         ns = d["pgscan_kswapd"] * SCAN_NS + got * STEAL_NS
         start = max(self.t_node[nid], ti)
         span = max(1.0, ns * self.cyc_per_ns)
@@ -177,8 +187,9 @@ class KswapdClock:
         self.kswapd_ns += ns
         self._record(start, d, kswapd_ns=ns)
         self._traffic(c, start, span, moves)
-        if got == 0 or vm.pgdat_balanced(nid) or not vm.can_reclaim_anon(nid):
+        if hopeless or vm.pgdat_balanced(nid) or not vm.can_reclaim_anon(nid):
             vm.awake.discard(nid)
+            self.noprog.pop(nid, None)
         return bool(moves)
 
     def _traffic(self, c: int, start: float, span: float, moves) -> None:

@@ -264,9 +264,12 @@ class Reclaim:
         """``can_reclaim_anon_pages``: free swap space, or a demotion target."""
         return self.swap_used < self.swap_pages or self.can_demote(nid)
 
-    def shrink_node(self, nid: int, nr_to_reclaim: int, who: str) -> int:
+    def shrink_node(self, nid: int, nr_to_reclaim: int, who: str,
+                    max_scan: int | None = None) -> int:
         """Reclaim up to ``nr_to_reclaim`` pages of node ``nid`` (``who``: ``kswapd`` or
-        ``direct``); returns the pages freed on the node."""
+        ``direct``), scanning at most ``max_scan`` pages (default: the LRU twice over -- a
+        timed kswapd scans in steps, so that the accesses between them set accessed bits);
+        returns the pages freed on the node."""
         reclaimed = self._shrink_boot_cache(nid, nr_to_reclaim, who)
         if reclaimed >= nr_to_reclaim or not self.can_reclaim_anon(nid):
             return reclaimed
@@ -274,6 +277,8 @@ class Reclaim:
         scanned = 0
         lru = self.lru_pages(nid)
         limit = 2 * lru.size + SWAP_CLUSTER_MAX
+        if max_scan is not None:
+            limit = min(limit, max_scan)
         if self.inactive_is_low(nid, lru):
             self.shrink_active_list(nid, lru, max(SWAP_CLUSTER_MAX, nr_to_reclaim))
         while reclaimed < nr_to_reclaim and scanned < limit:
