@@ -12,7 +12,9 @@ checked against the script kernel by test_oracle_scenarios.py.
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,7 @@ from numasim.wiring import build_program
 from numasim.workloads.model import Phase, Region, Workload
 
 MACHINE = Path(__file__).parent / "data" / "machines" / "small-tier.yaml"
+ORACLE = Path(__file__).parent / "data" / "oracle"
 MIB = 1 << 20
 KNOBS = {"scan_delay_ms": 1, "scan_period_min_ms": 4, "scan_size_mb": 1}
 
@@ -81,9 +84,10 @@ def test_membind_overcommit_demotes_instead_of_oom(small, tmp_path):
     assert sum(x["pgdemote_direct"] for x in rows) == vm["pgdemote_direct"]
     assert sum(x["kswapd_ms"] for x in rows) == pytest.approx(rc["kswapd_cpu_ms"])
     assert rows[0]["pgdemote_kswapd"] == 0  # node 0 fills first
-    # the copies went through node 1's controller: 64 lines written per demoted page
+    # the copies went through node 1's controller: 64 lines written per demoted page (but
+    # for kswapd's last step, whose copy is still flowing when the run ends)
     mc1 = next(x for x in r["resources"] if x["name"] == "mc 1")
-    assert mc1["bytes"] == pytest.approx(pages["1"] * 4096, rel=0.02)
+    assert 0.9 * pages["1"] * 4096 < mc1["bytes"] <= pages["1"] * 4096
     assert "reclaim     kswapd:" in res.summary()
     with pytest.raises(OutOfMemory):
         run(variant(tmp_path, ""), fill(40 * MIB, "--membind=0"))
@@ -98,6 +102,36 @@ def test_membind_overcommit_swaps_without_demotion(tmp_path):
     assert pages["1"] == 0 and vm["pgdemote_kswapd"] == vm["pgdemote_direct"] == 0
     assert vm["pswpout"] == vm["pgsteal_kswapd"] + vm["pgsteal_direct"] > 2000
     assert pages["0"] + vm["pswpout"] == 10240
+
+
+def recorded_98() -> dict[str, int]:
+    """The 6.12 recording of 98_demotion_bind_pressure: pages demoted by kswapd and by
+    direct reclaim, and the first region's pages on node 1."""
+    text = (ORACLE / "expected_98_demotion_bind_pressure.6.12.txt").read_text()
+    demote = re.search(r"^vmstat_delta pgdemote_kswapd=(\d+) pgdemote_direct=(\d+)", text, re.M)
+    r0 = re.search(r"^summary region=0 off=0 n=100000 node0=\d+ node1=(\d+)", text, re.M)
+    return {"kswapd": int(demote[1]), "direct": int(demote[2]), "r0_node1": int(r0[1])}
+
+
+def test_the_bind_pressure_recording_in_time():
+    """98_demotion_bind_pressure as a timed run on the oracle's machine (100000 pages
+    touched, then 40000 under --membind=0, demotion on): the task outruns kswapd and direct
+    reclaim demotes the rest, about as the recording shows (kswapd's share 0.62 there, 0.46
+    in the other boot, FINDINGS.md section 11; kswapd_clock.STEAL_NS is fitted to it)."""
+    rec = recorded_98()
+    m = dataclasses.replace(load_machine("oracle-2node-tier"), demotion_enabled=True)
+    wl = Workload(name="98", threads=1, cpus=[0],
+                  regions=[Region("r0", 100000 * 4096),
+                           Region("r1", 40000 * 4096, policy="--membind=0")],
+                  phases=[Phase("t0", "stride", regions=["r0"], stride=4096, write=True),
+                          Phase("t1", "stride", regions=["r1"], stride=4096, write=True)])
+    r = run(m, wl).to_dict(host=False)
+    vm = r["reclaim"]["vmstat"]
+    total = vm["pgdemote_kswapd"] + vm["pgdemote_direct"]
+    assert total == pytest.approx(rec["kswapd"] + rec["direct"], rel=0.1)
+    assert 0.46 <= vm["pgdemote_kswapd"] / total <= 0.7
+    assert r["pages_per_node"]["r0"]["1"] == pytest.approx(rec["r0_node1"], rel=0.1)
+    assert sum(r["pages_per_node"]["r1"].values()) == 40000
 
 
 def hot_and_cold(first: str, n: int = 12) -> Workload:

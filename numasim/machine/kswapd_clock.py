@@ -45,14 +45,21 @@ same pages at the same accesses in both (the kernel's side is :mod:`numasim.mm.v
   look at the whole LRU is spread over simulated time and the accesses in between count.
 
 The costs.  :data:`SCAN_NS` (100 ns a page scanned: the LRU isolation and the
-``folio_referenced`` rmap walk of one mapping) and :data:`STEAL_NS` (2 us a page reclaimed:
-unmap, TLB flush, the new page's allocation and remap, without the copy, which is
-traffic) are chosen, not measured: with the copy they give one kswapd about 0.5-1 GB/s of
-4 KiB demotions, the order of Linux's single-threaded 4 KiB page migration throughput
-(Yan et al., "Nimble Page Management for Tiered Memory Systems", ASPLOS 2019, Fig. 2:
-well under 1 GB/s for 4 KiB pages with ``migrate_pages``).  The recorded split between
-kswapd and direct reclaim (``98_demotion_bind_pressure`` on 6.12: 16767 / 10365 pages) is
-what the costs should be fitted to when an oracle run times kswapd.
+``folio_referenced`` rmap walk of one mapping; chosen) and :data:`STEAL_NS` (8 us a page
+reclaimed: unmap, TLB flush, the new page's allocation and remap, the copy's CPU side;
+the copy's lines are traffic on top).  STEAL_NS is fitted to the one recording that tells
+how fast kswapd is against a faulting task, ``98_demotion_bind_pressure`` on 6.12: the
+task outruns kswapd and the rest is direct reclaim.  Linux demoted 16767 pages by kswapd and
+10365 by direct reclaim in one boot (kswapd's share 0.62), 12664 and 14776 in the other
+(0.46).  The same scenario in time (fast engine, default CPU model: 100000 pages touched,
+then 40000 under ``--membind=0`` on ``oracle-2node-tier`` with demotion on) gives, by
+STEAL_NS: 2 us 20736 / 4896 (0.81), 4.5 us 17152 / 8473 (0.67), 6 us 16128 / 9433 (0.63),
+8 us 15872 / 9785 (0.62); the share saturates near 0.6, so the second boot is out of reach
+(its kswapd was slower still).  8 us a page is 0.5 GB/s of 4 KiB demotion per kswapd, the
+order of Linux's single-threaded 4 KiB page migration throughput (Yan et al., "Nimble Page
+Management for Tiered Memory Systems", ASPLOS 2019: well under 1 GB/s for 4 KiB pages).
+The region pages end on node 0 / node 1 as 74343 / 25657 of the first region and 40000 / 0
+of the bound one, where Linux had 75931 / 24069 and 37704 / 2296.
 
 Results: the ``reclaim`` section of a run (when anything was reclaimed): the vmstat
 deltas, kswapd's and direct reclaim's CPU time, the costs, and per interval of simulated
@@ -75,7 +82,7 @@ KSWAPD_POLL = 19
 """run_quantum's status: a kswapd was woken, or an awake one's next step is due, before
 the thread's next access."""
 SCAN_NS = 100.0
-STEAL_NS = 2000.0
+STEAL_NS = 8000.0
 KSWAPD_BATCH = SWAP_CLUSTER_MAX * 8
 """Pages one kswapd step reclaims at most (the kernel state changes by this much at once)."""
 KSWAPD_SCAN = 4 * KSWAPD_BATCH
