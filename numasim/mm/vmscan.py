@@ -19,11 +19,10 @@ young bit and is activated if it was already ``PG_referenced``, otherwise it get
 ``PG_referenced`` and rotates to the head (the second chance); a page that is not young is
 reclaimed.  The active list is shrunk into the inactive head while ``inactive_is_low``
 (``ratio = int_sqrt(10 x GiB)``, 1 below 1 GiB).  Accesses reach the young bits from
-``Kernel.touch`` (scripts' ``touch``/``read``/``write``).  The timing engines
-(numasim/machine) do not feed them yet; the plan is that they call :func:`mark_young` on a
-sample of the pages they access (every page they fault in, and one access in N per page,
-N the engine's sampling period), which is what the hardware accessed bit gives reclaim too:
-one bit per scan interval, not a count.
+``Kernel.touch`` (scripts' ``touch``/``read``/``write``) and, in timed runs, from every
+access the engines time (:mod:`numasim.machine.kswapd_clock`: one byte per page row, fed to
+:func:`mark_young` before each kswapd step and direct reclaim), which is what the hardware
+accessed bit gives reclaim too: one bit per scan interval, not a count.
 
 *Reclaim* (``shrink_folio_list``): a page chosen for reclaim is demoted when
 ``can_demote`` (``demotion_enabled``, the node has a demotion target): ``alloc_demote_folio``
@@ -45,7 +44,10 @@ task allocates while kswapd is awake, kswapd reclaims :data:`KSWAPD_RATIO` pages
 finishes its work before the script's next command.  When the task reaches MIN first it
 reclaims for itself (``try_to_free_pages``, SWAP_CLUSTER_MAX pages per call: direct
 reclaim) -- the recorded 6.12 runs show both, about half and half (FINDINGS.md section 11).
-Watermark boosting is not modelled (the scenarios set ``watermark_boost_factor`` 0).
+In timed runs (``numasim run``) kswapd is instead a thread on the simulated clock, with a
+CPU cost per page, and direct reclaim runs in the faulting thread's time
+(:mod:`numasim.machine.kswapd_clock`).  Watermark boosting is not modelled (the scenarios set
+``watermark_boost_factor`` 0).
 ``zone_reclaim_mode`` is accepted but has no effect: node_reclaim only reclaims unmapped
 page cache and slab, which numasim does not have.
 
