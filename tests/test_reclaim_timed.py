@@ -93,6 +93,18 @@ def test_membind_overcommit_demotes_instead_of_oom(small, tmp_path):
         run(variant(tmp_path, ""), fill(40 * MIB, "--membind=0"))
 
 
+def test_the_balancing_series_carries_reclaim_per_interval(small):
+    """With NUMA balancing on, its per-interval rows also say what reclaim did."""
+    r = run(small, fill(40 * MIB, "--membind=0"), numa_balancing=2,
+            balancing_knobs=KNOBS).to_dict(host=False)
+    rows = r["numa_balancing"]["intervals"]
+    vm = r["reclaim"]["vmstat"]
+    for key in ("pgdemote_kswapd", "pgdemote_direct", "pgsteal_kswapd", "pgsteal_direct"):
+        assert sum(x[key] for x in rows) == vm[key] > 0, key
+    assert sum(x["kswapd_ms"] for x in rows) == pytest.approx(r["reclaim"]["kswapd_cpu_ms"])
+    assert r["numa_balancing"]["vmstat"]["pgdemote_kswapd"] == vm["pgdemote_kswapd"]
+
+
 def test_membind_overcommit_swaps_without_demotion(tmp_path):
     """No demotion target but a swap device: reclaim swaps the coldest pages out."""
     m = variant(tmp_path, "kernel:\n  swap: 64MiB\n")

@@ -235,7 +235,7 @@ class ExactEngine:
         self.version += 1
         if ks.sysvars[SV_THP]:  # THP on: the kernel's own fault path (numab_clock.thp_fault)
             vpn = int(ks.regions[r, R_START]) + off
-            lines = sim.numab.thp_fault(c, int(ks.regions[r, R_PT]) + off, vpn, write)
+            lines = sim.numab.thp_fault(c, int(ks.regions[r, R_PT]) + off, vpn, write, ti)
             sim.numab.take(c)  # charged below as any fault: fault_ns, then the zeroing
             sim.fault_res[core.R_ALLOCATED] = lines >> int(sim.pi[C.PI_LPP_SHIFT])
             return []

@@ -308,19 +308,20 @@ class NumabClock:
         self.samples[b, SM_HINT] += 1
         self.samples[b, SM_MIGRATED] += moved
 
-    def thp_fault(self, c: int, slot: int, vpn: int, write: bool) -> int:
+    def thp_fault(self, c: int, slot: int, vpn: int, write: bool, ti: float = 0.0) -> int:
         """A page fault of thread c with THP on, through the kernel's own path
         (``Kernel.touch``: ``do_huge_pmd_anonymous_page`` with its node-only attempt, the
         huge zero page on a read, the 4 KiB fallback): the allocator core the engines call
         directly faults 4 KiB pages only.  What the CPU pays -- fault_ns, then the zeroing of
         every page allocated (512 x the lines for a THP) -- is left in ``nbi`` as a pending
-        fault without a source.  Returns the lines to zero."""
+        fault without a source (``ti``: the fault's cycle).  Returns the lines to zero."""
         from numasim.mm.kernel import Segfault, TaskKilled
 
         sim = self.sim
         ks = sim.ks
-        try:
-            allocated = sim.k.touch(int(sim.tasks[c]), vpn, 1, write=write)
+        try:  # the script kernel's reclaim runs in touch: counted as kswapd's (kswapd_clock)
+            with sim.kswapd.around(c, ti):
+                allocated = sim.k.touch(int(sim.tasks[c]), vpn, 1, write=write)
         except TaskKilled:
             sim.fault_status(S.FAULT_OOM, c)
             raise

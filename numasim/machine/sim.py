@@ -184,7 +184,8 @@ class Simulation:
         elif status == NC.NUMAB_THP:
             head = int(self.ci[c, C.CI_HEAD])
             slot, vpn = self.numab.head_slot(c)
-            self.numab.thp_fault(c, slot, vpn, int(self.buf[c, head, G.B_MODE]) == G.STORE)
+            self.numab.thp_fault(c, slot, vpn, int(self.buf[c, head, G.B_MODE]) == G.STORE,
+                                 float(self.numab.nbf[c, NC.NBF_AT]))
             self.ks.ensure_pages(4096)
         else:
             slot, vpn = self.numab.head_slot(c)
