@@ -470,11 +470,7 @@ class ExactEngine:
                 base = ti
             st[C.ST_STALL] += ti - base
             # ---- the access (and its page's accessed bit, for reclaim)
-            if pg >= 0:
-                yg = ksw.young
-                if pg >= yg.shape[0]:
-                    yg = ksw.young_arr()
-                yg[pg] = 1
+            ksw.accessed(pg)
             st[C.ST_ACCESSES] += 1
             st[C.ST_BYTES] += nb
             ev = env.event()

@@ -128,6 +128,12 @@ class KswapdClock:
             self.young = y
         return self.young
 
+    def accessed(self, pg: int) -> None:
+        """The exact engine's access to page row ``pg`` (negative: no page)."""
+        if pg >= 0:
+            y = self.young if pg < self.young.shape[0] else self.young_arr()
+            y[pg] = 1
+
     def feed(self) -> None:
         """The accesses since reclaim last looked become PTE accessed bits."""
         pgs = np.flatnonzero(self.young)
