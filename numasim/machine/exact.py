@@ -6,7 +6,9 @@ resource is a single FIFO server (it serves one line per service time), and an a
 handled at its own event time, so queues are resolved in true event order.  A request's
 latency is the idle latency of its (CPU node, memory node) pair plus the time it waited at
 every server of its route, plus the extra latency a controller model adds at the
-controller's recent utilisation (:mod:`numasim.memctrl`; ``fifo`` adds none).
+controller's recent utilisation (:mod:`numasim.memctrl`; ``fifo`` adds none), and a
+controller whose model prices the traffic mix serves each line in its service time times the
+factor of its recent window's mix (:mod:`numasim.machine.mix`).
 
 This is the reference the fast engine is measured against: slow (a few SimPy events per
 access), exact for the model.
@@ -20,6 +22,7 @@ import numpy as np
 import simpy
 
 from numasim.machine import cpu as C
+from numasim.machine.mix import MixWindow, op_random
 from numasim.machine.resources import carried_lines
 from numasim.memctrl import WINDOW_CYCLES
 from numasim.mm import alloc_core as core
@@ -42,9 +45,11 @@ from numasim.workloads.gen import STORE, fill_batch
 class _Req:
     """A request in flight: its route, where it is on it, the waits it met."""
 
-    __slots__ = ("route", "k", "a", "wait", "t_issue", "idle", "done_cb", "c", "posted", "read")
+    __slots__ = ("route", "k", "a", "wait", "t_issue", "idle", "done_cb", "c", "posted", "read",
+                 "rand")
 
-    def __init__(self, route, t_issue, idle, c, done_cb, posted=False, read=True) -> None:
+    def __init__(self, route, t_issue, idle, c, done_cb, posted=False, read=True,
+                 rand=False) -> None:
         self.route = route
         self.k = 0
         self.a = t_issue
@@ -55,6 +60,7 @@ class _Req:
         self.done_cb = done_cb
         self.posted = posted  # a write-back: counted when posted, not when served
         self.read = read and not posted  # a read (or RFO): the controller's read fraction
+        self.rand = rand  # issued by a random-access loop (numasim.machine.mix.op_random)
 
 
 def _issue_at(env, state, m, t):
@@ -127,6 +133,11 @@ class ExactEngine:
         self.models = list(res.ctrl_models) or [None] * res.count
         self.util = [(0.0, 0.0, 0.0)] * res.count
         sim.kswapd.exact = self  # kswapd's copy lines are posted here (kswapd_lines)
+        self.extra_on = [m is not None and m.extra for m in self.models]
+        # models pricing the traffic mix: their window and a cache of their factors
+        self.mix = [MixWindow() if m is not None and m.mix_aware else None
+                    for m in self.models]
+        self.factors: dict = {}
 
     # ---------------------------------------------------------------- queues
     def _start(self, req: _Req) -> None:
@@ -141,11 +152,13 @@ class ExactEngine:
             x, cost = req.route[req.k]
             sv = self.service[x] * cost
             start = req.a if req.a > self.free[x] else self.free[x]
+            if self.mix[x] is not None:
+                sv *= self._mix_factor(x, start, req)
             self.free[x] = start + sv
             req.wait += start - req.a
             self.res_lines[x] += cost
             extra = 0.0
-            if self.models[x] is not None:
+            if self.extra_on[x]:
                 extra = self._controller_extra(x, start, sv, req.read)
                 req.wait += extra
             req.k += 1
@@ -154,6 +167,18 @@ class ExactEngine:
                 ev = env.timeout(max(0.0, req.a - env.now))
                 ev.callbacks.append(lambda _e, r=req: self._start(r))
                 return
+
+    def _mix_factor(self, x: int, start: float, req: _Req) -> float:
+        """Controller x's service-time factor for a line starting at ``start``: its model's
+        factor for the mix of its recent window, this line included (read and random
+        fractions on a 1/256 grid, so the factors can be cached)."""
+        rf, rnd = self.mix[x].add(start, req.read, req.rand)
+        key = (x, round(rf * 256.0), round(rnd * 256.0))
+        f = self.factors.get(key)
+        if f is None:
+            f = self.models[x].service_factor(key[1] / 256.0, key[2] / 256.0)
+            self.factors[key] = f
+        return f
 
     def _controller_extra(self, x: int, start: float, s: float, read: bool) -> float:
         """The extra latency controller x's model gives a line it starts serving at
@@ -167,10 +192,11 @@ class ExactEngine:
         self.util[x] = (u, rd, start if start > t_last else t_last)
         return self.models[x].extra_latency(min(u, 1.0), rd / u)
 
-    def _posted(self, route, t: float, c: int, now: bool = False) -> None:
+    def _posted(self, route, t: float, c: int, now: bool = False, rand: bool = False) -> None:
         """A write-back: traffic at time t (``now``: t is the current event's time, whatever
-        rounding made of env.now), nobody waits for it."""
-        req = _Req(route, t, 0.0, c, lambda r, d: None, posted=True, read=False)
+        rounding made of env.now), nobody waits for it; ``rand``: from a random-access
+        loop."""
+        req = _Req(route, t, 0.0, c, lambda r, d: None, posted=True, read=False, rand=rand)
         if now or t <= self.env.now:
             self._start(req)
         else:
@@ -381,7 +407,7 @@ class ExactEngine:
                 st[C.ST_LOCAL] += 1
             hist[hist_bin(latv)] += 1
             if write and write_allocate and not llc_on:
-                self._posted(routes_w[(cn, node)], done, c, now=True)
+                self._posted(routes_w[(cn, node)], done, c, now=True, rand=req.rand)
                 tl_add(done, node)
                 st[C.ST_WRITEBACKS] += 1
             complete(done)
@@ -398,6 +424,7 @@ class ExactEngine:
         clock = sim.numab  # NUMA balancing (numab_clock): ticks and hinting faults
         prot = clock.prot
         ksw = sim.kswapd  # reclaim (kswapd_clock): kswapd's steps, accessed bits
+        rand_of: dict = {}  # op -> issued by a random-access loop (numasim.machine.mix)
         for r, line, mode, dep, gap, nb, op in self._accesses(c, th):
             base = issue + gap
             ti = base
@@ -420,6 +447,9 @@ class ExactEngine:
             if ksw.pending(ti) and ksw.poll(c, ti):  # reclaim: kswapd moved pages
                 self.version += 1
             write = mode == STORE
+            rand = rand_of.get(op)
+            if rand is None:
+                rand = rand_of[op] = op_random(sim.programs_ops, op, int(line_bytes))
             off = line >> lpp_shift
             key = (r, off)
             if self.version != seen_version:
@@ -486,7 +516,7 @@ class ExactEngine:
                     key = pg * lpp + (line & (lpp - 1))
                     hit, wbn = C.llc_access(llc_tags, llc_meta, llc_clock, cn, key, write, node)
                     if wbn >= 0:
-                        self._posted(routes_w[(cn, int(wbn))], ti, c, now=True)
+                        self._posted(routes_w[(cn, int(wbn))], ti, c, now=True, rand=rand)
                         tl_add(ti, int(wbn))
                         st[C.ST_WRITEBACKS] += 1
                 if hit:
@@ -499,7 +529,7 @@ class ExactEngine:
                     route = routes_w[(cn, node)] if nt else routes_r[(cn, node)]
                     self._start(_Req(route, ti, lat[cn][node], c,
                                      lambda rq, d, n=node, w=write, e=ev, a=cn:
-                                     data_done(rq, d, n, w, e, a), read=not nt))
+                                     data_done(rq, d, n, w, e, a), read=not nt, rand=rand))
                     tl_add(ti, node)
             issue = ti
             prev_ev = ev

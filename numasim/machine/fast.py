@@ -18,8 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from numasim.machine import cpu as C
-from numasim.machine.bound import P_NKINDS, P_READ, P_WRITE, run_quantum
+from numasim.machine.bound import P_NKINDS, P_READ, P_WB, P_WRITE, run_quantum
 from numasim.machine.kswapd_clock import KSWAPD_POLL
+from numasim.machine.mix import cpu_random, fast_service
 from numasim.machine.numab_clock import NBF_AT, NUMAB_TICK
 from numasim.machine.resources import KIND_MC, carried_lines
 from numasim.machine.weave import (
@@ -57,7 +58,9 @@ class FastEngine:
         self.backlog = np.zeros(nres)
         self.carry = np.zeros(nres)  # lines queued at the end of the last phase
         self.waits = np.zeros((n, 2, nr))
-        self.service = np.ascontiguousarray(sim.res.service)
+        # a copy: a controller pricing the traffic mix stretches its own entry per quantum
+        self.service = np.array(sim.res.service, dtype=np.float64, copy=True)
+        self.base_service = self.service.copy()
         mc = sim.res.kinds == KIND_MC
         self.mc_node = np.where(mc, sim.res.ends[:, 1], -1).astype(np.int64)
         self.gk = np.ones((n, nres))
@@ -74,6 +77,9 @@ class FastEngine:
                                            else np.zeros((nres, 1)))
         self.ctrl_w = np.ascontiguousarray(res.ctrl_w if len(res.ctrl_n) == nres
                                            else np.zeros((nres, 1)))
+        models = list(res.ctrl_models) if len(res.ctrl_models) == nres else []
+        self.mix_models = [m if m is not None and m.mix_aware else None for m in models]
+        self.mix_on = any(m is not None for m in self.mix_models)
         self.quanta = 0
         # ---- task placement (numab_clock): the lines a thread moved this quantum before it
         # changed node, and what they weigh on the resources from its old node
@@ -242,6 +248,9 @@ class FastEngine:
             # ---- weave: contention for the next quantum
             used = self.pbin[:, :, :, :nbins_used]
             pair = used.sum(axis=3)
+            if self.mix_on:  # the mix each controller carried prices its next quantum
+                fast_service(self.mix_models, self.mc_node, self.base_service, pair,
+                             cpu_random(sim), self.service, (P_READ, P_WRITE, P_WB))
             self.cnt[:] = 0
             self.swait[:] = 0.0
             pairs_to_resources(pair, self.pwait, self.route_r, self.route_w, self.cost_r,

@@ -66,14 +66,14 @@ def make_model(spec: ControllerSpec | None, bandwidth_GBps: float, line_bytes: i
 def controller_tables(machine, mc_of_node: np.ndarray, nres: int
                       ) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
     """Per resource: its controller model (None for links and caps, and for a model that
-    adds no latency), and the fast engine's tables -- ``n[r]`` points of utilisation
+    adds no latency and ignores the traffic mix), and the fast engine's tables -- ``n[r]`` points of utilisation
     ``u[r, :n]`` and extra cycles ``w[r, :n]`` (n = 0: no extra latency, today's server)."""
     models: list = [None] * nres
     ghz, line = float(machine.cpu_ghz), int(machine.cache_line)
     for nid in machine.memory_nodes:
         r = int(mc_of_node[nid])
         m = make_model(machine.controller_spec(nid), machine.mc_bandwidth(nid), line, ghz)
-        if m.extra:
+        if m.extra or m.mix_aware:
             models[r] = m
     width = max([len(m.wait_table()[0]) for m in models if m is not None] + [1])
     n = np.zeros(nres, dtype=np.int64)

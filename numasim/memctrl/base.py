@@ -17,7 +17,14 @@ saturated controller still delivers its bandwidth and no more.  What a model add
 * the fast engine asks :meth:`ControllerModel.wait_table` once: the extra latency as a
   piecewise-linear function of the utilisation, which its weave adds to the wait at the
   quantum's utilisation (inside its fixed point, see :mod:`numasim.machine.weave`);
-* :meth:`ControllerModel.sustainable_bandwidth` is the bandwidth a traffic mix can get.
+* :meth:`ControllerModel.sustainable_bandwidth` is the bandwidth a traffic mix can get, and
+  :meth:`ControllerModel.service_factor` what that does to the FIFO server: under a mix that
+  sustains less than the controller's bandwidth (writes: read/write turnaround; random lines:
+  row misses) a line occupies the server ``factor`` times longer.  The exact engine applies it
+  per request from the mix of the controller's recent window (read fraction and random
+  fraction, :data:`WINDOW_CYCLES`), the fast engine per quantum from the lines the quantum
+  carried (:mod:`numasim.machine.mix`).  A model whose factor is always 1 (``fifo``) leaves
+  the engines' arithmetic untouched.
 
 This module imports nothing from the rest of numasim, so the topology can name a
 :class:`ControllerSpec` without an import cycle.
@@ -174,10 +181,27 @@ class ControllerModel:
         :meth:`extra_latency`, which the weave reads from :meth:`wait_table`)."""
         return self.extra_latency(rho, read_fraction)
 
-    def sustainable_bandwidth(self, read_fraction: float = 1.0) -> float:
-        """GB/s a traffic mix with ``read_fraction`` reads can sustain (by default the
-        controller's bandwidth whatever the mix)."""
+    def sustainable_bandwidth(self, read_fraction: float = 1.0,
+                              random_fraction: float = 0.0) -> float:
+        """GB/s a traffic mix can sustain: ``read_fraction`` of its lines reads (a
+        read-for-ownership is a read, a write-back a write), ``random_fraction`` of them from
+        random-access loops (GUPS, pointer chasing) rather than streams.  By default the
+        controller's bandwidth whatever the mix."""
         return self.bandwidth_GBps
+
+    def service_factor(self, read_fraction: float = 1.0, random_fraction: float = 0.0) -> float:
+        """How many times longer a line occupies the controller's server under this mix than
+        under the read-only streams its ``controller_bandwidth`` was measured with:
+        bandwidth / sustainable bandwidth, never below 1 (the measured read-only figure is
+        the controller's best case)."""
+        return max(1.0, self.bandwidth_GBps /
+                   self.sustainable_bandwidth(read_fraction, random_fraction))
+
+    @property
+    def mix_aware(self) -> bool:
+        """True when the traffic mix changes the service time (the engines skip the work
+        otherwise, so ``fifo`` stays bit-identical)."""
+        return False
 
     @property
     def extra(self) -> bool:

@@ -25,7 +25,9 @@ model adds is the *extra* latency load causes and the bandwidth a traffic mix lo
 * both are capped at ``max_extra_ns`` (the open-loop curve climbs without bound at its
   sustainable load; in a machine the cores' miss slots bound the queue);
 * :meth:`sustainable_bandwidth`: ``controller_bandwidth`` (a measured read-only figure) times
-  the model's sustainable fraction for the mix over its read-only one.
+  the model's sustainable fraction for the mix (read fraction; random lines at the
+  ``random`` pattern's fraction) over its read-only one; the engines stretch the
+  controller's service time by the inverse (:meth:`service_factor`).
 
 The idle latency, the CXL device's included, stays in the machine's latency matrix: the model
 adds only what load adds, so a machine calibrated on MLC keeps its idle numbers.
@@ -122,9 +124,28 @@ class DramController(ControllerModel):
         ns = np.minimum(np.maximum.accumulate(c.added_ns[p, 0]), self.values["max_extra_ns"])
         return u, ns * self.cpu_ghz
 
-    def sustainable_bandwidth(self, read_fraction: float = 1.0) -> float:
+    def _fraction(self, pattern: int, read_fraction: float) -> float:
+        """The model's sustainable fraction of peak for ``pattern`` at a read fraction
+        (linear between 1, 2/3 and 1/2; clamped below 1/2)."""
         c = self.curve
-        p = PATTERNS.index(self.values["pattern"])
         rf = min(1.0, max(READ_FRACTIONS[-1], read_fraction))
-        frac = np.interp(rf, c.read_fraction[::-1], c.sustainable[p, ::-1])
-        return self.bandwidth_GBps * float(frac / c.sustainable[p, 0])
+        return float(np.interp(rf, c.read_fraction[::-1], c.sustainable[pattern, ::-1]))
+
+    def sustainable_bandwidth(self, read_fraction: float = 1.0,
+                              random_fraction: float = 0.0) -> float:
+        """``controller_bandwidth`` (a measured read-only figure) times the model's
+        sustainable fraction for the mix over its read-only one for ``pattern``.  A
+        ``random_fraction`` of the lines follows the ``random`` pattern's fraction: the
+        server's time per line is the lines' share-weighted mean (time adds, bandwidth
+        does not)."""
+        p = PATTERNS.index(self.values["pattern"])
+        rnd = min(1.0, max(0.0, random_fraction))
+        frac = self._fraction(p, read_fraction)
+        if rnd > 0.0:
+            fr = self._fraction(PATTERNS.index("random"), read_fraction)
+            frac = 1.0 / ((1.0 - rnd) / frac + rnd / fr)
+        return self.bandwidth_GBps * frac / float(self.curve.sustainable[p, 0])
+
+    @property
+    def mix_aware(self) -> bool:
+        return True

@@ -3,7 +3,8 @@
 :func:`merge_mlc` puts what an MLC text holds (:mod:`numasim.topology.loaders.mlc`) into a
 machine: the idle latency matrix, the read bandwidth matrix (and each node's controller
 bandwidth, its diagonal, as the shipped machines set it) and a ``curve`` controller model
-from the loaded-latency table.  MLC names nodes as Linux numbers them, so its matrices must
+from the loaded-latency table, with the bandwidth of each read/write mix when the run holds
+MLC's peak-injection (or max) bandwidth table.  MLC names nodes as Linux numbers them, so its matrices must
 cover exactly the machine's nodes.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import replace
 
 from numasim.errors import NumasimError
 from numasim.memctrl import ControllerSpec
-from numasim.topology.loaders.mlc import MlcRun, curve_points
+from numasim.topology.loaders.mlc import MlcRun, curve_points, mix_points
 from numasim.topology.model import Machine
 
 
@@ -48,9 +49,15 @@ def merge_mlc(machine: Machine, run: MlcRun, *, curve: bool = True) -> Machine:
         changes["nodes"] = tuple(nodes)
     if curve and run.loaded:
         pts = curve_points(run.loaded, run.file, run.loaded_line)
-        changes["memory_controller"] = ControllerSpec("curve", (
-            ("points", pts),
+        params: tuple = (("points", pts),)
+        note = ""
+        if run.mix:
+            params += (("mix", mix_points(run.mix)),)
+            note = (f"; mix = MLC's {run.mix_kind} bandwidth per read/write mix over ALL "
+                    "Reads'")
+        changes["memory_controller"] = ControllerSpec.from_dict(dict(params + (
+            ("impl", "curve"),
             ("source", f"{source}, --loaded_latency (utilisation = bandwidth / the table's "
-                       "peak, extra = latency - the lightest load's)")))
+                       f"peak, extra = latency - the lightest load's){note}"),)))
     changes["derived"] = frozenset(derived)
     return machine.with_changes(**changes)

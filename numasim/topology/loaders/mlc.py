@@ -9,7 +9,15 @@ of several commands pasted together) and finds, wherever they are:
   ``bandwidth`` matrix (and each node's controller bandwidth, the diagonal);
 * ``--loaded_latency`` ("Measuring Loaded Latencies": rows ``inject delay, latency (ns),
   bandwidth (MB/s)`` under a ``=====`` rule) -> a ``curve`` controller model
-  (:func:`curve_points`).
+  (:func:`curve_points`);
+* ``--peak_injection_bandwidth`` ("Measuring Peak Injection Memory Bandwidths") or
+  ``--max_bandwidth`` ("Measuring Maximum Memory Bandwidths"): one bandwidth per read/write
+  mix (``ALL Reads``, ``3:1 Reads-Writes``...) -> the ``curve`` model's ``mix`` table
+  (:func:`mix_points`; peak injection preferred when both are present).
+
+MLC's ``--loaded_latency`` tables are read-only traffic (its default); a run with another
+mix (``-W2``...) prints the same table and nothing numasim can tell it by, so the curve is
+always taken as the read-only one.
 
 Lines may carry leading indentation (output pasted into documentation).  MB/s are MLC's
 10^6 bytes/s.
@@ -31,6 +39,8 @@ _NUM = r"[-+]?\d+(?:\.\d+)?"
 _LOADED_ROW = re.compile(rf"^\s*(\d+)\s+({_NUM})\s+({_NUM})\s*$")
 _HEADER = re.compile(r"^\s*Numa node((?:\s+\d+)+)\s*$", re.I)
 _MATRIX_ROW = re.compile(rf"^\s*(\d+)((?:\s+(?:{_NUM}|-))+)\s*$")
+_PEAK = re.compile(r"Measuring (Peak Injection|Maximum) Memory Bandwidths", re.I)
+_MIX_ROW = re.compile(rf"^\s*(ALL Reads|(\d+):(\d+) Reads-Writes)\s*:\s*({_NUM})\s*$", re.I)
 
 LOADED_HINT = ("a --loaded_latency table is a 'Measuring Loaded Latencies' line, a '=====' "
                "rule and rows of three numbers: inject delay, latency in ns, bandwidth in MB/s "
@@ -51,6 +61,10 @@ class MlcRun:
     loaded: list[tuple[int, float, float]] = field(default_factory=list)
     """(inject delay, latency ns, bandwidth MB/s) rows, in file order."""
     loaded_line: int = 0
+    mix: list[tuple[float, float]] = field(default_factory=list)
+    """(read fraction, MB/s) of MLC's read/write mixes, ALL Reads first."""
+    mix_kind: str = ""
+    """"peak injection" or "maximum": which MLC command the mix table came from."""
 
 
 def _error(file: str, line: int, what: str, hint: str) -> NumasimError:
@@ -119,6 +133,28 @@ def _loaded(lines: list[str], start: int, file: str) -> tuple[list[tuple[int, fl
     return rows, first
 
 
+def _mix(lines: list[str], start: int) -> list[tuple[float, float]]:
+    """The ``ALL Reads`` / ``R:W Reads-Writes`` rows within 12 lines after ``start`` (the
+    ``Stream-triad like`` row is left out: its mix depends on the CPU's store handling)."""
+    out: list[tuple[float, float]] = []
+    for ln in lines[start + 1:start + 13]:
+        m = _MIX_ROW.match(ln)
+        if not m:
+            continue
+        rf = 1.0 if m.group(2) is None else int(m.group(2)) / (int(m.group(2)) +
+                                                                int(m.group(3)))
+        out.append((rf, float(m.group(4))))
+    return out
+
+
+def mix_points(mix: list[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
+    """A ``curve`` model's ``mix`` table from MLC's mix bandwidths: (read fraction, bandwidth
+    / ALL Reads' bandwidth), read fractions descending, 4 digits."""
+    top = dict(mix).get(1.0) or max(bw for _, bw in mix)
+    pts = sorted({round(rf, 4): round(bw / top, 4) for rf, bw in mix}.items(), reverse=True)
+    return tuple((rf, min(1.0, f)) for rf, f in pts)
+
+
 def parse_text(text: str, file: str = "<mlc>") -> MlcRun:
     """Every MLC table in ``text``; :class:`NumasimError` (file and line) for a table that
     starts and is not what MLC writes, or for a text with no table at all."""
@@ -133,6 +169,10 @@ def parse_text(text: str, file: str = "<mlc>") -> MlcRun:
                                                               "bandwidth matrix")
         elif _LOADED.search(ln):
             run.loaded, run.loaded_line = _loaded(lines, i, file)
+        elif (m := _PEAK.search(ln)) and (run.mix_kind != "peak injection"):
+            rows = _mix(lines, i)
+            if rows and any(rf == 1.0 for rf, _ in rows) and all(bw > 0 for _, bw in rows):
+                run.mix, run.mix_kind = rows, m.group(1).lower()
     if run.latency_ns is None and run.bandwidth_MBps is None and not run.loaded:
         raise NumasimError("no MLC table found", file=file, hint=(
             "numasim reads the text Intel MLC prints: 'mlc --latency_matrix' ('Measuring idle "
