@@ -66,8 +66,9 @@ def make_model(spec: ControllerSpec | None, bandwidth_GBps: float, line_bytes: i
 def controller_tables(machine, mc_of_node: np.ndarray, nres: int
                       ) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
     """Per resource: its controller model (None for links and caps, and for a model that
-    adds no latency and ignores the traffic mix), and the fast engine's tables -- ``n[r]`` points of utilisation
-    ``u[r, :n]`` and extra cycles ``w[r, :n]`` (n = 0: no extra latency, today's server)."""
+    adds no latency and ignores the traffic mix), and the fast engine's tables -- ``n[r]``
+    points of utilisation ``u[r, :n]`` and extra cycles ``w[r, :n]`` (n = 0: no extra
+    latency, today's server)."""
     models: list = [None] * nres
     ghz, line = float(machine.cpu_ghz), int(machine.cache_line)
     for nid in machine.memory_nodes:

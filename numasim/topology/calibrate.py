@@ -4,8 +4,8 @@
 machine: the idle latency matrix, the read bandwidth matrix (and each node's controller
 bandwidth, its diagonal, as the shipped machines set it) and a ``curve`` controller model
 from the loaded-latency table, with the bandwidth of each read/write mix when the run holds
-MLC's peak-injection (or max) bandwidth table.  MLC names nodes as Linux numbers them, so its matrices must
-cover exactly the machine's nodes.
+MLC's peak-injection (or max) bandwidth table.  MLC names nodes as Linux numbers them, so
+its matrices must cover exactly the machine's nodes.
 """
 
 from __future__ import annotations
