@@ -65,23 +65,31 @@ def test_bad_mix_names_the_parameter(mix, text):
     assert e.value.key == "mix" and text in str(e.value)
 
 
-def test_dram_read_only_beats_writes_and_random():
-    """DDR4-2933 as the model derives it: writes cost turnaround and drains, random lines row
-    misses; read-only streams (what controller_bandwidth was measured with) cost nothing."""
+def test_dram_read_only_beats_writes_beats_random():
+    """DDR4-2933 as the model derives it (``anchor: dram``: the banks set the bandwidth):
+    writes cost turnaround and drains, random lines row misses.  MLC on the real host: 2:1
+    at 0.89 of read-only (the model: ~0.92); random lines have no MLC figure."""
     m = model("dram", preset="ddr4-2933")
     assert m.mix_aware
+    peak = m.curve.peak_bytes_per_s / 1e9
     ro = m.sustainable_bandwidth(1.0)
-    assert ro == pytest.approx(BW)
+    assert 0.9 * peak < ro < peak  # one stream nearly reaches the burst peak
     two_one = m.sustainable_bandwidth(2 / 3)
     rnd = m.sustainable_bandwidth(1.0, 1.0)
     gups = m.sustainable_bandwidth(0.5, 1.0)
-    assert 0.70 * BW < two_one < 0.9 * BW  # MLC: 0.89 on the real host (the model: ~0.78)
-    assert 0.75 * BW < rnd < 0.95 * BW
-    assert gups < rnd < ro
+    assert 0.85 * ro < two_one < 0.97 * ro
+    assert 0.70 * ro < rnd < 0.9 * ro
+    assert gups < rnd < two_one < ro
     # half the lines random: the service times average (harmonic mean of the bandwidths)
     half = m.sustainable_bandwidth(1.0, 0.5)
     assert 1 / half == pytest.approx(0.5 / ro + 0.5 / rnd)
     assert m.service_factor(2 / 3) == pytest.approx(BW / two_one)
+    assert m.service_factor(1.0) < 1.0  # the DRAM outruns the measured 122 GB/s
+    # anchored on the measured controller bandwidth instead: read-only is exactly it
+    c = model("dram", preset="ddr4-2933", anchor="controller")
+    assert c.sustainable_bandwidth(1.0) == pytest.approx(BW)
+    assert c.sustainable_bandwidth(2 / 3) == pytest.approx(BW * two_one / ro)
+    assert c.service_factor(1.0) == 1.0
 
 
 def test_mix_window_counts_lines_and_forgets():
@@ -141,15 +149,3 @@ def test_fifo_still_delivers_full_bandwidth_whatever_the_mix():
     m = load_machine("clx-2s")
     for wl, kw in (("stride", {}), ("stream", {"op": "copy"}), ("gups", {})):
         assert _mc0(m, wl, "fast", **kw) == pytest.approx(BW, rel=0.002)
-
-
-@pytest.mark.parametrize("workload, kw", [("stream", {"op": "copy"}), ("gups", {})])
-def test_engines_agree_on_the_dram_mix(workload, kw):
-    """The dram model's factor for streams with writes and for random lines: fast and exact
-    deliver the same saturated bandwidth within 1 %, below the read-only 122.1 GB/s."""
-    m = load_machine("clx-2s").with_changes(
-        memory_controller=ControllerSpec("dram", (("preset", "ddr4-2933"),)))
-    f = _mc0(m, workload, "fast", size="2MiB", **kw)
-    x = _mc0(m, workload, "exact", size="2MiB", **kw)
-    assert f == pytest.approx(x, rel=0.01)
-    assert 0.7 * BW < f < 0.85 * BW

@@ -8,7 +8,10 @@ latency is the idle latency of its (CPU node, memory node) pair plus the time it
 every server of its route, plus the extra latency a controller model adds at the
 controller's recent utilisation (:mod:`numasim.memctrl`; ``fifo`` adds none), and a
 controller whose model prices the traffic mix serves each line in its service time times the
-factor of its recent window's mix (:mod:`numasim.machine.mix`).
+factor of its recent window's mix (:mod:`numasim.machine.mix`).  A ``dram`` controller
+(``exact: banks``, its default) is no FIFO server here: every request goes through its banks,
+rows and queues (:mod:`numasim.memctrl.dram_online`, called every ``CL + tBURST`` DRAM clocks
+while requests wait), a read continuing when its data is out, a write accepted at once.
 
 This is the reference the fast engine is measured against: slow (a few SimPy events per
 access), exact for the model.
@@ -46,10 +49,10 @@ class _Req:
     """A request in flight: its route, where it is on it, the waits it met."""
 
     __slots__ = ("route", "k", "a", "wait", "t_issue", "idle", "done_cb", "c", "posted", "read",
-                 "rand")
+                 "rand", "addr", "wr")
 
     def __init__(self, route, t_issue, idle, c, done_cb, posted=False, read=True,
-                 rand=False) -> None:
+                 rand=False, addr=-1, wr=False) -> None:
         self.route = route
         self.k = 0
         self.a = t_issue
@@ -61,6 +64,8 @@ class _Req:
         self.posted = posted  # a write-back: counted when posted, not when served
         self.read = read and not posted  # a read (or RFO): the controller's read fraction
         self.rand = rand  # issued by a random-access loop (numasim.machine.mix.op_random)
+        self.addr = addr  # physical byte address (a dram controller's banks); -1: unknown
+        self.wr = wr or posted  # data going to memory (a write route): a DRAM write
 
 
 def _issue_at(env, state, m, t):
@@ -133,10 +138,18 @@ class ExactEngine:
         self.models = list(res.ctrl_models) or [None] * res.count
         self.util = [(0.0, 0.0, 0.0)] * res.count
         sim.kswapd.exact = self  # kswapd's copy lines are posted here (kswapd_lines)
-        self.extra_on = [m is not None and m.extra for m in self.models]
+        # dram controllers served request by request (memctrl.dram_online), else None
+        self.online = [m.online() if m is not None and hasattr(m, "online") else None
+                       for m in self.models]
+        self.calls: list = [None] * res.count  # the pending scheduler call of each
+        self.waiting: dict = {}  # read id -> (request, controller)
+        self.next_id = 0
+        self.synth = 0  # addresses for lines whose address the engine does not know
+        self.extra_on = [m is not None and m.extra and o is None
+                         for m, o in zip(self.models, self.online, strict=True)]
         # models pricing the traffic mix: their window and a cache of their factors
-        self.mix = [MixWindow() if m is not None and m.mix_aware else None
-                    for m in self.models]
+        self.mix = [MixWindow() if m is not None and m.mix_aware and o is None else None
+                    for m, o in zip(self.models, self.online, strict=True)]
         self.factors: dict = {}
 
     # ---------------------------------------------------------------- queues
@@ -150,6 +163,10 @@ class ExactEngine:
                 ev.callbacks.append(lambda _e, r=req, d=done: r.done_cb(r, d))
                 return
             x, cost = req.route[req.k]
+            if self.online[x] is not None:
+                if not self._dram_arrive(x, req, cost):
+                    return  # a read: it continues when the DRAM has served it
+                continue
             sv = self.service[x] * cost
             start = req.a if req.a > self.free[x] else self.free[x]
             if self.mix[x] is not None:
@@ -167,6 +184,61 @@ class ExactEngine:
                 ev = env.timeout(max(0.0, req.a - env.now))
                 ev.callbacks.append(lambda _e, r=req: self._start(r))
                 return
+
+    def _dram_arrive(self, x: int, req: _Req, cost: float) -> bool:
+        """Hand a request to dram controller x.  A write is accepted (True: it goes on at
+        once); a read waits for the scheduler (False)."""
+        o = self.online[x]
+        self.res_lines[x] += cost
+        addr = req.addr
+        if addr < 0:  # a line the engine has no address for (an LLC victim): spread them
+            self.synth += 1
+            addr = ((self.synth * 0x9E3779B97F4A7C15) & ((1 << 42) - 1)) & ~63
+        if req.wr:
+            o.arrive(req.a, addr, True, -1)
+            req.k += 1
+            if req.k < len(req.route):
+                ev = self.env.timeout(max(0.0, req.a - self.env.now))
+                ev.callbacks.append(lambda _e, r=req: self._start(r))
+                self._dram_call(x)
+                return False
+            self._dram_call(x)
+            return True
+        rid = self.next_id
+        self.next_id += 1
+        self.waiting[rid] = (req, x)
+        o.arrive(req.a, addr, False, rid)
+        self._dram_call(x)
+        return False
+
+    def _dram_call(self, x: int) -> None:
+        """Make sure dram controller x's scheduler runs at its next call time."""
+        if self.calls[x] is None:
+            t = self.online[x].next_call(self.env.now)
+            ev = self.env.timeout(max(0.0, t - self.env.now))
+            ev.callbacks.append(lambda _e, x=x, t=t: self._dram_run(x, t))
+            self.calls[x] = ev
+
+    def _dram_run(self, x: int, t: float) -> None:
+        """Controller x's scheduler up to cycle t; the reads it issued go on from when their
+        data is out (their wait: the DRAM latency beyond the idle one)."""
+        self.calls[x] = None
+        o = self.online[x]
+        for rid, end in o.run_to(t):
+            req, _ = self.waiting.pop(rid)
+            extra = end - req.a
+            req.wait += extra
+            if end > self.free[x]:
+                self.free[x] = end
+            req.k += 1
+            if req.k < len(req.route):
+                req.a = max(req.a, end)
+                ev = self.env.timeout(max(0.0, req.a - self.env.now))
+                ev.callbacks.append(lambda _e, r=req: self._start(r))
+            else:
+                self._start(req)  # done: completes at t_issue + idle + wait
+        if o.pending:
+            self._dram_call(x)
 
     def _mix_factor(self, x: int, start: float, req: _Req) -> float:
         """Controller x's service-time factor for a line starting at ``start``: its model's
@@ -192,11 +264,13 @@ class ExactEngine:
         self.util[x] = (u, rd, start if start > t_last else t_last)
         return self.models[x].extra_latency(min(u, 1.0), rd / u)
 
-    def _posted(self, route, t: float, c: int, now: bool = False, rand: bool = False) -> None:
+    def _posted(self, route, t: float, c: int, now: bool = False, rand: bool = False,
+                addr: int = -1) -> None:
         """A write-back: traffic at time t (``now``: t is the current event's time, whatever
         rounding made of env.now), nobody waits for it; ``rand``: from a random-access
-        loop."""
-        req = _Req(route, t, 0.0, c, lambda r, d: None, posted=True, read=False, rand=rand)
+        loop; ``addr``: the line's physical address (-1: unknown)."""
+        req = _Req(route, t, 0.0, c, lambda r, d: None, posted=True, read=False, rand=rand,
+                   addr=addr)
         if now or t <= self.env.now:
             self._start(req)
         else:
@@ -285,22 +359,24 @@ class ExactEngine:
             sim.fault_status(status, c)
 
     def _zero_fill(self, state: dict, c: int, cn: int, node: int, nz: int, tz: float,
-                   fend: float, zero_done, tl_add, routes=None):
+                   fend: float, zero_done, tl_add, routes=None, addr0: int = -1):
         """The fault's nz zeroed lines written to node from time tz, one issue slot each
         (they compete with every other request); returns when the last one landed, or fend
         if that is later.  ``routes``: the read routes for a migration's copy (its source
-        lines), else the write routes."""
+        lines), else the write routes; ``addr0``: the page's physical byte address (its
+        lines follow; -1: unknown)."""
         env = self.env
         m = int(self.sim.pi[C.PI_MLP])
         zero_gap = float(self.sim.pf[C.PF_ZERO_GAP])
         route, zl = (routes or self.routes_w)[(cn, node)], self.lat[cn][node]
         zevents = []
-        for _ in range(nz):
+        for k in range(nz):
             tz = yield from _issue_at(env, state, m, tz)
             ev = env.event()
             state["out"] += 1
             self._start(_Req(route, tz, zl, c, lambda rq, d, e=ev: zero_done(d, e),
-                             read=False))
+                             read=False, addr=addr0 + 64 * k if addr0 >= 0 else -1,
+                             wr=routes is None))
             tl_add(tz, node)
             zevents.append(ev)
             tz += zero_gap
@@ -407,7 +483,8 @@ class ExactEngine:
                 st[C.ST_LOCAL] += 1
             hist[hist_bin(latv)] += 1
             if write and write_allocate and not llc_on:
-                self._posted(routes_w[(cn, node)], done, c, now=True, rand=req.rand)
+                self._posted(routes_w[(cn, node)], done, c, now=True, rand=req.rand,
+                             addr=req.addr)
                 tl_add(done, node)
                 st[C.ST_WRITEBACKS] += 1
             complete(done)
@@ -487,7 +564,8 @@ class ExactEngine:
                 fend = tz
                 if nz > 0:
                     fend = yield from self._zero_fill(state, c, cn, node, nz, tz, fend,
-                                                      plain_done, tl_add)
+                                                      plain_done, tl_add,
+                                                      addr0=pg * lpp * 64 if pg >= 0 else -1)
                     st[C.ST_ZERO_LINES] += nz
                 elif fend > env.now:
                     yield env.timeout(fend - env.now)
@@ -529,7 +607,8 @@ class ExactEngine:
                     route = routes_w[(cn, node)] if nt else routes_r[(cn, node)]
                     self._start(_Req(route, ti, lat[cn][node], c,
                                      lambda rq, d, n=node, w=write, e=ev, a=cn:
-                                     data_done(rq, d, n, w, e, a), read=not nt, rand=rand))
+                                     data_done(rq, d, n, w, e, a), read=not nt, rand=rand,
+                                     addr=(pg * lpp + (line & (lpp - 1))) * 64, wr=nt))
                     tl_add(ti, node)
             issue = ti
             prev_ev = ev

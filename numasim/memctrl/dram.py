@@ -20,14 +20,20 @@ model adds is the *extra* latency load causes and the bandwidth a traffic mix lo
 
 * :meth:`DramController.extra_latency` / :meth:`wait_table`: the added read latency of the
   derived curve (:func:`numasim.memctrl.dram_curve.loaded_curve`) at the controller's
-  utilisation, converted to the DRAM's utilisation (controller bandwidth / DRAM peak) and to
+  utilisation, converted to the DRAM's utilisation (x the read-only fraction of peak) and to
   CPU cycles; between read fractions 1, 2/3 and 1/2 it interpolates linearly;
 * both are capped at ``max_extra_ns`` (the open-loop curve climbs without bound at its
   sustainable load; in a machine the cores' miss slots bound the queue);
-* :meth:`sustainable_bandwidth`: ``controller_bandwidth`` (a measured read-only figure) times
+* the exact engine (``exact: banks``, the default) serves every request through the banks
+  instead (:mod:`numasim.memctrl.dram_online`: the same scheduler run online; the node's
+  FIFO server, curve and mix factor are then not used there); ``exact: curve`` keeps the
+  derived curve in both engines;
+* :meth:`sustainable_bandwidth`: with ``anchor: dram`` (the default) the DRAM's peak times
   the model's sustainable fraction for the mix (read fraction; random lines at the
-  ``random`` pattern's fraction) over its read-only one; the engines stretch the
-  controller's service time by the inverse (:meth:`service_factor`).
+  ``random`` pattern's fraction): the banks set the controller's bandwidth in both engines,
+  ``controller_bandwidth`` is not used; with ``anchor: controller``, ``controller_bandwidth``
+  (a measured read-only figure) times the fraction over the read-only one.  The fast engine
+  scales the controller's service time by :meth:`service_factor`.
 
 The idle latency, the CXL device's included, stays in the machine's latency matrix: the model
 adds only what load adds, so a machine calibrated on MLC keeps its idle numbers.
@@ -55,15 +61,28 @@ from numasim.memctrl.dram_presets import DESCRIPTIONS, PRESETS
 _PARAMS = (
     Param("preset", "DRAM preset: " + ", ".join(PRESETS), "ddr4-2933",
           "clx-2s's DDR4-2933 (numasim/memctrl/dram_presets.py)"),
-    Param("pattern", "traffic the curve is derived for: sequential (one stream), streams (24 "
-          "interleaved) or random", "streams",
-          "numasim's choice: many threads' streams, as MLC's loaded-latency run issues; its "
-          "read-only sustainable fraction on DDR4-2933 (0.87) is clx-2s MLC's (243.4 GB/s of "
-          "281.6 GB/s peak = 0.86)"),
+    Param("pattern", "traffic the curve and the fast engine's fractions are derived for: "
+          "sequential (one stream), streams (24 interleaved in runs of 8 lines) or random "
+          "(random lines always use the random pattern's fractions)", "sequential",
+          "numasim's choice: the exact engine's banks fed numasim's own STREAM-like threads "
+          "(page frames in order, each thread its own chunk) sustain what the sequential "
+          "pattern does (read-only 0.95 of peak, copy 0.90; streams: 0.88 and 0.69), so the "
+          "fast engine agrees with the exact one (tests/test_dram_exact.py)"),
+    Param("anchor", "what sets the controller's bandwidth: dram (the model's own sustainable "
+          "bandwidth for the mix, peak x fraction, in both engines: the exact engine's banks "
+          "know no other) or controller (controller_bandwidth x the model's fraction for the "
+          "mix over its read-only one)", "dram",
+          "numasim's choice: the engines agree; 'controller' keeps a measured read-only "
+          "figure (MLC) as the ceiling, for the fast engine"),
     Param("max_extra_ns", "ceiling of the added latency: past it the FIFO server's own queue "
           "(and the cores' miss slots) bound the wait, not an open-loop DRAM queue", 154.0,
           "clx-2s MLC loaded latency, 80.19 ns idle to 233.86 ns saturated "
           "(/work/shared/data/measured/mlc-loaded-latency.md section 3)", "ns"),
+    Param("exact", "how the exact engine runs the model: banks (every request through the "
+          "banks, rows and queues, numasim.memctrl.dram_online) or curve (the derived curve "
+          "and mix factor, as the fast engine)", "banks",
+          "numasim's choice: the exact engine is the reference the fast one is measured "
+          "against"),
 ) + tuple(Param(k, d, None, "the preset's value (numasim/memctrl/dram_presets.py)", u)
           for k, (u, d) in DESCRIPTIONS.items())
 
@@ -78,6 +97,12 @@ class DramController(ControllerModel):
         if not isinstance(values["max_extra_ns"], (int, float)) or values["max_extra_ns"] < 0:
             raise ParamError("max_extra_ns", "max_extra_ns must be a number >= 0",
                              f"got {values['max_extra_ns']!r}")
+        if values["exact"] not in ("banks", "curve"):
+            raise ParamError("exact", "exact must be 'banks' or 'curve'",
+                             f"got {values['exact']!r}")
+        if values["anchor"] not in ("dram", "controller"):
+            raise ParamError("anchor", "anchor must be 'dram' or 'controller'",
+                             f"got {values['anchor']!r}")
         if values["pattern"] not in PATTERNS:
             raise ParamError("pattern", f"pattern must be one of {', '.join(PATTERNS)}",
                              f"got {values['pattern']!r}")
@@ -100,8 +125,22 @@ class DramController(ControllerModel):
             self._curve = loaded_curve(self._cfg)
         return self._curve
 
+    def online(self):
+        """The exact engine's request-by-request DRAM (``exact: banks``), else None.  Its
+        idle latency is the derived curve's lightest-load latency for ``pattern``, what
+        the fast engine's curve calls 0 extra."""
+        if self.values["exact"] != "banks":
+            return None
+        from numasim.memctrl.dram_online import OnlineDram
+
+        p = PATTERNS.index(self.values["pattern"])
+        return OnlineDram(self._cfg if hasattr(self, "_cfg") else self.config_of(self.values),
+                          self.cpu_ghz, float(self.curve.latency_ns[p, 0, 0]))
+
     def _to_dram(self) -> float:
-        """Controller utilisation -> DRAM utilisation."""
+        """Controller utilisation (of its read-only bandwidth) -> DRAM utilisation."""
+        if self.values["anchor"] == "dram":
+            return float(self.curve.sustainable[PATTERNS.index(self.values["pattern"]), 0])
         return self.bandwidth_GBps * 1e9 / self.curve.peak_bytes_per_s
 
     def _added_ns(self, utilisation: float, read_fraction: float) -> float:
@@ -144,7 +183,16 @@ class DramController(ControllerModel):
         if rnd > 0.0:
             fr = self._fraction(PATTERNS.index("random"), read_fraction)
             frac = 1.0 / ((1.0 - rnd) / frac + rnd / fr)
+        if self.values["anchor"] == "dram":
+            return self.curve.peak_bytes_per_s * frac / 1e9
         return self.bandwidth_GBps * frac / float(self.curve.sustainable[p, 0])
+
+    def service_factor(self, read_fraction: float = 1.0, random_fraction: float = 0.0) -> float:
+        """controller_bandwidth / the mix's sustainable bandwidth: with ``anchor: dram``
+        below 1 when the DRAM outruns controller_bandwidth (its banks set the pace, as in
+        the exact engine)."""
+        f = self.bandwidth_GBps / self.sustainable_bandwidth(read_fraction, random_fraction)
+        return f if self.values["anchor"] == "dram" else max(1.0, f)
 
     @property
     def mix_aware(self) -> bool:

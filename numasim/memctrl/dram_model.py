@@ -30,11 +30,10 @@ How the engines use it (issue 11):
   each mix (one stream, 24 streams, random lines) as a fraction of the peak; cached in memory
   and on disk.  ``DramController.wait_table`` / ``extra_latency`` /
   ``sustainable_bandwidth`` serve it to the engines.
-* exact engine: today it asks ``DramController.extra_latency`` like the fast one (the same
-  curve, so the two agree by construction).  Running :func:`simulate` request by request
-  inside the exact engine is the next step and needs the engine's memory-controller queue to
-  hand its requests (arrival, address, write?) over in windows: :func:`simulate` takes them
-  and returns completion times; it is not wired (numasim/machine/ is other work).
+* exact engine (``exact: banks``, the default): every request reaching the controller is
+  served through the banks by :mod:`numasim.memctrl.dram_online`, this model's scheduler run
+  online (it agrees with :func:`simulate` within 2 % on the synthetic loads); ``exact:
+  curve`` makes it ask ``DramController.extra_latency`` like the fast engine.
 """
 
 from __future__ import annotations
