@@ -218,7 +218,8 @@ def test_dram_controller_behind_the_memctrl_interface(tmp_path, monkeypatch):
     from numasim.memctrl.dram import DramController
 
     monkeypatch.setenv("NUMASIM_CACHE_DIR", str(tmp_path))
-    spec = base.ControllerSpec.from_dict({"impl": "dram", "preset": "ddr4-2933"})
+    spec = base.ControllerSpec.from_dict({"impl": "dram", "preset": "ddr4-2933",
+                                          "pattern": "streams", "anchor": "controller"})
     m = DramController(spec, 122.1, 64, 2.3)
     lo, hi = m.extra_latency(0.1), m.extra_latency(0.95)
     assert 0 <= lo < hi <= 154.0 * 2.3 + 1e-9
@@ -258,9 +259,11 @@ def test_curve_command_prints_and_refuses_bad_input(capsys, tmp_path, monkeypatc
 
 
 def test_dram_curve_against_clx_mlc_loaded_latency(tmp_path, monkeypatch):
-    """clx-2s's controller with ``impl: dram`` (DDR4-2933, 24 streams): flat at idle at low load,
-    at least 2x idle (81 ns) added before the measured peak, and within a factor of two of
-    MLC's added latency from 20 % of the controller's bandwidth up (tests/data/mlc)."""
+    """clx-2s's controller with ``impl: dram`` (DDR4-2933, 24 streams, anchored on the
+    measured controller bandwidth -- the MLC-calibrated setting, not the default): flat at
+    idle at low load, at least 2x idle (81 ns) added before the measured peak, and within a
+    factor of two of MLC's added latency from 20 % of the controller's bandwidth up
+    (tests/data/mlc)."""
     from pathlib import Path
 
     from numasim.memctrl import ControllerSpec
@@ -271,7 +274,9 @@ def test_dram_curve_against_clx_mlc_loaded_latency(tmp_path, monkeypatch):
     lat, bw = rows[:, 1], rows[:, 2]
     idle = lat.min()
     util = bw / 2 / 122097.7  # per socket, over clx-2s's controller_bandwidth (MB/s)
-    m = DramController(ControllerSpec.from_dict({"impl": "dram", "preset": "ddr4-2933"}),
+    m = DramController(ControllerSpec.from_dict({"impl": "dram", "preset": "ddr4-2933",
+                                                 "pattern": "streams",
+                                                 "anchor": "controller"}),
                        122.0977, 64, 2.3)
     model = np.array([m.extra_latency(min(u, 1.0)) / 2.3 for u in util])
     measured = lat - idle
