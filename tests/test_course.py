@@ -294,7 +294,7 @@ def test_lab20_dram_answers_stated(capsys) -> None:
     lat = {k: r.measured["latency_ns_mean"] for k, r in runs.items()}
     assert lat[(dram, 16)] > lat[(fifo, 16)] + 20, lat
     text = (lab / "README.md").read_text()
-    for quoted in ("95.5%", "87.8%", "78.0%", "68.7%", "70.5%", "4.5 %", "65.52 GB/s"):
+    for quoted in ("95.5%", "87.8%", "78.0%", "68.7%", "70.5%", "4.5 %", "57.46 GB/s"):
         assert quoted in text, quoted
 
 
