@@ -90,7 +90,9 @@ def _topo_import_mlc(args: argparse.Namespace) -> int:
     write_text_file(out, text, "-o")
     found = [w for w, ok in (("latency matrix", run.latency_ns is not None),
                              ("bandwidth matrix", run.bandwidth_MBps is not None),
-                             ("loaded-latency curve", bool(run.loaded) and not args.no_curve))
+                             ("loaded-latency curve", bool(run.loaded) and not args.no_curve),
+                             ("read/write mix bandwidths",
+                              bool(run.loaded and run.mix) and not args.no_curve))
              if ok]
     print(f"wrote {out} ({', '.join(found)} from {args.file})")
     return 0
