@@ -289,7 +289,10 @@ def test_lab20_dram_answers_stated(capsys) -> None:
                                 numactl="--cpunodebind=0 --membind=0")
             for m in ("clx-2s", str(lab / "clx-2s-dram.yml")) for t in (1, 16)}
     fifo, dram = "clx-2s", str(lab / "clx-2s-dram.yml")
-    assert runs[(dram, 1)].bandwidth_GBps == runs[(fifo, 1)].bandwidth_GBps
+    # one thread: the same to 0.1 % (the mix's longer service time queues a thread's own
+    # lines a little: 7.861 vs 7.865 GB/s; the README quotes 7.86)
+    assert runs[(dram, 1)].bandwidth_GBps == pytest.approx(runs[(fifo, 1)].bandwidth_GBps,
+                                                           rel=1e-3)
     assert runs[(dram, 16)].bandwidth_GBps < 0.85 * runs[(fifo, 16)].bandwidth_GBps
     lat = {k: r.measured["latency_ns_mean"] for k, r in runs.items()}
     assert lat[(dram, 16)] > lat[(fifo, 16)] + 20, lat
