@@ -65,7 +65,7 @@ class _Req:
         self.read = read and not posted  # a read (or RFO): the controller's read fraction
         self.rand = rand  # issued by a random-access loop (numasim.machine.mix.op_random)
         self.addr = addr  # physical byte address (a dram controller's banks); -1: unknown
-        self.wr = wr or posted  # data going to memory (a write route): a DRAM write
+        self.wr = wr  # data going to memory (a write route): a DRAM write
 
 
 def _issue_at(env, state, m, t):
@@ -265,12 +265,13 @@ class ExactEngine:
         return self.models[x].extra_latency(min(u, 1.0), rd / u)
 
     def _posted(self, route, t: float, c: int, now: bool = False, rand: bool = False,
-                addr: int = -1) -> None:
+                addr: int = -1, wr: bool = True) -> None:
         """A write-back: traffic at time t (``now``: t is the current event's time, whatever
         rounding made of env.now), nobody waits for it; ``rand``: from a random-access
-        loop; ``addr``: the line's physical address (-1: unknown)."""
+        loop; ``addr``: the line's physical address (-1: unknown); ``wr``: False for a
+        posted read (kswapd's copy source)."""
         req = _Req(route, t, 0.0, c, lambda r, d: None, posted=True, read=False, rand=rand,
-                   addr=addr)
+                   addr=addr, wr=wr)
         if now or t <= self.env.now:
             self._start(req)
         else:
@@ -290,7 +291,7 @@ class ExactEngine:
             for i in range(n):
                 for node, route, t in ((src, self.routes_r[(cn, src)], start + i * step),
                                        (dst, self.routes_w[(cn, dst)], start + (i + 0.5) * step)):
-                    self._posted(route, t, c)
+                    self._posted(route, t, c, wr=node == dst)
                     sim.ensure_timeline(t)
                     sim.tl[min(int(t / sim.tl_width), sim.tl.shape[0] - 1), node] += line_bytes
 
