@@ -40,8 +40,11 @@ In the timing engines a page fault with THP on goes through this path too
 (:meth:`numasim.machine.numab_clock.NumabClock.thp_fault`: the jitted allocator core the
 engines call directly faults 4 KiB pages only).
 
-Not modelled (yet): khugepaged collapse, 6.12's THP-aligned ``get_unmapped_area`` for
-mappings that are a multiple of 2 MiB, per-size mTHP knobs, THP for shmem and file mappings.
+khugepaged (collapsing 4 KiB pages into THPs) is :mod:`numasim.mm.khugepaged`; 6.12's
+THP-aligned address for an anonymous mapping whose length is a multiple of 2 MiB is
+:meth:`numasim.mm.kernel.Kernel.thp_get_unmapped_area` (scenario 120).
+
+Not modelled (yet): per-size mTHP knobs, THP for shmem and file mappings.
 """
 
 from __future__ import annotations
@@ -98,6 +101,9 @@ def thp_enabled_text(k: Kernel) -> str:
 
 def set_thp_mode(k: Kernel, mode: str | int | bool) -> None:
     k.ks.sysvars[S.SV_THP] = thp_mode_value(mode)
+    kh = getattr(k, "khugepaged", None)
+    if kh is not None:  # enabled_store -> start_stop_khugepaged: the thread (re)starts
+        kh.wake()
 
 
 def _events(k: Kernel) -> dict[str, int]:
@@ -184,6 +190,9 @@ def do_huge_pmd_anonymous_page(k: Kernel, t: int, r: int, vpn: int, write: bool)
     lo = base + h - rs
     res = k._res
     ks.ensure_pages(8)
+    from numasim.mm.khugepaged import khugepaged_enter_vma
+
+    khugepaged_enter_vma(k, v)  # do_huge_pmd_anonymous_page registers the mm first
     if not write:
         # use_zero_page: map the huge zero page, allocated once, under this task's policy
         ev = _events(k)

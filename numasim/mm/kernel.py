@@ -26,6 +26,7 @@ from numasim.mm.constants import (
     KERNELS,
     KGEN_2_6_7,
     KGEN_6_1,
+    KGEN_6_12,
     MPOL_BIND,
 )
 from numasim.mm.memory_tiers import memory_tiers
@@ -33,6 +34,7 @@ from numasim.mm.vmscan import KSWAPD_CHUNK, reclaim
 from numasim.topology.model import Machine
 
 PAGE_SHIFT = 12
+HPAGE_PMD_NR = 512
 TASK_SIZE_VPN = 0x7FFFFFFFF000 >> PAGE_SHIFT
 # top-down mmap base of a process without address randomisation and an 8 MiB stack limit
 # (mmap_base = TASK_SIZE - 128 MiB gap)
@@ -233,6 +235,10 @@ class Kernel:
                     ks.pages[pg, S.PG_MAPCOUNT] += 1
             self._fork_pgtables(t, cmm, [start + i for i in range(n)
                                          if ks.pt_page[cbase + i] != S.PT_NONE])
+        if getattr(self, "khugepaged", None) is not None:
+            from numasim.mm.khugepaged import khugepaged_fork
+
+            khugepaged_fork(self, pmm, cmm)
         return child
 
     def _fork_pgtables(self, parent: int, cmm: int, vpns: list[int]) -> None:
@@ -356,6 +362,17 @@ class Kernel:
         top = int(tops[fits[0]]) if fits.size else int(tops[-1])
         return top - npages
 
+    def thp_get_unmapped_area(self, mm: int, npages: int) -> int:
+        """6.12's ``__get_unmapped_area`` for a private anonymous mapping without an address
+        hint whose length is a multiple of 2 MiB (Linux >= 6.7, limited to such lengths by
+        6.12): ``__thp_get_unmapped_area`` searches a hole 2 MiB longer and aligns the
+        start; top-down, an already aligned result moves up by 2 MiB, so the mapping ends
+        as high as it can.  Whatever the THP mode (the condition is CONFIG_TRANSPARENT_
+        HUGEPAGE, which Debian sets).  6.1 has no such rule."""
+        ret = self.get_unmapped_area(mm, npages + HPAGE_PMD_NR)
+        off_sub = -ret & (HPAGE_PMD_NR - 1)  # pgoff 0 for anonymous memory
+        return ret + (off_sub or HPAGE_PMD_NR)
+
     def overlaps(self, mm: int, start: int, end: int) -> bool:
         t = self.ks.regions
         # the candidates, vectorised over the table (linear, no Python loop per region)
@@ -380,7 +397,10 @@ class Kernel:
         anonymous), 'shared' (MAP_SHARED|MAP_ANONYMOUS), or 'file' (with ``file``)."""
         ks = self.ks
         mm = self.task_mm(t)
-        if vpn is None:
+        if vpn is None and kind == "anon" and self.kgen == KGEN_6_12 and \
+                npages % HPAGE_PMD_NR == 0:
+            vpn = self.thp_get_unmapped_area(mm, npages)
+        elif vpn is None:
             vpn = self.get_unmapped_area(mm, npages)
         elif self.overlaps(mm, vpn, vpn + npages):
             raise FileExistsError(f"range {vpn << 12:#x} is already mapped")
@@ -403,6 +423,10 @@ class Kernel:
         base = int(ks.regions[r, S.R_PT])
         ks.pt_vma[base: base + npages] = v
         self._share_anon_vma_with_neighbours(mm, v)
+        if kind == "anon" and int(ks.sysvars[S.SV_THP]):
+            from numasim.mm.khugepaged import khugepaged_enter_vma
+
+            khugepaged_enter_vma(self, v)  # mmap_region: a new VMA khugepaged may scan
         return r
 
     def _share_anon_vma_with_neighbours(self, mm: int, v: int) -> None:

@@ -171,6 +171,9 @@ class NumaBalancing:
         self.placement = TaskPlacement(self)  # task_numa_migrate (numasim.mm.task_placement)
         self.mode = 0
         self.now = 0.0  # ms since boot
+        # kernel threads on this clock (khugepaged): called with the new time whenever the
+        # clock moves (numasim.mm.khugepaged)
+        self.kthread_hooks: list = []
         self.knobs = dict(KNOB_DEFAULTS)
         for name, value in knobs.items():
             self.set_knob(name, value)
@@ -282,6 +285,11 @@ class NumaBalancing:
         """Wall time passes; nothing runs."""
         self.register_all()
         self.now += ms
+        self._kthreads()
+
+    def _kthreads(self) -> None:
+        for hook in self.kthread_hooks:
+            hook(self.now)
 
     # ------------------------------------------------------------ scan windows
     def _rss(self, t: int) -> int:
@@ -325,6 +333,8 @@ class NumaBalancing:
             tn.runtime += step
             if self.enabled and self.task_tick_numa(t):
                 self.task_numa_work(t)
+            if self.kthread_hooks:
+                self._kthreads()
             if access is not None:
                 access()
 

@@ -3,9 +3,8 @@
 The allocator core counts into ``KernelState.vmstat`` (:data:`numasim.mm.state.VMSTAT_NAMES`);
 NUMA balancing counts into its own table (:mod:`numasim.mm.numa_balancing`).  This module
 gives both one face with Linux's names (``mm/vmstat.c``), so a scenario's ``vmstat`` line
-reads like the oracle's.  A counter Linux has but numasim does not model (khugepaged) reads 0 when
-the model makes it 0 by construction (THP off),
-and a name numasim does not know reads -1, as the probe prints a counter the kernel lacks.
+reads like the oracle's; khugepaged's events come from :mod:`numasim.mm.khugepaged`.  A name
+numasim does not know reads -1, as the probe prints a counter the kernel lacks.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ _CORE = {"pgmigrate_success": S.VM_PGMIGRATE_SUCCESS, "pgmigrate_fail": S.VM_PGM
          "thp_fault_alloc": S.VM_THP_FAULT_ALLOC,
          "thp_fault_fallback": S.VM_THP_FAULT_FALLBACK, "oom_kill": S.VM_OOM,
          "pswpin": S.VM_SWPIN, "pswpout": S.VM_SWPOUT}
-_ZERO = ("thp_collapse_alloc",)
+_ZERO: tuple[str, ...] = ()
 
 
 def vmstat_read(k, key: str) -> int:
@@ -37,6 +36,15 @@ def vmstat_read(k, key: str) -> int:
     ev = thp_event(k, key)
     if ev is not None:
         return ev
+    from numasim.mm.khugepaged import vm_event
+
+    ev = vm_event(k, key)  # thp_collapse_alloc, thp_collapse_alloc_failed, thp_scan_exceed_*
+    if ev is not None:
+        return ev
+    if key == "nr_anon_transparent_hugepages":  # NR_ANON_THPS: PMD-mapped anonymous THPs
+        from numasim.mm.huge_memory import HPAGE_PMD_NR, anon_huge_pages
+
+        return sum(anon_huge_pages(k).values()) // HPAGE_PMD_NR
     from numasim.mm.vmscan import reclaim
 
     rv = reclaim(k).vmstat(key)  # pgscan_*, pgsteal_*, pgdemote_* (numasim.mm.vmscan)

@@ -32,6 +32,7 @@ from numasim.mm.constants import KGEN_6_12
 from numasim.mm.errors import VfsError
 from numasim.mm.huge_memory import THP_MODES, THP_SYSFS, set_thp_mode, thp_enabled_text
 from numasim.mm.kernel import File, Kernel
+from numasim.mm.khugepaged import khugepaged_read, khugepaged_write
 from numasim.mm.memory_tiers import sysfs_read as tiering_read
 from numasim.mm.memory_tiers import sysfs_write as tiering_write
 from numasim.mm.numa_balancing import DEBUGFS_MOUNT, balancing_read, balancing_write
@@ -352,6 +353,12 @@ class Vfs:
             return tiers
         if path == THP_SYSFS:
             return [thp_enabled_text(k)]
+        try:  # transparent_hugepage/khugepaged/*
+            kh = khugepaged_read(k, path)
+        except OSError as e:
+            raise _err(e.errno) from None
+        if kh is not None:
+            return kh
         wi = "/sys/kernel/mm/mempolicy/weighted_interleave/node"
         if path.startswith(wi):
             nid = self._wi_node(path[len(wi):])
@@ -395,6 +402,11 @@ class Vfs:
                 raise _err(E.EINVAL)
             set_thp_mode(self.k, value.strip())
             return len(value)
+        try:
+            if khugepaged_write(self.k, path, value):
+                return len(value)
+        except OSError as e:
+            raise _err(e.errno) from None
         wi = "/sys/kernel/mm/mempolicy/weighted_interleave/node"
         if path.startswith(wi):
             nid = self._wi_node(path[len(wi):])
