@@ -7,6 +7,8 @@ the machine YAML's ``kernel:`` block sets them, so every way of starting a run r
 the same way: the machine YAML, ``numasim run`` / ``numasim numactl`` (``--numa-balancing``,
 ``--balancing-knob NAME=VALUE``, ``--thp MODE``), ``numasim script``, and Python
 (``numasim.run(..., numa_balancing=True, balancing_knobs={...}, thp="always")``).
+khugepaged's knobs (:mod:`numasim.mm.khugepaged`) travel the same way: YAML ``kernel:
+khugepaged: {NAME: VALUE}``, ``--khugepaged-knob NAME=VALUE``, ``khugepaged_knobs={...}``.
 
 numasim's default is today's static placement: balancing off, THP ``never`` (reproducible,
 and what the oracle boots with); Debian's 6.1 and 6.12 kernels boot with balancing on and THP
@@ -75,10 +77,26 @@ def check_thp(mode: Any, field: str = "--thp") -> str:
     return str(mode)
 
 
+def parse_khugepaged_knob(item: str, field: str = "--khugepaged-knob") -> tuple[str, int]:
+    """``NAME=VALUE`` for a khugepaged knob (the file name under
+    ``/sys/kernel/mm/transparent_hugepage/khugepaged/``), checked as its ``*_store`` does."""
+    from numasim.mm.khugepaged import KNOBS, validate_knobs
+
+    name, eq, value = item.partition("=")
+    if not eq:
+        raise ConfigError(f"bad khugepaged knob {item!r}: not NAME=VALUE", field=field,
+                          hint="e.g. --khugepaged-knob scan_sleep_millisecs=100; knobs: "
+                               + ", ".join(KNOBS))
+    name = name.strip()
+    return name, validate_knobs({name: value.strip()}, field)[name]
+
+
 def with_kernel_settings(machine, *, numa_balancing: bool | int | None = None,
                          knobs: dict[str, Any] | None = None, thp: str | None = None,
-                         field: str = "numa_balancing"):
-    """The machine with these switches set (None: keep the machine's own)."""
+                         field: str = "numa_balancing",
+                         khugepaged: dict[str, Any] | None = None):
+    """The machine with these switches set (None: keep the machine's own);
+    ``khugepaged``: knobs by their sysfs names, merged over the machine's."""
     settings = dict(machine.numa_balancing)
     if numa_balancing is not None:
         if numa_balancing not in (0, 1, 2, 3, 4, True, False):
@@ -94,6 +112,12 @@ def with_kernel_settings(machine, *, numa_balancing: bool | int | None = None,
         changes["thp"] = check_thp(thp, "thp")
     if settings != dict(machine.numa_balancing):
         changes["numa_balancing"] = tuple(settings.items())
+    if khugepaged:
+        from numasim.mm.khugepaged import validate_knobs
+
+        kh = dict(getattr(machine, "khugepaged", ()))
+        kh.update(validate_knobs(dict(khugepaged), "khugepaged"))
+        changes["khugepaged"] = tuple(kh.items())
     return dataclasses.replace(machine, **changes) if changes else machine
 
 
@@ -116,9 +140,15 @@ def describe(machine, k=None, balancing: bool | None = None) -> dict[str, Any]:
     if k is not None and out["thp"] != "never":
         from numasim.mm import state as S
         from numasim.mm.huge_memory import thp_event
+        from numasim.mm.khugepaged import EVENTS, vm_event
 
         out["thp_vmstat"] = {
             "thp_fault_alloc": int(k.ks.vmstat[S.VM_THP_FAULT_ALLOC]),
             "thp_fault_fallback": int(k.ks.vmstat[S.VM_THP_FAULT_FALLBACK]),
-            "thp_zero_page_alloc": int(thp_event(k, "thp_zero_page_alloc") or 0)}
+            "thp_zero_page_alloc": int(thp_event(k, "thp_zero_page_alloc") or 0),
+            **{e: int(vm_event(k, e) or 0) for e in EVENTS[:2]}}
+    if out["thp"] != "never":
+        from numasim.mm.khugepaged import KNOBS
+
+        out["khugepaged"] = dict(KNOBS, **dict(getattr(machine, "khugepaged", ())))
     return out

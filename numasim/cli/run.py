@@ -66,6 +66,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--thp", metavar="MODE",
                    help="transparent_hugepage/enabled: always, madvise or never (default: "
                         "the machine's kernel setting, else never)")
+    p.add_argument("--khugepaged-knob", metavar="NAME=VALUE", action="append", default=[],
+                   help="a khugepaged knob, named as its file under "
+                        "/sys/kernel/mm/transparent_hugepage/khugepaged/: pages_to_scan, "
+                        "scan_sleep_millisecs, alloc_sleep_millisecs, max_ptes_none, "
+                        "max_ptes_swap, max_ptes_shared, defrag (repeatable)")
 
 
 def cpu_overrides(args: argparse.Namespace) -> dict:
@@ -127,13 +132,21 @@ def _balancing_mode(text: str) -> int:
 def kernel_settings_of(machine, args: argparse.Namespace):
     """The machine with --numa-balancing, --balancing-knob and --thp applied
     (:mod:`numasim.kernel_settings`)."""
-    from numasim.kernel_settings import check_thp, parse_knob, with_kernel_settings
+    from numasim.kernel_settings import (
+        check_thp,
+        parse_khugepaged_knob,
+        parse_knob,
+        with_kernel_settings,
+    )
 
     knobs = dict(parse_knob(item) for item in getattr(args, "balancing_knob", None) or [])
+    kh = dict(parse_khugepaged_knob(item)
+              for item in getattr(args, "khugepaged_knob", None) or [])
     thp = getattr(args, "thp", None)
     return with_kernel_settings(machine, numa_balancing=getattr(
         args, "numa_balancing", None) or None, knobs=knobs,
-        thp=None if thp is None else check_thp(thp), field="--balancing-knob")
+        thp=None if thp is None else check_thp(thp), field="--balancing-knob",
+        khugepaged=kh)
 
 
 def _weights_text(text: str | None):

@@ -38,6 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="transparent_hugepage/enabled at boot: always, madvise or never "
                    "(default: the script's '#@ append transparent_hugepage=' line, else the "
                    "machine's kernel setting, else never, as the oracle boots)")
+    p.add_argument("--khugepaged-knob", metavar="NAME=VALUE", action="append", default=[],
+                   help="a khugepaged knob at boot, named as its file under "
+                        "/sys/kernel/mm/transparent_hugepage/khugepaged/: pages_to_scan, "
+                        "scan_sleep_millisecs, alloc_sleep_millisecs, max_ptes_none, "
+                        "max_ptes_swap, max_ptes_shared, defrag (repeatable)")
     p.add_argument("--swap", metavar="SIZE",
                    help="a swap device of SIZE (64M, 1G) that reclaim may write to (default: "
                    "the script's '#@ swap SIZE' line, a RAM disk as the oracle's; else the "
@@ -77,6 +82,11 @@ def with_balancing(machine, args: argparse.Namespace):
         settings[name] = int(value)
     if getattr(args, "thp", None):
         machine = dataclasses.replace(machine, thp=args.thp)
+    if getattr(args, "khugepaged_knob", None):
+        from numasim.kernel_settings import parse_khugepaged_knob, with_kernel_settings
+
+        machine = with_kernel_settings(machine, khugepaged=dict(
+            parse_khugepaged_knob(item) for item in args.khugepaged_knob))
     if not settings:
         return machine
     return dataclasses.replace(machine, numa_balancing=tuple(settings.items()))

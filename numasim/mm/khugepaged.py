@@ -123,15 +123,16 @@ class Khugepaged:
     def set_knob(self, name: str, value: int | str) -> None:
         """A knob by its sysfs name; ValueError naming what is valid otherwise."""
         if name not in KNOBS:
-            raise ValueError(f"unknown khugepaged knob {name!r} (valid: {', '.join(KNOBS)})")
+            raise ValueError(f"unknown khugepaged knob {name!r}")
         lo, hi = KNOB_RANGE[name]
         try:
             v = int(str(value).strip(), 10)
         except ValueError:
-            raise ValueError(f"khugepaged/{name} must be an integer {lo}..{hi}, "
-                             f"not {value!r}") from None
+            raise ValueError(f"khugepaged/{name} must be a whole number, not {value!r}") \
+                from None
         if not lo <= v <= hi:
-            raise ValueError(f"khugepaged/{name} must be {lo}..{hi}, not {v}")
+            raise ValueError(f"khugepaged/{name} = {v} is out of range (Linux's store "
+                             "answers EINVAL)")
         self.knobs[name] = v
         if name in ("scan_sleep_millisecs", "alloc_sleep_millisecs"):
             self.wake()  # *_store: khugepaged_sleep_expire = 0; wake_up_interruptible

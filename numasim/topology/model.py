@@ -227,6 +227,10 @@ class Machine:
     """``/sys/kernel/mm/transparent_hugepage/enabled`` at boot: ``always``, ``madvise`` or
     ``never`` (numasim's default, as the oracle boots; Debian's is ``always``; see
     :mod:`numasim.mm.huge_memory`)."""
+    khugepaged: tuple[tuple[str, int], ...] = ()
+    """khugepaged's knobs at boot as (name, value) pairs, named as the files under
+    ``/sys/kernel/mm/transparent_hugepage/khugepaged/`` (YAML ``kernel: khugepaged:``);
+    () = Linux's defaults (:mod:`numasim.mm.khugepaged`)."""
     memory_controller: ControllerSpec | None = None
     """The controller model of every node that names none (:mod:`numasim.memctrl`);
     ``None`` = ``fifo``."""

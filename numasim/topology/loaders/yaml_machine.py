@@ -35,6 +35,9 @@ coherence: directory|broadcast, snoop_bytes}``: per-message costs, see
 ``..._scan_size_mb``, ``..._hot_threshold_ms``, ``..._promote_rate_limit_MBps`` (tiering,
 :mod:`numasim.mm.numa_promote`), Linux's defaults when absent;
 ``transparent_hugepage``: ``always`` | ``madvise`` | ``never``, default ``never``;
+``khugepaged``: ``{scan_sleep_millisecs: 100, max_ptes_none: 255, ...}``, the knobs under
+``/sys/kernel/mm/transparent_hugepage/khugepaged/`` (:mod:`numasim.mm.khugepaged`), Linux's
+defaults when absent;
 ``swap``: a swap device of that size, ``1GiB``, default none, see :mod:`numasim.mm.vmscan`;
 ``demotion_enabled``: ``true`` | ``false`` (default, as Linux boots), reclaim demotes to the
 next memory tier;
@@ -206,6 +209,8 @@ class KernelModel(StrictModel):
     numa_balancing_task_placement: Annotated[int, Field(ge=0, le=1)] | None = None
     # /sys/kernel/mm/transparent_hugepage/enabled at boot (numasim.mm.huge_memory)
     transparent_hugepage: Literal["always", "madvise", "never"] = "never"
+    # khugepaged's knobs (numasim.mm.khugepaged), by their sysfs file names
+    khugepaged: dict[str, Any] = {}
     # a swap device of this size (numasim.mm.vmscan); 0 = none
     swap: Size = 0
     # /sys/kernel/mm/numa/demotion_enabled at boot (numasim.mm.vmscan)
@@ -539,6 +544,11 @@ def _build(m: MachineModel, doc: YamlDoc) -> Machine:
         settings["numa_balancing"] = tuple(nb)
     if m.kernel.transparent_hugepage != "never":
         settings["thp"] = m.kernel.transparent_hugepage
+    if m.kernel.khugepaged:
+        from numasim.mm.khugepaged import validate_knobs
+
+        settings["khugepaged"] = tuple(validate_knobs(m.kernel.khugepaged,
+                                                      "kernel.khugepaged").items())
     if m.memory_controller is not None:
         settings["memory_controller"] = _spec(m.memory_controller)
     if m.kernel.swap:
@@ -721,6 +731,9 @@ def dump(machine: Machine) -> str:
         kernel.append(f"  {key}: {value}")
     if getattr(machine, "thp", "never") != "never":
         kernel.append(f"  transparent_hugepage: {machine.thp}")
+    if getattr(machine, "khugepaged", ()):
+        kernel.append("  khugepaged: {" + ", ".join(f"{n}: {v}" for n, v in
+                                                   machine.khugepaged) + "}")
     if machine.swap_pages:
         kernel.append(f"  swap: {machine.swap_pages * PAGE_SIZE}")
     if getattr(machine, "demotion_enabled", False):
