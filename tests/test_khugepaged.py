@@ -240,3 +240,63 @@ def test_bad_knobs_one_config_error(tmp_path) -> None:
     with pytest.raises(ConfigError, match="NAME=VALUE"):
         parse_khugepaged_knob("pages_to_scan")
     assert parse_khugepaged_knob("pages_to_scan=64") == ("pages_to_scan", 64)
+
+
+# ------------------------------------------------------------------ timed runs
+READ_THEN_WRITE = """\
+name: read-then-write
+description: a table read before it is written (huge zero page, then 4 KiB pages), then read
+threads: 2
+placement: spread
+regions:
+  - {name: table, size: 4MiB}
+phases:
+  - {name: peek, kernel: stride, stride: 4KiB}
+  - {name: init, kernel: init, split: parallel}
+  - {name: read, kernel: stride, stride: 4KiB, repeat: 4, compute: 20000}
+"""
+
+
+@pytest.fixture(scope="module")
+def timed(tmp_path_factory):
+    """The read-then-write workload under THP always: the reads map the huge zero page, the
+    writes split it and fault 4 KiB pages (half per node), khugepaged collapses them at the
+    first pass after that (scan_sleep_millisecs=1, i.e. the leader's first tick at 4 ms)."""
+    import numasim
+
+    wl = tmp_path_factory.mktemp("kh") / "rtw.yaml"
+    wl.write_text(READ_THEN_WRITE)
+    out = {}
+    for engine in ("fast", "exact"):
+        for sleep in (1, 10000):
+            r = numasim.run("clx-2s", str(wl), engine=engine, thp="always",
+                            khugepaged_knobs={"scan_sleep_millisecs": sleep})
+            out[engine, sleep] = r.to_dict()
+    return out
+
+
+def test_timed_collapse_in_both_engines(timed) -> None:
+    fast, exact = timed["fast", 1], timed["exact", 1]
+    for d in (fast, exact):
+        kh = d["khugepaged"]
+        assert kh["collapses"] == 2 and kh["vmstat"]["thp_collapse_alloc"] == 2
+        # each 2 MiB range on the node of the thread that wrote it, collapsed in place
+        assert [(x["node"], x["sources"]) for x in kh["log"]] == [(0, {0: 512}), (1, {1: 512})]
+        assert all(x["t_ms"] == 4.0 for x in kh["log"])
+        assert kh["copies_charged"] == 2
+        assert d["kernel_mm"]["thp_vmstat"]["thp_collapse_alloc"] == 2
+    assert fast["khugepaged"]["log"] == exact["khugepaged"]["log"]
+    assert fast["runtime_s"] == pytest.approx(exact["runtime_s"], rel=1e-6)
+    assert fast["page_faults"]["count"] == exact["page_faults"]["count"]
+
+
+def test_timed_collapse_costs_its_copy(timed) -> None:
+    """With Linux's 10 s sleep nothing collapses in 20 ms (the pass at mmap time found the
+    table untouched); the collapses' copies (2 x 512 pages read and written, one fault each
+    with its TLB flush) make the run longer, by the same amount in both engines."""
+    for engine in ("fast", "exact"):
+        lazy, busy = timed[engine, 10000], timed[engine, 1]
+        assert lazy["khugepaged"]["collapses"] == 0
+        assert busy["page_faults"]["count"] == lazy["page_faults"]["count"] + 2
+        extra = busy["runtime_s"] - lazy["runtime_s"]
+        assert 0.2e-3 < extra < 5e-3

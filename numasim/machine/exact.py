@@ -392,13 +392,20 @@ class ExactEngine:
         """A hinting fault at ti (:mod:`numasim.machine.numab_clock`): the kernel handles it,
         then the CPU pays fault_ns (+ the TLB shootdown) and the migration's copy, the
         source's lines read, then the target's written; returns when it is over."""
-        from numasim.machine.numab_clock import hint_cost
-
         sim = self.sim
         sim.numab.hint(c, ti, pslot, int(sim.ks.regions[r, R_START]) + off)
         # a fault that moved the thread (task placement) is charged from its new CPU, as
         # the fast engine charges it when run_quantum resumes there
         cn = int(sim.ci[c, C.CI_NODE])
+        return (yield from self._kernel_copy(state, c, cn, ti, plain_done, tl_add))
+
+    def _kernel_copy(self, state: dict, c: int, cn: int, ti: float, plain_done, tl_add):
+        """Thread c's pending kernel work (numab_clock's nbi/nbf: a hinting fault's
+        migration, or khugepaged's collapse copy) at ti: fault_ns plus the extra cycles, the
+        source's lines read, then the target's written; returns when it is over."""
+        from numasim.machine.numab_clock import hint_cost
+
+        sim = self.sim
         src, dst, lines, first = hint_cost(sim, sim.numab, c)
         tz = ti + first
         fend = tz
@@ -514,7 +521,7 @@ class ExactEngine:
             ma = m if nslots == m or C.slot_offset(sim.programs_ops, op, prefetch_on,
                                                     nslots - m, int(line_bytes)) else nslots
             ti = yield from _issue_at(env, state, ma, ti)
-            if clock.on:
+            if clock.ticking:
                 while clock.due(c, ti):
                     v0 = clock.version
                     clock.tick(c)
@@ -524,6 +531,15 @@ class ExactEngine:
             cn = int(ci[c, C.CI_NODE])  # NUMA balancing's task placement may move the thread
             if ksw.pending(ti) and ksw.poll(c, ti):  # reclaim: kswapd moved pages
                 self.version += 1
+            if clock.nbi[c, 0]:  # khugepaged's collapse copy, charged to this thread
+                st[C.ST_STALL] += ti - base
+                fend = yield from self._kernel_copy(state, c, cn, ti, plain_done, tl_add)
+                st[C.ST_FAULTS] += 1
+                st[C.ST_FAULT_CYCLES] += fend - ti
+                if fend > state["last"]:
+                    state["last"] = fend
+                ti = yield from _issue_at(env, state, ma, fend)
+                base = ti
             write = mode == STORE
             rand = rand_of.get(op)
             if rand is None:

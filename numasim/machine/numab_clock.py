@@ -119,14 +119,22 @@ class NumabClock:
             sim.notes.append("NUMA balancing was asked for, but Linux "
                              f"{sim.linux} has none: it is off in this run")
             self.on = False
+        from numasim.machine.khugepaged_clock import KhugepagedClock
+
+        # khugepaged (numasim.machine.khugepaged_clock) runs at the leader's ticks: the
+        # clock ticks when balancing or khugepaged is on
+        self.kh = KhugepagedClock.of(sim)
+        self.ticking = self.on or self.kh is not None
+        if self.ticking and self.nb is None:
+            self.nb = numab(sim.k)
         n = sim.nthreads
         self.cyc_per_ms = float(sim.ghz) * 1e6
         self.tick_cyc = TICK_MS * self.cyc_per_ms
         self.tlb_cyc = TLB_SHOOTDOWN_NS * float(sim.ghz)
-        self.ms0 = float(self.nb.now) if self.on else 0.0
+        self.ms0 = float(self.nb.now) if self.ticking else 0.0
         self.nbi = np.zeros((n, NBI_NCOLS), dtype=np.int64)
         self.nbf = np.zeros((n, NBF_NCOLS))
-        self.nbf[:, NBF_TICK] = self.tick_cyc if self.on else math.inf
+        self.nbf[:, NBF_TICK] = self.tick_cyc if self.ticking else math.inf
         self.nbf[:, NBF_KSWAPD] = math.inf
         self.version = 0  # bumped when page tables or protections change
         self.mem_seen = np.zeros((n, 2))  # st's ST_MEM, ST_LOCAL at the last tick
@@ -185,7 +193,7 @@ class NumabClock:
     def start_phase(self, t0: float, active: list[int]) -> None:
         """A phase starts at cycle t0: a thread's next tick is its first tick boundary
         after t0 (idle time between phases is no CPU time)."""
-        if not self.on:
+        if not self.ticking:
             return
         for c in active:
             nt = self.nbf[c, NBF_TICK]
@@ -196,6 +204,7 @@ class NumabClock:
             self.mem_seen[c] = (st[C.ST_MEM], st[C.ST_LOCAL])
         if active:
             self.leader = active[0]
+        if active and self.on:
             b = self._bin(t0)
             if b > 0:
                 self.pages[b - 1] = self._pages_per_node()
@@ -222,6 +231,11 @@ class NumabClock:
         when = float(self.nbf[c, NBF_TICK])
         self.nbf[c, NBF_TICK] = when + self.tick_cyc
         nb.now = self.ms0 + when / self.cyc_per_ms
+        if self.kh is not None and c == self.leader and \
+                self.kh.after_tick(self, c, float(nb.now)):
+            self.version += 1  # khugepaged collapsed ranges: page caches are stale
+        if not self.on:
+            return
         t = int(self.sim.tasks[c])
         tn = nb._task(t)
         tn.runtime += TICK_MS
@@ -246,8 +260,11 @@ class NumabClock:
         ``node_stamp + numa_scan_period``: it may queue the scan).  The ticks before it only
         add CPU time, which the thread catches up on after the stretch, tick by tick at
         their own times."""
-        if not self.on:
+        if not self.ticking:
             return None
+        kev = self.kh.next_event(self, now) if self.kh is not None else None
+        if not self.on:
+            return kev
         sim = self.sim
         nb = self.nb
         prot = self.prot
@@ -265,6 +282,8 @@ class NumabClock:
             ahead = tn.node_stamp + tn.numa_scan_period - tn.runtime
             j = max(0, math.floor(ahead / TICK_MS) - 1)  # one early: float rounding
             ev = min(ev, float(self.nbf[c, NBF_TICK]) + j * self.tick_cyc)
+        if kev is not None:
+            ev = min(ev, kev)
         return None if ev == math.inf else max(now, ev)
 
     # ------------------------------------------------------------ hinting faults

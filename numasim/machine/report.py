@@ -201,6 +201,8 @@ def build_result(sim) -> RunResult:
                                   sim.kswapd.intervals(cycles, nb["interval_ms"]),
                                   strict=False):
                 row.update((k, v) for k, v in extra.items() if k != "t_ms")
+    if sim.numab.kh is not None:  # khugepaged ran on the clock (machine.khugepaged_clock)
+        data["khugepaged"] = sim.numab.kh.report()
     return RunResult(data, sim.host_seconds, hist)
 
 

@@ -108,8 +108,6 @@ class Khugepaged:
     def __init__(self, k: Kernel, **knobs: int) -> None:
         self.k = k
         self.knobs = dict(KNOBS)
-        for name, value in knobs.items():
-            self.set_knob(name, value)
         self.slots: list[int] = []  # registered mms, in list order
         self.cursor_mm: int | None = None  # khugepaged_scan.mm_slot
         self.cursor_vpn = 0  # khugepaged_scan.address
@@ -118,6 +116,9 @@ class Khugepaged:
         self.events = dict.fromkeys(EVENTS, 0)
         self.log: list[Collapse] = []
         self.now = 0.0
+        self.run_at_call = False  # True in timed runs: passes run at the tick's time
+        for name, value in knobs.items():
+            self.set_knob(name, value)
 
     # ------------------------------------------------------------ knobs
     def set_knob(self, name: str, value: int | str) -> None:
@@ -163,7 +164,9 @@ class Khugepaged:
         time.  Returns the number of collapses."""
         done = 0
         while self.next_run is not None and self.next_run <= now:
-            self.now = self.next_run
+            # a script's sleep: each pass at its own time; a timed run's tick: the pass
+            # runs at the tick that found it due (:mod:`numasim.machine.khugepaged_clock`)
+            self.now = now if self.run_at_call else self.next_run
             if not self.running() or not self.slots:
                 self.next_run = None
                 break
