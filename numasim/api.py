@@ -71,7 +71,6 @@ def run(machine, workload, *, engine: str = "fast", linux: str = "6.12", seed: i
         numa_balancing: bool | int | None = None,
         balancing_knobs: dict[str, int] | None = None,
         thp: str | None = None,
-        khugepaged_knobs: dict[str, int] | None = None,
         **options: Any) -> RunResult:
     """Simulate ``workload`` on ``machine`` and return what it measured.
 
@@ -92,8 +91,8 @@ def run(machine, workload, *, engine: str = "fast", linux: str = "6.12", seed: i
     (``"always"``...): the simulated kernel's NUMA balancing and transparent huge pages
     (:mod:`numasim.kernel_settings`; None keeps the machine's, by default off / never;
     ``balancing_knobs={"task_placement": 0}`` keeps unpinned threads where they are);
-    ``khugepaged_knobs`` (``{"scan_sleep_millisecs": 100}``...): khugepaged's knobs by their
-    sysfs names (:mod:`numasim.mm.khugepaged`);
+    the keyword ``khugepaged_knobs`` (``{"scan_sleep_millisecs": 100}``...): khugepaged's knobs
+    by their sysfs names (:mod:`numasim.mm.khugepaged`);
     other keywords are built-in kernel options (``op`` is the STREAM operation; ``pin=False``
     lets the threads run on any CPU the task may use, so NUMA balancing may move them:
     :mod:`numasim.mm.task_placement`).
@@ -106,6 +105,7 @@ def run(machine, workload, *, engine: str = "fast", linux: str = "6.12", seed: i
     from numasim.wiring import simulate
 
     linux = _generation(linux, options)
+    khugepaged_knobs = options.pop("khugepaged_knobs", None)
     m = with_kernel_settings(_machine(machine), numa_balancing=numa_balancing,
                              knobs=balancing_knobs, thp=thp, khugepaged=khugepaged_knobs)
     spec = build_spec(m, _workload(workload, options), engine=engine,

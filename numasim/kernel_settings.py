@@ -80,7 +80,7 @@ def check_thp(mode: Any, field: str = "--thp") -> str:
 def parse_khugepaged_knob(item: str, field: str = "--khugepaged-knob") -> tuple[str, int]:
     """``NAME=VALUE`` for a khugepaged knob (the file name under
     ``/sys/kernel/mm/transparent_hugepage/khugepaged/``), checked as its ``*_store`` does."""
-    from numasim.mm.khugepaged import KNOBS, validate_knobs
+    from numasim.khugepaged_knobs import KNOBS, validate_knobs
 
     name, eq, value = item.partition("=")
     if not eq:
@@ -113,7 +113,7 @@ def with_kernel_settings(machine, *, numa_balancing: bool | int | None = None,
     if settings != dict(machine.numa_balancing):
         changes["numa_balancing"] = tuple(settings.items())
     if khugepaged:
-        from numasim.mm.khugepaged import validate_knobs
+        from numasim.khugepaged_knobs import validate_knobs
 
         kh = dict(getattr(machine, "khugepaged", ()))
         kh.update(validate_knobs(dict(khugepaged), "khugepaged"))
@@ -148,7 +148,7 @@ def describe(machine, k=None, balancing: bool | None = None) -> dict[str, Any]:
             "thp_zero_page_alloc": int(thp_event(k, "thp_zero_page_alloc") or 0),
             **{e: int(vm_event(k, e) or 0) for e in EVENTS[:2]}}
     if out["thp"] != "never":
-        from numasim.mm.khugepaged import KNOBS
+        from numasim.khugepaged_knobs import KNOBS
 
         out["khugepaged"] = dict(KNOBS, **dict(getattr(machine, "khugepaged", ())))
     return out

@@ -190,9 +190,7 @@ def do_huge_pmd_anonymous_page(k: Kernel, t: int, r: int, vpn: int, write: bool)
     lo = base + h - rs
     res = k._res
     ks.ensure_pages(8)
-    from numasim.mm.khugepaged import khugepaged_enter_vma
-
-    khugepaged_enter_vma(k, v)  # do_huge_pmd_anonymous_page registers the mm first
+    k.khugepaged.enter_vma(v)  # do_huge_pmd_anonymous_page registers the mm first
     if not write:
         # use_zero_page: map the huge zero page, allocated once, under this task's policy
         ev = _events(k)

@@ -29,6 +29,7 @@ from numasim.mm.constants import (
     KGEN_6_12,
     MPOL_BIND,
 )
+from numasim.mm.khugepaged import Khugepaged
 from numasim.mm.memory_tiers import memory_tiers
 from numasim.mm.vmscan import KSWAPD_CHUNK, reclaim
 from numasim.topology.model import Machine
@@ -109,6 +110,8 @@ class Kernel:
         self.task_names: dict[int, dict] = {}  # pid, comm, uid, cpuset for the kernel log
         self.console: list[str] = []  # log lines printed on the console (loglevel <= 3)
         self._res = np.zeros(core.R_SIZE, dtype=np.int64)
+        # the khugepaged thread (numasim.mm.khugepaged), with the machine YAML's knobs
+        self.khugepaged = Khugepaged(self, **dict(getattr(machine, "khugepaged", ()) or ()))
 
     def _boot_log(self) -> list[str]:
         """The kernel log of the boot (fallback orders, policy zone).  Linux 6.1 lists a
@@ -235,10 +238,8 @@ class Kernel:
                     ks.pages[pg, S.PG_MAPCOUNT] += 1
             self._fork_pgtables(t, cmm, [start + i for i in range(n)
                                          if ks.pt_page[cbase + i] != S.PT_NONE])
-        if getattr(self, "khugepaged", None) is not None:
-            from numasim.mm.khugepaged import khugepaged_fork
-
-            khugepaged_fork(self, pmm, cmm)
+        if pmm in self.khugepaged.slots:  # khugepaged_fork
+            self.khugepaged.enter(cmm)
         return child
 
     def _fork_pgtables(self, parent: int, cmm: int, vpns: list[int]) -> None:
@@ -424,9 +425,7 @@ class Kernel:
         ks.pt_vma[base: base + npages] = v
         self._share_anon_vma_with_neighbours(mm, v)
         if kind == "anon" and int(ks.sysvars[S.SV_THP]):
-            from numasim.mm.khugepaged import khugepaged_enter_vma
-
-            khugepaged_enter_vma(self, v)  # mmap_region: a new VMA khugepaged may scan
+            self.khugepaged.enter_vma(v)  # mmap_region: a new VMA khugepaged may scan
         return r
 
     def _share_anon_vma_with_neighbours(self, mm: int, v: int) -> None:

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from numasim.khugepaged_knobs import KNOBS, check_knob
 from numasim.mm import alloc_core as core
 from numasim.mm import state as S
 from numasim.mm.constants import GFP_THISNODE
@@ -61,16 +62,6 @@ if TYPE_CHECKING:
 HPAGE_PMD_ORDER = 9
 HPAGE_PMD_NR = 1 << HPAGE_PMD_ORDER
 KHUGEPAGED_DIR = "/sys/kernel/mm/transparent_hugepage/khugepaged/"
-KNOBS = {"pages_to_scan": 4096, "scan_sleep_millisecs": 10000,
-         "alloc_sleep_millisecs": 60000, "max_ptes_none": 511, "max_ptes_swap": 64,
-         "max_ptes_shared": 256, "defrag": 1}
-"""khugepaged's knobs and Linux's defaults (``khugepaged_init``; defrag: ``transparent_
-hugepage_flags`` has TRANSPARENT_HUGEPAGE_DEFRAG_KHUGEPAGED_FLAG set)."""
-KNOB_RANGE = {"pages_to_scan": (1, 0xFFFFFFFF), "scan_sleep_millisecs": (0, 0xFFFFFFFF),
-              "alloc_sleep_millisecs": (0, 0xFFFFFFFF), "max_ptes_none": (0, 511),
-              "max_ptes_swap": (0, 511), "max_ptes_shared": (0, 511), "defrag": (0, 1)}
-"""What each ``*_store`` accepts (else EINVAL): pages_to_scan non-zero, max_ptes_* at most
-HPAGE_PMD_NR - 1, defrag 0 or 1."""
 STATS = ("pages_collapsed", "full_scans")
 EVENTS = ("thp_collapse_alloc", "thp_collapse_alloc_failed", "thp_scan_exceed_none_pte",
           "thp_scan_exceed_swap_pte", "thp_scan_exceed_share_pte")
@@ -122,19 +113,8 @@ class Khugepaged:
 
     # ------------------------------------------------------------ knobs
     def set_knob(self, name: str, value: int | str) -> None:
-        """A knob by its sysfs name; ValueError naming what is valid otherwise."""
-        if name not in KNOBS:
-            raise ValueError(f"unknown khugepaged knob {name!r}")
-        lo, hi = KNOB_RANGE[name]
-        try:
-            v = int(str(value).strip(), 10)
-        except ValueError:
-            raise ValueError(f"khugepaged/{name} must be a whole number, not {value!r}") \
-                from None
-        if not lo <= v <= hi:
-            raise ValueError(f"khugepaged/{name} = {v} is out of range (Linux's store "
-                             "answers EINVAL)")
-        self.knobs[name] = v
+        """A knob by its sysfs name; ValueError saying why not (the store's EINVAL)."""
+        self.knobs[name] = check_knob(name, value)
         if name in ("scan_sleep_millisecs", "alloc_sleep_millisecs"):
             self.wake()  # *_store: khugepaged_sleep_expire = 0; wake_up_interruptible
 
@@ -158,6 +138,11 @@ class Khugepaged:
         self.slots.append(mm)
         if was_empty or self.next_run is None:
             self.wake()
+
+    def enter_vma(self, v: int) -> None:
+        """``khugepaged_enter_vma``: register the VMA's mm if the VMA is eligible."""
+        if int(self.k.ks.sysvars[S.SV_THP]) != 0 and khugepaged_vma_check(self.k, v):
+            self.enter(int(self.k.ks.vmas[v, S.V_MM]))
 
     def advance(self, now: float) -> int:
         """The clock moved to ``now`` (ms): run every pass due by then, each at its own
@@ -393,40 +378,26 @@ def khugepaged_vma_check(k: Kernel, v: int) -> bool:
 
 
 def khugepaged(k: Kernel) -> Khugepaged:
-    """The kernel's khugepaged, made on first use with the machine YAML's knobs (``kernel:
-    khugepaged:``), and hooked to the NUMA-balancing clock (scripts' ``spin``/``sleep``)."""
-    kh = getattr(k, "khugepaged", None)
-    if kh is None:
-        settings = dict(getattr(k.machine, "khugepaged", None) or {})
-        kh = k.khugepaged = Khugepaged(k, **settings)
-        from numasim.mm.numa_balancing import numab
-
-        nb = numab(k)
-        kh.now = float(nb.now)
-        nb.kthread_hooks.append(kh.advance)
-    return kh
+    """The kernel's khugepaged (made with the kernel, the machine YAML's knobs applied)."""
+    return k.khugepaged
 
 
 def khugepaged_enter_vma(k: Kernel, v: int) -> None:
     """``khugepaged_enter_vma``: register the VMA's mm if the VMA is eligible."""
-    if int(k.ks.sysvars[S.SV_THP]) == 0 or not khugepaged_vma_check(k, v):
-        return
-    khugepaged(k).enter(int(k.ks.vmas[v, S.V_MM]))
+    k.khugepaged.enter_vma(v)
 
 
 def khugepaged_fork(k: Kernel, parent_mm: int, child_mm: int) -> None:
     """``khugepaged_fork``: the child of a registered mm is registered too."""
-    kh = getattr(k, "khugepaged", None)
-    if kh is not None and parent_mm in kh.slots:
-        kh.enter(child_mm)
+    if parent_mm in k.khugepaged.slots:
+        k.khugepaged.enter(child_mm)
 
 
 def vm_event(k: Kernel, key: str) -> int | None:
     """A khugepaged vm event (0 before khugepaged ever ran), or None for other names."""
     if key not in EVENTS:
         return None
-    kh = getattr(k, "khugepaged", None)
-    return 0 if kh is None else kh.events[key]
+    return int(k.khugepaged.events[key])
 
 
 # ------------------------------------------------------------------ the files scripts see
@@ -435,12 +406,11 @@ def khugepaged_read(k: Kernel, path: str) -> list[str] | None:
     if not path.startswith(KHUGEPAGED_DIR):
         return None
     name = path[len(KHUGEPAGED_DIR):]
-    kh = getattr(k, "khugepaged", None)
+    kh = k.khugepaged
     if name in KNOBS:
-        knobs = kh.knobs if kh is not None else _boot_knobs(k)
-        return [str(knobs[name])]
+        return [str(kh.knobs[name])]
     if name in STATS:
-        return [str(kh.stats[name] if kh is not None else 0)]
+        return [str(kh.stats[name])]
     raise OSError(E.ENOENT, path)
 
 
@@ -455,39 +425,7 @@ def khugepaged_write(k: Kernel, path: str, value: str) -> bool:
     if name not in KNOBS:
         raise OSError(E.ENOENT, path)
     try:
-        khugepaged(k).set_knob(name, value)
+        k.khugepaged.set_knob(name, value)
     except ValueError:
         raise OSError(E.EINVAL, path) from None
     return True
-
-
-def _boot_knobs(k: Kernel) -> dict[str, int]:
-    knobs = dict(KNOBS)
-    knobs.update(dict(getattr(k.machine, "khugepaged", None) or {}))
-    return knobs
-
-
-def validate_knobs(settings: dict, where: str = "kernel.khugepaged") -> dict[str, int]:
-    """Knobs from YAML or the CLI, checked: a ConfigError naming the field and what is
-    valid for an unknown name or a value out of range."""
-    from numasim.errors import ConfigError
-
-    if not isinstance(settings, dict):
-        raise ConfigError(f"{where} must be a mapping of knob: value", field=where,
-                          hint=f"knobs: {', '.join(KNOBS)}")
-    probe = Khugepaged.__new__(Khugepaged)
-    probe.knobs, probe.slots, probe.next_run = dict(KNOBS), [], None
-    out: dict[str, int] = {}
-    for name, value in settings.items():
-        if isinstance(value, bool):
-            value = int(value)
-        try:
-            probe.knobs = dict(KNOBS)
-            Khugepaged.set_knob(probe, str(name), value)  # type: ignore[arg-type]
-        except ValueError as e:
-            lo_hi = KNOB_RANGE.get(str(name))
-            hint = (f"valid: {lo_hi[0]}..{lo_hi[1]}" if lo_hi else
-                    f"knobs: {', '.join(KNOBS)}")
-            raise ConfigError(str(e), field=f"{where}.{name}", hint=hint) from None
-        out[str(name)] = probe.knobs[str(name)]
-    return out

@@ -171,9 +171,6 @@ class NumaBalancing:
         self.placement = TaskPlacement(self)  # task_numa_migrate (numasim.mm.task_placement)
         self.mode = 0
         self.now = 0.0  # ms since boot
-        # kernel threads on this clock (khugepaged): called with the new time whenever the
-        # clock moves (numasim.mm.khugepaged)
-        self.kthread_hooks: list = []
         self.knobs = dict(KNOB_DEFAULTS)
         for name, value in knobs.items():
             self.set_knob(name, value)
@@ -288,8 +285,11 @@ class NumaBalancing:
         self._kthreads()
 
     def _kthreads(self) -> None:
-        for hook in self.kthread_hooks:
-            hook(self.now)
+        """The kernel threads on this clock: khugepaged (numasim.mm.khugepaged) runs the
+        passes due by now."""
+        kh = getattr(self.k, "khugepaged", None)
+        if kh is not None and kh.next_run is not None:
+            kh.advance(self.now)
 
     # ------------------------------------------------------------ scan windows
     def _rss(self, t: int) -> int:
@@ -333,8 +333,7 @@ class NumaBalancing:
             tn.runtime += step
             if self.enabled and self.task_tick_numa(t):
                 self.task_numa_work(t)
-            if self.kthread_hooks:
-                self._kthreads()
+            self._kthreads()
             if access is not None:
                 access()
 

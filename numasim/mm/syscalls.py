@@ -49,7 +49,6 @@ from numasim.mm.constants import (
 )
 from numasim.mm.huge_memory import MADV_HUGEPAGE, MADV_NOHUGEPAGE, VM_HUGEPAGE, VM_NOHUGEPAGE
 from numasim.mm.kernel import PAGE_SHIFT, Kernel, Segfault, TaskKilled
-from numasim.mm.khugepaged import khugepaged_enter_vma
 from numasim.mm.mempolicy import (
     NewPolicy,
     mpol_new,
@@ -910,7 +909,7 @@ def madvise_hugepage(k: Kernel, t: int, start: int, length: int, advice: int) ->
                 k.split_vma(target, b)
             ks.vmas[target, S.V_HUGEPAGE] = flag
             if flag == VM_HUGEPAGE:  # hugepage_madvise: khugepaged_enter_vma
-                khugepaged_enter_vma(k, target)
+                k.khugepaged.enter_vma(target)
             _try_merge_around(k, mm, target)
         cursor = b
     return 0 if covered == evpn - svpn else -12

@@ -545,7 +545,7 @@ def _build(m: MachineModel, doc: YamlDoc) -> Machine:
     if m.kernel.transparent_hugepage != "never":
         settings["thp"] = m.kernel.transparent_hugepage
     if m.kernel.khugepaged:
-        from numasim.mm.khugepaged import validate_knobs
+        from numasim.khugepaged_knobs import validate_knobs
 
         settings["khugepaged"] = tuple(validate_knobs(m.kernel.khugepaged,
                                                       "kernel.khugepaged").items())
