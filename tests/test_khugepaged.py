@@ -300,3 +300,40 @@ def test_timed_collapse_costs_its_copy(timed) -> None:
         assert busy["page_faults"]["count"] == lazy["page_faults"]["count"] + 2
         extra = busy["runtime_s"] - lazy["runtime_s"]
         assert 0.2e-3 < extra < 5e-3
+
+
+@pytest.mark.parametrize("argv", [
+    ["numactl", "--khugepaged-knob", "max_ptes_none=512", "--", "stream", "--threads", "1",
+     "--size", "64KiB", "--machine", "clx-2s"],
+    ["run", "stream-triad", "--machine", "clx-2s", "--khugepaged-knob", "pages_to_scan=0"],
+    ["script", "--khugepaged-knob", "scan_sleep_milisecs=5", "-m", "4node-asym", "-e",
+     "getcpu"],
+])
+def test_bad_knob_on_the_command_line_is_one_paragraph(capsys, argv) -> None:
+    from numasim.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "khugepaged" in err and "Traceback" not in err
+
+
+def test_script_command_line_and_yaml_reach_the_knobs(capsys, tmp_path) -> None:
+    from numasim.cli import main
+
+    d = KH.KHUGEPAGED_DIR
+    assert main(["script", "--thp", "madvise", "--khugepaged-knob", "max_ptes_none=100",
+                 "-m", str(LAYOUTS / "4node-asym.layout"), "-e",
+                 f"cat {d}max_ptes_none; cat {d}pages_to_scan"]) == 0
+    out = capsys.readouterr().out
+    assert "| 100" in out and "| 4096" in out
+    import yaml
+
+    m = tmp_path / "m.yaml"
+    doc = yaml.safe_load((Path(__file__).parents[1] / "numasim" / "data" / "configs"
+                          / "machines" / "oracle-4node-normal.yaml").read_text())
+    doc.setdefault("kernel", {})["khugepaged"] = {"scan_sleep_millisecs": 7}
+    m.write_text(yaml.safe_dump(doc))
+    assert main(["script", "-m", str(m), "-e", f"cat {d}scan_sleep_millisecs"]) == 0
+    assert "| 7" in capsys.readouterr().out
+    assert main(["topo", "convert", str(m)]) == 0
+    assert "khugepaged: {scan_sleep_millisecs: 7}" in capsys.readouterr().out
