@@ -40,7 +40,11 @@ MADV_COLLAPSE.  numasim keeps adjacent mappings as separate VMAs (Linux merges t
 2 MiB range straddling two of a script's mappings is not collapsed.
 
 Knobs, as the files under ``/sys/kernel/mm/transparent_hugepage/khugepaged/``:
-:data:`KNOBS` (Linux's defaults); ``pages_collapsed`` and ``full_scans`` are read-only.
+:data:`numasim.khugepaged_knobs.KNOBS` (Linux's defaults; a leaf module, so the machine YAML
+loader checks them too); ``pages_collapsed`` and ``full_scans`` are read-only.  The kernel
+owns its thread (``Kernel.khugepaged``); the clock that ``spin`` and ``sleep`` move drives it
+(:meth:`numasim.mm.numa_balancing.NumaBalancing.run`), and in timed runs
+:mod:`numasim.machine.khugepaged_clock`.
 """
 
 from __future__ import annotations
@@ -286,8 +290,8 @@ class Khugepaged:
              SCAN_EXCEED_NONE_PTE, "thp_scan_exceed_none_pte"),
             (first(shared, kn["max_ptes_shared"]), SCAN_EXCEED_SHARED_PTE,
              "thp_scan_exceed_share_pte"),
+            (first(not_lru, 0), SCAN_PAGE_LRU, None),  # tested before PageAnon
             (first(not_anon, 0), SCAN_PAGE_ANON, None),
-            (first(not_lru, 0), SCAN_PAGE_LRU, None),
         ]
         at, res, event = min(checks, key=lambda c: c[0])
         if at < big:
@@ -380,17 +384,6 @@ def khugepaged_vma_check(k: Kernel, v: int) -> bool:
 def khugepaged(k: Kernel) -> Khugepaged:
     """The kernel's khugepaged (made with the kernel, the machine YAML's knobs applied)."""
     return k.khugepaged
-
-
-def khugepaged_enter_vma(k: Kernel, v: int) -> None:
-    """``khugepaged_enter_vma``: register the VMA's mm if the VMA is eligible."""
-    k.khugepaged.enter_vma(v)
-
-
-def khugepaged_fork(k: Kernel, parent_mm: int, child_mm: int) -> None:
-    """``khugepaged_fork``: the child of a registered mm is registered too."""
-    if parent_mm in k.khugepaged.slots:
-        k.khugepaged.enter(child_mm)
 
 
 def vm_event(k: Kernel, key: str) -> int | None:
