@@ -285,6 +285,9 @@ def test_timed_collapse_in_both_engines(timed) -> None:
         assert all(x["t_ms"] == 4.0 for x in kh["log"])
         assert kh["copies_charged"] == 2
         assert d["kernel_mm"]["thp_vmstat"]["thp_collapse_alloc"] == 2
+    from numasim.machine.report import _kernel_line
+
+    assert _kernel_line(fast).endswith("THP always, khugepaged 2 collapses (scan_sleep 1 ms)")
     assert fast["khugepaged"]["log"] == exact["khugepaged"]["log"]
     assert fast["runtime_s"] == pytest.approx(exact["runtime_s"], rel=1e-6)
     assert fast["page_faults"]["count"] == exact["page_faults"]["count"]

@@ -312,9 +312,12 @@ def _kernel_line(d: dict) -> str:
     """Which of the kernel's page-moving features were active (issue 10: every result
     says so)."""
     km = d.get("kernel_mm") or {"numa_balancing": 0, "thp": "never"}
+    kh = d.get("khugepaged")
+    khl = "" if kh is None else (f", khugepaged {kh['collapses']} collapses (scan_sleep "
+                                 f"{kh['knobs']['scan_sleep_millisecs']} ms)")
     if not km["numa_balancing"]:
         return f"  kernel      NUMA balancing off (pages stay where they were placed), " \
-               f"THP {km['thp']}"
+               f"THP {km['thp']}{khl}"
     k = km["balancing_knobs"]
     nb = d.get("numa_balancing", {})
     mode = {1: "on", 2: "on in memory-tiering mode 2",
@@ -324,7 +327,7 @@ def _kernel_line(d: dict) -> str:
             f"{k['scan_period_min_ms']}-{k['scan_period_max_ms']} ms, scan_size "
             f"{k['scan_size_mb']} MiB): {nb.get('hint_faults', 0)} hinting faults, "
             f"{nb.get('pages_migrated', 0)} pages migrated{_placement_text(nb)}; "
-            f"THP {km['thp']}")
+            f"THP {km['thp']}{khl}")
 
 
 def _placement_text(nb: dict) -> str:
