@@ -340,3 +340,24 @@ def test_script_command_line_and_yaml_reach_the_knobs(capsys, tmp_path) -> None:
     assert "| 7" in capsys.readouterr().out
     assert main(["topo", "convert", str(m)]) == 0
     assert "khugepaged: {scan_sleep_millisecs: 7}" in capsys.readouterr().out
+
+
+def test_experiment_yaml_reaches_khugepaged(tmp_path) -> None:
+    from numasim.errors import ConfigError
+    from numasim.experiments.expand import load_experiment
+    from numasim.experiments.point import kernel_machine
+    from numasim.topology.loaders import load_machine
+
+    f = tmp_path / "e.yaml"
+    f.write_text("experiment: e\nmachine: clx-2s\n"
+                 "workload: {kernel: stream, threads: 2, size: 1MiB}\n"
+                 "sweep:\n  cases:\n    - {label: lazy}\n"
+                 "    - {label: eager, thp: always, khugepaged: {scan_sleep_millisecs: 5}}\n")
+    lazy, eager = (p.config for p in load_experiment(f).points)
+    assert "khugepaged" not in lazy  # old keys, old hashes
+    assert eager["khugepaged"] == {"scan_sleep_millisecs": 5}
+    m = kernel_machine(load_machine("clx-2s"), eager)
+    assert dict(m.khugepaged) == {"scan_sleep_millisecs": 5} and m.thp == "always"
+    f.write_text(f.read_text().replace("scan_sleep_millisecs: 5", "max_ptes_none: 600"))
+    with pytest.raises(ConfigError, match="max_ptes_none"):
+        load_experiment(f)

@@ -187,9 +187,10 @@ def _base(data: dict, ctx: _Ctx) -> dict[str, Setting]:
         "numactl": Setting("", ()), "weights": Setting(None, ()),
         "quantum": Setting(None, ()), "fast_forward": Setting(None, ()),
         "numa_balancing": Setting(None, ()), "thp": Setting(None, ()),
+        "khugepaged": Setting(None, ()),
     }
     for key in ("machine", "workload", "engine", "linux", "kernel", "numactl", "policy", "cpu",
-                "weights", "quantum", "fast_forward", "numa_balancing", "thp"):
+                "weights", "quantum", "fast_forward", "numa_balancing", "thp", "khugepaged"):
         if key in data and not (key == "policy" and "numactl" in data) and \
                 not (key == "kernel" and "linux" in data):
             out.update(_settings(key, data[key], (key,), ctx))
@@ -495,7 +496,7 @@ def _table_value(canon: str, raw: Any, config: dict[str, Any]) -> Any:
         return P.display("numactl", config["numactl"])
     if canon == "weights":
         return P.display("weights", config["weights"])
-    if canon in ("numa_balancing", "thp"):
+    if canon in ("numa_balancing", "thp", "khugepaged"):
         return P.display(canon, config.get(canon))
     head, _, tail = canon.partition(".")
     if head == "workload":
@@ -647,7 +648,7 @@ def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
     n_before = len(ctx.problems)
     vals: dict[str, Any] = {}
     for canon in ("engine", "linux", "numactl", "weights", "quantum", "fast_forward",
-                  "numa_balancing", "thp"):
+                  "numa_balancing", "thp", "khugepaged"):
         s = st[canon]
         try:
             vals[canon] = P.check_value(canon, s.value)
@@ -729,7 +730,7 @@ def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
         config["fast_forward"] = vals["fast_forward"]
     # the kernel's switches only when set: the keys (and so the hashes) of points that do
     # not set them stay what they were
-    for key in ("numa_balancing", "thp"):
+    for key in ("numa_balancing", "thp", "khugepaged"):
         if vals[key] is not None:
             config[key] = vals[key]
     if not _check_spec(config, machine, local, st, ctx, checked):

@@ -27,7 +27,7 @@ from numasim.errors import did_you_mean
 
 ENGINES = ("fast", "exact")
 TOP_LEVEL = ("machine", "workload", "engine", "linux", "seed", "numactl", "cpu", "weights",
-             "quantum", "fast_forward", "numa_balancing", "thp")
+             "quantum", "fast_forward", "numa_balancing", "thp", "khugepaged")
 
 
 def _kernels() -> tuple[str, ...]:
@@ -320,6 +320,20 @@ def check_thp(v: Any) -> str | None:
     return str(v)
 
 
+def check_khugepaged(v: Any) -> dict[str, int] | None:
+    """khugepaged's knobs by their sysfs names (:mod:`numasim.khugepaged_knobs`)."""
+    from numasim.errors import NumasimError
+    from numasim.khugepaged_knobs import validate_knobs
+
+    if v is None:
+        return None
+    try:
+        return validate_knobs(v, "khugepaged")
+    except NumasimError as e:
+        p = e.problems[0]
+        raise ValueError(p.message + (f" ({p.hint})" if p.hint else "")) from None
+
+
 def check_value(name: str, v: Any) -> Any:
     """Check one value of canonical parameter ``name`` (not machine/workload: see expand)."""
     if name == "engine":
@@ -340,6 +354,8 @@ def check_value(name: str, v: Any) -> Any:
         return check_numa_balancing(v)
     if name == "thp":
         return check_thp(v)
+    if name == "khugepaged":
+        return check_khugepaged(v)
     if name == "cpu":
         return check_cpu(v)
     head, _, tail = name.partition(".")

@@ -39,16 +39,17 @@ def build_workload(config: dict[str, Any]):
 
 
 def kernel_machine(machine, config: dict[str, Any]):
-    """The point's machine with its ``numa_balancing`` / ``thp`` settings, if it has any
-    (:mod:`numasim.kernel_settings`)."""
+    """The point's machine with its ``numa_balancing`` / ``thp`` / ``khugepaged`` settings,
+    if it has any (:mod:`numasim.kernel_settings`)."""
     nb = config.get("numa_balancing")
-    if nb is None and config.get("thp") is None:
+    if nb is None and config.get("thp") is None and config.get("khugepaged") is None:
         return machine
     from numasim.kernel_settings import with_kernel_settings
 
     knobs = {k: v for k, v in (nb or {}).items() if k != "numa_balancing"}
     return with_kernel_settings(machine, numa_balancing=None if nb is None else
-                                nb["numa_balancing"], knobs=knobs, thp=config.get("thp"))
+                                nb["numa_balancing"], knobs=knobs, thp=config.get("thp"),
+                                khugepaged=config.get("khugepaged"))
 
 
 def run_point(config: dict[str, Any]) -> dict[str, Any]:

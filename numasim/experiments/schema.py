@@ -22,6 +22,8 @@ A file::
     numa_balancing: false                # NUMA balancing: false | true | {scan_delay_ms: 100,
                                          # ...} (knobs: on); null keeps the machine's
     thp: never                           # transparent_hugepage: always | madvise | never
+    khugepaged: {scan_sleep_millisecs: 100}  # khugepaged's knobs (sysfs names); null keeps
+                                         # the machine's
     seed: 1                              # the experiment's seed; every point derives its own
     seeds: per-point                     # per-point | common (same seeds for every point)
     repetitions: 1                       # runs per point, each with its own derived seed
@@ -109,6 +111,7 @@ class ExperimentModel(StrictModel):
     fast_forward: Any = None
     numa_balancing: Any = None
     thp: Any = None
+    khugepaged: Any = None
     repetitions: Annotated[int, Field(ge=1)] = 1
     max_points: Annotated[int, Field(ge=1)] = MAX_POINTS
     sweep: SweepModel = SweepModel()
