@@ -191,7 +191,11 @@ def _map_regions(spec: RunSpec, k: Kernel, main: int, regions: dict[str, MappedR
     wl = spec.workload
     for i, reg in enumerate(wl.regions):
         npages = max(1, -(-reg.size // PAGE))
-        rid = k.mmap(main, npages, kind="anon" if reg.kind == "anon" else "shared")
+        # a workload's arrays are malloc'ed: glibc maps the size plus its 16-byte header, a
+        # length that is no multiple of 2 MiB, so 6.12's THP alignment of anonymous mmaps
+        # (Kernel.thp_get_unmapped_area) does not apply; the placement is 6.1's
+        rid = k.mmap(main, npages, kind="anon" if reg.kind == "anon" else "shared",
+                     thp_align=False)
         vpn = int(k.ks.regions[rid, S.R_START])
         regions[reg.name] = MappedRegion(reg.name, rid, max(1, -(-reg.size // line)), vpn)
         popts = spec.region_policies[i]

@@ -261,7 +261,9 @@ phases:
 def timed(tmp_path_factory):
     """The read-then-write workload under THP always: the reads map the huge zero page, the
     writes split it and fault 4 KiB pages (half per node), khugepaged collapses them at the
-    first pass after that (scan_sleep_millisecs=1, i.e. the leader's first tick at 4 ms)."""
+    first pass after that (scan_sleep_millisecs=1, i.e. the leader's first tick at 4 ms).
+    A workload's table is malloc'ed, so not 2 MiB-aligned: one whole 2 MiB range lies inside
+    it, 511 of its pages written by thread 0 (node 0) and one by thread 1 (node 1)."""
     import numasim
 
     wl = tmp_path_factory.mktemp("kh") / "rtw.yaml"
@@ -279,30 +281,33 @@ def test_timed_collapse_in_both_engines(timed) -> None:
     fast, exact = timed["fast", 1], timed["exact", 1]
     for d in (fast, exact):
         kh = d["khugepaged"]
-        assert kh["collapses"] == 2 and kh["vmstat"]["thp_collapse_alloc"] == 2
-        # each 2 MiB range on the node of the thread that wrote it, collapsed in place
-        assert [(x["node"], x["sources"]) for x in kh["log"]] == [(0, {0: 512}), (1, {1: 512})]
+        assert kh["collapses"] == 1 and kh["vmstat"]["thp_collapse_alloc"] == 1
+        # the range goes to the node holding most of its pages
+        assert [(x["node"], x["sources"]) for x in kh["log"]] == [(0, {0: 511, 1: 1})]
         assert all(x["t_ms"] == 4.0 for x in kh["log"])
-        assert kh["copies_charged"] == 2
-        assert d["kernel_mm"]["thp_vmstat"]["thp_collapse_alloc"] == 2
+        assert kh["copies_charged"] == 1
+        assert d["kernel_mm"]["thp_vmstat"]["thp_collapse_alloc"] == 1
+        assert d["pages_per_node"]["table"] == {"0": 513, "1": 511}
     from numasim.machine.report import _kernel_line
 
-    assert _kernel_line(fast).endswith("THP always, khugepaged 2 collapses (scan_sleep 1 ms)")
+    assert _kernel_line(fast).endswith("THP always, khugepaged 1 collapses (scan_sleep 1 ms)")
     assert fast["khugepaged"]["log"] == exact["khugepaged"]["log"]
-    assert fast["runtime_s"] == pytest.approx(exact["runtime_s"], rel=1e-6)
+    # measured: 19.40027 vs 19.40077 ms (2.6e-5 apart), well inside the engines' general
+    # tolerance (tests/test_engines_agree.py)
+    assert fast["runtime_s"] == pytest.approx(exact["runtime_s"], rel=1e-4)
     assert fast["page_faults"]["count"] == exact["page_faults"]["count"]
 
 
 def test_timed_collapse_costs_its_copy(timed) -> None:
     """With Linux's 10 s sleep nothing collapses in 20 ms (the pass at mmap time found the
-    table untouched); the collapses' copies (2 x 512 pages read and written, one fault each
-    with its TLB flush) make the run longer, by the same amount in both engines."""
+    table untouched); the collapse's copy (512 pages read and written, one fault with its
+    TLB flush) makes the run longer."""
     for engine in ("fast", "exact"):
         lazy, busy = timed[engine, 10000], timed[engine, 1]
         assert lazy["khugepaged"]["collapses"] == 0
-        assert busy["page_faults"]["count"] == lazy["page_faults"]["count"] + 2
+        assert busy["page_faults"]["count"] == lazy["page_faults"]["count"] + 1
         extra = busy["runtime_s"] - lazy["runtime_s"]
-        assert 0.2e-3 < extra < 5e-3
+        assert 0.1e-3 < extra < 5e-3
 
 
 @pytest.mark.parametrize("argv", [

@@ -393,12 +393,15 @@ class Kernel:
 
     def mmap(self, t: int, npages: int, *, kind: str = "anon", vpn: int | None = None,
              file: File | None = None, pgoff: int = 0, shared: bool | None = None,
-             prot: int = S.PROT_READ | S.PROT_WRITE) -> int:
+             prot: int = S.PROT_READ | S.PROT_WRITE, thp_align: bool = True) -> int:
         """Map ``npages`` pages; returns the region id.  ``kind``: 'anon' (private
-        anonymous), 'shared' (MAP_SHARED|MAP_ANONYMOUS), or 'file' (with ``file``)."""
+        anonymous), 'shared' (MAP_SHARED|MAP_ANONYMOUS), or 'file' (with ``file``).
+        ``thp_align``: False places a private anonymous mapping without 6.12's 2 MiB
+        alignment, as a length that is not a multiple of 2 MiB would be (malloc's mmap:
+        the size plus its header)."""
         ks = self.ks
         mm = self.task_mm(t)
-        if vpn is None and kind == "anon" and self.kgen == KGEN_6_12 and \
+        if vpn is None and kind == "anon" and self.kgen == KGEN_6_12 and thp_align and \
                 npages % HPAGE_PMD_NR == 0:
             vpn = self.thp_get_unmapped_area(mm, npages)
         elif vpn is None:
