@@ -26,6 +26,7 @@ from numasim.errors import ConfigError, NumasimError
 from numasim.machine.params import CpuParams, EngineParams, LlcParams
 from numasim.mm.numactl import NumactlOptions, parse_numactl
 from numasim.topology.model import Machine
+from numasim.units import UnitError, parse_size
 from numasim.workloads.model import Workload
 
 ENGINES = ("fast", "exact")
@@ -307,10 +308,26 @@ def cpu_params(workload_cpu: Mapping[str, Any], overrides: Mapping[str, Any] | N
             if bad:
                 raise ConfigError(f"unknown LLC parameter {bad[0]!r}", field="cpu.llc",
                                   hint="valid: " + ", ".join(sorted(names)))
-            lp = LlcParams(**dict(llc))
+            lp = _llc_params(dict(llc))
         params = replace(params, llc=lp)
     params.check()
     return params
+
+
+def _llc_params(given: dict[str, Any]) -> LlcParams:
+    """An LLC from a mapping as Python callers write it: ``size`` in bytes or as text
+    (``"1MiB"``, as in the workload YAML), ``ways`` a whole number, ``hit_ns`` in ns."""
+    try:
+        if "size" in given and not isinstance(given["size"], int):
+            given["size"] = parse_size(given["size"])
+        if "ways" in given:
+            given["ways"] = int(given["ways"])
+        if "hit_ns" in given:
+            given["hit_ns"] = float(given["hit_ns"])
+    except (UnitError, TypeError, ValueError) as e:
+        raise ConfigError(f"bad LLC parameter: {e}", field="cpu.llc",
+                          hint="e.g. {'size': '1MiB', 'ways': 16, 'hit_ns': 20}") from None
+    return LlcParams(**given)
 
 
 # ------------------------------------------------------------------------ the spec

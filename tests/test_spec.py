@@ -120,3 +120,16 @@ def test_python_api_names(clx):
     b = run(clx, "stream", op="copy", threads=2, size="64KiB", kernel="6.1")
     assert a.to_json(host=False) == b.to_json(host=False)
     assert a.phases[-1]["name"] == "copy"
+
+
+def test_llc_from_python_takes_sizes_as_the_yaml_writes_them():
+    """``cpu={'llc': {'size': '1MiB'}}`` from Python reads the size as the YAML does; a bad
+    one is a ConfigError naming cpu.llc, not a TypeError from inside the dataclass."""
+    from numasim.spec import cpu_params
+
+    llc = cpu_params({}, {"llc": {"size": "1MiB", "ways": 8}}).llc
+    assert (llc.size, llc.ways) == (1 << 20, 8)
+    with pytest.raises(ConfigError, match="cpu.llc"):
+        cpu_params({}, {"llc": {"size": "1 furlong"}})
+    with pytest.raises(ConfigError, match="cpu.llc"):
+        cpu_params({}, {"llc": {"ways": "many"}})
