@@ -96,6 +96,8 @@ class Kernel:
         # transparent_hugepage/enabled: the argument, else the machine's kernel settings
         self.ks.sysvars[S.SV_THP] = thp_mode_value(
             getattr(machine, "thp", "never") if thp is None else thp)
+        # transparent_hugepage/defrag (machine YAML kernel: thp_defrag; default madvise)
+        self.thp_defrag_mode = getattr(machine, "thp_defrag", "madvise")
         self.mms: dict[int, MM] = {}
         self.next_mm = 1
         self.files: dict[str, File] = {}
