@@ -125,6 +125,9 @@ def set_thp_mode(k: Kernel, mode: str | int | bool) -> None:
     kh = getattr(k, "khugepaged", None)
     if kh is not None:  # enabled_store -> start_stop_khugepaged: the thread (re)starts
         kh.wake()
+        from numasim.mm.khugepaged import set_recommended_min_free_kbytes
+
+        set_recommended_min_free_kbytes(k)
 
 
 def thp_defrag_text(k: Kernel) -> str:

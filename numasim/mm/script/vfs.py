@@ -505,6 +505,10 @@ class Vfs:
 
                     return [f"{name} {v}" for name, v in
                             promotion(numab(k)).node_vmstat(nid).items()]
+                if leaf == "meminfo":  # node_read_meminfo: the rows numasim keeps
+                    from numasim.mm.procviews import node_meminfo_lines
+
+                    return node_meminfo_lines(k, nid)
                 if leaf == "distance":
                     return [" ".join(str(k.machine.dist(nid, j)) for j in k.machine.node_ids)]
                 if leaf == "cpulist":
