@@ -123,11 +123,8 @@ def thp_enabled_text(k: Kernel) -> str:
 def set_thp_mode(k: Kernel, mode: str | int | bool) -> None:
     k.ks.sysvars[S.SV_THP] = thp_mode_value(mode)
     kh = getattr(k, "khugepaged", None)
-    if kh is not None:  # enabled_store -> start_stop_khugepaged: the thread (re)starts
-        kh.wake()
-        from numasim.mm.khugepaged import set_recommended_min_free_kbytes
-
-        set_recommended_min_free_kbytes(k)
+    if kh is not None:  # enabled_store -> start_stop_khugepaged
+        kh.start_stop_khugepaged()
 
 
 def thp_defrag_text(k: Kernel) -> str:

@@ -132,6 +132,12 @@ class Khugepaged:
 
         return int(self.k.ks.sysvars[S.SV_THP]) != THP_NEVER
 
+    def start_stop_khugepaged(self) -> None:
+        """``start_stop_khugepaged`` after a write to ``enabled``: the thread (re)starts and
+        ``min_free_kbytes`` follows the mode (:func:`set_recommended_min_free_kbytes`)."""
+        self.wake()
+        set_recommended_min_free_kbytes(self.k)
+
     def wake(self) -> None:
         if self.slots and self.running():
             self.next_run = self.now
