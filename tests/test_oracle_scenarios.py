@@ -45,13 +45,7 @@ LAYOUTS = DATA / "topologies" / "layouts"
 KERNELS = ("6.12", "6.1")
 
 # (scenario stem, kernel) -> reason: differences that are understood and documented.
-XFAIL: dict[tuple[str, str], str] = {
-    ("125_thp_defrag_defer_spill", "6.12"): (
-        "kswapd woken by THP faults (defrag=defer) overshoots HIGH on the real 6.12: node 0 "
-        "keeps 101033 / 98353 of the region's pages in two boots, numasim 105551 (its kswapd "
-        "stops at HIGH); the demoted count (36352 against 45715 / 36500), thp_fault_alloc "
-        "(277 against 283 / 263) and the deterministic facts are held by tests/test_thp.py"),
-}
+XFAIL: dict[tuple[str, str], str] = {}
 
 
 def cases():

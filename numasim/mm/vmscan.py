@@ -37,8 +37,10 @@ generations use the two-list LRU (the recorded outcomes agree, FINDINGS.md secti
 
 *kswapd* (one per node): woken when an allocation's fast path fails the LOW watermark on
 every eligible zone (``wake_all_kswapds``; the allocator core records the nodes in
-``sysvars[SV_KSWAPD_WAKE]``), it reclaims until the node is balanced (some zone above HIGH +
-its lowmem reserve, ``pgdat_balanced``).  It runs as a kernel thread on the script's clock,
+``sysvars[SV_KSWAPD_WAKE]``; not every gfp mask may, see ``gfp_kswapd_reclaim``), it
+reclaims until the node is balanced (some zone above HIGH + its lowmem reserve,
+``pgdat_balanced``), in passes of the node's HIGH marks' worth (:meth:`Reclaim.kswapd_pass`),
+so it stops somewhat above HIGH as Linux's does.  It runs as a kernel thread on the script's clock,
 on another CPU of the node, at the same time as the task that woke it: for every page the
 task allocates while kswapd is awake, kswapd reclaims :data:`KSWAPD_RATIO` pages, and it
 finishes its work before the script's next command.  When the task reaches MIN first it
@@ -123,6 +125,7 @@ class Reclaim:
         self.key = np.zeros(0, dtype=np.int64)
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.awake: set[int] = set()  # nodes whose kswapd is running
+        self.owed: dict[int, int] = {}  # pages left in an awake kswapd's current pass
         self.swap_pages = 0  # size of the swap device (0: no swap)
         self.swap_ram = False  # the swap device is a ramdisk (brd) whose pages are RAM
         self.brd_pages: list[int] = []  # the ramdisk's pages (kernel pages, never freed)
@@ -545,18 +548,34 @@ class Reclaim:
         for nid in sorted(self.awake):
             cpus = [c for c, n in self.k.machine.cpu_to_node.items() if n == nid]
             self._kswapd_cpu = min(cpus) if cpus else -1  # kswapd runs on its node's CPUs
-            while not self.pgdat_balanced(nid):
+            while True:
+                if self.owed.get(nid, 0) <= 0:  # a pass is done: balanced, or another one
+                    if self.pgdat_balanced(nid):
+                        break
+                    self.owed[nid] = self.kswapd_pass(nid)
                 want = SWAP_CLUSTER_MAX * 32 if budget is None else budget - total
                 if want <= 0:
                     return total
                 got = self.shrink_node(nid, min(want, SWAP_CLUSTER_MAX * 32), "kswapd")
                 total += got
+                self.owed[nid] -= got
                 if got == 0:
                     break
                 self.wakeup_kswapd()
-            if budget is None or self.pgdat_balanced(nid) or not self.can_reclaim_anon(nid):
+            done = self.owed.get(nid, 0) <= 0 and self.pgdat_balanced(nid)
+            if budget is None or done or not self.can_reclaim_anon(nid):
                 self.awake.discard(nid)
+                self.owed.pop(nid, None)
         return total
+
+    def kswapd_pass(self, nid: int) -> int:
+        """Pages one ``balance_pgdat`` pass reclaims (``kswapd_shrink_node``: the HIGH marks
+        of the node's zones, at least SWAP_CLUSTER_MAX each), balanced or not: so kswapd
+        leaves a node above HIGH by up to that much (125 on 6.12: node 0 ends with 12754
+        free pages, HIGH 8457)."""
+        ks = self.k.ks
+        zs = np.flatnonzero((ks.zones[:, S.Z_NODE] == nid) & (ks.zones[:, S.Z_MANAGED] > 0))
+        return int(sum(max(int(ks.zones[z, S.Z_HIGH]), SWAP_CLUSTER_MAX) for z in zs))
 
     def try_to_free_pages(self, nodes: list[int]) -> int:
         """Direct reclaim (``try_to_free_pages``): SWAP_CLUSTER_MAX pages from the
