@@ -88,7 +88,8 @@ def run(machine, workload, *, engine: str = "fast", linux: str = "6.12", seed: i
     ``{"window": 2, "skip": 20}``; see :mod:`numasim.machine.fastforward`);
     ``numa_balancing`` (True/1; 2 = memory tiering, 3 = both), ``balancing_knobs``
     (``{"scan_delay_ms": 100, "promote_rate_limit_MBps": 256}``...), ``thp``
-    (``"always"``...): the simulated kernel's NUMA balancing and transparent huge pages
+    (``"always"``...), and the keyword ``thp_defrag`` (``"defer"``...; Linux's default
+    ``"madvise"``): the simulated kernel's NUMA balancing and transparent huge pages
     (:mod:`numasim.kernel_settings`; None keeps the machine's, by default off / never;
     ``balancing_knobs={"task_placement": 0}`` keeps unpinned threads where they are);
     the keyword ``khugepaged_knobs`` (``{"scan_sleep_millisecs": 100}``...): khugepaged's knobs
@@ -106,8 +107,10 @@ def run(machine, workload, *, engine: str = "fast", linux: str = "6.12", seed: i
 
     linux = _generation(linux, options)
     khugepaged_knobs = options.pop("khugepaged_knobs", None)
+    thp_defrag = options.pop("thp_defrag", None)
     m = with_kernel_settings(_machine(machine), numa_balancing=numa_balancing,
-                             knobs=balancing_knobs, thp=thp, khugepaged=khugepaged_knobs)
+                             knobs=balancing_knobs, thp=thp, khugepaged=khugepaged_knobs,
+                             thp_defrag=thp_defrag)
     spec = build_spec(m, _workload(workload, options), engine=engine,
                       linux=linux, seed=seed, numactl=numactl, cpu=cpu, quantum=quantum,
                       concentration=concentration, weights=weights,

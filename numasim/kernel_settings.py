@@ -1,12 +1,13 @@
 """The simulated kernel's memory-management switches for a run: NUMA balancing
 (``kernel.numa_balancing`` and its debugfs scan knobs) and transparent huge pages
-(``transparent_hugepage/enabled``).
+(``transparent_hugepage/enabled`` and ``defrag``).
 
 They travel on the :class:`~numasim.topology.model.Machine` (``numa_balancing``, ``thp``), as
 the machine YAML's ``kernel:`` block sets them, so every way of starting a run reaches them
 the same way: the machine YAML, ``numasim run`` / ``numasim numactl`` (``--numa-balancing``,
-``--balancing-knob NAME=VALUE``, ``--thp MODE``), ``numasim script``, and Python
-(``numasim.run(..., numa_balancing=True, balancing_knobs={...}, thp="always")``).
+``--balancing-knob NAME=VALUE``, ``--thp MODE``, ``--thp-defrag MODE``), ``numasim script``,
+and Python (``numasim.run(..., numa_balancing=True, balancing_knobs={...}, thp="always",
+thp_defrag="defer")``; YAML ``kernel: transparent_hugepage_defrag: defer``).
 khugepaged's knobs (:mod:`numasim.mm.khugepaged`) travel the same way: YAML ``kernel:
 khugepaged: {NAME: VALUE}``, ``--khugepaged-knob NAME=VALUE``, ``khugepaged_knobs={...}``.
 
@@ -24,6 +25,8 @@ from typing import Any
 from numasim.errors import ConfigError
 
 THP_CHOICES = ("always", "madvise", "never")
+THP_DEFRAG_CHOICES = ("always", "defer", "defer+madvise", "madvise", "never")
+"""``transparent_hugepage/defrag`` (Linux's default ``madvise``)."""
 NONZERO_KNOBS = ("scan_size_mb", "scan_period_min_ms", "scan_period_max_ms")
 
 
@@ -77,6 +80,16 @@ def check_thp(mode: Any, field: str = "--thp") -> str:
     return str(mode)
 
 
+def check_thp_defrag(mode: Any, field: str = "--thp-defrag") -> str:
+    """A ``transparent_hugepage/defrag`` mode, or one clear ConfigError."""
+    if mode not in THP_DEFRAG_CHOICES:
+        raise ConfigError(f"unknown transparent_hugepage defrag mode {mode!r}", field=field,
+                          hint="valid: " + ", ".join(THP_DEFRAG_CHOICES) + " (Linux's "
+                               "default madvise: only MADV_HUGEPAGE regions reclaim for a THP; "
+                               "defer wakes kswapd, always reclaims directly)")
+    return str(mode)
+
+
 def parse_khugepaged_knob(item: str, field: str = "--khugepaged-knob") -> tuple[str, int]:
     """``NAME=VALUE`` for a khugepaged knob (the file name under
     ``/sys/kernel/mm/transparent_hugepage/khugepaged/``), checked as its ``*_store`` does."""
@@ -94,7 +107,8 @@ def parse_khugepaged_knob(item: str, field: str = "--khugepaged-knob") -> tuple[
 def with_kernel_settings(machine, *, numa_balancing: bool | int | None = None,
                          knobs: dict[str, Any] | None = None, thp: str | None = None,
                          field: str = "numa_balancing",
-                         khugepaged: dict[str, Any] | None = None):
+                         khugepaged: dict[str, Any] | None = None,
+                         thp_defrag: str | None = None):
     """The machine with these switches set (None: keep the machine's own);
     ``khugepaged``: knobs by their sysfs names, merged over the machine's."""
     settings = dict(machine.numa_balancing)
@@ -110,6 +124,8 @@ def with_kernel_settings(machine, *, numa_balancing: bool | int | None = None,
     changes: dict[str, Any] = {}
     if thp is not None:
         changes["thp"] = check_thp(thp, "thp")
+    if thp_defrag is not None:
+        changes["thp_defrag"] = check_thp_defrag(thp_defrag, "thp_defrag")
     if settings != dict(machine.numa_balancing):
         changes["numa_balancing"] = tuple(settings.items())
     if khugepaged:
@@ -149,6 +165,8 @@ def describe(machine, k=None, balancing: bool | None = None) -> dict[str, Any]:
             **{e: int(vm_event(k, e) or 0) for e in EVENTS[:2]}}
     if out["thp"] != "never":
         from numasim.khugepaged_knobs import KNOBS
+
+        out["thp_defrag"] = getattr(machine, "thp_defrag", "madvise")
 
         out["khugepaged"] = dict(KNOBS, **dict(getattr(machine, "khugepaged", ())))
     return out

@@ -24,7 +24,8 @@ EPILOG = """numactl options: --interleave=NODES, --weighted-interleave=NODES, --
 kernels: stream (--op copy|scale|add|triad), gups, pointer_chase, stride, zipf, prodcons;
 each takes --threads and --size; or give a workload YAML file instead of a kernel.
 --linux 6.12|6.1|2.6.7 chooses the Linux generation whose policies place the pages.
---numa-balancing [--balancing-knob NAME=VALUE] [--thp MODE] [--khugepaged-knob NAME=VALUE]
+--numa-balancing [--balancing-knob NAME=VALUE] [--thp MODE] [--thp-defrag MODE]
+[--khugepaged-knob NAME=VALUE]
 (before or after the kernel): the simulated kernel's NUMA balancing, transparent huge pages
 and khugepaged (default: off, never, Linux's khugepaged knobs)."""
 
@@ -91,7 +92,7 @@ def _split_machine(argv: list[str]) -> tuple[str | None, list[str]]:
 
 
 KERNEL_MM_FLAGS = ("--numa-balancing",)
-KERNEL_MM_OPTIONS = ("--balancing-knob", "--thp", "--khugepaged-knob")
+KERNEL_MM_OPTIONS = ("--balancing-knob", "--thp", "--thp-defrag", "--khugepaged-knob")
 
 
 def _split_kernel_mm(argv: list[str]) -> tuple[list[str], list[str]]:

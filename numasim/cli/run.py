@@ -66,6 +66,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--thp", metavar="MODE",
                    help="transparent_hugepage/enabled: always, madvise or never (default: "
                         "the machine's kernel setting, else never)")
+    p.add_argument("--thp-defrag", metavar="MODE",
+                   help="transparent_hugepage/defrag: always, defer, defer+madvise, madvise "
+                        "or never (default: the machine's kernel setting, else Linux's "
+                        "madvise)")
     p.add_argument("--khugepaged-knob", metavar="NAME=VALUE", action="append", default=[],
                    help="a khugepaged knob, named as its file under "
                         "/sys/kernel/mm/transparent_hugepage/khugepaged/: pages_to_scan, "
@@ -134,6 +138,7 @@ def kernel_settings_of(machine, args: argparse.Namespace):
     (:mod:`numasim.kernel_settings`)."""
     from numasim.kernel_settings import (
         check_thp,
+        check_thp_defrag,
         parse_khugepaged_knob,
         parse_knob,
         with_kernel_settings,
@@ -143,10 +148,11 @@ def kernel_settings_of(machine, args: argparse.Namespace):
     kh = dict(parse_khugepaged_knob(item)
               for item in getattr(args, "khugepaged_knob", None) or [])
     thp = getattr(args, "thp", None)
+    defrag = getattr(args, "thp_defrag", None)
     return with_kernel_settings(machine, numa_balancing=getattr(
         args, "numa_balancing", None) or None, knobs=knobs,
         thp=None if thp is None else check_thp(thp), field="--balancing-knob",
-        khugepaged=kh)
+        khugepaged=kh, thp_defrag=None if defrag is None else check_thp_defrag(defrag))
 
 
 def _weights_text(text: str | None):

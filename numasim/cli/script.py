@@ -38,6 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="transparent_hugepage/enabled at boot: always, madvise or never "
                    "(default: the script's '#@ append transparent_hugepage=' line, else the "
                    "machine's kernel setting, else never, as the oracle boots)")
+    p.add_argument("--thp-defrag", metavar="MODE",
+                   help="transparent_hugepage/defrag at boot: always, defer, defer+madvise, "
+                   "madvise or never (default: the machine's kernel setting, else Linux's "
+                   "madvise; a script may also write the sysfs file)")
     p.add_argument("--khugepaged-knob", metavar="NAME=VALUE", action="append", default=[],
                    help="a khugepaged knob at boot, named as its file under "
                         "/sys/kernel/mm/transparent_hugepage/khugepaged/: pages_to_scan, "
@@ -82,6 +86,10 @@ def with_balancing(machine, args: argparse.Namespace):
         settings[name] = int(value)
     if getattr(args, "thp", None):
         machine = dataclasses.replace(machine, thp=args.thp)
+    if getattr(args, "thp_defrag", None):
+        from numasim.kernel_settings import check_thp_defrag
+
+        machine = dataclasses.replace(machine, thp_defrag=check_thp_defrag(args.thp_defrag))
     if getattr(args, "khugepaged_knob", None):
         from numasim.kernel_settings import parse_khugepaged_knob, with_kernel_settings
 

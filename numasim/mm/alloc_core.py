@@ -30,6 +30,9 @@ from numasim.mm.constants import (
     GFP_DMA32,
     GFP_KERNEL,
     GFP_THISNODE,
+    GFP_TRANSHUGE,
+    GFP_TRANSHUGE_KSWAPD,
+    GFP_TRANSHUGE_LIGHT,
     GFP_USER_MOVABLE,
     KGEN_2_6_7,
     KGEN_6_1,
@@ -174,9 +177,15 @@ ALLOC_NEED_ROOM = -3
 
 # ---------------------------------------------------------------- gfp helpers
 @kernel_jit
+def gfp_transhuge(gfp):
+    """One of the THP fault masks (``vma_thp_gfp_mask``)."""
+    return gfp == GFP_TRANSHUGE_LIGHT or gfp == GFP_TRANSHUGE or gfp == GFP_TRANSHUGE_KSWAPD
+
+
+@kernel_jit
 def gfp_zone(gfp):
     """Highest zone an allocation may use (``gfp_zone``)."""
-    if gfp in (GFP_USER_MOVABLE, GFP_THISNODE):
+    if gfp in (GFP_USER_MOVABLE, GFP_THISNODE) or gfp_transhuge(gfp):
         return ZONE_MOVABLE
     if gfp == GFP_DMA32:
         return ZONE_DMA32
@@ -188,12 +197,20 @@ def gfp_zone(gfp):
 @kernel_jit
 def gfp_hardwall(gfp):
     """__GFP_HARDWALL: user allocations stay inside the cpuset's mems."""
-    return gfp in (GFP_USER_MOVABLE, GFP_THISNODE)
+    return gfp in (GFP_USER_MOVABLE, GFP_THISNODE) or gfp_transhuge(gfp)
 
 
 @kernel_jit
 def gfp_direct_reclaim(gfp):
-    return gfp != GFP_ATOMIC
+    """__GFP_DIRECT_RECLAIM: everything but atomic and the light THP masks."""
+    return gfp != GFP_ATOMIC and gfp != GFP_TRANSHUGE_LIGHT and gfp != GFP_TRANSHUGE_KSWAPD
+
+
+@kernel_jit
+def gfp_kswapd_reclaim(gfp):
+    """__GFP_KSWAPD_RECLAIM (``ALLOC_KSWAPD``): may the slow path wake kswapd?  Not for
+    GFP_TRANSHUGE(_LIGHT): a THP fault wakes kswapd only with defrag ``defer``."""
+    return gfp != GFP_TRANSHUGE_LIGHT and gfp != GFP_TRANSHUGE
 
 
 # ------------------------------------------------------------ nodemask helpers
@@ -426,10 +443,12 @@ def __alloc_pages(zones, zonelist, sysvars, numastat, vmstat, pol_nodes, task_me
     z = get_page_from_freelist(zones, zonelist, pol_nodes, task_mems, t, nid, highest,
                                mask_kind, mask_idx, cpuset_filter, order, WMARK_LOW, 8)
     if z < 0:
-        # __alloc_pages_slowpath: wake_all_kswapds (reclaim hook: the nodes of the eligible
-        # zones go to sysvars[SV_KSWAPD_WAKE], numasim.mm.vmscan runs them), retry at MIN
-        wake_all_kswapds(zones, zonelist, pol_nodes, task_mems, sysvars, nid, highest,
-                         mask_kind, mask_idx)
+        # __alloc_pages_slowpath: wake_all_kswapds if ALLOC_KSWAPD (reclaim hook: the nodes
+        # of the eligible zones go to sysvars[SV_KSWAPD_WAKE], numasim.mm.vmscan runs them),
+        # retry at MIN
+        if gfp_kswapd_reclaim(gfp):
+            wake_all_kswapds(zones, zonelist, pol_nodes, task_mems, sysvars, nid, highest,
+                             mask_kind, mask_idx)
         res[R_PASS] = 1
         mult = 3 if gfp == GFP_ATOMIC else 8
         z = get_page_from_freelist(zones, zonelist, pol_nodes, task_mems, t, nid, highest,
@@ -635,13 +654,14 @@ def alloc_pages_nid(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, polici
         if res[R_ZONE] < 0:
             __alloc_pages(zones, zonelist, sysvars, numastat, vmstat, pol_nodes, task_mems, t,
                           cpu_nid, gfp, order, nid, MASK_NONE, 0, may_oom, res)
-    elif order > 0 and gfp == GFP_USER_MOVABLE and mode != MPOL_INTERLEAVE and \
+    elif order > 0 and gfp_transhuge(gfp) and mode != MPOL_INTERLEAVE and \
             mode != MPOL_WEIGHTED_INTERLEAVE and \
             (mask_kind != MASK_POLICY or pol_nodes[mask_idx, nid] != 0):
-        # THP under a non-interleave policy: only the wanted node, no reclaim; on failure
-        # the fault falls back to base pages
+        # THP under a non-interleave policy: first only the wanted node (gfp | __GFP_THISNODE
+        # | __GFP_NORETRY: the THP mask decides whether kswapd is woken); the caller retries
+        # over the zonelist if the mask has direct reclaim, else falls back to base pages
         __alloc_pages(zones, zonelist, sysvars, numastat, vmstat, pol_nodes, task_mems, t,
-                      cpu_nid, GFP_THISNODE, order, nid, MASK_NODE, nid, OOM_NEVER, res)
+                      cpu_nid, gfp, order, nid, MASK_NODE, nid, OOM_NEVER, res)
     else:
         __alloc_pages(zones, zonelist, sysvars, numastat, vmstat, pol_nodes, task_mems, t,
                       cpu_nid, gfp, order, nid, mask_kind, mask_idx, may_oom, res)

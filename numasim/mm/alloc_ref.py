@@ -41,6 +41,9 @@ from numasim.mm.constants import (
     GFP_DMA32,
     GFP_KERNEL,
     GFP_THISNODE,
+    GFP_TRANSHUGE,
+    GFP_TRANSHUGE_KSWAPD,
+    GFP_TRANSHUGE_LIGHT,
     GFP_USER_MOVABLE,
     KGEN_2_6_7,
     KGEN_6_1,
@@ -68,9 +71,15 @@ __all__ = ["handle_mm_fault_range", "pgtable_alloc", "alloc_pages_mpol", "alloc_
            "R_MASK_KIND", "R_MASK_IDX", "R_DONE", "R_ALLOCATED"]
 
 
+_USER_GFPS = (GFP_USER_MOVABLE, GFP_THISNODE, GFP_TRANSHUGE_LIGHT, GFP_TRANSHUGE,
+              GFP_TRANSHUGE_KSWAPD)
+"""Masks of user pages: highest zone MOVABLE, __GFP_HARDWALL (cpusets)."""
+
+
 def gfp_zone(gfp: int) -> int:
-    return {GFP_USER_MOVABLE: ZONE_MOVABLE, GFP_THISNODE: ZONE_MOVABLE, GFP_DMA32: ZONE_DMA32,
-            GFP_DMA: ZONE_DMA}.get(gfp, ZONE_NORMAL)
+    if gfp in _USER_GFPS:
+        return ZONE_MOVABLE
+    return {GFP_DMA32: ZONE_DMA32, GFP_DMA: ZONE_DMA}.get(gfp, ZONE_NORMAL)
 
 
 def nodes_of(pol_nodes, p: int) -> list[int]:
@@ -195,7 +204,7 @@ def __alloc_pages(zones, zonelist, sysvars, numastat, vmstat, pol_nodes, task_me
         mask_kind, mask_idx = MASK_MEMS, t
     nodemask = allowed_nodes(pol_nodes, task_mems, t, mask_kind, mask_idx)
     cpuset = ({n for n in range(task_mems.shape[1]) if task_mems[t, n]}
-              if cpusets and gfp in (GFP_USER_MOVABLE, GFP_THISNODE) else None)
+              if cpusets and gfp in _USER_GFPS else None)
     prefs = [int(z) for z in zonelist[nid] if z >= 0 and zones[z, S.Z_TYPE] <= highest
              and (nodemask is None or zones[z, S.Z_NODE] in nodemask)]
     res[R_PASS] = 0
@@ -205,8 +214,9 @@ def __alloc_pages(zones, zonelist, sysvars, numastat, vmstat, pol_nodes, task_me
         return
     z = walk(zones, zonelist, nid, highest, nodemask, cpuset, order, "low")
     if z < 0:
-        # reclaim hook: wake_all_kswapds, every node of the eligible zones (numasim.mm.vmscan)
-        for zz in prefs:
+        # reclaim hook: wake_all_kswapds, every node of the eligible zones (numasim.mm.vmscan),
+        # unless the mask lacks __GFP_KSWAPD_RECLAIM (GFP_TRANSHUGE, GFP_TRANSHUGE_LIGHT)
+        for zz in prefs if gfp not in (GFP_TRANSHUGE_LIGHT, GFP_TRANSHUGE) else ():
             if zones[zz, S.Z_NODE] < 63:
                 sysvars[S.SV_KSWAPD_WAKE] |= 1 << int(zones[zz, S.Z_NODE])
         res[R_PASS] = 1
@@ -221,7 +231,8 @@ def __alloc_pages(zones, zonelist, sysvars, numastat, vmstat, pol_nodes, task_me
             if prefs:
                 z = walk(zones, zonelist, nid, highest, nodemask, None, order, "min", 4)
         if z < 0:
-            if gfp != GFP_ATOMIC and may_oom == OOM_MAY and gfp != GFP_THISNODE:
+            direct = gfp not in (GFP_ATOMIC, GFP_TRANSHUGE_LIGHT, GFP_TRANSHUGE_KSWAPD)
+            if direct and may_oom == OOM_MAY and gfp != GFP_THISNODE:
                 vmstat[S.VM_ALLOCSTALL] += 1
                 res[R_ZONE] = ALLOC_OOM
             else:
@@ -301,10 +312,11 @@ def alloc_pages_nid(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, polici
         __alloc_pages(*args, gfp, order, nid, mask_kind, mask_idx, OOM_NEVER, res)
         if res[R_ZONE] < 0:
             __alloc_pages(*args, gfp, order, nid, MASK_NONE, 0, may_oom, res)
-    elif order > 0 and gfp == GFP_USER_MOVABLE and mode not in (MPOL_INTERLEAVE,
-                                                                  MPOL_WEIGHTED_INTERLEAVE) \
+    elif order > 0 and gfp in _USER_GFPS[2:] and mode not in (MPOL_INTERLEAVE,
+                                                                MPOL_WEIGHTED_INTERLEAVE) \
             and (mask_kind != MASK_POLICY or pol_nodes[mask_idx, nid]):
-        __alloc_pages(*args, GFP_THISNODE, order, nid, MASK_NODE, nid, OOM_NEVER, res)
+        # THP: the node-only first attempt with the THP mask (kswapd woken only if it says so)
+        __alloc_pages(*args, gfp, order, nid, MASK_NODE, nid, OOM_NEVER, res)
     else:
         __alloc_pages(*args, gfp, order, nid, mask_kind, mask_idx, may_oom, res)
     z = int(res[R_ZONE])

@@ -60,9 +60,16 @@ GFP_DMA32 = 2
 GFP_DMA = 3
 GFP_ATOMIC = 4  # interrupt context: ignores policy, no direct reclaim
 GFP_THISNODE = 5  # migration targets: only the given node, no policy
+# THP faults (vma_thp_gfp_mask, per transparent_hugepage/defrag and MADV_HUGEPAGE): user pages
+# like GFP_USER_MOVABLE, but what may reclaim differs
+GFP_TRANSHUGE_LIGHT = 6  # no __GFP_RECLAIM: neither kswapd wake nor direct reclaim
+GFP_TRANSHUGE = 7  # GFP_TRANSHUGE: __GFP_DIRECT_RECLAIM, no kswapd wake
+GFP_TRANSHUGE_KSWAPD = 8  # GFP_TRANSHUGE_LIGHT | __GFP_KSWAPD_RECLAIM: kswapd wake only
 GFP_NAMES = {GFP_USER_MOVABLE: "GFP_HIGHUSER_MOVABLE", GFP_KERNEL: "GFP_KERNEL",
              GFP_DMA32: "GFP_DMA32", GFP_DMA: "GFP_DMA", GFP_ATOMIC: "GFP_ATOMIC",
-             GFP_THISNODE: "GFP_HIGHUSER_MOVABLE|__GFP_THISNODE"}
+             GFP_THISNODE: "GFP_HIGHUSER_MOVABLE|__GFP_THISNODE",
+             GFP_TRANSHUGE_LIGHT: "GFP_TRANSHUGE_LIGHT", GFP_TRANSHUGE: "GFP_TRANSHUGE",
+             GFP_TRANSHUGE_KSWAPD: "GFP_TRANSHUGE_LIGHT|__GFP_KSWAPD_RECLAIM"}
 
 # ---- kernel generations
 KGEN_6_12 = 0

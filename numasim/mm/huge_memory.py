@@ -4,7 +4,8 @@ What is modelled (linux-numa-balancing-facts.md §4, checked against the oracle,
 85-88 in tests/data/oracle):
 
 - ``/sys/kernel/mm/transparent_hugepage/enabled`` = ``always`` | ``madvise`` | ``never``
-  (:data:`THP_MODES`; ``defrag`` stays at Linux's default ``madvise``), and
+  (:data:`THP_MODES`), ``.../defrag`` (:data:`THP_DEFRAG_MODES`, Linux's default
+  ``madvise``), and
   ``madvise(MADV_HUGEPAGE / MADV_NOHUGEPAGE)`` per VMA (``VM_HUGEPAGE`` / ``VM_NOHUGEPAGE``,
   column ``V_HUGEPAGE``).  numasim's default is ``never`` (the oracle's boot option and
   numasim's behaviour before THP existed); Debian boots with ``always``.
@@ -13,9 +14,19 @@ What is modelled (linux-numa-balancing-facts.md §4, checked against the oracle,
   block lies wholly inside the VMA, whose PMD is still empty, when the mode and the VMA
   flags allow it.  A write allocates one order-9 folio under the mempolicy (interleave index
   ``(vm_pgoff >> 9) + ((haddr - vm_start) >> 21)``; the node-only ``__GFP_THISNODE`` first
-  attempt for the other modes, retried as a full allocation only for a MADV_HUGEPAGE VMA,
-  since only there ``defrag=madvise`` gives direct reclaim); on failure
-  ``thp_fault_fallback`` and the fault goes down the 4 KiB path.  A read maps the huge zero
+  attempt for the other modes, retried over the whole zonelist only when the mask has direct
+  reclaim); on failure ``thp_fault_fallback`` and the fault goes down the 4 KiB path.
+- The fault's gfp mask is ``vma_thp_gfp_mask`` (:func:`vma_thp_gfp_mask`), by ``defrag`` and
+  MADV_HUGEPAGE: ``madvise`` (default) gives GFP_TRANSHUGE_LIGHT (no reclaim of any kind)
+  without MADV_HUGEPAGE, GFP_TRANSHUGE (direct reclaim, no kswapd wake) with it; ``always``
+  GFP_TRANSHUGE; ``defer`` GFP_TRANSHUGE_LIGHT | __GFP_KSWAPD_RECLAIM (kswapd wake, no direct
+  reclaim); ``defer+madvise`` GFP_TRANSHUGE with MADV_HUGEPAGE, else as ``defer``; ``never``
+  GFP_TRANSHUGE_LIGHT.  So a THP fault on a full node wakes kswapd only under ``defer``
+  (and ``defer+madvise`` without MADV_HUGEPAGE), and only a mask with direct reclaim spills
+  huge pages to the next node; the others fall back to 4 KiB pages, which spill in the fast
+  path (scenarios 122-125 on the 2node-tier machine: no demotion except with ``defer``).
+  Not modelled: compaction, and the direct reclaim a costly order gets once every node of
+  the retry has failed (numasim's retry fails and the fault falls back).  A read maps the huge zero
   page (``thp_zero_page_alloc`` counts its one allocation; a later write splits the PMD,
   ``thp_split_pmd``, and faults 4 KiB pages).
 - Representation: a THP is ONE row of ``pages`` with ``PG_ORDER`` 9 and map count 1, and
@@ -55,7 +66,13 @@ import numpy as np
 
 from numasim.mm import alloc_core as core
 from numasim.mm import state as S
-from numasim.mm.constants import GFP_USER_MOVABLE, MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE
+from numasim.mm.constants import (
+    GFP_TRANSHUGE,
+    GFP_TRANSHUGE_KSWAPD,
+    GFP_TRANSHUGE_LIGHT,
+    MPOL_INTERLEAVE,
+    MPOL_WEIGHTED_INTERLEAVE,
+)
 
 if TYPE_CHECKING:
     from numasim.mm.kernel import Kernel
@@ -70,6 +87,10 @@ THP_MODES = {"never": THP_NEVER, "always": THP_ALWAYS, "madvise": THP_MADVISE}
 VM_HUGEPAGE, VM_NOHUGEPAGE = 1, 2
 MADV_HUGEPAGE, MADV_NOHUGEPAGE = 14, 15
 THP_SYSFS = "/sys/kernel/mm/transparent_hugepage/enabled"
+THP_DEFRAG_SYSFS = "/sys/kernel/mm/transparent_hugepage/defrag"
+THP_DEFRAG_MODES = ("always", "defer", "defer+madvise", "madvise", "never")
+"""``transparent_hugepage/defrag`` values, in the order Linux prints them."""
+THP_DEFRAG_DEFAULT = "madvise"  # transparent_hugepage_flags: DEFRAG_REQ_MADV_FLAG at boot
 THP_EVENTS = ("thp_zero_page_alloc", "thp_split_pmd", "thp_migration_success",
               "thp_migration_fail", "thp_migration_split", "thp_split_page")
 """THP vm events numasim keeps in ``Kernel.thp_events`` (the fault counters are core vmstat)."""
@@ -102,8 +123,41 @@ def thp_enabled_text(k: Kernel) -> str:
 def set_thp_mode(k: Kernel, mode: str | int | bool) -> None:
     k.ks.sysvars[S.SV_THP] = thp_mode_value(mode)
     kh = getattr(k, "khugepaged", None)
-    if kh is not None:  # enabled_store -> start_stop_khugepaged: the thread (re)starts
-        kh.wake()
+    if kh is not None:  # enabled_store -> start_stop_khugepaged
+        kh.start_stop_khugepaged()
+
+
+def thp_defrag_text(k: Kernel) -> str:
+    """``defrag_show``: the five modes, the active one in brackets."""
+    cur = thp_defrag(k)
+    return " ".join(f"[{m}]" if m == cur else m for m in THP_DEFRAG_MODES)
+
+
+def thp_defrag(k: Kernel) -> str:
+    return getattr(k, "thp_defrag_mode", THP_DEFRAG_DEFAULT)
+
+
+def set_thp_defrag(k: Kernel, mode: str) -> None:
+    """``defrag_store``: one of :data:`THP_DEFRAG_MODES` (the caller answers EINVAL or a
+    ConfigError for anything else)."""
+    if mode not in THP_DEFRAG_MODES:
+        raise ValueError(f"unknown transparent_hugepage defrag mode {mode!r}")
+    k.thp_defrag_mode = mode
+
+
+def vma_thp_gfp_mask(k: Kernel, v: int) -> int:
+    """``vma_thp_gfp_mask``: the THP fault's gfp by the defrag mode and MADV_HUGEPAGE."""
+    madvised = int(k.ks.vmas[v, S.V_HUGEPAGE]) == VM_HUGEPAGE
+    mode = thp_defrag(k)
+    if mode == "always":  # synchronous compaction (| __GFP_NORETRY without madvise)
+        return GFP_TRANSHUGE
+    if mode == "defer":  # kick kswapd/kcompactd and fail quickly
+        return GFP_TRANSHUGE_KSWAPD
+    if mode == "defer+madvise":
+        return GFP_TRANSHUGE if madvised else GFP_TRANSHUGE_KSWAPD
+    if mode == "madvise":
+        return GFP_TRANSHUGE if madvised else GFP_TRANSHUGE_LIGHT
+    return GFP_TRANSHUGE_LIGHT
 
 
 def _events(k: Kernel) -> dict[str, int]:
@@ -229,11 +283,12 @@ def core_free(k: Kernel, pg: int) -> None:
 
 
 def _alloc_huge(k: Kernel, t: int, v: int, h: int) -> int:
-    """``vma_alloc_folio(GFP_TRANSHUGE[_LIGHT], 9)``: the policy and the huge interleave
-    index, the node-only first attempt (in the core's ``alloc_pages_nid``), and for a
-    MADV_HUGEPAGE VMA (direct reclaim allowed) the full retry.  A row or < 0."""
+    """``vma_alloc_folio(vma_thp_gfp_mask(vma), 9)``: the policy and the huge interleave
+    index, the node-only first attempt (in the core's ``alloc_pages_nid``), and when the mask
+    has direct reclaim the full retry.  A row or < 0."""
     ks = k.ks
     res = k._res
+    gfp = vma_thp_gfp_mask(k, v)
     run = np.zeros(2, dtype=np.int64)
     index = int(ks.vmas[v, S.V_PGOFF]) + (h - int(ks.vmas[v, S.V_START]))
     p, ilx_base = core.get_vma_policy(ks.vmas, ks.objs, ks.sp, ks.tasks, t, v, index, run)
@@ -242,21 +297,20 @@ def _alloc_huge(k: Kernel, t: int, v: int, h: int) -> int:
         ((h - int(ks.vmas[v, S.V_START])) >> HPAGE_PMD_ORDER)
     pg = int(k.core.alloc_pages_mpol(ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars,
                                      ks.numastat, ks.vmstat, ks.policies, ks.pol_nodes,
-                                     ks.tasks, ks.task_mems, ks.pages, t, GFP_USER_MOVABLE,
+                                     ks.tasks, ks.task_mems, ks.pages, t, gfp,
                                      HPAGE_PMD_ORDER, p, ilx, S.PGK_ANON, -1, index,
                                      core.OOM_NEVER, res))
-    if pg >= 0 or int(ks.vmas[v, S.V_HUGEPAGE]) != VM_HUGEPAGE:
+    if pg >= 0 or gfp != GFP_TRANSHUGE:
         return pg
     mode = int(k.core.policy_nodemask(ks.policies, ks.pol_nodes, ks.nodeinfo, ks.sysvars,
-                                      ks.tasks, ks.task_mems, t, p, GFP_USER_MOVABLE, ilx,
-                                      res))
+                                      ks.tasks, ks.task_mems, t, p, gfp, ilx, res))
     if mode in (MPOL_INTERLEAVE, MPOL_WEIGHTED_INTERLEAVE):
         return pg  # already a full zonelist allocation
     # GFP_TRANSHUGE has direct reclaim: __alloc_pages over the policy's zonelist and mask
-    # (costly order: no OOM kill, NULL on failure)
+    # (costly order: no OOM kill, NULL on failure; no kswapd wake)
     k.core.__alloc_pages(ks.zones, ks.zonelist, ks.sysvars, ks.numastat, ks.vmstat,
                          ks.pol_nodes, ks.task_mems, t, int(ks.tasks[t, S.T_NODE]),
-                         GFP_USER_MOVABLE, HPAGE_PMD_ORDER, int(res[core.R_NID]),
+                         gfp, HPAGE_PMD_ORDER, int(res[core.R_NID]),
                          int(res[core.R_MASK_KIND]), int(res[core.R_MASK_IDX]),
                          core.OOM_NEVER, res)
     z = int(res[core.R_ZONE])

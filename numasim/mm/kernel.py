@@ -96,6 +96,8 @@ class Kernel:
         # transparent_hugepage/enabled: the argument, else the machine's kernel settings
         self.ks.sysvars[S.SV_THP] = thp_mode_value(
             getattr(machine, "thp", "never") if thp is None else thp)
+        # transparent_hugepage/defrag (machine YAML kernel: thp_defrag; default madvise)
+        self.thp_defrag_mode = getattr(machine, "thp_defrag", "madvise")
         self.mms: dict[int, MM] = {}
         self.next_mm = 1
         self.files: dict[str, File] = {}
@@ -112,6 +114,35 @@ class Kernel:
         self._res = np.zeros(core.R_SIZE, dtype=np.int64)
         # the khugepaged thread (numasim.mm.khugepaged), with the machine YAML's knobs
         self.khugepaged = Khugepaged(self, **dict(getattr(machine, "khugepaged", ()) or ()))
+        # vm.min_free_kbytes / watermark_scale_factor as the zones' marks were made from;
+        # khugepaged raises min_free_kbytes when THP is on at boot
+        self.min_free_kbytes = int(self.ks.derived.min_free_kbytes)
+        self.watermark_scale_factor = int(machine.watermark_scale_factor)
+        if int(self.ks.sysvars[S.SV_THP]):
+            from numasim.mm.khugepaged import set_recommended_min_free_kbytes
+
+            set_recommended_min_free_kbytes(self)
+
+    def setup_per_zone_wmarks(self, min_free_kbytes: int | None = None,
+                              watermark_scale_factor: int | None = None) -> None:
+        """``setup_per_zone_wmarks`` after a change of either knob: every zone's min, low
+        and high marks from today's managed pages."""
+        from numasim.topology.derive import setup_per_zone_wmarks
+        from numasim.topology.model import ZoneSpec
+
+        if min_free_kbytes is not None:
+            self.min_free_kbytes = int(min_free_kbytes)
+        if watermark_scale_factor is not None:
+            self.watermark_scale_factor = int(watermark_scale_factor)
+        ks = self.ks
+        zones = ks.derived.zones
+        specs = [(z.node, ZoneSpec(z.type, z.start_pfn, z.spanned, z.present,
+                                   int(ks.zones[z.index, S.Z_MANAGED]))) for z in zones]
+        marks = setup_per_zone_wmarks(specs, self.min_free_kbytes, self.watermark_scale_factor,
+                                      self.machine.page_size)
+        for z, (wmin, wlow, whigh) in zip(zones, marks, strict=True):
+            ks.zones[z.index, S.Z_MIN], ks.zones[z.index, S.Z_LOW] = wmin, wlow
+            ks.zones[z.index, S.Z_HIGH] = whigh
 
     def _boot_log(self) -> list[str]:
         """The kernel log of the boot (fallback orders, policy zone).  Linux 6.1 lists a

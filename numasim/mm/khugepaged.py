@@ -34,8 +34,9 @@ What is modelled:
 Not modelled: swap-in of swapped PTEs during a collapse (a range with 1..max_ptes_swap swap
 entries is left alone; beyond it is counted as exceeded), the young/referenced test (every
 present page counts as referenced), reclaim and compaction for the huge allocation
-(``defrag`` is kept and shown but an allocation either finds a free order-9 block above the
-low watermark or fails), ``zone_reclaim_mode``'s scan abort, file and shmem collapse,
+(``defrag`` picks GFP_TRANSHUGE or GFP_TRANSHUGE_LIGHT, neither of which wakes kswapd, but
+an allocation either finds a free order-9 block above the watermark or fails),
+``zone_reclaim_mode``'s scan abort, file and shmem collapse,
 MADV_COLLAPSE.  numasim keeps adjacent mappings as separate VMAs (Linux merges them), so a
 2 MiB range straddling two of a script's mappings is not collapsed.
 
@@ -58,13 +59,15 @@ import numpy as np
 from numasim.khugepaged_knobs import KNOBS, check_knob
 from numasim.mm import alloc_core as core
 from numasim.mm import state as S
-from numasim.mm.constants import GFP_THISNODE
+from numasim.mm.constants import GFP_TRANSHUGE, GFP_TRANSHUGE_LIGHT
+from numasim.topology.model import ZoneType
 
 if TYPE_CHECKING:
     from numasim.mm.kernel import Kernel
 
 HPAGE_PMD_ORDER = 9
 HPAGE_PMD_NR = 1 << HPAGE_PMD_ORDER
+ZONE_NORMAL = int(ZoneType.NORMAL)
 KHUGEPAGED_DIR = "/sys/kernel/mm/transparent_hugepage/khugepaged/"
 STATS = ("pages_collapsed", "full_scans")
 EVENTS = ("thp_collapse_alloc", "thp_collapse_alloc_failed", "thp_scan_exceed_none_pte",
@@ -128,6 +131,12 @@ class Khugepaged:
         from numasim.mm.huge_memory import THP_NEVER
 
         return int(self.k.ks.sysvars[S.SV_THP]) != THP_NEVER
+
+    def start_stop_khugepaged(self) -> None:
+        """``start_stop_khugepaged`` after a write to ``enabled``: the thread (re)starts and
+        ``min_free_kbytes`` follows the mode (:func:`set_recommended_min_free_kbytes`)."""
+        self.wake()
+        set_recommended_min_free_kbytes(self.k)
 
     def wake(self) -> None:
         if self.slots and self.running():
@@ -352,9 +361,12 @@ class Khugepaged:
         t = int(tasks[0]) if tasks else 0
         res = k._res
         alloc_pages = getattr(k.core, "__alloc_pages")  # (a dunder name: no class mangling)
+        # alloc_hugepage_khugepaged_gfpmask: GFP_TRANSHUGE with khugepaged/defrag, else
+        # GFP_TRANSHUGE_LIGHT; either way no kswapd wake-up
+        gfp = GFP_TRANSHUGE if self.knobs["defrag"] else GFP_TRANSHUGE_LIGHT
         for n in nodes:
             alloc_pages(ks.zones, ks.zonelist, ks.sysvars, ks.numastat, ks.vmstat,
-                        ks.pol_nodes, ks.task_mems, t, n, GFP_THISNODE, HPAGE_PMD_ORDER, n,
+                        ks.pol_nodes, ks.task_mems, t, n, gfp, HPAGE_PMD_ORDER, n,
                         core.MASK_NODE, n, core.OOM_NEVER, res)
             z = int(res[core.R_ZONE])
             if z >= 0:
@@ -422,3 +434,43 @@ def khugepaged_write(k: Kernel, path: str, value: str) -> bool:
     except ValueError:
         raise OSError(E.EINVAL, path) from None
     return True
+
+
+# ------------------------------------------------- min_free_kbytes for THP (khugepaged.c)
+MIGRATE_PCPTYPES = 3
+
+
+def recommended_min_free_kbytes(k: Kernel) -> int:
+    """``set_recommended_min_free_kbytes``'s target: two free pageblocks per zone up to
+    ZONE_NORMAL plus MIGRATE_PCPTYPES^2 more (fragmentation avoidance for THP), at most 5 %
+    of ``nr_free_buffer_pages`` (managed minus HIGH over those zones), in kB."""
+    ks = k.ks
+    nr_zones = free_buffer = 0
+    for z in ks.derived.zones:
+        if z.present <= 0 or z.type > ZONE_NORMAL:
+            continue
+        nr_zones += 1
+        managed = int(ks.zones[z.index, S.Z_MANAGED])
+        high = int(ks.zones[z.index, S.Z_HIGH])
+        free_buffer += max(managed - high, 0)
+    pageblock = HPAGE_PMD_NR
+    rec = pageblock * nr_zones * 2 + pageblock * nr_zones * MIGRATE_PCPTYPES * MIGRATE_PCPTYPES
+    rec = min(rec, free_buffer // 20)
+    return rec * (k.machine.page_size >> 10)
+
+
+def set_recommended_min_free_kbytes(k: Kernel) -> None:
+    """Run when khugepaged starts or stops (boot with THP on, a write to ``enabled``): with
+    THP on, ``min_free_kbytes`` is raised to :func:`recommended_min_free_kbytes` if that is
+    more (the oracle's 2node-tier node 0: MIN 455 -> 5639 pages, so a THP spill leaves
+    ~25 MiB more free on node 0 than a 4 KiB one); with THP off it goes back to the boot
+    value (``calculate_min_free_kbytes``, or what the user wrote).  Then every zone's
+    watermarks are recomputed (``setup_per_zone_wmarks``)."""
+    base = getattr(k, "user_min_free_kbytes", None)
+    if base is None:
+        base = int(k.ks.derived.min_free_kbytes)
+    mfk = base
+    if int(k.ks.sysvars[S.SV_THP]) != 0:
+        mfk = max(base, recommended_min_free_kbytes(k))
+    k.setup_per_zone_wmarks(min_free_kbytes=mfk)
+

@@ -284,6 +284,15 @@ def _meminfo_rows(kernel: Kernel, ids: list[int]) -> list[tuple[str, list[float]
     return list(rows.items())
 
 
+def node_meminfo_lines(kernel: Kernel, nid: int) -> list[str]:
+    """``/sys/devices/system/node/nodeN/meminfo`` as ``node_read_meminfo`` prints it
+    (``Node N Label:`` padded to 16, the value in 8 columns, kB), only the rows numasim
+    keeps (MemTotal, MemFree, MemUsed, FilePages, AnonPages, Shmem, PageTables and, with THP
+    on, AnonHugePages)."""
+    return [f"Node {nid} {label + ':':<16}{int(vals[0]):>8} kB"
+            for label, vals in _meminfo_rows(kernel, [nid])]
+
+
 def numastat_table(kernel: Kernel, *, mode: str = "legacy", nodes=None,
                    counters: np.ndarray | None = None, compress: bool = False,
                    screen_width: int = 10_000_000,

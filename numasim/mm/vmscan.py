@@ -37,8 +37,10 @@ generations use the two-list LRU (the recorded outcomes agree, FINDINGS.md secti
 
 *kswapd* (one per node): woken when an allocation's fast path fails the LOW watermark on
 every eligible zone (``wake_all_kswapds``; the allocator core records the nodes in
-``sysvars[SV_KSWAPD_WAKE]``), it reclaims until the node is balanced (some zone above HIGH +
-its lowmem reserve, ``pgdat_balanced``).  It runs as a kernel thread on the script's clock,
+``sysvars[SV_KSWAPD_WAKE]``; not every gfp mask may, see ``gfp_kswapd_reclaim``), it
+reclaims until the node is balanced (some zone above HIGH + its lowmem reserve,
+``pgdat_balanced``), in passes of the node's HIGH marks' worth (:meth:`Reclaim.kswapd_pass`),
+so it stops somewhat above HIGH as Linux's does.  It runs as a kernel thread on the script's clock,
 on another CPU of the node, at the same time as the task that woke it: for every page the
 task allocates while kswapd is awake, kswapd reclaims :data:`KSWAPD_RATIO` pages, and it
 finishes its work before the script's next command.  When the task reaches MIN first it
@@ -81,7 +83,11 @@ without swap or demotion -- reclaimable slab (``shrink_slab``), which ``pgsteal_
 count: in 99 the kernel's pgsteal equals its pswpout -- and frees first.  Fitted to
 ``98_demotion_bind_pressure`` on 6.12: the kernel demoted 26365 / 26677 of the scenario's
 pages where numasim, with nothing else to reclaim, demoted 29610 (3245 / 2933 pages freed
-elsewhere; 0.47 x 6416 = 3015).  6.1 has no demotion recording; it uses the same share."""
+elsewhere; 0.47 x 6416 = 3015).  6.1 has no demotion recording; it uses the same share.
+Only a node whose anonymous pages can go (swap or a demotion target) frees it: on 6.1, where
+node 0 has neither, ``125_thp_defrag_defer_spill`` woke node 0's kswapd about 120 times and
+node 0 ended with as many of the region's pages as without kswapd (``122``: 101956 / 101959
+against 101949 / 101949)."""
 
 KSWAPD_CHUNK = 256
 """While a kswapd is awake, a task's fault batch is cut into chunks of this many pages and
@@ -119,6 +125,7 @@ class Reclaim:
         self.key = np.zeros(0, dtype=np.int64)
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.awake: set[int] = set()  # nodes whose kswapd is running
+        self.owed: dict[int, int] = {}  # pages left in an awake kswapd's current pass
         self.swap_pages = 0  # size of the swap device (0: no swap)
         self.swap_ram = False  # the swap device is a ramdisk (brd) whose pages are RAM
         self.brd_pages: list[int] = []  # the ramdisk's pages (kernel pages, never freed)
@@ -219,12 +226,14 @@ class Reclaim:
 
     # ---------------------------------------------------------------- scanning
     def _inactive_tail(self, nid: int, want: int) -> np.ndarray:
-        """The next ``want`` pages at the inactive tail of node ``nid``, oldest first.  A
-        sorted snapshot is kept and read from a cursor; entries that rotated, moved or left
-        since are skipped (keys only grow, so the snapshot's order stays right), and it is
-        rebuilt when used up."""
+        """The folios at the inactive tail of node ``nid`` that hold the next ``want`` base
+        pages (at least one folio), oldest first: ``isolate_lru_folios`` counts a THP as
+        its 512 pages.  A sorted snapshot is kept and read from a cursor; entries that
+        rotated, moved or left since are skipped (keys only grow, so the snapshot's order
+        stays right), and it is rebuilt when used up."""
         self._fit()
         out: list[int] = []
+        taken = 0
         for _attempt in range(2):
             snap = self._cache.get(nid)
             if snap is None:
@@ -235,14 +244,22 @@ class Reclaim:
                 snap = (pgs[o], keys[o], 0)
             rows, keys, cur = snap
             ks = self.k.ks
-            while len(out) < want and cur < rows.size:
+            while taken < want and cur < rows.size:
                 blk = rows[cur: cur + 4 * want]
                 kb = keys[cur: cur + 4 * want]
                 ok = ((ks.pages[blk, S.PG_ZONE] >= 0) & (ks.pages[blk, S.PG_NODE] == nid)
                       & ((self.flags[blk] & LRU_ACTIVE) == 0) & (self.keys_of(blk) == kb))
-                good = blk[ok][: want - len(out)]
+                good = blk[ok]
+                csum = np.cumsum(1 << ks.pages[good, S.PG_ORDER])
+                n = int(np.searchsorted(csum, want - taken, side="right"))
+                if n == 0 and not out and good.size:
+                    n = 1  # one folio bigger than the request
+                good = good[:n]
                 if good.size:
                     cur = int(np.flatnonzero(blk == good[-1])[0]) + cur + 1
+                    taken += int(csum[n - 1])
+                elif ok.any():
+                    break  # the next folio does not fit
                 else:
                     cur += blk.size
                 out.extend(int(x) for x in good)
@@ -272,13 +289,15 @@ class Reclaim:
         ``direct``), scanning at most ``max_scan`` pages (default: the LRU twice over -- a
         timed kswapd scans in steps, so that the accesses between them set accessed bits);
         returns the pages freed on the node."""
+        if not self.can_reclaim_anon(nid):
+            return 0  # nothing on the LRUs can go, and the boot cache is not freed either
         reclaimed = self._shrink_boot_cache(nid, nr_to_reclaim, who)
-        if reclaimed >= nr_to_reclaim or not self.can_reclaim_anon(nid):
+        if reclaimed >= nr_to_reclaim:
             return reclaimed
         self._fit()
         scanned = 0
         lru = self.lru_pages(nid)
-        limit = 2 * lru.size + SWAP_CLUSTER_MAX
+        limit = 2 * int((1 << self.k.ks.pages[lru, S.PG_ORDER]).sum()) + SWAP_CLUSTER_MAX
         if max_scan is not None:
             limit = min(limit, max_scan)
         if self.inactive_is_low(nid, lru):
@@ -288,9 +307,10 @@ class Reclaim:
                                                  SWAP_CLUSTER_MAX * 32))
             if not batch.size:
                 break
-            scanned += int(batch.size)
-            self.counters[f"pgscan_{who}"] += int(batch.size)
-            self.counters["pgscan_anon"] += int(batch.size)
+            nr = int((1 << self.k.ks.pages[batch, S.PG_ORDER]).sum())  # base pages
+            scanned += nr
+            self.counters[f"pgscan_{who}"] += nr
+            self.counters["pgscan_anon"] += nr
             reclaimed += self.shrink_folio_list(nid, batch, who)
         return reclaimed
 
@@ -528,18 +548,34 @@ class Reclaim:
         for nid in sorted(self.awake):
             cpus = [c for c, n in self.k.machine.cpu_to_node.items() if n == nid]
             self._kswapd_cpu = min(cpus) if cpus else -1  # kswapd runs on its node's CPUs
-            while not self.pgdat_balanced(nid):
+            while True:
+                if self.owed.get(nid, 0) <= 0:  # a pass is done: balanced, or another one
+                    if self.pgdat_balanced(nid):
+                        break
+                    self.owed[nid] = self.kswapd_pass(nid)
                 want = SWAP_CLUSTER_MAX * 32 if budget is None else budget - total
                 if want <= 0:
                     return total
                 got = self.shrink_node(nid, min(want, SWAP_CLUSTER_MAX * 32), "kswapd")
                 total += got
+                self.owed[nid] -= got
                 if got == 0:
                     break
                 self.wakeup_kswapd()
-            if budget is None or self.pgdat_balanced(nid) or not self.can_reclaim_anon(nid):
+            done = self.owed.get(nid, 0) <= 0 and self.pgdat_balanced(nid)
+            if budget is None or done or not self.can_reclaim_anon(nid):
                 self.awake.discard(nid)
+                self.owed.pop(nid, None)
         return total
+
+    def kswapd_pass(self, nid: int) -> int:
+        """Pages one ``balance_pgdat`` pass reclaims (``kswapd_shrink_node``: the HIGH marks
+        of the node's zones, at least SWAP_CLUSTER_MAX each), balanced or not: so kswapd
+        leaves a node above HIGH by up to that much (125 on 6.12: node 0 ends with 12754
+        free pages, HIGH 8457)."""
+        ks = self.k.ks
+        zs = np.flatnonzero((ks.zones[:, S.Z_NODE] == nid) & (ks.zones[:, S.Z_MANAGED] > 0))
+        return int(sum(max(int(ks.zones[z, S.Z_HIGH]), SWAP_CLUSTER_MAX) for z in zs))
 
     def try_to_free_pages(self, nodes: list[int]) -> int:
         """Direct reclaim (``try_to_free_pages``): SWAP_CLUSTER_MAX pages from the

@@ -227,6 +227,9 @@ class Machine:
     """``/sys/kernel/mm/transparent_hugepage/enabled`` at boot: ``always``, ``madvise`` or
     ``never`` (numasim's default, as the oracle boots; Debian's is ``always``; see
     :mod:`numasim.mm.huge_memory`)."""
+    thp_defrag: str = "madvise"
+    """``/sys/kernel/mm/transparent_hugepage/defrag`` at boot (Linux's default ``madvise``):
+    which reclaim a THP fault may do (:func:`numasim.mm.huge_memory.vma_thp_gfp_mask`)."""
     khugepaged: tuple[tuple[str, int], ...] = ()
     """khugepaged's knobs at boot as (name, value) pairs, named as the files under
     ``/sys/kernel/mm/transparent_hugepage/khugepaged/`` (YAML ``kernel: khugepaged:``);

@@ -149,8 +149,6 @@ class Runner(BalanceCommands):
         self.line = 0
         self.contents: dict[tuple, int] = {}  # what touch/pwrite wrote (first byte of a page)
         m = kernel.machine
-        self.min_free_kbytes = kernel.ks.derived.min_free_kbytes
-        self.watermark_scale_factor = m.watermark_scale_factor
         self.lowmem_reserve_ratio = list(m.lowmem_reserve_ratio)
         self.wi_table: dict[int, int] = {}
         self.clock = 5.0  # seconds since boot, for console messages
@@ -458,12 +456,11 @@ class Runner(BalanceCommands):
         """The sysctl handlers: min_free_kbytes and watermark_scale_factor recompute every
         zone's min/low/high marks (``setup_per_zone_wmarks``), lowmem_reserve_ratio the
         lowmem reserves (``setup_per_zone_lowmem_reserve``), from today's managed pages."""
-        from numasim.topology.derive import setup_per_zone_lowmem_reserve, setup_per_zone_wmarks
+        from numasim.topology.derive import setup_per_zone_lowmem_reserve
         from numasim.topology.model import ZoneSpec, ZoneType
 
-        self.min_free_kbytes = knobs.get("min_free_kbytes", self.min_free_kbytes)
-        self.watermark_scale_factor = knobs.get("watermark_scale_factor",
-                                                self.watermark_scale_factor)
+        if "min_free_kbytes" in knobs:  # min_free_kbytes_sysctl_handler: the user's value
+            self.k.user_min_free_kbytes = knobs["min_free_kbytes"]
         ks = self.k.ks
         d = self.k.ks.derived
         specs = [(z.node, ZoneSpec(z.type, z.start_pfn, z.spanned, z.present,
@@ -479,11 +476,16 @@ class Runner(BalanceCommands):
                     if z.node == nid:
                         ks.zones[z.index, S.Z_RES: S.Z_RES + len(res[z.type])] = res[z.type]
             return
-        marks = setup_per_zone_wmarks(specs, self.min_free_kbytes, self.watermark_scale_factor,
-                                      self.k.machine.page_size)
-        for z, (wmin, wlow, whigh) in zip(d.zones, marks, strict=True):
-            ks.zones[z.index, S.Z_MIN], ks.zones[z.index, S.Z_LOW] = wmin, wlow
-            ks.zones[z.index, S.Z_HIGH] = whigh
+        self.k.setup_per_zone_wmarks(knobs.get("min_free_kbytes"),
+                                     knobs.get("watermark_scale_factor"))
+
+    @property
+    def min_free_kbytes(self) -> int:
+        return self.k.min_free_kbytes
+
+    @property
+    def watermark_scale_factor(self) -> int:
+        return self.k.watermark_scale_factor
 
     # ================================================================= commands
     def cmd_echo(self, proc: Proc, line: Line, a: dict) -> None:

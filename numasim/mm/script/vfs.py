@@ -30,7 +30,16 @@ from numasim.bitmap import format_list
 from numasim.mm import state as S
 from numasim.mm.constants import KGEN_6_12
 from numasim.mm.errors import VfsError
-from numasim.mm.huge_memory import THP_MODES, THP_SYSFS, set_thp_mode, thp_enabled_text
+from numasim.mm.huge_memory import (
+    THP_DEFRAG_MODES,
+    THP_DEFRAG_SYSFS,
+    THP_MODES,
+    THP_SYSFS,
+    set_thp_defrag,
+    set_thp_mode,
+    thp_defrag_text,
+    thp_enabled_text,
+)
 from numasim.mm.kernel import File, Kernel
 from numasim.mm.khugepaged import khugepaged_read, khugepaged_write
 from numasim.mm.memory_tiers import sysfs_read as tiering_read
@@ -353,6 +362,8 @@ class Vfs:
             return tiers
         if path == THP_SYSFS:
             return [thp_enabled_text(k)]
+        if path == THP_DEFRAG_SYSFS:
+            return [thp_defrag_text(k)]
         try:  # transparent_hugepage/khugepaged/*
             kh = khugepaged_read(k, path)
         except OSError as e:
@@ -401,6 +412,11 @@ class Vfs:
             if value.strip() not in THP_MODES:
                 raise _err(E.EINVAL)
             set_thp_mode(self.k, value.strip())
+            return len(value)
+        if path == THP_DEFRAG_SYSFS:  # defrag_store: sysfs_streq against the five modes
+            if value.strip() not in THP_DEFRAG_MODES:
+                raise _err(E.EINVAL)
+            set_thp_defrag(self.k, value.strip())
             return len(value)
         try:
             if khugepaged_write(self.k, path, value):
@@ -489,6 +505,10 @@ class Vfs:
 
                     return [f"{name} {v}" for name, v in
                             promotion(numab(k)).node_vmstat(nid).items()]
+                if leaf == "meminfo":  # node_read_meminfo: the rows numasim keeps
+                    from numasim.mm.procviews import node_meminfo_lines
+
+                    return node_meminfo_lines(k, nid)
                 if leaf == "distance":
                     return [" ".join(str(k.machine.dist(nid, j)) for j in k.machine.node_ids)]
                 if leaf == "cpulist":

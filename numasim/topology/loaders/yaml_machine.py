@@ -35,6 +35,8 @@ coherence: directory|broadcast, snoop_bytes}``: per-message costs, see
 ``..._scan_size_mb``, ``..._hot_threshold_ms``, ``..._promote_rate_limit_MBps`` (tiering,
 :mod:`numasim.mm.numa_promote`), Linux's defaults when absent;
 ``transparent_hugepage``: ``always`` | ``madvise`` | ``never``, default ``never``;
+``transparent_hugepage_defrag``: ``always`` | ``defer`` | ``defer+madvise`` | ``madvise`` |
+``never``, default ``madvise`` (Linux's; what reclaim a THP fault may do);
 ``khugepaged``: ``{scan_sleep_millisecs: 100, max_ptes_none: 255, ...}``, the knobs under
 ``/sys/kernel/mm/transparent_hugepage/khugepaged/`` (:mod:`numasim.mm.khugepaged`), Linux's
 defaults when absent;
@@ -209,6 +211,9 @@ class KernelModel(StrictModel):
     numa_balancing_task_placement: Annotated[int, Field(ge=0, le=1)] | None = None
     # /sys/kernel/mm/transparent_hugepage/enabled at boot (numasim.mm.huge_memory)
     transparent_hugepage: Literal["always", "madvise", "never"] = "never"
+    # /sys/kernel/mm/transparent_hugepage/defrag at boot (numasim.mm.huge_memory)
+    transparent_hugepage_defrag: Literal["always", "defer", "defer+madvise", "madvise",
+                                         "never"] = "madvise"
     # khugepaged's knobs (numasim.mm.khugepaged), by their sysfs file names
     khugepaged: dict[str, Any] = {}
     # a swap device of this size (numasim.mm.vmscan); 0 = none
@@ -544,6 +549,8 @@ def _build(m: MachineModel, doc: YamlDoc) -> Machine:
         settings["numa_balancing"] = tuple(nb)
     if m.kernel.transparent_hugepage != "never":
         settings["thp"] = m.kernel.transparent_hugepage
+    if m.kernel.transparent_hugepage_defrag != "madvise":
+        settings["thp_defrag"] = m.kernel.transparent_hugepage_defrag
     if m.kernel.khugepaged:
         from numasim.khugepaged_knobs import validate_knobs
 
@@ -731,6 +738,8 @@ def dump(machine: Machine) -> str:
         kernel.append(f"  {key}: {value}")
     if getattr(machine, "thp", "never") != "never":
         kernel.append(f"  transparent_hugepage: {machine.thp}")
+    if getattr(machine, "thp_defrag", "madvise") != "madvise":
+        kernel.append(f"  transparent_hugepage_defrag: {machine.thp_defrag}")
     if getattr(machine, "khugepaged", ()):
         kernel.append("  khugepaged: {" + ", ".join(f"{n}: {v}" for n, v in
                                                    machine.khugepaged) + "}")
