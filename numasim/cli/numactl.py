@@ -59,6 +59,12 @@ def kernel_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int)
     p.add_argument("--producers", type=int)
     p.add_argument("--write", action="store_true")
+    p.add_argument("--shift", default="0",
+                   help="zipf, kv: the hot set moves by this size (or fraction of the "
+                        "buffer, below 1) at every --repeat")
+    p.add_argument("--value", default="4KiB", help="kv: bytes of one value (default 4KiB)")
+    p.add_argument("--write-fraction", dest="write_fraction", type=float, default=0.0,
+                   help="zipf, kv: the share of items written (kv: sets among the gets)")
     add_run_options(p)
     return p
 
@@ -154,7 +160,8 @@ def main(args: argparse.Namespace) -> int:
                        init=kargs.init, compute=kargs.compute, placement=kargs.placement,
                        pin=kargs.pin,
                        stride=kargs.stride, theta=kargs.theta, count=kargs.count,
-                       producers=kargs.producers, write=kargs.write)
+                       producers=kargs.producers, write=kargs.write, shift=kargs.shift,
+                       value=kargs.value, write_fraction=kargs.write_fraction)
         if kargs.size is not None:
             options["size"] = kargs.size
         return run_and_print(machine, name, kargs, numactl=numactl_argv, parsed=task,

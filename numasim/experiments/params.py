@@ -53,6 +53,8 @@ ALIASES = {"policy": "numactl", "threads": "workload.threads", "size": "workload
            "repeat": "workload.repeat", "stride": "workload.stride", "theta": "workload.theta",
            "count": "workload.count", "compute": "workload.compute",
            "producers": "workload.producers", "write": "workload.write",
+           "shift": "workload.shift", "value": "workload.value",
+           "write_fraction": "workload.write_fraction",
            "cpus": "workload.cpus", "kernel": "linux"}
 
 
@@ -267,7 +269,17 @@ def _workload_checks() -> dict[str, Callable[[Any], Any]]:
         "count": lambda v: _int(v, "count", 1, none_ok=True),
         "producers": lambda v: _int(v, "producers", 1, none_ok=True),
         "write": lambda v: _bool(v, "write"),
+        "shift": _shift,
+        "value": lambda v: _size(v, "value"),
+        "write_fraction": lambda v: _num(v, "write_fraction"),
     }
+
+
+def _shift(v: Any) -> Any:
+    """zipf/kv ``shift``: a fraction below 1, or a size."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1:
+        return float(v)
+    return _size(v, "shift")
 
 
 def _cpus(v: Any) -> list[int] | None:
