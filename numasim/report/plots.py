@@ -575,16 +575,19 @@ def fig_tiering(data: SweepData):
 
 
 def fig_tiering_timeline(data: SweepData):
-    """The hot set's share in the top tier over time, one line per series (the series'
-    run: largest x), and the pages promoted per interval: how fast tiering follows.  Drawn
-    only when some run has the per-interval series (NUMA balancing on)."""
+    """The hot set's share in the top tier over time, one line per point that has the
+    per-interval series (NUMA balancing on; the first repetition, at most MAX_PANELS), and
+    the pages promoted per interval: how fast tiering follows."""
     runs = []
-    for s in data.series:
-        run = data.one_run(s)
-        rows = ((data.result(run[0]).get("tiering") or {}).get("intervals") or []) \
-            if run else []
+    df = data.df
+    for _, r in df.iterrows():
+        if "rep" in df and r["rep"] != df["rep"].min() or len(runs) >= MAX_PANELS:
+            continue
+        rows = (data.result(r["key"]).get("tiering") or {}).get("intervals") or []
         if rows:
-            runs.append((s, rows))
+            label = r["series"] if data.x is None else \
+                f"{r['series']}, {data.x} {_fmt_x(data.x, r[data.x])}"
+            runs.append((label, rows))
     if not runs:
         return None
     with S.style():
@@ -593,9 +596,9 @@ def fig_tiering_timeline(data: SweepData):
         for i, (s, rows) in enumerate(runs):
             t = [float(r["t_ms"]) for r in rows]
             res = [np.nan if r["hot_residency"] is None else r["hot_residency"] for r in rows]
-            ax.plot(t, res, color=S.colour(i), linewidth=1.6, label=S.wrap(s, 40))
+            ax.plot(t, res, color=S.colour(i), linewidth=1.6)
             bx.step(t, [r["promotions"] for r in rows], where="pre", color=S.colour(i),
-                    linewidth=1.2)
+                    linewidth=1.2, label=S.wrap(s, 40))
         ax.set_ylabel("hot set in the top tier")
         ax.set_ylim(0, 1.05)
         bx.set_ylabel("pages promoted per interval")
