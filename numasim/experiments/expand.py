@@ -248,12 +248,12 @@ def _resolve_machine(s: Setting, ctx: _Ctx):
 
 # --------------------------------------------------------------------- workload
 def _builtin_defaults(kernel: str) -> dict[str, Any]:
-    from numasim.workloads.kernels import DEFAULT_SIZE, KEYLESS, build_kernel
+    from numasim.workloads.kernels import DEFAULT_SIZE, build_kernel
 
     sig = inspect.signature(build_kernel)
     out: dict[str, Any] = {"kernel": kernel}
     for name, p in sig.parameters.items():
-        if name in ("name", "cpu") or name in KEYLESS:
+        if name in ("name", "cpu") or p.kind is p.VAR_KEYWORD:  # KEYLESS: set ones only
             continue
         out[name] = p.default
     out["size"] = DEFAULT_SIZE[kernel]

@@ -72,10 +72,17 @@ def build_kernel(name: str, *, op: str = "triad", threads: int = 1, size: Any = 
                  init: str = "parallel", repeat: int = 1, compute: int | None = None,
                  placement: str = "spread", cpus: list[int] | None = None,
                  pin: bool = True, stride: Any = 64, theta: float = 0.99, count: int | None = None,
-                 producers: int | None = None, write: bool = False,
-                 cpu: dict[str, Any] | None = None, shift: Any = 0, value: Any = "4KiB",
-                 write_fraction: float = 0.0) -> Workload:
-    """A built-in kernel as a workload (see the module table)."""
+                 producers: int | None = None, write: bool = False, **more: Any) -> Workload:
+    """A built-in kernel as a workload (see the module table).  ``more``: ``cpu`` (the CPU
+    model's options, a dict) and the zipf/kv options ``shift``, ``value``,
+    ``write_fraction`` (:data:`KEYLESS` has their defaults)."""
+    unknown = sorted(set(more) - set(KEYLESS) - {"cpu"})
+    if unknown:
+        raise ConfigError(f"unknown option {unknown[0]!r}", field=unknown[0],
+                          hint=did_you_mean(unknown[0], OPTIONS))
+    opts = {**KEYLESS, "cpu": None, **more}
+    shift, value, write_fraction = opts["shift"], opts["value"], opts["write_fraction"]
+    cpu = opts["cpu"]
     if name not in BUILTIN:
         raise ConfigError(f"unknown kernel {name!r}", field="kernel",
                           hint=did_you_mean(name, BUILTIN))
