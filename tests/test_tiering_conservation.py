@@ -70,7 +70,7 @@ def table_pages(sim: Simulation) -> np.ndarray:
     return ks.pt_page[base: base + n]
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 4])
 def test_every_page_accounted_for_and_counters_match_the_moves(tiny, seed):
     knobs = {"scan_delay_ms": 20, "scan_period_min_ms": 4, "scan_size_mb": 4}
     sim = timed(tiny, random_workload(seed), knobs)
