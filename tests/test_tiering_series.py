@@ -115,3 +115,20 @@ def test_summary_line_and_figure(tiny, tmp_path):
 def test_machines_with_one_tier_have_no_section():
     d = run("clx-2s", "kv", size="1MiB", count=100).to_dict(host=False)
     assert "tiering" not in d
+
+
+def test_experiment_numa_balancing_takes_the_tiering_mode(tmp_path):
+    """An experiment's numa_balancing: a mode (2: tiering), or the mode as the
+    ``numa_balancing`` key beside the knobs; a bad mode is one problem naming the field."""
+    from numasim.experiments.expand import validate_file
+    from numasim.experiments.params import check_numa_balancing
+
+    assert check_numa_balancing(2) == {"numa_balancing": 2}
+    assert check_numa_balancing({"numa_balancing": 2, "promote_rate_limit_MBps": 16}) == \
+        {"numa_balancing": 2, "promote_rate_limit_MBps": 16}
+    f = tmp_path / "e.yaml"
+    f.write_text("experiment: e\nmachine: cxl-small\nworkload: {kernel: kv, size: 1MiB}\n"
+                 "numa_balancing: {numa_balancing: 7, scan_delay_ms: 10}\n")
+    problems = validate_file(f)
+    assert len(problems) == 1 and "numa_balancing" in (problems[0].field or "") + \
+        problems[0].message and "1, 2 (memory tiering) or 3" in problems[0].message
