@@ -21,8 +21,9 @@ USAGE = ("numasim numactl [numactl options] [--] KERNEL [kernel options] --machi
 EPILOG = """numactl options: --interleave=NODES, --weighted-interleave=NODES, --membind=NODES,
 --preferred=NODE, --preferred-many=NODES, --localalloc, --cpunodebind=NODES,
 --physcpubind=CPUS (numactl's syntax: all, 0-3,8, !1, +0).
-kernels: stream (--op copy|scale|add|triad), gups, pointer_chase, stride, zipf, prodcons;
-each takes --threads and --size; or give a workload YAML file instead of a kernel.
+kernels: stream (--op copy|scale|add|triad), gups, pointer_chase, stride, zipf (--theta),
+kv (--value, --write-fraction), prodcons; zipf and kv take --shift with --repeat (a moving
+hot set); each takes --threads and --size; or give a workload YAML file instead of a kernel.
 --linux 6.12|6.1|2.6.7 chooses the Linux generation whose policies place the pages.
 --numa-balancing [--balancing-knob NAME=VALUE] [--thp MODE] [--khugepaged-knob NAME=VALUE]
 (before or after the kernel): the simulated kernel's NUMA balancing, transparent huge pages
