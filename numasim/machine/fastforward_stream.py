@@ -34,7 +34,9 @@ from numasim.workloads.gen import (
     O_NS,
     O_R,
     O_REPS,
+    O_SEED,
     O_STRIDE,
+    O_WPPM,
     OP_CHASE,
     OP_RANDOM,
     OP_SWEEP,
@@ -48,6 +50,7 @@ from numasim.workloads.gen import (
     TS_X,
     next_rep,
     zipf_item,
+    zipf_offset,
     zipf_vlines,
 )
 
@@ -96,12 +99,13 @@ def _advance_in_rep(ops, opf, ts, rngs, t, k, m):
     else:  # ZIPF: the draws, one per item started, as fill_batch makes them
         st = rngs[t]
         vl = zipf_vlines(ops, k)
+        nitems, off = zipf_offset(ops, k, ts[t, TS_REP])
         i = ts[t, TS_I]
         x = ts[t, TS_X]
-        rep = ts[t, TS_REP]
         for j in range(i, i + m):
             if j % vl == 0:
-                x, st = zipf_item(ops, opf, k, rep, st)
+                x, st = zipf_item(opf, k, nitems, off, ops[k, O_SEED], ops[k, O_M],
+                                  ops[k, O_WPPM], st)
         rngs[t] = st
         ts[t, TS_X] = x
         ts[t, TS_I] += m

@@ -175,23 +175,28 @@ def zipf_vlines(ops, k):
     return max(np.int64(1), ops[k, O_VLINES])
 
 
-@njit(cache=True)
-def zipf_item(ops, opf, k, rep, st):
-    """The next item of ZIPF op ``k`` in repetition ``rep``, drawn from rng state ``st``:
-    returns (item * 2 + mode, st).  Shared with the fast-forward's stream advance."""
-    vl = zipf_vlines(ops, k)
-    nitems = (ops[k, O_HI] - ops[k, O_LO]) // vl
+@njit(cache=True, inline="always")
+def zipf_offset(ops, k, rep):
+    """ZIPF op ``k``'s item count and, in repetition ``rep``, how far its ranks are rotated
+    (the moving hot set)."""
+    nitems = (ops[k, O_HI] - ops[k, O_LO]) // zipf_vlines(ops, k)
+    shift = ops[k, O_SHIFT]
+    return nitems, (rep * shift) % nitems if shift != 0 else np.int64(0)
+
+
+@njit(cache=True, inline="always")
+def zipf_item(opf, k, nitems, off, seed, mode, wppm, st):
+    """The next item of ZIPF op ``k`` (``nitems`` items, ranks rotated by ``off``, the
+    op's ``seed``, ``mode`` and write share ``wppm``), drawn from rng state ``st``: returns
+    (item * 2 + mode, st).  Shared with the fast-forward's stream advance."""
     st, z = splitmix64(st)
     u = np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
     rank, st = zipf_rank(u, nitems, opf[k, OF_THETA], opf[k, OF_HX1], opf[k, OF_HN],
                          opf[k, OF_S], st)
-    shift = ops[k, O_SHIFT]
     pos = rank - 1
-    if shift != 0:
-        pos = (pos + (rep * shift) % nitems) % nitems
-    item = permute(pos, nitems, ops[k, O_SEED])
-    mode = ops[k, O_M]
-    wppm = ops[k, O_WPPM]
+    if off != 0:
+        pos = (pos + off) % nitems
+    item = permute(pos, nitems, seed)
     if wppm > 0:
         st, z = splitmix64(st)
         if np.int64(z % np.uint64(1000000)) < wppm:
@@ -295,6 +300,10 @@ def fill_batch(ops, opf, ts, rngs, t, trace, buf, c):
             st = rngs[t]
             x = ts[t, TS_X]
             dep = 1 if kind == OP_CHASE else 0
+            vl = zipf_vlines(ops, k)
+            nitems, off = zipf_offset(ops, k, ts[t, TS_REP])
+            wppm = ops[k, O_WPPM]
+            amode = mode  # the access's mode (a ZIPF item's own: a kv set writes)
             while n < nmax and i < count:
                 if kind == OP_RANDOM:
                     st, z = splitmix64(st)
@@ -302,15 +311,19 @@ def fill_batch(ops, opf, ts, rngs, t, trace, buf, c):
                 elif kind == OP_CHASE:
                     line = base + permute(x % span, span, seed)
                     x += 1
-                else:
-                    vl = zipf_vlines(ops, k)
-                    if i % vl == 0:
-                        x, st = zipf_item(ops, opf, k, ts[t, TS_REP], st)
-                    line = base + (x >> 1) * vl + i % vl
-                    mode = x & 1
+                elif vl == 1:  # ZIPF, one line an item: a draw per access
+                    x, st = zipf_item(opf, k, nitems, off, seed, mode, wppm, st)
+                    line = base + (x >> 1)
+                    amode = x & 1
+                else:  # ZIPF, items of vl lines (kv values): a draw per item
+                    j = i % vl
+                    if j == 0:
+                        x, st = zipf_item(opf, k, nitems, off, seed, mode, wppm, st)
+                    line = base + (x >> 1) * vl + j
+                    amode = x & 1
                 buf[c, n, B_R] = r
                 buf[c, n, B_LINE] = line
-                buf[c, n, B_MODE] = mode
+                buf[c, n, B_MODE] = amode
                 buf[c, n, B_DEP] = dep
                 buf[c, n, B_GAP] = gap
                 buf[c, n, B_BYTES] = nb
