@@ -91,6 +91,7 @@ class TierTracker:
             self.tier_of[nodes] = i
         self._nhot: dict[tuple[int, int], int] = {}
         self.last_hot: np.ndarray | None = None
+        self._hot_key: tuple | None = None
 
     def _nhot_of(self, ops, opf, k: int) -> int:
         vl = max(1, int(ops[k, G.O_VLINES]))
@@ -111,14 +112,17 @@ class TierTracker:
         ops, opf = getattr(sim, "programs_ops", None), getattr(sim, "programs_opf", None)
         if ops is None:
             return None
-        parts = []
+        now = []  # (op, repetition) of every thread in a zipf/kv op
         for t in range(sim.nthreads):
             k = int(sim.ts[t, G.TS_OP])
             if k < int(sim.ts[t, G.TS_END]) and int(ops[k, G.O_KIND]) == G.OP_ZIPF:
-                parts.append(self._slots(ops, opf, k, int(sim.ts[t, G.TS_REP])))
-        if not parts:
+                now.append((k, int(sim.ts[t, G.TS_REP])))
+        if not now:
             return None
-        self.last_hot = np.unique(np.concatenate(parts))
+        key = (id(ops), tuple(now))
+        if key != self._hot_key:  # the hot set changes only with an op or a repetition
+            parts = [self._slots(ops, opf, k, rep) for k, rep in sorted(set(now))]
+            self._hot_key, self.last_hot = key, np.unique(np.concatenate(parts))
         return self.last_hot
 
     def hot_at_end(self) -> np.ndarray | None:
