@@ -44,7 +44,12 @@ def _uncontended_workloads():
         regions=[Region("data", 400 << 10)],  # page-aligned chunks: no page is shared
         phases=[Phase("init", "init", compute=3), Phase("read", "stride", stride=64),
                 Phase("chase", "pointer_chase")])
-    return [one, apart]
+    # a key-value store's gets (whole values, some sets) with a moving hot set
+    kv = Workload(
+        name="one-thread-kv", threads=1, cpus=[0], regions=[Region("t", 300 << 10)],
+        phases=[Phase("init", "init", compute=3),
+                Phase("kv", "kv", value=1024, write_fraction=0.1, shift=0.25, repeat=2)])
+    return [one, apart, kv]
 
 
 @pytest.mark.parametrize("wl", _uncontended_workloads(), ids=lambda w: w.name)

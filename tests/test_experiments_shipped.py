@@ -12,7 +12,8 @@ import numasim
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = ["policy-comparison", "thread-scaling-epyc", "cxl-tiering", "opteron-2.6.7-vs-6.12",
            "pointer-chase-latency", "loaded-latency", "first-touch-balancing", "thp-placement",
-           "scan-period-sweep"]
+           "scan-period-sweep", "tiering-policies", "tiering-rate-limit",
+           "tiering-moving-hot-set"]
 
 
 def test_the_five_are_shipped():
@@ -72,6 +73,16 @@ def test_quick_run_and_plots(quick):
         assert always["page_faults"] < never["page_faults"] / 1.5
         assert always["bandwidth_GBps"] < never["bandwidth_GBps"]
         assert "kernel_mm" in pngs
+    elif name == "tiering-policies":
+        # quick: an 8 MiB table fits the DRAM tier: first touch keeps the hot set there,
+        # weighted interleave 6:1 sends a seventh of it to CXL
+        ft = row(df, case="first touch", theta=0.99)
+        wi = row(df, case="weighted interleave 6:1", theta=0.99)
+        assert ft["pages_node1"] == 0 and ft["hot_residency"] == 1.0
+        assert wi["pages_node1"] > 0 and 0.7 < wi["hot_residency"] < 0.95
+        assert {"tiering", "tiering_timeline"} <= pngs
+    elif name in ("tiering-rate-limit", "tiering-moving-hot-set"):
+        assert df["hot_residency"].notna().all() and "tiering_timeline" in pngs
     elif name == "scan-period-sweep":
         import pandas as pd
 

@@ -28,6 +28,8 @@ def _program(kernel: str, **opts):
     ("gups", dict(size="1MiB", repeat=2)),
     ("pointer_chase", dict(size="1MiB", repeat=2)),
     ("zipf", dict(size="1MiB", repeat=2)),
+    ("zipf", dict(size="1MiB", repeat=3, shift=0.25, write_fraction=0.1)),
+    ("kv", dict(size="1MiB", repeat=3, value="1KiB", write_fraction=0.05, shift="64KiB")),
     ("stride", dict(size="1MiB", stride=8192, repeat=3)),
 ])
 def test_advance_stream_leaves_the_state_generation_leaves(kernel, opts):

@@ -222,12 +222,13 @@ def test_plot_shows_progress_and_the_font_cache_build(results, tmp_path):
                        capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr
     assert "font cache" in r.stderr and "figures" in r.stderr
-    # the font cache, the machine, 8 figures (kernel_mm counted even where it draws nothing)
-    assert "10/10 figures" in r.stderr
+    # the font cache, the machine, 10 figures (kernel_mm and the two tiering figures counted
+    # even where they draw nothing)
+    assert "12/12 figures" in r.stderr
     r = subprocess.run([sys.executable, "-m", "numasim", "plot", str(results["cases"]),
                         "-o", str(out), "--no-pdf"],
                        capture_output=True, text=True, timeout=300, env=env)
-    assert "font cache" not in r.stderr and "9/9 figures" in r.stderr
+    assert "font cache" not in r.stderr and "11/11 figures" in r.stderr
     r = subprocess.run([sys.executable, "-m", "numasim", "plot", str(results["cases"]),
                         "-o", str(out), "--no-progress"],
                        capture_output=True, text=True, timeout=300, env=env)

@@ -88,3 +88,24 @@ def test_run_yaml_with_typo_exits_2_naming_file_and_field(capsys, tmp_path):
 def test_validate_command_knows_workloads(capsys):
     assert main(["validate", str(WORKLOADS / "stream-triad.yaml")]) == 0
     assert "ok (workload)" in capsys.readouterr().out
+
+
+def test_kv_and_shift_from_the_command_line_and_yaml(capsys, tmp_path):
+    """numactl -- kv with its options runs and reports the kv phase; a bad value is one
+    message naming the option (exit 2, no traceback); the YAML phase keys reach the
+    generator (a bad write_fraction names its field and line)."""
+    assert main(["numactl", "--machine", "clx-2s", "--", "kv", "--size", "1MiB", "--value",
+                 "1KiB", "--count", "500", "--write-fraction", "0.1", "--shift", "0.5",
+                 "--repeat", "2", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    kv = [p for p in d["phases"] if p["kernel"] == "kv"][0]
+    assert kv["accesses"] == 2 * 500 * 16
+    assert main(["numactl", "--machine", "clx-2s", "--", "kv", "--value", "8B"]) == 2
+    err = capsys.readouterr().err
+    assert "--value" in err and "Traceback" not in err
+    f = tmp_path / "kv.yaml"
+    f.write_text("name: kv\nregions:\n  - {name: t, size: 1MiB}\nphases:\n"
+                 "  - {kernel: init}\n  - {kernel: kv, value: 2KiB, write_fraction: 1.5}\n")
+    assert main(["run", str(f), "--machine", "clx-2s"]) == 2
+    err = capsys.readouterr().err
+    assert "write_fraction" in err and "kv.yaml" in err and "Traceback" not in err

@@ -102,3 +102,42 @@ def test_trace_records_in_order():
 @given(n=st.integers(1, 5000), seed=st.integers(0, 1 << 50))
 def test_permute_is_a_bijection(n, seed):
     assert sorted(G.permute(i, n, seed) for i in range(n)) == list(range(n))
+
+
+def _zipf_lines(n, vlines=1, shift=0, wppm=0, reps=1, count=6000, mode=G.LOAD):
+    v = max(1, vlines)
+    op = _op(G.OP_ZIPF, lo=0, hi=n * v, count=count * v, seed=5, vlines=vlines,
+             shift=shift, wppm=wppm, reps=reps, m=mode)
+    opf = np.zeros((1, G.OF_NCOLS))
+    opf[0, :] = (0.99,) + G.zipf_constants(n, 0.99)
+    return _all([op], opf)
+
+
+def test_kv_gets_read_whole_values_and_writes_their_share():
+    """A kv get reads its value's lines in order, from the value's first line; about
+    write_fraction of the gets are sets, every line of a set a store."""
+    acc = _zipf_lines(500, vlines=4, wppm=100_000)
+    lines = [a[G.B_LINE] for a in acc]
+    modes = [a[G.B_MODE] for a in acc]
+    assert len(acc) == 6000 * 4
+    for g in range(0, len(acc), 4):
+        assert lines[g] % 4 == 0 and lines[g:g + 4] == list(range(lines[g], lines[g] + 4))
+        assert len(set(modes[g:g + 4])) == 1
+    sets = sum(modes[0::4]) / 6000
+    assert 0.08 < sets < 0.12
+    assert not any(a[G.B_MODE] for a in _zipf_lines(500, vlines=4))
+
+
+def test_shift_moves_the_hot_set_each_repetition():
+    """With a shift as large as the hot set, the hottest items of one repetition are cold in
+    the next; without one the same items stay hot."""
+    def hot(acc, rep, k=20):
+        part = np.array([a[G.B_LINE] for a in acc[rep * 6000:(rep + 1) * 6000]])
+        return set(np.argsort(np.bincount(part, minlength=1000))[::-1][:k])
+
+    moving = _zipf_lines(1000, shift=250, reps=2)
+    still = _zipf_lines(1000, shift=0, reps=2)
+    assert len(hot(still, 0) & hot(still, 1)) >= 15
+    assert len(hot(moving, 0) & hot(moving, 1)) <= 3
+    # the zipf stream without the new options is the stream it always was
+    assert _zipf_lines(1000, vlines=0, reps=2) == still

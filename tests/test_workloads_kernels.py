@@ -84,3 +84,20 @@ def test_bound_region_larger_than_its_node_is_an_oom_kill():
             run(small, "stride", size="12MiB", numactl="--membind=1", engine=engine,
                 cpu={"fault_ns": 0, "zero_gap_cycles": 0})
         assert "OOM killer" in str(e.value) and "'data'" in str(e.value)
+
+
+def test_kv_reads_values_of_its_size_from_every_thread():
+    """kv: every get moves one value (value/64 lines); the threads share the hot keys, so
+    two threads' hottest pages overlap; a bad value is a clear error."""
+    import numasim
+    from numasim.errors import NumasimError
+
+    r = numasim.run("clx-2s", "kv", threads=2, size="1MiB", value="1KiB", count=2000,
+                    init="parallel")
+    d = r.to_dict()
+    kv = [p for p in d["phases"] if p["name"] == "kv"][0]
+    assert kv["accesses"] == 2000 * 16
+    with pytest.raises(NumasimError, match="value"):
+        numasim.run("clx-2s", "kv", size="1MiB", value="8B")
+    with pytest.raises(NumasimError, match="write_fraction"):
+        numasim.run("clx-2s", "kv", size="1MiB", write_fraction=1.5)

@@ -21,8 +21,9 @@ USAGE = ("numasim numactl [numactl options] [--] KERNEL [kernel options] --machi
 EPILOG = """numactl options: --interleave=NODES, --weighted-interleave=NODES, --membind=NODES,
 --preferred=NODE, --preferred-many=NODES, --localalloc, --cpunodebind=NODES,
 --physcpubind=CPUS (numactl's syntax: all, 0-3,8, !1, +0).
-kernels: stream (--op copy|scale|add|triad), gups, pointer_chase, stride, zipf, prodcons;
-each takes --threads and --size; or give a workload YAML file instead of a kernel.
+kernels: stream (--op copy|scale|add|triad), gups, pointer_chase, stride, zipf (--theta),
+kv (--value, --write-fraction), prodcons; zipf and kv take --shift with --repeat (a moving
+hot set); each takes --threads and --size; or give a workload YAML file instead of a kernel.
 --linux 6.12|6.1|2.6.7 chooses the Linux generation whose policies place the pages.
 --numa-balancing [--balancing-knob NAME=VALUE] [--thp MODE] [--thp-defrag MODE]
 [--khugepaged-knob NAME=VALUE]
@@ -60,6 +61,12 @@ def kernel_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int)
     p.add_argument("--producers", type=int)
     p.add_argument("--write", action="store_true")
+    p.add_argument("--shift", default="0",
+                   help="zipf, kv: the hot set moves by this size (or fraction of the "
+                        "buffer, below 1) at every --repeat")
+    p.add_argument("--value", default="4KiB", help="kv: bytes of one value (default 4KiB)")
+    p.add_argument("--write-fraction", dest="write_fraction", type=float, default=0.0,
+                   help="zipf, kv: the share of items written (kv: sets among the gets)")
     add_run_options(p)
     return p
 
@@ -155,7 +162,8 @@ def main(args: argparse.Namespace) -> int:
                        init=kargs.init, compute=kargs.compute, placement=kargs.placement,
                        pin=kargs.pin,
                        stride=kargs.stride, theta=kargs.theta, count=kargs.count,
-                       producers=kargs.producers, write=kargs.write)
+                       producers=kargs.producers, write=kargs.write, shift=kargs.shift,
+                       value=kargs.value, write_fraction=kargs.write_fraction)
         if kargs.size is not None:
             options["size"] = kargs.size
         return run_and_print(machine, name, kargs, numactl=numactl_argv, parsed=task,

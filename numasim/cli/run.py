@@ -169,7 +169,7 @@ def _weights_text(text: str | None):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("workload", help="a workload YAML file, a shipped workload name (e.g. "
                                          "stream-triad), or a built-in kernel name (stream, "
-                                         "gups, pointer_chase, stride, zipf, prodcons)")
+                                         "gups, pointer_chase, stride, zipf, kv, prodcons)")
     parser.add_argument("--numactl", help="extra numactl options in front of the workload, "
                                           "e.g. \"--interleave=all\"")
     add_run_options(parser)

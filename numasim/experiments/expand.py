@@ -253,7 +253,7 @@ def _builtin_defaults(kernel: str) -> dict[str, Any]:
     sig = inspect.signature(build_kernel)
     out: dict[str, Any] = {"kernel": kernel}
     for name, p in sig.parameters.items():
-        if name in ("name", "cpu"):
+        if name in ("name", "cpu") or p.kind is p.VAR_KEYWORD:  # KEYLESS: set ones only
             continue
         out[name] = p.default
     out["size"] = DEFAULT_SIZE[kernel]

@@ -53,6 +53,8 @@ ALIASES = {"policy": "numactl", "threads": "workload.threads", "size": "workload
            "repeat": "workload.repeat", "stride": "workload.stride", "theta": "workload.theta",
            "count": "workload.count", "compute": "workload.compute",
            "producers": "workload.producers", "write": "workload.write",
+           "shift": "workload.shift", "value": "workload.value",
+           "write_fraction": "workload.write_fraction",
            "cpus": "workload.cpus", "kernel": "linux"}
 
 
@@ -267,7 +269,17 @@ def _workload_checks() -> dict[str, Callable[[Any], Any]]:
         "count": lambda v: _int(v, "count", 1, none_ok=True),
         "producers": lambda v: _int(v, "producers", 1, none_ok=True),
         "write": lambda v: _bool(v, "write"),
+        "shift": _shift,
+        "value": lambda v: _size(v, "value"),
+        "write_fraction": lambda v: _num(v, "write_fraction"),
     }
+
+
+def _shift(v: Any) -> Any:
+    """zipf/kv ``shift``: a fraction below 1, or a size."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1:
+        return float(v)
+    return _size(v, "shift")
 
 
 def _cpus(v: Any) -> list[int] | None:
@@ -287,21 +299,29 @@ def check_workload_option(name: str, v: Any) -> Any:
 
 
 def check_numa_balancing(v: Any) -> dict[str, int] | None:
-    """NUMA balancing for a point: false/true, or a mapping of debugfs knobs (which turns
-    it on), as the machine's ``numa_balancing`` settings (``{"numa_balancing": 1,
+    """NUMA balancing for a point: false/true, a mode 0-3 (``kernel.numa_balancing``; 2 is
+    memory tiering), or a mapping of debugfs knobs (which turns it on; a ``numa_balancing``
+    key in it gives the mode), as the machine's ``numa_balancing`` settings (``{"numa_balancing": 1,
     "scan_delay_ms": 100}``); null keeps the machine's own (:mod:`numasim.kernel_settings`)."""
     from numasim.errors import NumasimError
     from numasim.kernel_settings import check_knob
 
     if v is None:
         return None
-    if isinstance(v, bool) or v in (0, 1):
+    if isinstance(v, bool) or v in (0, 1, 2, 3):
         return {"numa_balancing": int(v)}
     if not isinstance(v, dict):
-        raise ValueError(f"numa_balancing must be true, false or a mapping of knobs such as "
-                         f"{{scan_delay_ms: 100}}, got {_short(v)}")
+        raise ValueError(f"numa_balancing must be true, false, a mode 0-3 (2: memory tiering) "
+                         f"or a mapping of knobs such as {{scan_delay_ms: 100}}, got "
+                         f"{_short(v)}")
     out = {"numa_balancing": 1}
     for name, value in v.items():
+        if name == "numa_balancing":  # the sysctl's mode beside the knobs (2: tiering)
+            if isinstance(value, bool) or value not in (1, 2, 3):
+                raise ValueError(f"numa_balancing.numa_balancing is the mode with the knobs: "
+                                 f"1, 2 (memory tiering) or 3, got {_short(value)}")
+            out["numa_balancing"] = int(value)
+            continue
         try:
             out[str(name)] = check_knob(str(name), value, f"numa_balancing.{name}")
         except NumasimError as e:

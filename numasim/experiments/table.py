@@ -20,7 +20,9 @@ generation), ``numactl``,
   handlers, summed over the threads); ``pages_node<N>``: pages on each node at the end;
   the kernel's counters where the run has them: ``thp_fault_alloc``, ``thp_fault_fallback``
   (THP on), ``numa_pte_updates``, ``numa_hint_faults``, ``numa_hint_faults_local``,
-  ``numa_pages_migrated``, ``pgmigrate_fail`` (NUMA balancing on);
+  ``numa_pages_migrated``, ``pgmigrate_fail`` (NUMA balancing on); on a machine with memory
+  tiers ``hot_residency`` (the zipf/kv hot set's share in the top tier at the end),
+  ``tiering_promotions``, ``tiering_demotions`` (:mod:`numasim.machine.tiering`);
   ``util_<resource>``: busy fraction of each memory controller and link;
 * per phase, ``phase.<name>.<metric>`` (e.g. ``phase.init.local_fraction``,
   ``phase.triad.util_mc0``): ``seconds``, ``bandwidth_GBps``, ``latency_mean_ns``,
@@ -130,6 +132,11 @@ def _kernel_mm_columns(res: dict[str, Any]) -> dict[str, Any]:
               "pgpromote_candidate", "pgdemote_kswapd", "pgdemote_direct"):
         if k in vm:
             out[k] = vm[k]
+    ti = _d(res.get("tiering"))
+    if ti:  # memory tiers (numasim.machine.tiering): the hot set's residency at the end
+        out["hot_residency"] = ti.get("hot_residency")
+        out["tiering_promotions"] = ti.get("promotions")
+        out["tiering_demotions"] = ti.get("demotions")
     return out
 
 

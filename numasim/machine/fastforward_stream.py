@@ -8,8 +8,10 @@ Two questions about the next ``n`` accesses of a thread, answered without simula
   first access that would fault, so every fault is taken in a detailed window, in order;
 * :func:`advance_stream`: move the thread's generator (``ts``, ``rngs``) past them, leaving
   exactly the state :func:`numasim.workloads.gen.fill_batch` would have left after
-  generating them (a sweep, a trace, a random or chase op in O(1) per repetition; a Zipf op
-  draws its ranks, since its rejection sampling uses a variable number of draws).
+  generating them (a sweep, a trace, a random or chase op in O(1) per repetition; a Zipf or
+  key-value op draws its items -- rank, moving-hot-set shift, write draw -- through
+  :func:`numasim.workloads.gen.zipf_item`, the generator's own function, since its rejection
+  sampling uses a variable number of draws).
 """
 
 from __future__ import annotations
@@ -32,11 +34,9 @@ from numasim.workloads.gen import (
     O_NS,
     O_R,
     O_REPS,
+    O_SEED,
     O_STRIDE,
-    OF_HN,
-    OF_HX1,
-    OF_S,
-    OF_THETA,
+    O_WPPM,
     OP_CHASE,
     OP_RANDOM,
     OP_SWEEP,
@@ -49,8 +49,9 @@ from numasim.workloads.gen import (
     TS_S,
     TS_X,
     next_rep,
-    splitmix64,
-    zipf_rank,
+    zipf_item,
+    zipf_offset,
+    zipf_vlines,
 )
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment
@@ -95,15 +96,18 @@ def _advance_in_rep(ops, opf, ts, rngs, t, k, m):
     elif kind == OP_CHASE:
         ts[t, TS_X] += m
         ts[t, TS_I] += m
-    else:  # ZIPF: the draws, as fill_batch makes them
+    else:  # ZIPF: the draws, one per item started, as fill_batch makes them
         st = rngs[t]
-        span = ops[k, O_HI] - ops[k, O_LO]
-        for _ in range(m):
-            st, z = splitmix64(st)
-            u = np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-            _, st = zipf_rank(u, span, opf[k, OF_THETA], opf[k, OF_HX1], opf[k, OF_HN],
-                              opf[k, OF_S], st)
+        vl = zipf_vlines(ops, k)
+        nitems, off = zipf_offset(ops, k, ts[t, TS_REP])
+        i = ts[t, TS_I]
+        x = ts[t, TS_X]
+        for j in range(i, i + m):
+            if j % vl == 0:
+                x, st = zipf_item(opf, k, nitems, off, ops[k, O_SEED], ops[k, O_M],
+                                  ops[k, O_WPPM], st)
         rngs[t] = st
+        ts[t, TS_X] = x
         ts[t, TS_I] += m
 
 

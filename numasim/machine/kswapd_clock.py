@@ -105,6 +105,7 @@ class KswapdClock:
         self.sim = sim
         self.k = sim.k
         self.vm = reclaim(sim.k)
+        self.vm.before_scan = self.feed  # also when the promotion path reclaims at once
         self.cyc_per_ns = float(sim.ghz)
         self.young = np.zeros(sim.ks.pages.shape[0], dtype=np.uint8)
         self.t_node: dict[int, float] = {}  # an awake kswapd: the cycle its next step starts

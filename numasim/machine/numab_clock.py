@@ -98,7 +98,8 @@ SM_HINT = 0
 SM_MIGRATED = 1
 SM_MEM = 2
 SM_LOCAL = 3
-SM_NCOLS = 4
+SM_PROMOTED = 4  # migrations from a lower tier into the top tier (numasim.machine.tiering)
+SM_NCOLS = 5
 _NO_PROT = np.zeros(0, dtype=np.int64)
 TIERING_VMSTAT = ("pgpromote_success", "pgpromote_candidate", "pgdemote_kswapd",
                   "pgdemote_direct", "pgsteal_kswapd", "pgsteal_direct", "pgmigrate_success")
@@ -141,6 +142,10 @@ class NumabClock:
         self.width_ms = SAMPLE_MS0
         self.samples = np.zeros((MAX_SAMPLES, SM_NCOLS), dtype=np.int64)
         self.pages = np.full((MAX_SAMPLES, sim.machine.nr_node_ids), -1, dtype=np.int64)
+        from numasim.machine.tiering import TierTracker
+
+        self.tier = TierTracker(sim)  # the hot set's residency, at the same snapshots
+        self.hotres = np.full(MAX_SAMPLES, -1.0)
         self.leader = 0  # the thread whose ticks take the pages-per-node snapshots
         self.migrations = 0
         self.hint_faults = 0
@@ -207,7 +212,7 @@ class NumabClock:
         if active and self.on:
             b = self._bin(t0)
             if b > 0:
-                self.pages[b - 1] = self._pages_per_node()
+                self._snapshot(b - 1)
 
     def end_phase(self, active: list[int]) -> None:
         """A phase ended: each thread's requests since its last tick count at its end."""
@@ -250,7 +255,7 @@ class NumabClock:
         self.samples[b, SM_LOCAL] += int(st[C.ST_LOCAL] - self.mem_seen[c, 1])
         self.mem_seen[c] = (st[C.ST_MEM], st[C.ST_LOCAL])
         if c == self.leader and b > 0:  # the pages as the previous interval ended
-            self.pages[b - 1] = self._pages_per_node()
+            self._snapshot(b - 1)
 
     def next_event(self, now: float) -> float | None:
         """For fast-forward (:func:`numasim.machine.fastforward.next_event`): the cycle
@@ -326,6 +331,8 @@ class NumabClock:
         b = self._bin(ti)
         self.samples[b, SM_HINT] += 1
         self.samples[b, SM_MIGRATED] += moved
+        if moved and not self.tier.top[src] and self.tier.top[dst]:
+            self.samples[b, SM_PROMOTED] += moved
 
     def thp_fault(self, c: int, slot: int, vpn: int, write: bool, ti: float = 0.0) -> int:
         """A page fault of thread c with THP on, through the kernel's own path
@@ -379,7 +386,18 @@ class NumabClock:
         later = self.pages[1::2]
         self.pages[:half] = np.where(later[:, :1] >= 0, later, self.pages[0::2])
         self.pages[half:] = -1
+        later_h = self.hotres[1::2]
+        self.hotres[:half] = np.where(later_h >= 0, later_h, self.hotres[0::2])
+        self.hotres[half:] = -1.0
         self.width_ms *= 2
+
+    def _snapshot(self, b: int) -> None:
+        """Interval b's end: the pages per node, and (memory tiers) the hot set's
+        residency in the top tier."""
+        self.pages[b] = self._pages_per_node()
+        if self.tier.on:
+            r = self.tier.residency(self.tier.hot_now())
+            self.hotres[b] = -1.0 if r is None else r
 
     def _pages_per_node(self) -> np.ndarray:
         sim = self.sim

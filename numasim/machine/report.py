@@ -201,6 +201,13 @@ def build_result(sim) -> RunResult:
                                   sim.kswapd.intervals(cycles, nb["interval_ms"]),
                                   strict=False):
                 row.update((k, v) for k, v in extra.items() if k != "t_ms")
+    if sim.numab.tier.on:  # more than one memory tier (machine.tiering)
+        from numasim.machine.numab_clock import SM_PROMOTED
+
+        on = sim.numab.on
+        data["tiering"] = sim.numab.tier.report(
+            data, sim.numab.samples[:, SM_PROMOTED] if on else None,
+            sim.numab.hotres if on else None)
     if sim.numab.kh is not None:  # khugepaged ran on the clock (machine.khugepaged_clock)
         data["khugepaged"] = sim.numab.kh.report()
     return RunResult(data, sim.host_seconds, hist)
@@ -424,6 +431,16 @@ def summary(result) -> str:
                      f"CPU; direct: {v.get('pgsteal_direct', 0)} reclaimed "
                      f"({v.get('pgdemote_direct', 0)} demoted), {rc['direct_reclaim_ms']:.3f} "
                      f"ms; {v.get('pswpout', 0)} pages swapped out")
+    tier = d.get("tiering")
+    if tier:
+        res = tier["hot_residency"]
+        hot = (f"hot set ({tier['hot_set']['pages']} pages, {tier['hot_set']['mass']:.0%} of "
+               f"the accesses) {res:.1%} in the top tier" if res is not None
+               else "no zipf/kv hot set")
+        lines.append("  tiering     " + ", ".join(f"{k} {v}" for k, v in
+                                                  tier["pages_per_tier"].items())
+                     + f" pages; {tier['promotions']} promoted, {tier['demotions']} demoted; "
+                     + hot)
     for note in d["notes"]:
         lines.append(f"  note: {note}")
     lines.append(f"  simulated in {d['host_seconds']:.2f} s")

@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 
 import numpy as np
 
@@ -144,6 +145,10 @@ class Reclaim:
         self.moves: list[tuple[int, int, int]] | None = None
         """When a list: every page reclaim moves is appended as (source node, target node or
         -1 for swap, order) -- the timing engines' copy traffic (numasim.machine.kswapd_clock)."""
+        self.before_scan: Callable[[], None] | None = None
+        """Run before reclaim looks at an LRU: a timed run's hook that turns the accesses
+        since reclaim last looked into PTE accessed bits (whoever reclaims: kswapd's steps,
+        direct reclaim, or the promotion path's ``wake_target_kswapd``)."""
 
     @property
     def swap_used(self) -> int:
@@ -294,6 +299,8 @@ class Reclaim:
         reclaimed = self._shrink_boot_cache(nid, nr_to_reclaim, who)
         if reclaimed >= nr_to_reclaim:
             return reclaimed
+        if self.before_scan is not None:
+            self.before_scan()
         self._fit()
         scanned = 0
         lru = self.lru_pages(nid)

@@ -543,6 +543,72 @@ def fig_kernel_mm(data: SweepData):
     return fig
 
 
+def fig_tiering(data: SweepData):
+    """Memory tiering per point: the hot set's share in the top tier at the end, the pages
+    promoted and demoted (:mod:`numasim.machine.tiering`).  Drawn only when the sweep ran on
+    a machine with memory tiers and a zipf/kv workload."""
+    df = data.df
+    if "hot_residency" not in df or not bool(df["hot_residency"].notna().any()):
+        return None
+    df = df.copy()
+    for c in ("tiering_promotions", "tiering_demotions"):
+        df[c] = df[c].fillna(0) if c in df else 0
+    view = SweepData(data.root, data.manifest, df, data.docs)
+    panels = [("hot_residency", "hot set in the top tier at the end (fraction)", "{:.3f}"),
+              ("tiering_promotions", "pages promoted (pgpromote_success)", "{:.0f}"),
+              ("tiering_demotions", "pages demoted (pgdemote_kswapd + _direct)", "{:.0f}")]
+    with S.style():
+        n = len(panels)
+        if data.x is None:
+            fig = S.figure(8, n * (0.6 + 0.42 * len(data.series)) + 1.0)
+            axs = fig.subplots(n, 1, squeeze=False)[:, 0]
+        else:
+            fig = S.figure(8, 2.9 * n + 1.2)
+            axs = fig.subplots(n, 1, squeeze=False, sharex=True)[:, 0]
+        for ax, (col, label, fmt) in zip(axs, panels, strict=True):
+            _panel(ax, view, col, label, fmt)
+        if data.x is not None:
+            _legend_below(fig, axs[-1], len(data.series))
+        fig.suptitle(f"Memory tiering: the hot set, promotions, demotions\n{_subject(data)}",
+                     fontweight="bold")
+    return fig
+
+
+def fig_tiering_timeline(data: SweepData):
+    """The hot set's share in the top tier over time, one line per point that has the
+    per-interval series (NUMA balancing on; the first repetition, at most MAX_PANELS), and
+    the pages promoted per interval: how fast tiering follows."""
+    runs = []
+    df = data.df
+    for _, r in df.iterrows():
+        if "rep" in df and r["rep"] != df["rep"].min() or len(runs) >= MAX_PANELS:
+            continue
+        rows = (data.result(r["key"]).get("tiering") or {}).get("intervals") or []
+        if rows:
+            label = r["series"] if data.x is None else \
+                f"{r['series']}, {data.x} {_fmt_x(data.x, r[data.x])}"
+            runs.append((label, rows))
+    if not runs:
+        return None
+    with S.style():
+        fig = S.figure(9, 7.5)
+        ax, bx = fig.subplots(2, 1, sharex=True)
+        for i, (s, rows) in enumerate(runs):
+            t = [float(r["t_ms"]) for r in rows]
+            res = [np.nan if r["hot_residency"] is None else r["hot_residency"] for r in rows]
+            ax.plot(t, res, color=S.colour(i), linewidth=1.6)
+            bx.step(t, [r["promotions"] for r in rows], where="pre", color=S.colour(i),
+                    linewidth=1.2, label=S.wrap(s, 40))
+        ax.set_ylabel("hot set in the top tier")
+        ax.set_ylim(0, 1.05)
+        bx.set_ylabel("pages promoted per interval")
+        bx.set_xlabel("simulated time (ms)")
+        bx.set_ylim(bottom=0)
+        _legend_below(fig, bx, len(runs))
+        fig.suptitle(f"Memory tiering over time\n{_subject(data)}", fontweight="bold")
+    return fig
+
+
 # ------------------------------------------------------------- bandwidth timeline
 def _timelines(data: SweepData, panels: list[str]):
     """[(series, x value, interval ns, {node: GB/s per interval}) or None] per panel."""
@@ -752,7 +818,8 @@ FIGURES = (("throughput", fig_throughput), ("latency", fig_latency),
            ("locality", fig_locality),
            ("latency_cdf", fig_latency_cdf), ("pages_per_node", fig_pages),
            ("bandwidth_timeline", fig_timeline), ("utilisation", fig_utilisation),
-           ("kernel_mm", fig_kernel_mm))
+           ("kernel_mm", fig_kernel_mm), ("tiering", fig_tiering),
+           ("tiering_timeline", fig_tiering_timeline))
 
 
 def figures(data: SweepData) -> list[tuple[str, Any]]:

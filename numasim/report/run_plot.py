@@ -1,7 +1,8 @@
 """One run at a glance (``RunResult.plot()``): where its pages are, what its accesses cost,
 how each memory node's bandwidth moved over time, and how busy controllers and links were;
 with NUMA balancing on, also its pages per node and locality over time
-(:mod:`numasim.report.numab_plot`)."""
+(:mod:`numasim.report.numab_plot`), and on a machine with memory tiers its pages per tier,
+hot-set residency, promotions and demotions over time (:mod:`numasim.report.tier_plot`)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,20 @@ def plot_run(result: Any, path: str | os.PathLike | None = None):
     to ``path`` (.png, .svg or .pdf) when given.  Returns the matplotlib Figure."""
     d = result.to_dict() if hasattr(result, "to_dict") else dict(result)
     with S.style():
+        tiers = bool((d.get("tiering") or {}).get("intervals"))
         if d.get("numa_balancing"):  # a third row: the pages and locality over time
             from numasim.report.numab_plot import locality_over_time, pages_over_time
 
-            fig = S.figure(11, 11)
-            (a, b), (c, e), (f, g) = fig.subplots(3, 2)
+            fig = S.figure(11, 14.5 if tiers else 11)
+            rows = fig.subplots(4 if tiers else 3, 2)
+            (a, b), (c, e), (f, g) = rows[:3]
             pages_over_time(f, d)
             locality_over_time(g, d)
+            if tiers:  # a fourth: the memory tiers over time (numasim.report.tier_plot)
+                from numasim.report.tier_plot import moves_over_time, tiers_over_time
+
+                tiers_over_time(rows[3][0], d)
+                moves_over_time(rows[3][1], d)
         else:
             fig = S.figure(11, 7.5)
             (a, b), (c, e) = fig.subplots(2, 2)

@@ -14,8 +14,15 @@ Op kinds:
 * ``RANDOM``: ``count`` accesses to uniformly random lines in [lo, hi) (GUPS);
 * ``CHASE``: ``count`` dependent loads walking a pseudo-random cyclic permutation of the lines
   [lo, hi) (a pointer chase: each load's address comes from the previous load);
-* ``ZIPF``: ``count`` accesses whose line rank follows a Zipf law of exponent ``theta`` over
-  [lo, hi) (hot and cold sets), ranks scattered over the range by a fixed bijection;
+* ``ZIPF``: ``count`` accesses whose rank follows a Zipf law of exponent ``theta`` (hot and
+  cold sets).  The range [lo, hi) holds ``(hi - lo) // vlines`` *items* of ``O_VLINES`` lines
+  each (1 for the ``zipf`` kernel: an item is a line; a value of V bytes for ``kv``); a drawn
+  rank picks an item through a fixed bijection (ranks scattered over the range), and the
+  item's lines are read one after another (a get).  ``O_SHIFT`` moves the hot set: in
+  repetition ``rep`` rank r picks the item the bijection gives ``(r - 1 + rep * shift) mod
+  items``, so with a shift of at least the hot set's size each repetition's hot items are new
+  ones.  ``O_WPPM``: a get becomes a write of the whole value with this probability (parts
+  per million; one more draw per item, only when it is not 0);
 * ``TRACE``: records [lo, hi) of the trace arrays (region, line, mode).
 
 Every op repeats ``reps`` times and spends ``gap`` compute cycles before each access.
@@ -54,7 +61,10 @@ O_GAP = 19  # compute cycles before each access
 O_BYTES = 20  # bytes the program itself moves per access (STREAM-style counting)
 O_SEED = 21
 O_PHASE = 22  # index of the phase the op belongs to (for statistics)
-O_NCOLS = 23
+O_VLINES = 23  # ZIPF: lines per item (0 or 1: an item is a line)
+O_SHIFT = 24  # ZIPF: items the ranks rotate by per repetition (a moving hot set)
+O_WPPM = 25  # ZIPF: probability (parts per million) that an item's access is a write
+O_NCOLS = 26
 # ---- opf[k, :] (float64): ZIPF constants
 OF_THETA = 0
 OF_HX1 = 1
@@ -68,7 +78,7 @@ TS_END = 1  # one past the thread's last op
 TS_I = 2  # position in the op (index, or access count)
 TS_REP = 3
 TS_S = 4  # stream within a SWEEP step
-TS_X = 5  # CHASE: permutation counter
+TS_X = 5  # CHASE: permutation counter; ZIPF: current item * 2 + its mode
 TS_NCOLS = 6
 
 MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -157,6 +167,41 @@ def zipf_rank(u, n, q, hx1, hn, s, rng):
             return k, rng
         rng, z = splitmix64(rng)
         u = np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, inline="always")
+def zipf_vlines(ops, k):
+    """Lines per item of ZIPF op ``k`` (at least 1)."""
+    return max(np.int64(1), ops[k, O_VLINES])
+
+
+@njit(cache=True, inline="always")
+def zipf_offset(ops, k, rep):
+    """ZIPF op ``k``'s item count and, in repetition ``rep``, how far its ranks are rotated
+    (the moving hot set)."""
+    nitems = (ops[k, O_HI] - ops[k, O_LO]) // zipf_vlines(ops, k)
+    shift = ops[k, O_SHIFT]
+    return nitems, (rep * shift) % nitems if shift != 0 else np.int64(0)
+
+
+@njit(cache=True, inline="always")
+def zipf_item(opf, k, nitems, off, seed, mode, wppm, st):
+    """The next item of ZIPF op ``k`` (``nitems`` items, ranks rotated by ``off``, the
+    op's ``seed``, ``mode`` and write share ``wppm``), drawn from rng state ``st``: returns
+    (item * 2 + mode, st).  Shared with the fast-forward's stream advance."""
+    st, z = splitmix64(st)
+    u = np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    rank, st = zipf_rank(u, nitems, opf[k, OF_THETA], opf[k, OF_HX1], opf[k, OF_HN],
+                         opf[k, OF_S], st)
+    pos = rank - 1
+    if off != 0:
+        pos = (pos + off) % nitems
+    item = permute(pos, nitems, seed)
+    if wppm > 0:
+        st, z = splitmix64(st)
+        if np.int64(z % np.uint64(1000000)) < wppm:
+            mode = STORE
+    return item * 2 + mode, st
 
 
 # ---- buf[k, :] (int64): one generated access
@@ -255,6 +300,10 @@ def fill_batch(ops, opf, ts, rngs, t, trace, buf, c):
             st = rngs[t]
             x = ts[t, TS_X]
             dep = 1 if kind == OP_CHASE else 0
+            vl = zipf_vlines(ops, k)
+            nitems, off = zipf_offset(ops, k, ts[t, TS_REP])
+            wppm = ops[k, O_WPPM]
+            amode = mode  # the access's mode (a ZIPF item's own: a kv set writes)
             while n < nmax and i < count:
                 if kind == OP_RANDOM:
                     st, z = splitmix64(st)
@@ -262,15 +311,19 @@ def fill_batch(ops, opf, ts, rngs, t, trace, buf, c):
                 elif kind == OP_CHASE:
                     line = base + permute(x % span, span, seed)
                     x += 1
-                else:
-                    st, z = splitmix64(st)
-                    u = np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-                    rank, st = zipf_rank(u, span, opf[k, OF_THETA], opf[k, OF_HX1],
-                                         opf[k, OF_HN], opf[k, OF_S], st)
-                    line = base + permute(rank - 1, span, seed)
+                elif vl == 1:  # ZIPF, one line an item: a draw per access
+                    x, st = zipf_item(opf, k, nitems, off, seed, mode, wppm, st)
+                    line = base + (x >> 1)
+                    amode = x & 1
+                else:  # ZIPF, items of vl lines (kv values): a draw per item
+                    j = i % vl
+                    if j == 0:
+                        x, st = zipf_item(opf, k, nitems, off, seed, mode, wppm, st)
+                    line = base + (x >> 1) * vl + j
+                    amode = x & 1
                 buf[c, n, B_R] = r
                 buf[c, n, B_LINE] = line
-                buf[c, n, B_MODE] = mode
+                buf[c, n, B_MODE] = amode
                 buf[c, n, B_DEP] = dep
                 buf[c, n, B_GAP] = gap
                 buf[c, n, B_BYTES] = nb

@@ -10,7 +10,13 @@ classic trap, ``none`` to skip it) and the kernel's phase:
   thread's chunk;
 * ``stride``: a buffer of ``size``; loads ``stride`` bytes apart;
 * ``zipf``: a buffer of ``size``; ``count`` loads with Zipf(``theta``) popularity (hot and
-  cold lines);
+  cold lines); with ``repeat`` and ``shift`` (bytes, or a fraction of the buffer below 1)
+  the hot set moves by ``shift`` at every repetition (a phase change of a long-running
+  program: the memory tiering question is how fast the kernel follows);
+* ``kv``: a key-value store's read-mostly traffic: a table of ``size`` holding values of
+  ``value`` bytes (default 4 KiB); ``count`` gets (default one per value), each reading a
+  whole value, keys Zipf(``theta``)-popular and the same keys hot for every thread;
+  ``write_fraction`` of them are sets (the value written); ``shift`` as for ``zipf``;
 * ``prodcons``: a shared buffer of ``size``; the producers (first half of the threads) write
   it first, then keep writing their slots while the others read them.
 """
@@ -23,14 +29,17 @@ from numasim import units
 from numasim.errors import ConfigError, did_you_mean
 from numasim.workloads.model import STREAM_OPS, Phase, Region, Workload
 
-BUILTIN = ("stream", "gups", "pointer_chase", "stride", "zipf", "prodcons")
+BUILTIN = ("stream", "gups", "pointer_chase", "stride", "zipf", "kv", "prodcons")
 DEFAULT_SIZE = {"stream": 64 << 20, "gups": 64 << 20, "pointer_chase": 16 << 20,
-                "stride": 64 << 20, "zipf": 64 << 20, "prodcons": 16 << 20}
+                "stride": 64 << 20, "zipf": 64 << 20, "kv": 64 << 20, "prodcons": 16 << 20}
 INITS = ("parallel", "serial", "none")
 
 OPTIONS = ("op", "threads", "size", "init", "repeat", "compute", "placement", "cpus", "pin",
            "stride",
-           "theta", "count", "producers", "write", "cpu")
+           "theta", "count", "producers", "write", "cpu", "shift", "value", "write_fraction")
+KEYLESS = {"shift": 0, "value": "4KiB", "write_fraction": 0.0}
+"""Options added after experiments had stored their resolved configuration: a point leaves
+them out of it while they have these defaults, so its key (a hash) stays what it was."""
 
 
 def _size(v: Any, field: str = "size") -> int:
@@ -42,13 +51,38 @@ def _size(v: Any, field: str = "size") -> int:
         raise ConfigError(str(e), field=field) from None
 
 
+def _shift(v: Any) -> float:
+    """``shift``: a size (bytes) or a fraction of the buffer (a number below 1)."""
+    if isinstance(v, float) and 0 <= v < 1:
+        return v
+    if isinstance(v, str):
+        try:
+            f = float(v)
+        except ValueError:
+            f = None
+        if f is not None and 0 <= f < 1:
+            return f
+    b = _size(v, "--shift")
+    if b < 0:
+        raise ConfigError("shift must not be negative", field="--shift")
+    return b
+
+
 def build_kernel(name: str, *, op: str = "triad", threads: int = 1, size: Any = None,
                  init: str = "parallel", repeat: int = 1, compute: int | None = None,
                  placement: str = "spread", cpus: list[int] | None = None,
                  pin: bool = True, stride: Any = 64, theta: float = 0.99, count: int | None = None,
-                 producers: int | None = None, write: bool = False,
-                 cpu: dict[str, Any] | None = None) -> Workload:
-    """A built-in kernel as a workload (see the module table)."""
+                 producers: int | None = None, write: bool = False, **more: Any) -> Workload:
+    """A built-in kernel as a workload (see the module table).  ``more``: ``cpu`` (the CPU
+    model's options, a dict) and the zipf/kv options ``shift``, ``value``,
+    ``write_fraction`` (:data:`KEYLESS` has their defaults)."""
+    unknown = sorted(set(more) - set(KEYLESS) - {"cpu"})
+    if unknown:
+        raise ConfigError(f"unknown option {unknown[0]!r}", field=unknown[0],
+                          hint=did_you_mean(unknown[0], OPTIONS))
+    opts = {**KEYLESS, "cpu": None, **more}
+    shift, value, write_fraction = opts["shift"], opts["value"], opts["write_fraction"]
+    cpu = opts["cpu"]
     if name not in BUILTIN:
         raise ConfigError(f"unknown kernel {name!r}", field="kernel",
                           hint=did_you_mean(name, BUILTIN))
@@ -67,6 +101,14 @@ def build_kernel(name: str, *, op: str = "triad", threads: int = 1, size: Any = 
     stride_b = _size(stride, "--stride")
     if stride_b <= 0:
         raise ConfigError("stride must be positive", field="--stride")
+    shift_v = _shift(shift)
+    value_b = _size(value, "--value")
+    if value_b < 64:
+        raise ConfigError(f"value must be at least one line (64B), got {value_b} bytes",
+                          field="--value")
+    if not 0.0 <= float(write_fraction) <= 1.0:
+        raise ConfigError(f"write_fraction must be within 0..1, got {write_fraction}",
+                          field="--write-fraction")
     if name == "stream":
         regions = [Region("a", nbytes), Region("b", nbytes), Region("c", nbytes)]
     elif name == "prodcons":
@@ -96,9 +138,10 @@ def build_kernel(name: str, *, op: str = "triad", threads: int = 1, size: Any = 
     elif name == "stride":
         phases.append(Phase("stride", "stride", ["data"], stride=stride_b, write=write,
                             **common))
-    elif name == "zipf":
-        phases.append(Phase("zipf", "zipf", ["data"], theta=theta, count=count, write=write,
-                            **common))
+    elif name in ("zipf", "kv"):
+        phases.append(Phase(name, name, ["data"], theta=theta, count=count, write=write,
+                            shift=shift_v, value=value_b,
+                            write_fraction=float(write_fraction), **common))
     else:
         phases.append(Phase("prodcons", "prodcons", ["buffer"], producers=nprod, **common))
     label = f"{name}-{op}" if name == "stream" else name

@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-KERNELS = ("init", "stream", "gups", "pointer_chase", "stride", "zipf", "prodcons", "trace",
-           "mbind")
+KERNELS = ("init", "stream", "gups", "pointer_chase", "stride", "zipf", "kv", "prodcons",
+           "trace", "mbind")
 STREAM_OPS = ("copy", "scale", "add", "triad")
 SPLITS = ("parallel", "serial", "each")
 PLACEMENTS = ("spread", "compact")
@@ -27,7 +27,7 @@ REGION_KINDS = ("anon", "shared")
 # compute cycles before each access, by kernel (a few cycles of arithmetic per line for STREAM,
 # the random number and index arithmetic of GUPS, nothing between dependent loads)
 DEFAULT_COMPUTE = {"init": 1, "stream": 2, "gups": 8, "pointer_chase": 0, "stride": 2,
-                   "zipf": 4, "prodcons": 2, "trace": 1}
+                   "zipf": 4, "kv": 4, "prodcons": 2, "trace": 1}
 
 
 @dataclass
@@ -47,7 +47,9 @@ class Phase:
 
     ``kernel``: ``init`` (write every line: first touch), ``stream`` (``op`` copy, scale, add,
     triad over regions a, b, c), ``gups`` (random read-modify-write), ``pointer_chase``
-    (dependent loads), ``stride`` (``stride`` bytes apart), ``zipf`` (``theta``),
+    (dependent loads), ``stride`` (``stride`` bytes apart), ``zipf`` (``theta``; ``shift``
+    moves the hot set each repetition), ``kv`` (gets of ``value`` bytes on Zipf(``theta``)
+    popular keys, ``write_fraction`` of them sets, ``shift`` as zipf; ``count`` is gets),
     ``prodcons`` (the first ``producers`` threads write the buffer, the others read what a
     producer wrote), ``trace`` (replay the workload's trace), ``mbind`` (set ``policy`` on the
     regions, moving pages with ``move``).
@@ -66,6 +68,11 @@ class Phase:
     count: int | None = None
     theta: float = 0.99
     write: bool = False
+    # zipf/kv: the hot set moves by this much per repetition: bytes (an int) or a fraction
+    # of the region (a float below 1); 0: it stays
+    shift: float = 0
+    value: int = 4096  # kv: bytes of one value (whole lines)
+    write_fraction: float = 0.0  # zipf/kv: the share of items accessed with a write
     producers: int | None = None
     policy: str | None = None
     move: bool = False

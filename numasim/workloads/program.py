@@ -68,6 +68,15 @@ def _random(kind: int, reg: MappedRegion, lo: int, hi: int, count: int, mode: in
     return row
 
 
+def shift_items(shift: float, nitems: int, item_bytes: int) -> int:
+    """A phase's ``shift`` (bytes, or a fraction of the region when below 1) in items."""
+    if shift <= 0:
+        return 0
+    if shift < 1:
+        return max(1, round(shift * nitems))
+    return max(1, int(shift) // item_bytes)
+
+
 def compile_phase(wl: Workload, phase: Phase, phase_index: int,
                   regions: dict[str, MappedRegion], nthreads: int, line: int,
                   rng: np.random.Generator, trace_ops: list[np.ndarray] | None = None
@@ -151,18 +160,31 @@ def compile_phase(wl: Workload, phase: Phase, phase_index: int,
             lo, hi = span(r.lines, i, nrun)
             per_thread[t].append(_sweep([(r, mode)], lo, hi, step, nbytes=nbytes, seed=0,
                                         **kw))
-    elif kern in ("gups", "zipf"):
+    elif kern == "gups":
         r = regs()[0]
         total = phase.count if phase.count is not None else r.lines
-        kind = G.OP_RANDOM if kern == "gups" else G.OP_ZIPF
-        mode = G.STORE if (kern == "gups" or phase.write) else G.LOAD
-        nbytes = 16 if kern == "gups" else 8
         for i, t in enumerate(runners):
-            row = _random(kind, r, 0, r.lines, share(total, i, nrun), mode, nbytes=nbytes,
-                          seed=seed(), **kw)
-            if kern == "zipf":
-                hx1, hn, s = G.zipf_constants(r.lines, phase.theta)
-                zipf_consts[id(row)] = (phase.theta, hx1, hn, s)
+            per_thread[t].append(_random(G.OP_RANDOM, r, 0, r.lines, share(total, i, nrun),
+                                         G.STORE, nbytes=16, seed=seed(), **kw))
+    elif kern in ("zipf", "kv"):
+        r = regs()[0]
+        vl = max(1, phase.value // line) if kern == "kv" else 1
+        nitems = r.lines // vl
+        if nitems < 1:
+            raise ConfigError(f"a value of {phase.value} bytes does not fit the region "
+                              f"{r.name!r}", file=wl.file, field=f"{where}.value")
+        total = phase.count if phase.count is not None else nitems
+        mode = G.STORE if phase.write else G.LOAD
+        hx1, hn, s = G.zipf_constants(nitems, phase.theta)
+        shared_seed = seed() if kern == "kv" else 0  # a store's clients share its keys
+        for i, t in enumerate(runners):
+            row = _random(G.OP_ZIPF, r, 0, nitems * vl, share(total, i, nrun) * vl, mode,
+                          nbytes=8 if kern == "zipf" else line,
+                          seed=shared_seed or seed(), **kw)
+            row[G.O_VLINES] = vl
+            row[G.O_SHIFT] = shift_items(phase.shift, nitems, vl * line)
+            row[G.O_WPPM] = round(phase.write_fraction * 1_000_000)
+            zipf_consts[id(row)] = (phase.theta, hx1, hn, s)
             per_thread[t].append(row)
     elif kern == "pointer_chase":
         r = regs()[0]

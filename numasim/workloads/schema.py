@@ -27,11 +27,14 @@ much apart, drawn from the seed), ``llc: {size, ways, hit}``), ``regions``,
 ``phases`` (required), ``trace`` (``{file, format: auto|npz|lackey, cpu, instructions}``;
 ``file`` is relative to the YAML file).
 
-Phase keys: ``name``, ``kernel`` (init, stream, gups, pointer_chase, stride, zipf, prodcons,
-trace, mbind), ``regions`` (default: all), ``split`` (parallel, serial, each), ``threads``
+Phase keys: ``name``, ``kernel`` (init, stream, gups, pointer_chase, stride, zipf, kv,
+prodcons, trace, mbind), ``regions`` (default: all), ``split`` (parallel, serial, each), ``threads``
 (which threads run it), ``repeat``, ``compute`` (cycles before each access), ``measure``,
-and per kernel: ``op`` (stream), ``stride`` (a size), ``count``, ``theta`` (zipf), ``write``
-(stride, zipf), ``producers`` (prodcons), ``policy`` and ``move`` (mbind).
+and per kernel: ``op`` (stream), ``stride`` (a size), ``count``, ``theta`` (zipf, kv),
+``write`` (stride, zipf), ``shift`` (zipf, kv: the hot set moves by this size, or this
+fraction of the region when below 1, at every repetition), ``value`` (kv: bytes per value),
+``write_fraction`` (zipf, kv: the share of items written), ``producers`` (prodcons),
+``policy`` and ``move`` (mbind).
 """
 
 from __future__ import annotations
@@ -130,6 +133,9 @@ class PhaseModel(StrictModel):
     count: NonNegInt | None = None
     theta: Annotated[float, Field(gt=0, le=10)] = 0.99
     write: bool = False
+    shift: Annotated[float, Field(ge=0, lt=1)] | Size = 0
+    value: Size = 4096
+    write_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
     producers: PosInt | None = None
     policy: str | None = None
     move: bool = False
@@ -157,7 +163,7 @@ class WorkloadModel(StrictModel):
 
 
 REGIONS_NEEDED = {"stream": 3, "gups": 1, "pointer_chase": 1, "stride": 1, "zipf": 1,
-                  "prodcons": 1}
+                  "kv": 1, "prodcons": 1}
 
 
 def _semantic(model: WorkloadModel, doc, file: str | None) -> list[Problem]:
@@ -196,6 +202,9 @@ def _semantic(model: WorkloadModel, doc, file: str | None) -> list[Problem]:
         if ph.kernel == "mbind" and not ph.policy:
             out.append(Problem("an mbind phase needs a 'policy' such as --membind=1", file,
                                f"{where}.policy", doc.line(("phases", i))))
+        if ph.kernel == "kv" and ph.value < 64:
+            out.append(Problem(f"a value must be at least one line (64B), got {ph.value}",
+                               file, f"{where}.value", doc.line(("phases", i, "value"))))
         if ph.kernel == "init" and have < 1:
             out.append(Problem("an init phase needs regions to touch", file, f"{where}.regions",
                                doc.line(("phases", i))))
@@ -237,7 +246,8 @@ def _build(model: WorkloadModel, file: str | None) -> Workload:
     phases = [Phase(name=p.name or f"{p.kernel}{i}", kernel=p.kernel, regions=list(p.regions or []),
                     split=p.split, threads=p.threads, repeat=p.repeat, compute=p.compute,
                     measure=p.measure, op=p.op, stride=p.stride, count=p.count, theta=p.theta,
-                    write=p.write, producers=p.producers, policy=p.policy, move=p.move)
+                    write=p.write, producers=p.producers, policy=p.policy, move=p.move,
+                    shift=p.shift, value=p.value, write_fraction=p.write_fraction)
               for i, p in enumerate(model.phases)]
     return Workload(name=model.name, threads=model.threads, placement=model.placement,
                     cpus=model.cpus, pin=model.pin, numactl=list(model.numactl),
