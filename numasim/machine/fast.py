@@ -133,6 +133,24 @@ class FastEngine:
         self.moved_part[:] = 0
         self.moved_cnt[:] = 0
 
+    def _quantum_end(self, q_start: float, q: float) -> tuple[float, float]:
+        """(end, length) of the quantum that starts at ``q_start``: ``q`` cycles, or up to the
+        next scheduler tick that may act (NUMA balancing's scan, khugepaged's pass), whichever
+        comes first.  The ticks due at ``q_start`` run here, before any CPU does, in the
+        one order both engines use (:meth:`~numasim.machine.numab_clock.NumabClock.run_ticks`:
+        by tick cycle, then thread).  Inside a quantum the CPUs run one after the other: a
+        scan there would be claimed by whichever CPU runs first and would come before
+        faults other CPUs take earlier in time, so no tick that may scan falls inside one
+        (the ticks that only add CPU time do, each run by its thread when it gets there).
+        A run whose ticks never act keeps its quanta: the same numbers as without them."""
+        clock = self.sim.numab
+        if clock.ticking:
+            clock.run_ticks(q_start)
+            nxt = clock.next_acting_tick()
+            if nxt < q_start + q:
+                return nxt, nxt - q_start
+        return q_start + q, q
+
     # one quantum of one CPU, with the Python side of faults
     def _run_cpu(self, c: int, t_end: float) -> None:
         sim = self.sim
@@ -225,13 +243,13 @@ class FastEngine:
         if self.ff is not None:  # fast-forward hook: a fresh window per phase
             self.ff.phase_start()
         while self.live > 0:
-            self.t_end = q_start + q
-            nbins_used = max(1, min(NBINS, int(q // BIN_CYCLES)))
-            binw = q / nbins_used
+            self.t_end, qe = self._quantum_end(q_start, q)  # qe < q: a tick comes first
+            nbins_used = max(1, min(NBINS, int(qe // BIN_CYCLES)))
+            binw = qe / nbins_used
             sim.pf[C.PF_Q_START] = q_start
             sim.pf[C.PF_BIN_INV] = 1.0 / binw
             sim.pf[C.PF_NBINS] = nbins_used
-            sim.ensure_timeline(self.t_end + q)
+            sim.ensure_timeline(self.t_end + qe)
             # room for the pages this quantum may fault (the core asks for more if not)
             sim.ks.ensure_pages(4096 * self.live)
             self._args()
@@ -270,7 +288,7 @@ class FastEngine:
                 q_bytes = used.sum(axis=(0, 2, 3)) * float(sim.line)
             used[:] = 0
             estimate_waits(self.cnt, self.swait, sim.st, self.service, self.kappa, self.gk,
-                           self.wres, self.rho_used, act, q, sim.params.slots, self.backlog,
+                           self.wres, self.rho_used, act, qe, sim.params.slots, self.backlog,
                            self.ctrl_n, self.ctrl_u, self.ctrl_w)
             self.swait[:] = 0.0
             route_waits(self.wres, self.route_r, self.route_w, sim.cpu_nodes, self.waits)
@@ -282,7 +300,7 @@ class FastEngine:
                 if sim.ci[c, C.CI_FINISHED]:
                     act[c] = 0
             q_start = self.t_end
-            q_ran = q
+            q_ran = qe
             done_now = sim.st[:, C.ST_ACCESSES] - acc_before
             acc_before = sim.st[:, C.ST_ACCESSES].copy()
             remaining -= done_now
