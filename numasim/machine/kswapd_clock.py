@@ -31,7 +31,10 @@ same pages at the same accesses in both (the kernel's side is :mod:`numasim.mm.v
   read from the source node and written to the target, spread evenly over the step's span,
   on the routes of the CPU node of the thread that ran the step: posted requests in the exact
   engine (they occupy the controllers and links, nobody waits for them), lines counted in
-  that CPU's weave bins in the fast engine (so the other CPUs' waits see them).
+  the fast engine's kernel row of that node (a weave row of its own after the CPUs': every
+  CPU's wait sees them, the thread that ran the step too, as in the exact engine's queues;
+  counted in that thread's row they were its own lines, which the weave lets nobody wait
+  behind but the others).
 * **swap-out** costs ``STEAL_NS`` of the reclaimer's CPU and no memory traffic: the device's
   DMA read of the page and the write to the device are not modelled (a documented
   constant, not a measurement).
@@ -211,28 +214,31 @@ class KswapdClock:
             return
         if self.exact is not None:
             self.exact.kswapd_lines(c, start, span, groups)
-        else:
+        else:  # the fast engine's kernel row of c's node (fast.py: after the CPUs' rows)
+            row = self.sim.nthreads + int(self.sim.ci[c, C.CI_NODE])
             for (src, dst), n in groups.items():
-                self.jobs.append([c, src, dst, n, start, span, 0, 0])
+                self.jobs.append([row, src, dst, n, start, span, 0, 0])
 
     def issue_fast(self, pbin: np.ndarray, q_start: float, binw: float, nbins: int,
                    kinds: tuple[int, int]) -> None:
         """The fast engine's quantum boundary: kswapd's copy lines that issued in this
-        quantum into ``pbin`` (reads on the source, writes on the target), by time bin;
-        lines of a stretch fast-forward skipped go to the first bin."""
+        quantum into ``pbin`` (reads on the source, writes on the target), by time bin, in
+        the kernel row of the node whose CPU ran the step (not a CPU's row: the weave
+        counts no CPU's own lines as traffic it waits behind, and kswapd's copy is nobody's
+        own); lines of a stretch fast-forward skipped go to the first bin."""
         if not self.jobs:
             return
         edges = q_start + np.arange(1, nbins + 1) * binw
         edges[-1] = q_start + nbins * binw
         keep = []
         for job in self.jobs:
-            c, src, dst, n, start, span, rd, wr = job
+            row, src, dst, n, start, span, rd, wr = job
             x = (edges - start) * (n / span)
             up_r = np.clip(np.ceil(x), 0, n).astype(np.int64)
             up_w = np.clip(np.ceil(x - 0.5), 0, n).astype(np.int64)
             for node, kind, up, done in ((src, kinds[0], up_r, rd), (dst, kinds[1], up_w, wr)):
                 cnt = np.diff(np.concatenate(([done], np.maximum(up, done))))
-                pbin[c, node, kind, :nbins] += cnt
+                pbin[row, node, kind, :nbins] += cnt
             job[6], job[7] = max(rd, int(up_r[-1])), max(wr, int(up_w[-1]))
             if job[6] < n or job[7] < n:
                 keep.append(job)
