@@ -16,6 +16,10 @@ so that a run with one thread gives the same result in both, to the bit:
   fast engine at every quantum boundary, ending quanta at the next tick that may scan
   (:meth:`NumabClock.next_acting_tick`); a tick that only adds CPU time may fall inside
   a quantum, where run_quantum stops with :data:`NUMAB_TICK` and the thread runs its own.
+  What stays approximate in the fast engine: within one quantum the CPUs' hinting faults
+  are handled CPU after CPU, not in time order (a fault's migration decision and a task
+  move may see another thread's later faults), and a tick the prediction called idle may
+  scan after all when a fault inside the quantum shortened its task's scan period.
 * **hinting faults**: an access to a slot the scanner protected
   (:func:`numasim.mm.alloc_core.pte_numa_hint`, the one rule) is a hinting fault: the
   kernel handles it at the access's time (``do_numa_page`` / ``do_huge_pmd_numa_page``:
