@@ -319,6 +319,7 @@ class ExactEngine:
             n = fill_batch(sim.programs_ops, sim.programs_opf, sim.ts, sim.rngs, th,
                            sim.trace_arr, sim.buf, c)
             if n == 0:
+                sim.ci[c, C.CI_FINISHED] = 1  # as run_quantum marks it: no more ticks
                 return
             batches += 1
             if batches % 64 == 0:
@@ -521,13 +522,9 @@ class ExactEngine:
             ma = m if nslots == m or C.slot_offset(sim.programs_ops, op, prefetch_on,
                                                     nslots - m, int(line_bytes)) else nslots
             ti = yield from _issue_at(env, state, ma, ti)
-            if clock.ticking:
-                while clock.due(c, ti):
-                    v0 = clock.version
-                    clock.tick(c)
-                    if clock.version != v0:  # PTEs were protected: page caches are stale
-                        self.version += 1
-                        prot = clock.prot
+            # every thread's ticks up to now, in the order the fast engine runs them too
+            if ti >= clock.t_next and clock.run_ticks(ti):
+                self.version += 1  # PTEs were protected: page caches are stale
             cn = int(ci[c, C.CI_NODE])  # NUMA balancing's task placement may move the thread
             if ksw.pending(ti) and ksw.poll(c, ti):  # reclaim: kswapd moved pages
                 self.version += 1
@@ -546,9 +543,10 @@ class ExactEngine:
                 rand = rand_of[op] = op_random(sim.programs_ops, op, int(line_bytes))
             off = line >> lpp_shift
             key = (r, off)
-            if self.version != seen_version:
+            if self.version != seen_version:  # another thread's tick or fault, or ours
                 pcache.clear()
                 seen_version = self.version
+                prot = clock.prot
             pg, node, fault, pslot = _translate(ks, pcache, key, r, off, write, prot)
             if fault == HINT:
                 st[C.ST_STALL] += ti - base

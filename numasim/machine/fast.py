@@ -45,25 +45,31 @@ class FastEngine:
         n = sim.nthreads
         nres = sim.res.count
         nr = sim.machine.nr_node_ids
-        self.cnt = np.zeros((n, nres, 2))  # lines, weighted by hop cost (resources.py)
-        self.pbin = np.zeros((n, nr, P_NKINDS, NBINS), dtype=np.int64)
+        # the weave's rows: one per CPU slot, then one per node for the kernel threads
+        # (kswapd's copy lines, kswapd_clock.issue_fast): traffic that is nobody's own, so
+        # the weave makes every CPU wait behind it, the CPU that ran the step too
+        nk = n + nr
+        self.row_nodes = np.concatenate((sim.cpu_nodes, np.arange(nr, dtype=np.int64)))
+        self.st_rows = np.zeros((nk, sim.st.shape[1]))  # the kernel rows have no statistics
+        self.cnt = np.zeros((nk, nres, 2))  # lines, weighted by hop cost (resources.py)
+        self.pbin = np.zeros((nk, nr, P_NKINDS, NBINS), dtype=np.int64)
         self.kappa = np.ones(nres)
         self.sfree = np.zeros((n, nres))
-        self.swait = np.zeros((n, nres))
-        self.pwait = np.zeros((n, nr, P_NKINDS))
+        self.swait = np.zeros((nk, nres))
+        self.pwait = np.zeros((nk, nr, P_NKINDS))
         cap = 1 << int(sim.params.slots + 2).bit_length()
         self.wbq = np.zeros((n, cap, 2))
-        self.wres = np.zeros((n, nres))
+        self.wres = np.zeros((nk, nres))
         self.rho_used = np.zeros(nres)
         self.backlog = np.zeros(nres)
         self.carry = np.zeros(nres)  # lines queued at the end of the last phase
-        self.waits = np.zeros((n, 2, nr))
+        self.waits = np.zeros((nk, 2, nr))
         # a copy: a controller pricing the traffic mix stretches its own entry per quantum
         self.service = np.array(sim.res.service, dtype=np.float64, copy=True)
         self.base_service = self.service.copy()
         mc = sim.res.kinds == KIND_MC
         self.mc_node = np.where(mc, sim.res.ends[:, 1], -1).astype(np.int64)
-        self.gk = np.ones((n, nres))
+        self.gk = np.ones((nk, nres))
         self.route_r = np.ascontiguousarray(sim.res.route_read)
         self.route_w = np.ascontiguousarray(sim.res.route_write)
         self.cost_r = np.ascontiguousarray(sim.res.cost_read)
@@ -129,9 +135,42 @@ class FastEngine:
         pairs_to_resources(self.moved_part, np.zeros(self.moved_part.shape), self.route_r,
                            self.route_w, self.cost_r, self.cost_w, self.sim.cpu_nodes, now,
                            np.zeros(now.shape[:2]))
-        self.cnt += self.moved_cnt - now
+        self.cnt[: now.shape[0]] += self.moved_cnt - now
         self.moved_part[:] = 0
         self.moved_cnt[:] = 0
+
+    def _quantum_end(self, q_start: float, q: float) -> tuple[float, float]:
+        """(end, length) of the quantum that starts at ``q_start``: ``q`` cycles, or up to the
+        next scheduler tick that may act (NUMA balancing's scan, khugepaged's pass), whichever
+        comes first.  The ticks due at ``q_start`` run here, before any CPU does, in the
+        one order both engines use (:meth:`~numasim.machine.numab_clock.NumabClock.run_ticks`:
+        by tick cycle, then thread).  Inside a quantum the CPUs run one after the other: a
+        scan there would be claimed by whichever CPU runs first and would come before
+        faults other CPUs take earlier in time, so no tick that may scan falls inside one
+        (the ticks that only add CPU time do, each run by its thread when it gets there).
+        A run whose ticks never act keeps its quanta: the same numbers as without them."""
+        clock = self.sim.numab
+        if clock.ticking:
+            clock.run_ticks(q_start)
+            nxt = clock.next_acting_tick()
+            if nxt < q_start + q:
+                return nxt, nxt - q_start
+        return q_start + q, q
+
+    def _row_nodes(self) -> np.ndarray:
+        """The node of each weave row: the CPUs' (task placement may have moved them), then
+        the kernel rows' own."""
+        n = self.sim.nthreads
+        self.row_nodes[:n] = self.sim.cpu_nodes
+        return self.row_nodes
+
+    def _row_random(self) -> np.ndarray:
+        """cpu_random per weave row; the kernel rows copy pages line by line (sequential).
+        Without kernel lines only the CPUs' rows are priced (numpy's pairwise sums would
+        group them differently with the zero rows: not a bit of a plain run may change)."""
+        out = np.zeros(self.cnt.shape[0])
+        out[: self.sim.nthreads] = cpu_random(self.sim)
+        return out
 
     # one quantum of one CPU, with the Python side of faults
     def _run_cpu(self, c: int, t_end: float) -> None:
@@ -211,7 +250,7 @@ class FastEngine:
         self.gk[:] = 1.0
         self.tick = env.event()
         self.live = len(active)
-        act = np.zeros(sim.nthreads, dtype=np.int64)
+        act = np.zeros(self.cnt.shape[0], dtype=np.int64)  # the kernel rows: 0
         act[active] = 1
         procs = [env.process(self._cpu_proc(c, self.tick)) for c in active]
         q_start = t0
@@ -225,13 +264,13 @@ class FastEngine:
         if self.ff is not None:  # fast-forward hook: a fresh window per phase
             self.ff.phase_start()
         while self.live > 0:
-            self.t_end = q_start + q
-            nbins_used = max(1, min(NBINS, int(q // BIN_CYCLES)))
-            binw = q / nbins_used
+            self.t_end, qe = self._quantum_end(q_start, q)  # qe < q: a tick comes first
+            nbins_used = max(1, min(NBINS, int(qe // BIN_CYCLES)))
+            binw = qe / nbins_used
             sim.pf[C.PF_Q_START] = q_start
             sim.pf[C.PF_BIN_INV] = 1.0 / binw
             sim.pf[C.PF_NBINS] = nbins_used
-            sim.ensure_timeline(self.t_end + q)
+            sim.ensure_timeline(self.t_end + qe)
             # room for the pages this quantum may fault (the core asks for more if not)
             sim.ks.ensure_pages(4096 * self.live)
             self._args()
@@ -245,35 +284,38 @@ class FastEngine:
             self.quanta += 1
             # kswapd's copy lines of this quantum (kswapd_clock; none without reclaim)
             sim.kswapd.issue_fast(self.pbin, q_start, binw, nbins_used, (P_READ, P_WRITE))
+            nodes = self._row_nodes()
             # ---- weave: contention for the next quantum
             used = self.pbin[:, :, :, :nbins_used]
             pair = used.sum(axis=3)
             if self.mix_on:  # the mix each controller carried prices its next quantum
-                fast_service(self.mix_models, self.mc_node, self.base_service, pair,
-                             cpu_random(sim), self.service, (P_READ, P_WRITE, P_WB))
+                rows = pair if pair[sim.nthreads:].any() else pair[: sim.nthreads]
+                fast_service(self.mix_models, self.mc_node, self.base_service, rows,
+                             self._row_random()[: rows.shape[0]], self.service,
+                             (P_READ, P_WRITE, P_WB))
             self.cnt[:] = 0
             self.swait[:] = 0.0
             pairs_to_resources(pair, self.pwait, self.route_r, self.route_w, self.cost_r,
-                               self.cost_w, sim.cpu_nodes, self.cnt, self.swait)
+                               self.cost_w, nodes, self.cnt, self.swait)
             self._rehomed()
             self.pwait[:] = 0.0
             lines = self.cnt[:, :, 0].sum(axis=0)
             burst = 1.0 + 2.0 * self.swait.sum(axis=0) / np.maximum(lines, 1) / self.service
             if ep.concentration:
-                concentration(self.pbin, self.route_r, self.cost_r, sim.cpu_nodes, self.service,
+                concentration(self.pbin, self.route_r, self.cost_r, nodes, self.service,
                               self.mc_node, nbins_used, binw, burst, self.kappa, self.gk)
             fluid_backlog(self.pbin, self.route_r, self.route_w, self.cost_r, self.cost_w,
-                          sim.cpu_nodes, self.service,
-                          nbins_used, binw, self.backlog)
+                          nodes, self.service, nbins_used, binw, self.backlog)
             self._timeline(used, q_start, binw)
             if self.ff is not None:  # fast-forward hook: this quantum's bytes per node
                 q_bytes = used.sum(axis=(0, 2, 3)) * float(sim.line)
             used[:] = 0
-            estimate_waits(self.cnt, self.swait, sim.st, self.service, self.kappa, self.gk,
-                           self.wres, self.rho_used, act, q, sim.params.slots, self.backlog,
+            self.st_rows[: sim.nthreads] = sim.st
+            estimate_waits(self.cnt, self.swait, self.st_rows, self.service, self.kappa, self.gk,
+                           self.wres, self.rho_used, act, qe, sim.params.slots, self.backlog,
                            self.ctrl_n, self.ctrl_u, self.ctrl_w)
             self.swait[:] = 0.0
-            route_waits(self.wres, self.route_r, self.route_w, sim.cpu_nodes, self.waits)
+            route_waits(self.wres, self.route_r, self.route_w, nodes, self.waits)
             q_lines = self.cnt[:, :, 0].sum(axis=0)
             arrived += q_lines
             self.cnt[:] = 0
@@ -281,8 +323,9 @@ class FastEngine:
             for c in active:
                 if sim.ci[c, C.CI_FINISHED]:
                     act[c] = 0
+            cpus_act = act[: sim.nthreads]
             q_start = self.t_end
-            q_ran = q
+            q_ran = qe
             done_now = sim.st[:, C.ST_ACCESSES] - acc_before
             acc_before = sim.st[:, C.ST_ACCESSES].copy()
             remaining -= done_now
@@ -294,12 +337,12 @@ class FastEngine:
                     q = float(ep.quantum_min)
                 else:
                     q = min(2 * q, float(ep.quantum_max))
-                    rates = done_now[act == 1] / q_ran
+                    rates = done_now[cpus_act == 1] / q_ran
                     if rates.size and (rates > 0).all():
-                        first_end = float((remaining[act == 1] / rates).min())
+                        first_end = float((remaining[cpus_act == 1] / rates).min())
                         q = max(float(ep.quantum_min), min(q, 0.5 * first_end))
             if self.ff is not None:  # fast-forward hook: skip a settled stretch
-                d, adv = self.ff.after_quantum(q_ran, q, q_start, act, remaining, q_lines,
+                d, adv = self.ff.after_quantum(q_ran, q, q_start, cpus_act, remaining, q_lines,
                                                q_bytes, arrived)
                 q_start += d
                 remaining -= adv

@@ -15,8 +15,21 @@ same pages at the same accesses in both (the kernel's side is :mod:`numasim.mm.v
   reaches its start (the thread stops for it as for a scheduler tick, ``nbf[:,
   NBF_KSWAPD]``): its pages move at once (the kernel state), and its copy traffic flows
   over the step's span.  kswapd runs on no workload CPU (Linux's kswapd is pinned to its
-  node's CPUs and the scheduler gives it an idle one; numasim assumes one is idle); it only
-  advances while some thread runs, and stops at the end of the run.
+  node's CPUs and the scheduler gives it an idle one; numasim assumes one is idle).
+* **idle stretches**: Linux's kswapd is a thread of its own: once woken it runs
+  ``balance_pgdat`` until its node is balanced (or it gives up after
+  ``MAX_RECLAIM_RETRIES`` passes without progress), whether the tasks that woke it run,
+  sleep in a fault or have exited -- on an idle machine it keeps reclaiming.  numasim's
+  kswapd is driven by the threads' accesses, so where no thread issues (every running
+  thread inside a long fault, e.g. its own direct reclaim of a few ms) its steps wait for
+  the next access; they then all run, each at its own start, one after the other (catching
+  up: they see the accessed bits and allocations up to that access, and their copy lines
+  that should already have flowed go out at once).  Before, each such stop ran one step
+  starting at the access, so kswapd lost the stretch: on ``98_demotion_bind_pressure`` in
+  time kswapd's share of the demotions was 0.619 (15872 / 9785), catching up 0.629 (16128 /
+  9497), runtime 263.4 -> 260.4 ms.  Phases follow each other without a gap, so there is
+  no other idle stretch in a run; at its end kswapd stops (what it would still reclaim,
+  and its copy still in flight, are not simulated).
 * **direct reclaim** (``__alloc_pages_direct_reclaim`` / ``try_to_free_pages``): an
   allocation that fails MIN (FAULT_OOM from the core) reclaims SWAP_CLUSTER_MAX pages from
   the nodes it may use, in the faulting thread's time, then retries the fault; the OOM
@@ -31,7 +44,10 @@ same pages at the same accesses in both (the kernel's side is :mod:`numasim.mm.v
   read from the source node and written to the target, spread evenly over the step's span,
   on the routes of the CPU node of the thread that ran the step: posted requests in the exact
   engine (they occupy the controllers and links, nobody waits for them), lines counted in
-  that CPU's weave bins in the fast engine (so the other CPUs' waits see them).
+  the fast engine's kernel row of that node (a weave row of its own after the CPUs': every
+  CPU's wait sees them, the thread that ran the step too, as in the exact engine's queues;
+  counted in that thread's row they were its own lines, which the weave lets nobody wait
+  behind but the others).
 * **swap-out** costs ``STEAL_NS`` of the reclaimer's CPU and no memory traffic: the device's
   DMA read of the page and the write to the device are not modelled (a documented
   constant, not a measurement).
@@ -54,12 +70,13 @@ task outruns kswapd and the rest is direct reclaim.  Linux demoted 16767 pages b
 (0.46).  The same scenario in time (fast engine, default CPU model: 100000 pages touched,
 then 40000 under ``--membind=0`` on ``oracle-2node-tier`` with demotion on) gives, by
 STEAL_NS: 2 us 20736 / 4896 (0.81), 4.5 us 17152 / 8473 (0.67), 6 us 16128 / 9433 (0.63),
-8 us 15872 / 9785 (0.62); the share saturates near 0.6, so the second boot is out of reach
-(its kswapd was slower still).  8 us a page is 0.5 GB/s of 4 KiB demotion per kswapd, the
+8 us 15872 / 9785 (0.62) (measured before kswapd caught up on idle stretches; now 16128 /
+9497, 0.63); the share saturates near 0.6, so the second boot is out of reach (its kswapd
+was slower still).  8 us a page is 0.5 GB/s of 4 KiB demotion per kswapd, the
 order of Linux's single-threaded 4 KiB page migration throughput (Yan et al., "Nimble Page
 Management for Tiered Memory Systems", ASPLOS 2019: well under 1 GB/s for 4 KiB pages).
-The region pages end on node 0 / node 1 as 74343 / 25657 of the first region and 40000 / 0
-of the bound one, where Linux had 75931 / 24069 and 37704 / 2296.
+The region pages end on node 0 / node 1 as 74343 / 25657 (now 74375 / 25625) of the first
+region and 40000 / 0 of the bound one, where Linux had 75931 / 24069 and 37704 / 2296.
 
 Results: the ``reclaim`` section of a run (when anything was reclaimed): the vmstat
 deltas, kswapd's and direct reclaim's CPU time, the costs, and per interval of simulated
@@ -195,7 +212,7 @@ class KswapdClock:
         hopeless = not got and (not d["pgscan_kswapd"] or self.noprog[nid]
                                 > 2 * vm.lru_pages(nid).size + SWAP_CLUSTER_MAX)
         ns = d["pgscan_kswapd"] * SCAN_NS + got * STEAL_NS
-        start = max(self.t_node[nid], ti)
+        start = self.t_node[nid]  # its own start, though the stop that runs it comes later
         span = max(1.0, ns * self.cyc_per_ns)
         self.t_node[nid] = self.busy[nid] = start + span
         self.kswapd_ns += ns
@@ -212,28 +229,31 @@ class KswapdClock:
             return
         if self.exact is not None:
             self.exact.kswapd_lines(c, start, span, groups)
-        else:
+        else:  # the fast engine's kernel row of c's node (fast.py: after the CPUs' rows)
+            row = self.sim.nthreads + int(self.sim.ci[c, C.CI_NODE])
             for (src, dst), n in groups.items():
-                self.jobs.append([c, src, dst, n, start, span, 0, 0])
+                self.jobs.append([row, src, dst, n, start, span, 0, 0])
 
     def issue_fast(self, pbin: np.ndarray, q_start: float, binw: float, nbins: int,
                    kinds: tuple[int, int]) -> None:
         """The fast engine's quantum boundary: kswapd's copy lines that issued in this
-        quantum into ``pbin`` (reads on the source, writes on the target), by time bin;
-        lines of a stretch fast-forward skipped go to the first bin."""
+        quantum into ``pbin`` (reads on the source, writes on the target), by time bin, in
+        the kernel row of the node whose CPU ran the step (not a CPU's row: the weave
+        counts no CPU's own lines as traffic it waits behind, and kswapd's copy is nobody's
+        own); lines of a stretch fast-forward skipped go to the first bin."""
         if not self.jobs:
             return
         edges = q_start + np.arange(1, nbins + 1) * binw
         edges[-1] = q_start + nbins * binw
         keep = []
         for job in self.jobs:
-            c, src, dst, n, start, span, rd, wr = job
+            row, src, dst, n, start, span, rd, wr = job
             x = (edges - start) * (n / span)
             up_r = np.clip(np.ceil(x), 0, n).astype(np.int64)
             up_w = np.clip(np.ceil(x - 0.5), 0, n).astype(np.int64)
             for node, kind, up, done in ((src, kinds[0], up_r, rd), (dst, kinds[1], up_w, wr)):
                 cnt = np.diff(np.concatenate(([done], np.maximum(up, done))))
-                pbin[c, node, kind, :nbins] += cnt
+                pbin[row, node, kind, :nbins] += cnt
             job[6], job[7] = max(rd, int(up_r[-1])), max(wr, int(up_w[-1]))
             if job[6] < n or job[7] < n:
                 keep.append(job)

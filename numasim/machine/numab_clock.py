@@ -10,8 +10,16 @@ so that a run with one thread gives the same result in both, to the bit:
   time grows by 4 ms, ``task_tick_numa`` runs, and ``task_numa_work`` when it got queued (the
   work runs on the way back to user mode, i.e. before the access), at the kernel clock of the
   tick.  A thread that does not run (between phases, finished early) does not tick: ticks
-  are CPU time, as in Linux.  The fast engine's run_quantum stops with :data:`NUMAB_TICK`
-  for this; the exact engine asks :meth:`NumabClock.due` before every access.
+  are CPU time, as in Linux.  The threads' ticks share one grid, so they coincide; one rule,
+  :meth:`NumabClock.run_ticks`, orders them in both engines: by cycle, then by thread, each
+  before any access at or after it.  The exact engine calls it before every access; the
+  fast engine at every quantum boundary, ending quanta at the next tick that may scan
+  (:meth:`NumabClock.next_acting_tick`); a tick that only adds CPU time may fall inside
+  a quantum, where run_quantum stops with :data:`NUMAB_TICK` and the thread runs its own.
+  What stays approximate in the fast engine: within one quantum the CPUs' hinting faults
+  are handled CPU after CPU, not in time order (a fault's migration decision and a task
+  move may see another thread's later faults), and a tick the prediction called idle may
+  scan after all when a fault inside the quantum shortened its task's scan period.
 * **hinting faults**: an access to a slot the scanner protected
   (:func:`numasim.mm.alloc_core.pte_numa_hint`, the one rule) is a hinting fault: the
   kernel handles it at the access's time (``do_numa_page`` / ``do_huge_pmd_numa_page``:
@@ -138,6 +146,7 @@ class NumabClock:
         self.nbf[:, NBF_TICK] = self.tick_cyc if self.ticking else math.inf
         self.nbf[:, NBF_KSWAPD] = math.inf
         self.version = 0  # bumped when page tables or protections change
+        self.t_next = math.inf  # the earliest tick of a thread that ticks (next_tick)
         self.mem_seen = np.zeros((n, 2))  # st's ST_MEM, ST_LOCAL at the last tick
         self.width_ms = SAMPLE_MS0
         self.samples = np.zeros((MAX_SAMPLES, SM_NCOLS), dtype=np.int64)
@@ -209,6 +218,7 @@ class NumabClock:
             self.mem_seen[c] = (st[C.ST_MEM], st[C.ST_LOCAL])
         if active:
             self.leader = active[0]
+        self.next_tick()
         if active and self.on:
             b = self._bin(t0)
             if b > 0:
@@ -225,9 +235,79 @@ class NumabClock:
             self.samples[b, SM_LOCAL] += int(st[C.ST_LOCAL] - self.mem_seen[c, 1])
             self.mem_seen[c] = (st[C.ST_MEM], st[C.ST_LOCAL])
 
-    def due(self, c: int, ti: float) -> bool:
-        """Is thread c's tick due before an access issued at ``ti``?"""
-        return ti >= self.nbf[c, NBF_TICK]
+    def _ticking(self, c: int) -> bool:
+        """Thread c ticks: it takes part in the phase and has accesses left to issue (its
+        CPU time runs; a finished thread's CPU is idle)."""
+        ci = self.sim.ci
+        return bool(ci[c, C.CI_ACTIVE]) and not ci[c, C.CI_FINISHED]
+
+    def next_tick(self) -> float:
+        """The cycle of the earliest tick of a thread that ticks (inf: none); kept in
+        :attr:`t_next` (which may lag low after a thread finished: harmless, the next
+        :meth:`run_ticks` finds nothing and recomputes it)."""
+        nxt = math.inf
+        for c in range(self.sim.nthreads):
+            if self._ticking(c) and self.nbf[c, NBF_TICK] < nxt:
+                nxt = float(self.nbf[c, NBF_TICK])
+        self.t_next = nxt
+        return nxt
+
+    def next_acting_tick(self) -> float:
+        """The earliest tick of a thread that ticks at which it may touch what other threads
+        see (inf: none): ``task_tick_numa`` may queue the scan (the thread's CPU time passes
+        ``node_stamp`` plus its scan period; once the mm has been scanned, the shorter of
+        that and ``task_scan_min``, which a hinting fault may set meanwhile), or
+        khugepaged's pass at the leader's tick.  The ticks before it only add CPU time to
+        their own thread (and count its requests for the series), so their order against
+        other threads' events changes nothing."""
+        nxt = math.inf
+        nb = self.nb
+        scanned = self.on and int(nb.cnt[0]) + int(nb.cnt[1]) > 0  # numa_(huge_)pte_updates
+        for c in range(self.sim.nthreads):
+            if not self._ticking(c):
+                continue
+            tick = float(self.nbf[c, NBF_TICK])
+            if self.kh is not None and c == self.leader:
+                kev = self.kh.next_event(self, tick)
+                if kev is not None:  # the leader's first tick at or after the pass
+                    nxt = min(nxt, tick + math.ceil((kev - tick) / self.tick_cyc)
+                              * self.tick_cyc)
+            if not self.on:
+                continue
+            t = int(self.sim.tasks[c])
+            tn = nb.tasks.get(t)
+            if tn is None:
+                nxt = min(nxt, tick)
+                continue
+            period = min(tn.numa_scan_period, nb.task_scan_min(t)) if scanned else \
+                tn.numa_scan_period
+            ahead = tn.node_stamp + period - tn.runtime
+            j = max(0, math.floor(ahead / TICK_MS) - 1)  # one early: float rounding
+            nxt = min(nxt, tick + j * self.tick_cyc)
+        return nxt
+
+    def run_ticks(self, upto: float) -> bool:
+        """Every tick at or before cycle ``upto`` of every thread that ticks, in the one
+        order both engines use: by the tick's cycle, then by thread (CPU slot) number.
+
+        A tick is CPU time, and every running thread is one busy CPU, so a thread's tick
+        comes at its cycle whatever the thread is doing (waiting for memory, in a fault).
+        Ticks of several threads often coincide (they share one grid: :meth:`start_phase`),
+        and which of them runs ``task_numa_work`` first decides which thread claims the
+        mm's next scan (``numa_next_scan``), so the order must not depend on the engine:
+        the exact engine calls this before every access (``upto`` its issue cycle), the
+        fast engine at every quantum boundary (and ends quanta at the next tick, so none
+        falls inside one).  Returns True when page tables or protections changed (the
+        engines' page caches are stale)."""
+        v0 = self.version
+        while True:
+            due = [(float(self.nbf[c, NBF_TICK]), c) for c in range(self.sim.nthreads)
+                   if self._ticking(c) and self.nbf[c, NBF_TICK] <= upto]
+            if not due:
+                break
+            self.tick(min(due)[1])
+        self.next_tick()
+        return self.version != v0
 
     def tick(self, c: int) -> None:
         """Thread c's scheduler tick (``task_tick_numa``, then the queued
