@@ -8,6 +8,9 @@ experiment runner only when called.
 from __future__ import annotations
 
 from numasim._version import __version__
+from numasim.jitcache import drop_stale_caches
+
+drop_stale_caches()  # before numba loads any cached kernel (numasim.jitcache says why)
 
 __all__ = ["__version__", "load_machine", "run", "sweep"]
 

@@ -9,6 +9,13 @@ numba looks for them (``NUMBA_CACHE_DIR``, the ``__pycache__`` beside the source
 cache folder): an index is fresh when it was written by the installed numba for the source as
 it is now (numba stamps it with the file's hash, or with its mtime and size before 0.60).
 It costs a few small file reads and no numba import.
+
+:func:`drop_stale_caches` guards against what numba's cache does not see: it stamps a cached
+function with its own file only, so after an upgrade or a ``git pull`` that changed a module
+it calls or whose constants it froze (``gen.py`` under ``bound.py``'s engine loop), numba would
+load the old machine code and the run would silently use the old generator.  numasim stamps
+each cache folder with the hash of every source numba may compile from and empties the folder
+when that hash changes.
 """
 
 from __future__ import annotations
@@ -96,3 +103,52 @@ def announce_cold_compile() -> bool:
     os.environ[ENV_SAID] = "1"
     print(MESSAGE, file=sys.stderr, flush=True)
     return True
+
+
+# the source folders numba compiles from or freezes constants of (with numasim/jit.py)
+JIT_TREES = ("mm", "machine", "workloads", "memctrl")
+STAMP_FILE = "numasim-sources.stamp"
+
+
+def sources_stamp(root: Path | None = None) -> str:
+    """SHA-256 of every source numba may compile numasim code from (names and contents)."""
+    root = root or Path(__file__).resolve().parent
+    files = [root / "jit.py"] + sorted(p for t in JIT_TREES for p in (root / t).rglob("*.py"))
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def drop_stale_caches(root: Path | None = None) -> int:
+    """Empty every numba cache folder of numasim's sources whose stamp is not the sources'
+    hash as they are now, and stamp it; returns how many cache files went.  Called when
+    numasim is imported, before numba loads anything; a folder it cannot write is left as
+    it is (numba then uses it or another one as it always does)."""
+    root = root or Path(__file__).resolve().parent
+    try:
+        stamp = sources_stamp(root)
+    except OSError:
+        return 0
+    src_dirs = {root} | {p.parent for t in JIT_TREES for p in (root / t).rglob("*.py")}
+    removed = 0
+    for src in sorted(src_dirs):
+        for d in _cache_dirs(src / "x.py"):
+            mark = d / STAMP_FILE
+            try:
+                if mark.read_text() == stamp:
+                    continue
+            except OSError:
+                pass
+            try:
+                if not d.is_dir():
+                    if d.name != "__pycache__":
+                        continue  # numba's user cache folder: stamped once numba made it
+                    d.mkdir()
+                for f in [*d.glob("*.nbi"), *d.glob("*.nbc")]:
+                    f.unlink(missing_ok=True)
+                    removed += 1
+                mark.write_text(stamp)
+            except OSError:
+                continue
+    return removed

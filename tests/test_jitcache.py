@@ -77,6 +77,8 @@ def test_importing_the_jit_decorator_says_it_before_numba_compiles(tmp_path, col
     if not cold:
         for m in jitcache.JIT_MODULES:
             _fake_index(tmp_path, m)
+        for d in tmp_path.iterdir():  # stamped as numasim's import leaves a fresh cache
+            (d / jitcache.STAMP_FILE).write_text(jitcache.sources_stamp())
     code = "import sys, numasim.jit; assert 'numba' in sys.modules"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env=env, timeout=120)
@@ -90,3 +92,36 @@ def test_the_check_does_not_import_numba():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_a_changed_source_empties_the_cache_numba_would_load(tmp_path, monkeypatch):
+    """numba stamps a cached function with its own file only: a change in a module it calls
+    (gen.py under the engine loop) would load stale machine code.  numasim stamps each cache
+    folder with the hash of all its jitted sources and empties a folder whose stamp differs."""
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    src = tmp_path / "src"
+    for tree in jitcache.JIT_TREES:
+        (src / tree).mkdir(parents=True)
+        (src / tree / "a.py").write_text("X = 1\n")
+    (src / "jit.py").write_text("")
+    cache = jitcache._cache_dirs(src / "machine" / "a.py")[0]
+    cache.mkdir(parents=True)
+    (cache / "a.f-1.py311.nbi").write_bytes(b"old")
+    assert jitcache.drop_stale_caches(src) == 1  # no stamp yet: not known to be fresh
+    (cache / "a.f-1.py311.nbi").write_bytes(b"fresh")
+    assert jitcache.drop_stale_caches(src) == 0  # same sources: the cache stays
+    (src / "workloads" / "a.py").write_text("X = 2\n")  # another module changed
+    assert jitcache.drop_stale_caches(src) == 1
+    assert not (cache / "a.f-1.py311.nbi").exists()
+
+
+def test_the_sources_stamp_covers_the_jitted_modules():
+    """Every module with numba code is inside the stamped trees (or is jit.py)."""
+    for name in jitcache.JIT_MODULES:
+        parts = name.split(".")
+        assert parts[1] in jitcache.JIT_TREES or parts[1] == "jit"
+    for py in ROOT.rglob("*.py"):
+        text = py.read_text()
+        if "njit" in text or "kernel_jit" in text:
+            rel = py.relative_to(ROOT).parts
+            assert rel[0] in jitcache.JIT_TREES or rel[0] in ("jit.py", "jitcache.py"), rel
