@@ -6,7 +6,8 @@ of ``numasim.machine.bound.run_quantum``: plain reads/writes local, remote and i
 the fault path (``--init none``: every first store faults and zeroes its page), random and
 dependent accesses, a zipf mix, transparent huge pages (the pending-fault path), NUMA
 balancing with migrations (hinting faults, copy lines), reclaim with demotion on a small tier
-machine (kswapd polls, direct reclaim), and the ``dram`` controller model (mix pricing).
+machine (kswapd polls, direct reclaim), a last-level cache (hits, dirty victims), non-temporal
+writes (the write route) and the ``dram`` controller model (mix pricing).
 Sizes are small: the whole set runs in well under a minute once numba's cache is warm.
 
     python benchmarks/engine_hashes.py            # print "case md5" lines
@@ -73,6 +74,10 @@ def _cases():
         "numab-migrate": lambda: run(clx, trap(), numa_balancing=True, balancing_knobs=knobs),
         "reclaim-demote": lambda: run(load_machine(str(SMALL_TIER)), fill(),
                                       numa_balancing=2, balancing_knobs=knobs),
+        "llc-zipf": lambda: run(clx, "zipf", threads=4, size="4MiB", count=20000, write=True,
+                                cpu={"llc": {"size": MIB, "ways": 8}}),
+        "nt-copy": lambda: run(clx, "stream", op="copy", threads=8, size="4MiB",
+                               cpu={"write_allocate": False}, numactl="--interleave=all"),
         "dram-copy": lambda: run(dram, "stream", op="copy", threads=8, size="4MiB",
                                  cpus=list(range(8)), numactl="--membind=0"),
     }
