@@ -34,7 +34,7 @@ def main() -> None:
         for wl, kw in (("stream", {"op": "copy"}), ("gups", {})):
             best = {}
             for name, m in (("fifo", fifo), ("dram", dram)):
-                def once(m=m, wl=wl, kw=kw):
+                def once(m=m, wl=wl, kw=kw, engine=engine, size=size):
                     t = time.perf_counter()
                     run(m, wl, engine=engine, threads=24, size=size, cpus=list(range(24)),
                         numactl="--membind=0", **kw)
