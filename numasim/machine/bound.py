@@ -16,22 +16,28 @@ It counts the lines each (CPU, memory node, kind) moved, per time bin of the qua
 
 One request from issue to completion, in :func:`run_quantum`'s loop:
 
-1. the next access comes from the thread's buffer (``fill_batch``), its page lookups for the
-   accesses ahead are started (:func:`_prefetch_ahead`);
-2. it issues after its gap (and the access it depends on) when a miss slot is free
-   (:func:`_slot_free`); a due scheduler tick or kswapd step returns to Python first;
-   posted write-backs due by then pass the queues (:func:`_drain`);
+1. the next access comes from the thread's buffer (``fill_batch``), the page lookups of the
+   accesses ahead are started (``prefetch``);
+2. it issues after its gap (and the access it depends on) when a miss slot is free; a due
+   scheduler tick or kswapd step returns to Python first; posted write-backs due by then
+   pass the queues (:func:`_drain`);
 3. a fault Python handled (hinting fault, THP) issues the rest of its lines
    (:func:`_resume_fault`);
-4. the page: :func:`_lookup` (cached, present, zero page, or a fault); an ordinary fault goes
-   through the allocator core (:func:`_fault`), its zeroing lines issue
-   (:func:`_fault_lines`, the one loop of every fault's lines: zeroing, THP zeroing,
-   migration copy), it is counted (:func:`_fault_done`) and the access resumes when its
-   last line is back (:func:`_fault_end`);
-5. the access itself (:func:`_access`): zero page or LLC hit, else the serve step through
-   the CPU's private FIFOs (:func:`_serve`) plus the estimated wait behind others, one count
-   in its time bin (:func:`_next_bin`), a dirty line posted as a write-back (:func:`_post`);
+4. the page: the region's cached one, else :func:`_lookup` (present, zero page, or a
+   fault); an ordinary fault goes through the allocator core (:func:`_fault`), its zeroing
+   lines issue (:func:`_fault_lines`, the one loop of every fault's lines: zeroing, THP
+   zeroing, migration copy), it is counted (:func:`_fault_done`) and the access resumes
+   when its last line is back and a slot is free (:func:`_fault_end`, :func:`_slot_free`);
+5. the access itself: zero page or LLC hit (:func:`_llc`, a dirty victim written back),
+   else the serve step through the CPU's private FIFOs (:func:`_serve`) plus the estimated
+   wait behind others, one count in its time bin (:func:`_next_bin`), a dirty line posted
+   as a write-back (:func:`_post`);
 6. completion: it holds its miss slot until its data is back (:func:`_refill`).
+
+The path every access takes (steps 1, 2, 5, 6) is written out in :func:`run_quantum`: in a
+loop this large numba could not prune the reference counting of arrays passed to inlined
+helpers, and LLVM inlines small jitted callees on its own, so a version with every step a
+helper ran 5x slower (see the commit log); the rarer steps are helpers.
 
 At the quantum's end the bin counts, rows and counters are saved (:func:`_flush`,
 :func:`_save_rows`, :func:`_save_stats`).
@@ -297,22 +303,6 @@ def _first_bin(kx, t):
 
 
 @njit(cache=True, inline="always")
-def _prefetch_ahead(bufc, head, count, regions, pt_page, pages, pcache, lpp_shift):
-    """Random accesses miss the host's caches on their page lookups: start those of the
-    accesses ahead (a prefetch changes no value; skipped on the region's cached page)."""
-    if head + PF_SLOT < count:
-        r2 = bufc[head + PF_SLOT, B_R]
-        s2 = regions[r2, R_PT] + (bufc[head + PF_SLOT, B_LINE] >> lpp_shift)
-        if s2 != pcache[r2, 0]:
-            prefetch(pt_page, s2)
-    if head + PF_PAGE < count:
-        r2 = bufc[head + PF_PAGE, B_R]
-        s2 = regions[r2, R_PT] + (bufc[head + PF_PAGE, B_LINE] >> lpp_shift)
-        if s2 != pcache[r2, 0]:
-            prefetch(pages, pt_page[s2])
-
-
-@njit(cache=True, inline="always")
 def _slot_free(kx, ops, bufc, head, sl, sh):
     """When the miss slot the access at ``head`` waits for frees: the first to free, or with
     the stream prefetcher and a non-sweep access the one that leaves fewer than mlp in
@@ -330,9 +320,9 @@ def _lookup(pcache, nb_prot, pt_page, pages, pt_vma, vmas, r, pslot, write):
     """The page behind page-table slot ``pslot`` of region ``r``: (page, its node, whether the
     access faults, whether it is a NUMA hinting fault).  Which accesses fault is the kernel's
     rule: none, the zero page read, a present page written where it may be (anonymous and
-    mapped once, or a shared mapping); anything else faults (first touch, COW)."""
-    if pcache[r, 0] == pslot and (pcache[r, 3] != 0 or not write):
-        return pcache[r, 1], pcache[r, 2], False, False
+    mapped once, or a shared mapping); anything else faults (first touch, COW).  Called when
+    the region's cached page (``pcache``) does not serve the access; a page that does not
+    fault becomes the cached one."""
     pg = pt_page[pslot]
     node = -1
     wok = 0
@@ -392,8 +382,9 @@ def _fault_lines(lx, kx, pos, fx, src, dst, nz, k, tz, fend, stop):
     p0 = 0 if src >= 0 else 1
     ntot = (2 - p0) * nz
     while k < ntot:
-        pas = p0 + k // nz
-        if pas == 1 and k % nz == 0 and fend > tz:
+        # the pass (0 read, 1 write), without two integer divisions a line (k < 2 nz)
+        pas = 1 if p0 == 1 or k >= nz else 0
+        if pas == 1 and (k == 0 or k == nz) and fend > tz:
             tz = fend  # the writes start when every read has arrived
         nd = src if pas == 0 else dst
         kind = P_READ if pas == 0 else P_WRITE
@@ -490,76 +481,23 @@ def _fault_end(lx, kx, ops, bufc, head, sh, wbh, nwb, fend, last):
 
 
 @njit(cache=True, inline="always")
-def _access(lx, kx, llc, hx, pos, pg, line, node, write, ti, histc):
-    """The access itself: the zero page and LLC hits cost their fixed latency (an LLC victim
-    that was dirty goes out as a write-back); a miss passes the serve step and waits behind
-    the others' estimated wait, drawn uniformly over [w/2, 3w/2) around its mean (splitmix64
-    of a per-CPU counter: one wait for all kept CPUs in lockstep).  ``hx``: the quantum's
-    access counters (hits, write-backs, misses, latency and wait sums, local misses, the
-    draw counter); ``pos``: (write-back ring head and length, time bin and its end).
-    Returns (latency, hx, pos)."""
-    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, cr, cw, service, latr, wr, ww = lx
-    lpp, write_allocate, llc_on, hit_cyc, llc_hit = kx[5], kx[6], kx[7], kx[8], kx[9]
-    q_start, bin_inv, nbin, cn = kx[12], kx[13], kx[14], kx[15]
-    n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey = hx
-    wbh, nwb, bcur, bend = pos
-    if pg == PT_ZERO:
-        latv = hit_cyc
-        n_hits += 1.0
-    else:
-        hit = 0
-        if llc_on and (write_allocate or not write):
-            llc_tags, llc_meta, llc_clock = llc
-            key = pg * lpp + (line & (lpp - 1))
-            hit, wbn = C.llc_access(llc_tags, llc_meta, llc_clock, cn, key, write, node)
-            if wbn >= 0:
-                we = _serve(rw, cw, wbn, ti, sfl, service)
-                pw[wbn * P_NKINDS + P_WB] += we
-                if ti >= bend and bcur < nbin - 1:
-                    bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
-                lb[wbn * P_NKINDS + P_WB] += 1
-                n_wb += 1.0
-        if hit != 0:
-            latv = llc_hit
-            n_hits += 1.0
-        else:
-            dkey += np.uint64(1)
-            dith = 0.5 + _splitmix_uniform(dkey)
-            # a non-temporal write goes to memory on the write route, anything else (a read,
-            # a read for ownership) comes back on the read route
-            if write and not write_allocate:
-                route = rw
-                rcost = cw
-                kind = P_WRITE
-                w = ww[node] * dith
-            else:
-                route = rr
-                rcost = cr
-                kind = P_READ
-                w = wr[node] * dith
-            ws = _serve(route, rcost, node, ti, sfl, service)
-            pw[node * P_NKINDS + kind] += ws
-            w += ws
-            if ti >= bend and bcur < nbin - 1:
-                bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
-            lb[node * P_NKINDS + kind] += 1
-            latv = latr[node] + w
-            if write and write_allocate and not llc_on:
-                # the dirty line is written back when it arrives: queue it by time
-                if nwb > wbqc.shape[0] - 1:  # full (cannot happen: capacity > mlp)
-                    wbh, nwb = _drain(wbqc, wbh, nwb, wbqc[wbh, 0], rw, cw, sfl, service, pw)
-                nwb = _post(wbqc, wbh, nwb, ti + latv, node)
-                if ti >= bend and bcur < nbin - 1:
-                    bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
-                lb[node * P_NKINDS + P_WB] += 1
-                n_wb += 1.0
-            n_mem += 1.0
-            lat_sum += latv
-            wait_sum += w
-            if node == cn:
-                n_local += 1.0
-            histc[C.hist_bin(latv)] += 1
-    return latv, (n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey), (wbh, nwb, bcur, bend)
+def _llc(llc, rw, cw, sfl, service, pw, pbinc, lb, kx, pos, pg, line, node, write, ti):
+    """The last-level cache: is line ``line`` of page ``pg`` a hit; a dirty victim goes out
+    as a write-back through the serve step, counted in its time bin.  ``pos``: (time bin,
+    its end).  Returns (hit, write-backs, pos)."""
+    lpp, q_start, bin_inv, nbin, cn = kx[5], kx[12], kx[13], kx[14], kx[15]
+    bcur, bend = pos
+    llc_tags, llc_meta, llc_clock = llc
+    key = pg * lpp + (line & (lpp - 1))
+    hit, wbn = C.llc_access(llc_tags, llc_meta, llc_clock, cn, key, write, node)
+    n_wb = 0.0
+    if wbn >= 0:
+        pw[wbn * P_NKINDS + P_WB] += _serve(rw, cw, wbn, ti, sfl, service)
+        if ti >= bend and bcur < nbin - 1:
+            bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
+        lb[wbn * P_NKINDS + P_WB] += 1
+        n_wb = 1.0
+    return hit, n_wb, (bcur, bend)
 
 
 @njit(cache=True)
@@ -585,84 +523,78 @@ def _save_stats(st, c, n_acc, nbytes, hx, fx):
 @njit(cache=True)
 def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
     """Run CPU ``c`` until its next access would issue at or after ``t_end`` (or its thread
-    has no more accesses).  The arrays come in bundles, unpacked at compile time: ``kern``
-    the kernel's (``KernelState.core_args()``), ``fres`` the fault result, ``cpu`` the CPUs'
-    state and statistics (ci, cs, slots, buf, ops, opf, ts, rngs, trace, st, hist, pf, pi),
-    ``eng`` the engine's (waits, lat, route_r, route_w, service, sfree, pwait, wbq, pbin,
-    cost_r, cost_w), ``llc`` the last-level caches (tags, meta, clock), ``numab`` NUMA
-    balancing's (prot, nbi, nbf: :mod:`numasim.machine.numab_clock`; prot is empty when
-    balancing is off) and reclaim's accessed bits (young, :mod:`numasim.machine.kswapd_clock`).
-    Returns FAULT_OK, or the allocator's status when a fault needs Python (FAULT_NEED_ROOM,
-    FAULT_OOM, FAULT_SEGV...), or NUMAB_TICK / NUMAB_HINT / NUMAB_THP when the thread's
-    scheduler tick is due / its access is a hinting fault / a fault with THP on, or
-    KSWAPD_POLL when reclaim's kswapd has to run first; the access then stays in the buffer
-    (a fault Python handled is charged when the access resumes: :func:`_resume_fault`).
-
-    Clocks, slots and counters live in locals (tuples across the steps) and are written back
-    at the end (:func:`_save_rows`, :func:`_save_stats`).
+    has no more accesses).  The bundles, unpacked at compile time: ``kern`` the kernel's
+    arrays (``KernelState.core_args()``), ``fres`` the fault result, ``cpu`` the CPUs'
+    (ci, cs, slots, buf, ops, opf, ts, rngs, trace, st, hist, pf, pi), ``eng`` the engine's
+    (waits, lat, route_r, route_w, service, sfree, pwait, wbq, pbin, cost_r, cost_w), ``llc``
+    the last-level caches (tags, meta, clock), ``numab`` NUMA balancing's (prot, nbi, nbf:
+    :mod:`numasim.machine.numab_clock`) and reclaim's accessed bits (young).  Returns
+    FAULT_OK, the allocator's status when a fault needs Python, NUMAB_TICK / NUMAB_HINT /
+    NUMAB_THP (a tick due, a hinting fault, a fault with THP on) or KSWAPD_POLL; the access
+    then stays in the buffer.  The path every access takes is written here, the rarer ones
+    in the helpers above (why: the module docstring).
     """
     ci, cs, slots, buf, ops, opf, ts, rngs, trace, st, hist, pf, pi = cpu
-    regions, vmas, pages, pt_page, pt_vma, sysvars = \
-        kern[11], kern[12], kern[15], kern[16], kern[17], kern[4]
+    regions, pages, pt_page, sysvars = kern[11], kern[15], kern[16], kern[4]
     nb_prot, nbi, nbf, young = numab
     kx, lx = _begin(c, cpu, eng)
-    sl, sfl, pw, lb, pbinc, wbqc, rw, cw, service = \
-        lx[0], lx[1], lx[2], lx[3], lx[4], lx[5], lx[7], lx[9], lx[10]
-    lpp_shift, lpp, fault_cyc = kx[4], kx[5], kx[10]
-    th = ci[c, C.CI_THREAD]
+    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, cr, cw, service, latr, wr, ww = lx
+    (off1, nsl, prefetch_on, line_b, lpp_shift, lpp, write_allocate, llc_on, hit_cyc, llc_hit,
+     fault_cyc, _, q_start, bin_inv, nbin, cn) = kx
     bufc = buf[c]
     histc = hist[c]
-    issue = cs[c, C.CS_ISSUE]
-    dprev = cs[c, C.CS_DPREV]
-    last = cs[c, C.CS_LAST]
+    issue, dprev, last = cs[c, C.CS_ISSUE], cs[c, C.CS_DPREV], cs[c, C.CS_LAST]
     sh = 0  # head of the slots' ring: the slot that frees first
     bcur, bend = _first_bin(kx, issue)
-    head = ci[c, C.CI_HEAD]
-    count = ci[c, C.CI_COUNT]
-    nwb = ci[c, C.CI_WBN]
-    wbh = ci[c, C.CI_WBH]
+    head, count = ci[c, C.CI_HEAD], ci[c, C.CI_COUNT]
+    nwb, wbh = ci[c, C.CI_WBN], ci[c, C.CI_WBH]
+    qmask = wbqc.shape[0] - 1  # capacity is a power of two
     # the last page looked up in each region: (page-table slot, page, node, writable)
     pcache = np.zeros((regions.shape[0], 4), dtype=np.int64)
     pcache[:, 0] = -1
-    # the access counters (see _access); the wait spread's draws are a splitmix64 counter
-    # keyed by CPU and access number, resumed where the last quantum stopped
-    hx = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-          (np.uint64(c) << np.uint64(40)) + np.uint64(st[c, C.ST_ACCESSES]))
-    n_acc = 0.0
-    nbytes = 0.0
-    stall = 0.0
-    q_nreq = 0.0
-    q_lat = 0.0
-    q_zstall = 0.0
+    # the wait spread's draws: a splitmix64 counter keyed by CPU and access number, resumed
+    # where the last quantum stopped
+    dkey = (np.uint64(c) << np.uint64(40)) + np.uint64(st[c, C.ST_ACCESSES])
+    n_acc = n_mem = n_hits = lat_sum = wait_sum = n_local = nbytes = n_wb = 0.0
+    stall = q_nreq = q_lat = q_zstall = 0.0
     status = FAULT_OK
     while True:
         if head >= count:
-            count = fill_batch(ops, opf, ts, rngs, th, trace, buf, c)
+            count = fill_batch(ops, opf, ts, rngs, ci[c, C.CI_THREAD], trace, buf, c)
             head = 0
             if count == 0:
                 ci[c, C.CI_FINISHED] = 1
                 break
-        _prefetch_ahead(bufc, head, count, regions, pt_page, pages, pcache, lpp_shift)
+        if head + PF_SLOT < count:
+            r2 = bufc[head + PF_SLOT, B_R]
+            s2 = regions[r2, R_PT] + (bufc[head + PF_SLOT, B_LINE] >> lpp_shift)
+            if s2 != pcache[r2, 0]:
+                prefetch(pt_page, s2)
+        if head + PF_PAGE < count:
+            r2 = bufc[head + PF_PAGE, B_R]
+            s2 = regions[r2, R_PT] + (bufc[head + PF_PAGE, B_LINE] >> lpp_shift)
+            if s2 != pcache[r2, 0]:
+                prefetch(pages, pt_page[s2])
         # ---- when the access issues: after its gap (and its dependency), with a slot free
-        r = bufc[head, B_R]
-        line = bufc[head, B_LINE]
-        gap = bufc[head, B_GAP]
+        r, line, gap = bufc[head, B_R], bufc[head, B_LINE], bufc[head, B_GAP]
         base = issue + gap
         ti = base
         if bufc[head, B_DEP] != 0 and dprev + gap > ti:
             ti = dprev + gap
-        smin = _slot_free(kx, ops, bufc, head, sl, sh)
-        if smin > ti:
-            ti = smin
+        so = C.slot_offset(ops, bufc[head, B_OP], prefetch_on, off1, line_b) if off1 > 0 else 0
+        so += sh
+        if so >= nsl:
+            so -= nsl
+        if sl[so] > ti:
+            ti = sl[so]
         if nbi[c, NBI_PENDING] == 2:
             ti = nbf[c, NBF_TZ]  # a fault's lines still to issue: the CPU resumes them
         if ti >= t_end:
             break
-        # ---- NUMA balancing (numab_clock): the scheduler tick runs before the access
-        if ti >= nbf[c, NBF_TICK]:
+        if ti >= nbf[c, NBF_TICK]:  # NUMA balancing: the scheduler tick runs first
             status = NUMAB_TICK
             break
-        # ---- reclaim (kswapd_clock): a kswapd woken, or an awake one's step due
+        # reclaim (kswapd_clock): a kswapd woken, or an awake one's step due
         if sysvars[SV_KSWAPD_WAKE] != 0 or ti >= nbf[c, NBF_KSWAPD]:
             nbf[c, NBF_AT] = ti
             status = KSWAPD_POLL
@@ -674,23 +606,26 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
                 _resume_fault(lx, kx, nbi, nbf, st, c, (sh, wbh, nwb, bcur, bend),
                               (stall, q_lat, q_nreq, q_zstall), ti, base, t_end)
             if nbi[c, NBI_PENDING] != 0:
-                if fend > last:
-                    last = fend
+                last = max(last, fend)
                 break
             ti, base, last, wbh, nwb = _fault_end(lx, kx, ops, bufc, head, sh, wbh, nwb,
                                                   fend, last)
-        # ---- the page: cached, present, or a fault
+        # ---- the page: the region's cached one, else a lookup (present, zero, a fault)
         write = bufc[head, B_MODE] == STORE
         off = line >> lpp_shift
         pslot = regions[r, R_PT] + off
-        pg, node, fault, hint = _lookup(pcache, nb_prot, pt_page, pages, pt_vma, vmas, r,
-                                        pslot, write)
-        if hint or (fault and sysvars[SV_THP] != 0):
-            # a hinting fault, or transparent huge pages (the huge fault path is Python's:
-            # numab_clock.thp_fault)
-            nbf[c, NBF_AT] = ti
-            status = NUMAB_HINT if hint else NUMAB_THP
-            break
+        fault = False
+        if pcache[r, 0] == pslot and (pcache[r, 3] != 0 or not write):
+            pg, node = pcache[r, 1], pcache[r, 2]
+        else:
+            pg, node, fault, hint = _lookup(pcache, nb_prot, pt_page, pages, kern[17],
+                                            kern[12], r, pslot, write)
+            if hint or (fault and sysvars[SV_THP] != 0):
+                # a hinting fault, or a fault under transparent huge pages (the huge fault
+                # path is Python's: numab_clock.thp_fault)
+                nbf[c, NBF_AT] = ti
+                status = NUMAB_HINT if hint else NUMAB_THP
+                break
         if fault:
             status, pg, node, nz = _fault(kern, fres, pcache, ci[c, C.CI_TASK], r, off, pslot,
                                           write, lpp)
@@ -712,8 +647,55 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
         head += 1
         n_acc += 1.0
         nbytes += bufc[head - 1, B_BYTES]
-        latv, hx, (wbh, nwb, bcur, bend) = _access(lx, kx, llc, hx, (wbh, nwb, bcur, bend),
-                                                    pg, line, node, write, ti, histc)
+        hit = 0
+        if pg == PT_ZERO:
+            hit = 1
+        elif llc_on and (write_allocate or not write):
+            hit, d, (bcur, bend) = _llc(llc, rw, cw, sfl, service, pw, pbinc, lb, kx,
+                                        (bcur, bend), pg, line, node, write, ti)
+            n_wb += d
+        if hit != 0:
+            latv = hit_cyc if pg == PT_ZERO else llc_hit
+            n_hits += 1.0
+        else:
+            # a miss: the wait behind others, uniform over [w/2, 3w/2) around its mean
+            # (splitmix64 of a per-CPU counter): one wait for all kept CPUs in lockstep
+            dkey += np.uint64(1)
+            dith = 0.5 + _splitmix_uniform(dkey)
+            # a non-temporal write goes to memory on the write route, anything else (a read,
+            # a read for ownership) comes back on the read route
+            if write and not write_allocate:
+                route = rw
+                rcost = cw
+                kind = P_WRITE
+                w = ww[node] * dith
+            else:
+                route = rr
+                rcost = cr
+                kind = P_READ
+                w = wr[node] * dith
+            ws = _serve(route, rcost, node, ti, sfl, service)
+            pw[node * P_NKINDS + kind] += ws
+            w += ws
+            if ti >= bend and bcur < nbin - 1:
+                bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
+            lb[node * P_NKINDS + kind] += 1
+            latv = latr[node] + w
+            if write and write_allocate and not llc_on:
+                # the dirty line is written back when it arrives: queue it by time
+                if nwb > qmask:  # full (cannot happen: capacity > mlp)
+                    wbh, nwb = _drain(wbqc, wbh, nwb, wbqc[wbh, 0], rw, cw, sfl, service, pw)
+                nwb = _post(wbqc, wbh, nwb, ti + latv, node)
+                if ti >= bend and bcur < nbin - 1:
+                    bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
+                lb[node * P_NKINDS + P_WB] += 1
+                n_wb += 1.0
+            n_mem += 1.0
+            lat_sum += latv
+            wait_sum += w
+            if node == cn:
+                n_local += 1.0
+            histc[C.hist_bin(latv)] += 1
         # ---- completion: the access holds its miss slot until its data is back
         done = ti + latv
         sh = _refill(sl, sh, done)
@@ -723,12 +705,8 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
             last = done
     _flush(pbinc, lb, bcur)
     _save_rows(c, slots, eng[5], eng[6], sl, sh, sfl, pw)
-    ci[c, C.CI_HEAD] = head
-    ci[c, C.CI_COUNT] = count
-    ci[c, C.CI_WBN] = nwb
-    ci[c, C.CI_WBH] = wbh
-    cs[c, C.CS_ISSUE] = issue
-    cs[c, C.CS_DPREV] = dprev
-    cs[c, C.CS_LAST] = last
-    _save_stats(st, c, n_acc, nbytes, hx, (stall, q_lat, q_nreq, q_zstall))
+    ci[c, C.CI_HEAD], ci[c, C.CI_COUNT], ci[c, C.CI_WBN], ci[c, C.CI_WBH] = head, count, nwb, wbh
+    cs[c, C.CS_ISSUE], cs[c, C.CS_DPREV], cs[c, C.CS_LAST] = issue, dprev, last
+    _save_stats(st, c, n_acc, nbytes, (n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey),
+                (stall, q_lat, q_nreq, q_zstall))
     return status
