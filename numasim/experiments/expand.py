@@ -642,13 +642,18 @@ def _add_once(ctx: _Ctx, checked: set, msg: str, loc: Loc, hint: str | None = No
         ctx.add(msg, loc, hint)
 
 
+# a point's settings besides the workload's and the CPU's (a point with one unreadable is
+# dropped after its problem is reported)
+POINT_SETTINGS = ("engine", "linux", "numactl", "weights", "quantum", "fast_forward",
+                  "numa_balancing", "thp", "khugepaged")
+
+
 def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
              ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The resolved config of one point's settings (without the seed), or None."""
     n_before = len(ctx.problems)
     vals: dict[str, Any] = {}
-    for canon in ("engine", "linux", "numactl", "weights", "quantum", "fast_forward",
-                  "numa_balancing", "thp", "khugepaged"):
+    for canon in POINT_SETTINGS:
         s = st[canon]
         try:
             vals[canon] = P.check_value(canon, s.value)
@@ -713,7 +718,7 @@ def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
         ok = False
     # a problem met at an earlier point is reported once, so this point's own bad values
     # (a setting it could not read) are counted here, after the cross checks
-    if not ok or cpu_bad or len(vals) < 8:
+    if not ok or cpu_bad or len(vals) < len(POINT_SETTINGS):
         return None, None
     config = {
         "numasim": __version__,
