@@ -37,8 +37,6 @@ EXCEPTIONS: dict[str, str] = {
     "mm/alloc_ref.py:pgtable_alloc": "same signature as the core (backend contract)",
     "mm/numab_core.py:numa_hint_faults": "state arrays passed one by one (jitted)",
     "mm/numab_core.py:misplaced": "state arrays passed one by one (jitted)",
-    # The fast engine's quantum loop: being split by the bound.py work of issue 9.
-    "machine/bound.py:run_quantum": "276 lines; its split is a separate piece of issue 9",
 }
 
 

@@ -13,6 +13,28 @@ load the weave then mistook for a convoy.  (A spread of [0, 2w) did as well for 
 but widened the latency distribution of a saturated controller, where every request waits
 behind a nearly constant queue: p50 34 % below the exact engine's, p99 49 % above.)
 It counts the lines each (CPU, memory node, kind) moved, per time bin of the quantum.
+
+One request from issue to completion, in :func:`run_quantum`'s loop:
+
+1. the next access comes from the thread's buffer (``fill_batch``), its page lookups for the
+   accesses ahead are started (:func:`_prefetch_ahead`);
+2. it issues after its gap (and the access it depends on) when a miss slot is free
+   (:func:`_slot_free`); a due scheduler tick or kswapd step returns to Python first;
+   posted write-backs due by then pass the queues (:func:`_drain`);
+3. a fault Python handled (hinting fault, THP) issues the rest of its lines
+   (:func:`_resume_fault`);
+4. the page: :func:`_lookup` (cached, present, zero page, or a fault); an ordinary fault goes
+   through the allocator core (:func:`_fault`), its zeroing lines issue
+   (:func:`_fault_lines`, the one loop of every fault's lines: zeroing, THP zeroing,
+   migration copy), it is counted (:func:`_fault_done`) and the access resumes when its
+   last line is back (:func:`_fault_end`);
+5. the access itself (:func:`_access`): zero page or LLC hit, else the serve step through
+   the CPU's private FIFOs (:func:`_serve`) plus the estimated wait behind others, one count
+   in its time bin (:func:`_next_bin`), a dirty line posted as a write-back (:func:`_post`);
+6. completion: it holds its miss slot until its data is back (:func:`_refill`).
+
+At the quantum's end the bin counts, rows and counters are saved (:func:`_flush`,
+:func:`_save_rows`, :func:`_save_stats`).
 """
 
 from __future__ import annotations
@@ -230,6 +252,336 @@ def _next_bin(pbinc, lb, t, bcur, q_start, bin_inv, nbin):
     return bcur, q_start + (bcur + 1) / bin_inv
 
 
+# ---- the steps of one request, in the order run_quantum takes them.  ``kx`` (the CPU's
+# constants for the quantum) and ``lx`` (the arrays every line touches) are tuples built once
+# per quantum by _begin; numba unpacks them at compile time, so a helper pays nothing for the
+# fields it does not use.  The scalars a step changes come back in its return value.
+
+
+@njit(cache=True)
+def _begin(c, cpu, eng):
+    """CPU c's constants for this quantum (``kx``) and the arrays its lines touch (``lx``:
+    its slots' ring, its private FIFOs, its wait and bin counters, its rows of the routes,
+    costs, idle latencies and estimated waits)."""
+    ci, cs, slots, buf, ops, opf, ts, rngs, trace, st, hist, pf, pi = cpu
+    waits, lat, route_r, route_w, service, sfree, pwait, wbq, pbin, cost_r, cost_w = eng
+    cn = ci[c, C.CI_NODE]
+    lpp_shift = pi[C.PI_LPP_SHIFT]
+    nsl = slots.shape[1]
+    nbin = np.int64(pf[C.PF_NBINS])
+    kx = (nsl - pi[C.PI_MLP],  # a non-prefetched miss waits for this slot (0: no prefetch)
+          nsl, pi[C.PI_PREFETCH] != 0, np.int64(pf[C.PF_LINE]), lpp_shift,
+          np.int64(1) << lpp_shift, pi[C.PI_WRITE_ALLOCATE] != 0, pi[C.PI_LLC] != 0,
+          pf[C.PF_HIT], pf[C.PF_LLC_HIT], pf[C.PF_FAULT], pf[C.PF_ZERO_GAP],
+          pf[C.PF_Q_START], pf[C.PF_BIN_INV], nbin, cn)
+    sl, wr, ww, latr, sfl = _cpu_rows(c, cn, slots, waits, lat, sfree)
+    nn = waits.shape[2]
+    pw = np.zeros(nn * P_NKINDS)  # private-FIFO waits by (node, kind), for burst factors
+    # lines by (node, kind) in the current time bin; flushed to pbin when the bin changes
+    lb = np.zeros(nn * P_NKINDS, dtype=np.int64)
+    lx = (sl, sfl, pw, lb, pbin[c], wbq[c], route_r[cn], route_w[cn], cost_r[cn], cost_w[cn],
+          service, latr, wr, ww)
+    return kx, lx
+
+
+@njit(cache=True, inline="always")
+def _first_bin(kx, t):
+    """The time bin of cycle ``t`` (clamped to the quantum's bins) and its end."""
+    q_start, bin_inv, nbin = kx[12], kx[13], kx[14]
+    bcur = np.int64((t - q_start) * bin_inv)
+    if bcur < 0:
+        bcur = 0
+    elif bcur >= nbin:
+        bcur = nbin - 1
+    return bcur, q_start + (bcur + 1) / bin_inv
+
+
+@njit(cache=True, inline="always")
+def _prefetch_ahead(bufc, head, count, regions, pt_page, pages, pcache, lpp_shift):
+    """Random accesses miss the host's caches on their page lookups: start those of the
+    accesses ahead (a prefetch changes no value; skipped on the region's cached page)."""
+    if head + PF_SLOT < count:
+        r2 = bufc[head + PF_SLOT, B_R]
+        s2 = regions[r2, R_PT] + (bufc[head + PF_SLOT, B_LINE] >> lpp_shift)
+        if s2 != pcache[r2, 0]:
+            prefetch(pt_page, s2)
+    if head + PF_PAGE < count:
+        r2 = bufc[head + PF_PAGE, B_R]
+        s2 = regions[r2, R_PT] + (bufc[head + PF_PAGE, B_LINE] >> lpp_shift)
+        if s2 != pcache[r2, 0]:
+            prefetch(pages, pt_page[s2])
+
+
+@njit(cache=True, inline="always")
+def _slot_free(kx, ops, bufc, head, sl, sh):
+    """When the miss slot the access at ``head`` waits for frees: the first to free, or with
+    the stream prefetcher and a non-sweep access the one that leaves fewer than mlp in
+    flight."""
+    off1, nsl, prefetch_on, line_b = kx[0], kx[1], kx[2], kx[3]
+    so = C.slot_offset(ops, bufc[head, B_OP], prefetch_on, off1, line_b) if off1 > 0 else 0
+    so += sh
+    if so >= nsl:
+        so -= nsl
+    return sl[so]
+
+
+@njit(cache=True, inline="always")
+def _lookup(pcache, nb_prot, pt_page, pages, pt_vma, vmas, r, pslot, write):
+    """The page behind page-table slot ``pslot`` of region ``r``: (page, its node, whether the
+    access faults, whether it is a NUMA hinting fault).  Which accesses fault is the kernel's
+    rule: none, the zero page read, a present page written where it may be (anonymous and
+    mapped once, or a shared mapping); anything else faults (first touch, COW)."""
+    if pcache[r, 0] == pslot and (pcache[r, 3] != 0 or not write):
+        return pcache[r, 1], pcache[r, 2], False, False
+    pg = pt_page[pslot]
+    node = -1
+    wok = 0
+    fault = False
+    if pg >= 0 and core.pte_numa_hint(nb_prot, pt_page, pslot):
+        return pg, node, False, True
+    if pg >= 0:
+        node = pages[pg, PG_NODE]
+        wok = 1
+        if not (pages[pg, PG_KIND] == PGK_ANON and pages[pg, PG_MAPCOUNT] <= 1):
+            wok = 1 if vmas[pt_vma[pslot], V_SHARED] != 0 else 0
+        fault = write and wok == 0
+    elif not (pg == PT_ZERO and not write):
+        fault = True
+    if not fault:
+        pcache[r, 0] = pslot
+        pcache[r, 1] = pg
+        pcache[r, 2] = node
+        pcache[r, 3] = wok
+    return pg, node, fault, False
+
+
+@njit(cache=True)
+def _fault(kern, fres, pcache, t, r, off, pslot, write, lpp):
+    """An ordinary fault through the allocator core: (status, page, its node, lines to zero).
+    The page cache of every region is dropped (the fault may have changed page tables: COW
+    frees pages)."""
+    (zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, policies, pol_nodes,
+     tasks, task_mems, regions, vmas, objs, sp, pages, pt_page, pt_vma, obj_pages,
+     pgtables) = kern
+    status = core.handle_mm_fault_range(
+        zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, policies, pol_nodes,
+        tasks, task_mems, regions, vmas, objs, sp, pages, pt_page, pt_vma, obj_pages,
+        pgtables, t, r, regions[r, R_START] + off, 1, np.int64(write), core.OOM_MAY, fres)
+    if status != FAULT_OK:
+        return status, -1, -1, 0
+    pg = pt_page[pslot]
+    pcache[:, 0] = -1
+    node = pages[pg, PG_NODE] if pg >= 0 else -1
+    return status, pg, node, fres[core.R_ALLOCATED] * lpp
+
+
+@njit(cache=True)
+def _fault_lines(lx, kx, pos, fx, src, dst, nz, k, tz, fend, stop):
+    """The one loop of a fault's lines: ``nz`` lines read from ``src`` (none when src < 0),
+    then ``nz`` written to ``dst`` -- a fresh page's zeroing (src < 0), a migration's copy,
+    a THP's zeroing -- from line ``k`` on, the first at cycle ``tz``, one every zero_gap.
+    Each line waits for a miss slot, passes the serve step, is counted in its time bin; the
+    writes start when every read has arrived.  Lines stop at cycle ``stop`` (a pending
+    fault's rest issues in the next quantum; an ordinary fault passes inf).  ``pos``: (slots'
+    head, write-back ring head and length, time bin and its end); ``fx``: (stall, queue
+    latency, requests) of the quantum.  Returns (k, tz, fend, pos, fx)."""
+    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, cr, cw, service, latr, wr, ww = lx
+    off1, nsl, zero_gap, q_start, bin_inv, nbin = kx[0], kx[1], kx[11], kx[12], kx[13], kx[14]
+    sh, wbh, nwb, bcur, bend = pos
+    stall, q_lat, q_nreq = fx
+    p0 = 0 if src >= 0 else 1
+    ntot = (2 - p0) * nz
+    while k < ntot:
+        pas = p0 + k // nz
+        if pas == 1 and k % nz == 0 and fend > tz:
+            tz = fend  # the writes start when every read has arrived
+        nd = src if pas == 0 else dst
+        kind = P_READ if pas == 0 else P_WRITE
+        zl = latr[nd] + (wr[nd] if pas == 0 else ww[nd])
+        zo = sh + off1
+        if zo >= nsl:
+            zo -= nsl
+        zmin = sl[zo]
+        if zmin > tz:
+            stall += zmin - tz
+            tz = zmin
+        if tz >= stop:
+            break
+        wbh, nwb = _drain(wbqc, wbh, nwb, tz, rw, cw, sfl, service, pw)
+        if pas == 0:
+            wz = _serve(rr, cr, nd, tz, sfl, service)
+        else:
+            wz = _serve(rw, cw, nd, tz, sfl, service)
+        pw[nd * P_NKINDS + kind] += wz
+        dz = tz + zl + wz
+        sh = _refill(sl, sh, dz)
+        if dz > fend:
+            fend = dz
+        if tz >= bend and bcur < nbin - 1:
+            bcur, bend = _next_bin(pbinc, lb, tz, bcur, q_start, bin_inv, nbin)
+        lb[nd * P_NKINDS + kind] += 1
+        q_lat += zl + wz
+        q_nreq += 1.0
+        tz += zero_gap
+        k += 1
+    return k, tz, fend, (sh, wbh, nwb, bcur, bend), (stall, q_lat, q_nreq)
+
+
+@njit(cache=True, inline="always")
+def _fault_done(st, c, src, nz, t0, tz, fend, q_zstall):
+    """A fault's lines have all issued: count it (zeroing lines when nothing was copied);
+    waiting for its last lines is a memory stall too (the weave's demand model must see a
+    fault-bound CPU as memory-bound).  Returns the quantum's zeroing stall."""
+    if src < 0:
+        st[c, C.ST_ZERO_LINES] += nz
+    if fend > tz:
+        q_zstall += fend - tz
+    st[c, C.ST_FAULTS] += 1
+    st[c, C.ST_FAULT_CYCLES] += fend - t0
+    return q_zstall
+
+
+@njit(cache=True)
+def _resume_fault(lx, kx, nbi, nbf, st, c, pos, fx, ti, base, t_end):
+    """The fault the kernel's Python side handled (a hinting fault: fault_ns + the TLB
+    shootdown, then the migration's copy; a THP fault: fault_ns, then the zeroing) issues
+    its lines up to the quantum's end; the rest wait in nbi/nbf for the next quantum, so the
+    weave counts each line in the quantum it issues in (a THP's 32768 lines counted in one
+    short quantum looked like a burst far beyond any bandwidth: the next fault then waited
+    ~100 us a line).  ``fx``: (stall, queue latency, requests, zeroing stall).  Returns
+    (fend, pos, fx); ``nbi[c, NBI_PENDING]`` is 0 once the fault is done."""
+    stall, q_lat, q_nreq, q_zstall = fx
+    if nbi[c, NBI_PENDING] == 1:
+        stall += ti - base
+        nbi[c, NBI_PENDING] = 2
+        nbi[c, NBI_DONE] = 0
+        nbf[c, NBF_T0] = ti
+        nbf[c, NBF_TZ] = ti + kx[10] + nbf[c, NBF_EXTRA]
+        nbf[c, NBF_FEND] = nbf[c, NBF_TZ]
+    src = nbi[c, NBI_SRC]
+    nz = nbi[c, NBI_LINES]
+    k, tz, fend, pos, (stall, q_lat, q_nreq) = _fault_lines(
+        lx, kx, pos, (stall, q_lat, q_nreq), src, nbi[c, NBI_DST], nz, nbi[c, NBI_DONE],
+        nbf[c, NBF_TZ], nbf[c, NBF_FEND], t_end)
+    if k < (1 if src < 0 else 2) * nz:
+        # the quantum ended mid-fault: the rest issues in the next one
+        nbi[c, NBI_DONE] = k
+        nbf[c, NBF_TZ] = tz
+        nbf[c, NBF_FEND] = fend
+    else:
+        nbi[c, NBI_PENDING] = 0
+        q_zstall = _fault_done(st, c, src, nz, nbf[c, NBF_T0], tz, fend, q_zstall)
+    return fend, pos, (stall, q_lat, q_nreq, q_zstall)
+
+
+@njit(cache=True, inline="always")
+def _fault_end(lx, kx, ops, bufc, head, sh, wbh, nwb, fend, last):
+    """After a fault the access issues when its last line arrived and a miss slot is free;
+    write-backs due by then go first.  Returns (issue cycle, base, last, wbh, nwb)."""
+    sl, sfl, pw, rw, cw, service, wbqc = lx[0], lx[1], lx[2], lx[7], lx[9], lx[10], lx[5]
+    if fend > last:
+        last = fend
+    ti = fend
+    smin = _slot_free(kx, ops, bufc, head, sl, sh)
+    if smin > ti:
+        ti = smin
+    wbh, nwb = _drain(wbqc, wbh, nwb, ti, rw, cw, sfl, service, pw)
+    return ti, ti, last, wbh, nwb
+
+
+@njit(cache=True, inline="always")
+def _access(lx, kx, llc, hx, pos, pg, line, node, write, ti, histc):
+    """The access itself: the zero page and LLC hits cost their fixed latency (an LLC victim
+    that was dirty goes out as a write-back); a miss passes the serve step and waits behind
+    the others' estimated wait, drawn uniformly over [w/2, 3w/2) around its mean (splitmix64
+    of a per-CPU counter: one wait for all kept CPUs in lockstep).  ``hx``: the quantum's
+    access counters (hits, write-backs, misses, latency and wait sums, local misses, the
+    draw counter); ``pos``: (write-back ring head and length, time bin and its end).
+    Returns (latency, hx, pos)."""
+    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, cr, cw, service, latr, wr, ww = lx
+    lpp, write_allocate, llc_on, hit_cyc, llc_hit = kx[5], kx[6], kx[7], kx[8], kx[9]
+    q_start, bin_inv, nbin, cn = kx[12], kx[13], kx[14], kx[15]
+    n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey = hx
+    wbh, nwb, bcur, bend = pos
+    if pg == PT_ZERO:
+        latv = hit_cyc
+        n_hits += 1.0
+    else:
+        hit = 0
+        if llc_on and (write_allocate or not write):
+            llc_tags, llc_meta, llc_clock = llc
+            key = pg * lpp + (line & (lpp - 1))
+            hit, wbn = C.llc_access(llc_tags, llc_meta, llc_clock, cn, key, write, node)
+            if wbn >= 0:
+                we = _serve(rw, cw, wbn, ti, sfl, service)
+                pw[wbn * P_NKINDS + P_WB] += we
+                if ti >= bend and bcur < nbin - 1:
+                    bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
+                lb[wbn * P_NKINDS + P_WB] += 1
+                n_wb += 1.0
+        if hit != 0:
+            latv = llc_hit
+            n_hits += 1.0
+        else:
+            dkey += np.uint64(1)
+            dith = 0.5 + _splitmix_uniform(dkey)
+            # a non-temporal write goes to memory on the write route, anything else (a read,
+            # a read for ownership) comes back on the read route
+            if write and not write_allocate:
+                route = rw
+                rcost = cw
+                kind = P_WRITE
+                w = ww[node] * dith
+            else:
+                route = rr
+                rcost = cr
+                kind = P_READ
+                w = wr[node] * dith
+            ws = _serve(route, rcost, node, ti, sfl, service)
+            pw[node * P_NKINDS + kind] += ws
+            w += ws
+            if ti >= bend and bcur < nbin - 1:
+                bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
+            lb[node * P_NKINDS + kind] += 1
+            latv = latr[node] + w
+            if write and write_allocate and not llc_on:
+                # the dirty line is written back when it arrives: queue it by time
+                if nwb > wbqc.shape[0] - 1:  # full (cannot happen: capacity > mlp)
+                    wbh, nwb = _drain(wbqc, wbh, nwb, wbqc[wbh, 0], rw, cw, sfl, service, pw)
+                nwb = _post(wbqc, wbh, nwb, ti + latv, node)
+                if ti >= bend and bcur < nbin - 1:
+                    bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
+                lb[node * P_NKINDS + P_WB] += 1
+                n_wb += 1.0
+            n_mem += 1.0
+            lat_sum += latv
+            wait_sum += w
+            if node == cn:
+                n_local += 1.0
+            histc[C.hist_bin(latv)] += 1
+    return latv, (n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey), (wbh, nwb, bcur, bend)
+
+
+@njit(cache=True)
+def _save_stats(st, c, n_acc, nbytes, hx, fx):
+    """The quantum's counters into CPU c's statistics (the queue columns count every request
+    that waited: misses and fault lines)."""
+    n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, _ = hx
+    stall, q_lat, q_nreq, q_zstall = fx
+    st[c, C.ST_ACCESSES] += n_acc
+    st[c, C.ST_MEM] += n_mem
+    st[c, C.ST_HITS] += n_hits
+    st[c, C.ST_LAT_SUM] += lat_sum
+    st[c, C.ST_WAIT_SUM] += wait_sum
+    st[c, C.ST_LOCAL] += n_local
+    st[c, C.ST_BYTES] += nbytes
+    st[c, C.ST_STALL] += stall
+    st[c, C.ST_WRITEBACKS] += n_wb
+    st[c, C.ST_Q_NREQ] += q_nreq + n_mem
+    st[c, C.ST_Q_LAT] += q_lat + lat_sum
+    st[c, C.ST_Q_STALL] += stall + q_zstall
+
+
 @njit(cache=True)
 def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
     """Run CPU ``c`` until its next access would issue at or after ``t_end`` (or its thread
@@ -237,102 +589,48 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
     the kernel's (``KernelState.core_args()``), ``fres`` the fault result, ``cpu`` the CPUs'
     state and statistics (ci, cs, slots, buf, ops, opf, ts, rngs, trace, st, hist, pf, pi),
     ``eng`` the engine's (waits, lat, route_r, route_w, service, sfree, pwait, wbq, pbin,
-    cost_r, cost_w),
-    ``llc`` the last-level caches (tags, meta, clock), ``numab`` NUMA balancing's (prot,
-    nbi, nbf: :mod:`numasim.machine.numab_clock`; prot is empty when balancing is off) and
-    reclaim's accessed bits (young, :mod:`numasim.machine.kswapd_clock`).
-    Returns FAULT_OK, or the allocator's status when a fault needs Python
-    (FAULT_NEED_ROOM, FAULT_OOM, FAULT_SEGV...), or NUMAB_TICK / NUMAB_HINT / NUMAB_THP when
-    the thread's scheduler tick is due / its access is a hinting fault / a fault with THP on,
-    or KSWAPD_POLL when reclaim's kswapd has to run first;
-    the access then stays in the buffer (a fault Python handled is charged when the access
-    resumes).
+    cost_r, cost_w), ``llc`` the last-level caches (tags, meta, clock), ``numab`` NUMA
+    balancing's (prot, nbi, nbf: :mod:`numasim.machine.numab_clock`; prot is empty when
+    balancing is off) and reclaim's accessed bits (young, :mod:`numasim.machine.kswapd_clock`).
+    Returns FAULT_OK, or the allocator's status when a fault needs Python (FAULT_NEED_ROOM,
+    FAULT_OOM, FAULT_SEGV...), or NUMAB_TICK / NUMAB_HINT / NUMAB_THP when the thread's
+    scheduler tick is due / its access is a hinting fault / a fault with THP on, or
+    KSWAPD_POLL when reclaim's kswapd has to run first; the access then stays in the buffer
+    (a fault Python handled is charged when the access resumes: :func:`_resume_fault`).
 
-    A request's latency = idle latency + its wait in the CPU's private FIFO copy of each
-    server on its route + the estimated wait behind other CPUs (``waits``).  The private
-    copies capture exactly how a CPU's requests queue behind each other (bursts, a write-back
-    meeting the next read) -- what the exact engine sees when the CPU is alone on a resource;
-    waiting behind other CPUs is the weave's estimate.  Posted write-backs wait in ``wbq``
-    (a ring sorted by time) until the CPU's clock passes them, so each private FIFO sees its
-    lines in time order, as the exact engine's queues do.  Every line is counted in
-    ``pbin[c, node, kind, time bin]`` for the weave and the timeline.
-
-    Hot loop: clocks, slots and counters live in locals and are written back at the end;
-    every line a CPU moves -- a read, a read for ownership, a non-temporal write, a zeroing
-    line of a fresh page, a write-back -- passes the same steps: :func:`_serve` through the
-    private FIFOs, one count in its time bin (:func:`_next_bin` when the bin changes),
-    and, for write-backs, the time-sorted ring (:func:`_post`, :func:`_drain`).  The
-    helpers are inlined by numba and written without ``break`` (see above).
+    Clocks, slots and counters live in locals (tuples across the steps) and are written back
+    at the end (:func:`_save_rows`, :func:`_save_stats`).
     """
-    (zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, policies, pol_nodes,
-     tasks, task_mems, regions, vmas, objs, sp, pages, pt_page, pt_vma, obj_pages,
-     pgtables) = kern
     ci, cs, slots, buf, ops, opf, ts, rngs, trace, st, hist, pf, pi = cpu
-    waits, lat, route_r, route_w, service, sfree, pwait, wbq, pbin, cost_r, cost_w = eng
-    llc_tags, llc_meta, llc_clock = llc
+    regions, vmas, pages, pt_page, pt_vma, sysvars = \
+        kern[11], kern[12], kern[15], kern[16], kern[17], kern[4]
     nb_prot, nbi, nbf, young = numab
-    t = ci[c, C.CI_TASK]
-    cn = ci[c, C.CI_NODE]
+    kx, lx = _begin(c, cpu, eng)
+    sl, sfl, pw, lb, pbinc, wbqc, rw, cw, service = \
+        lx[0], lx[1], lx[2], lx[3], lx[4], lx[5], lx[7], lx[9], lx[10]
+    lpp_shift, lpp, fault_cyc = kx[4], kx[5], kx[10]
     th = ci[c, C.CI_THREAD]
-    lpp_shift = pi[C.PI_LPP_SHIFT]
-    lpp = np.int64(1) << lpp_shift
-    write_allocate = pi[C.PI_WRITE_ALLOCATE] != 0
-    prefetch_on = pi[C.PI_PREFETCH] != 0
-    nsl = slots.shape[1]
-    off1 = nsl - pi[C.PI_MLP]  # a non-prefetched miss waits for this slot (0 without prefetch)
-    line_b = np.int64(pf[C.PF_LINE])
-    llc_on = pi[C.PI_LLC] != 0
-    hit_cyc = pf[C.PF_HIT]
-    llc_hit = pf[C.PF_LLC_HIT]
-    fault_cyc = pf[C.PF_FAULT]
-    zero_gap = pf[C.PF_ZERO_GAP]
-    nbin = np.int64(pf[C.PF_NBINS])
-    bin_inv = pf[C.PF_BIN_INV]
-    q_start = pf[C.PF_Q_START]
-    # this CPU's rows, as views: fewer index computations in the hot loop
     bufc = buf[c]
-    pbinc = pbin[c]
     histc = hist[c]
-    wbqc = wbq[c]
-    rr = route_r[cn]
-    rw = route_w[cn]
-    cr = cost_r[cn]
-    cw = cost_w[cn]
     issue = cs[c, C.CS_ISSUE]
     dprev = cs[c, C.CS_DPREV]
     last = cs[c, C.CS_LAST]
-    sl, wr, ww, latr, sfl = _cpu_rows(c, cn, slots, waits, lat, sfree)
     sh = 0  # head of the slots' ring: the slot that frees first
-    nn = waits.shape[2]
-    pw = np.zeros(nn * P_NKINDS)  # private-FIFO waits by (node, kind), for burst factors
-    # lines by (node, kind) in the current time bin; flushed to pbin when the bin changes
-    lb = np.zeros(nn * P_NKINDS, dtype=np.int64)
-    bcur = np.int64((issue - q_start) * bin_inv)
-    if bcur < 0:
-        bcur = 0
-    elif bcur >= nbin:
-        bcur = nbin - 1
-    bend = q_start + (bcur + 1) / bin_inv
+    bcur, bend = _first_bin(kx, issue)
     head = ci[c, C.CI_HEAD]
     count = ci[c, C.CI_COUNT]
     nwb = ci[c, C.CI_WBN]
     wbh = ci[c, C.CI_WBH]
-    qmask = wbq.shape[1] - 1  # capacity is a power of two
     # the last page looked up in each region: (page-table slot, page, node, writable)
     pcache = np.zeros((regions.shape[0], 4), dtype=np.int64)
     pcache[:, 0] = -1
+    # the access counters (see _access); the wait spread's draws are a splitmix64 counter
+    # keyed by CPU and access number, resumed where the last quantum stopped
+    hx = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+          (np.uint64(c) << np.uint64(40)) + np.uint64(st[c, C.ST_ACCESSES]))
     n_acc = 0.0
-    # a per-CPU stream of independent uniforms for the wait spread (see below), resumed
-    # where the last quantum stopped: a splitmix64 counter keyed by CPU and access number
-    dkey = (np.uint64(c) << np.uint64(40)) + np.uint64(st[c, C.ST_ACCESSES])
-    n_mem = 0.0
-    n_hits = 0.0
-    lat_sum = 0.0
-    wait_sum = 0.0
-    n_local = 0.0
     nbytes = 0.0
     stall = 0.0
-    n_wb = 0.0
     q_nreq = 0.0
     q_lat = 0.0
     q_zstall = 0.0
@@ -344,33 +642,16 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
             if count == 0:
                 ci[c, C.CI_FINISHED] = 1
                 break
-        # random accesses miss the host's caches on their page lookups: start those of the
-        # accesses ahead (a prefetch changes no value; skipped on the region's cached page)
-        if head + PF_SLOT < count:
-            r2 = bufc[head + PF_SLOT, B_R]
-            s2 = regions[r2, R_PT] + (bufc[head + PF_SLOT, B_LINE] >> lpp_shift)
-            if s2 != pcache[r2, 0]:
-                prefetch(pt_page, s2)
-        if head + PF_PAGE < count:
-            r2 = bufc[head + PF_PAGE, B_R]
-            s2 = regions[r2, R_PT] + (bufc[head + PF_PAGE, B_LINE] >> lpp_shift)
-            if s2 != pcache[r2, 0]:
-                prefetch(pages, pt_page[s2])
+        _prefetch_ahead(bufc, head, count, regions, pt_page, pages, pcache, lpp_shift)
+        # ---- when the access issues: after its gap (and its dependency), with a slot free
         r = bufc[head, B_R]
         line = bufc[head, B_LINE]
-        mode = bufc[head, B_MODE]
         gap = bufc[head, B_GAP]
         base = issue + gap
         ti = base
         if bufc[head, B_DEP] != 0 and dprev + gap > ti:
             ti = dprev + gap
-        # the slot this access waits for: the first to free, or with the stream prefetcher
-        # and a non-sweep access the one that leaves fewer than mlp in flight
-        so = C.slot_offset(ops, bufc[head, B_OP], prefetch_on, off1, line_b) if off1 > 0 else 0
-        so += sh
-        if so >= nsl:
-            so -= nsl
-        smin = sl[so]
+        smin = _slot_free(kx, ops, bufc, head, sl, sh)
         if smin > ti:
             ti = smin
         if nbi[c, NBI_PENDING] == 2:
@@ -388,180 +669,42 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
             break
         # write-backs that happened before now go through the queues first
         wbh, nwb = _drain(wbqc, wbh, nwb, ti, rw, cw, sfl, service, pw)
-        if nbi[c, NBI_PENDING] != 0:
-            # the hinting fault the kernel just handled: fault_ns (+ the TLB shootdown),
-            # then the migration's copy: the source's lines read, then the target's written
-            # (a THP fault Python handled: fault_ns, then the zeroing, no source); each line
-            # as a fault's zeroing line.  Lines are issued only up to the quantum's end: the
-            # rest wait in nbi/nbf for the next quantum, so the weave counts each line in the
-            # quantum it issues in (a THP's 32768 lines counted in one short quantum looked
-            # like a burst far beyond any bandwidth: the next fault then waited ~100 us a line)
-            if nbi[c, NBI_PENDING] == 1:
-                stall += ti - base
-                nbi[c, NBI_PENDING] = 2
-                nbi[c, NBI_DONE] = 0
-                nbf[c, NBF_T0] = ti
-                nbf[c, NBF_TZ] = ti + fault_cyc + nbf[c, NBF_EXTRA]
-                nbf[c, NBF_FEND] = nbf[c, NBF_TZ]
-            nz = nbi[c, NBI_LINES]
-            p0 = 0 if nbi[c, NBI_SRC] >= 0 else 1
-            ntot = (2 - p0) * nz
-            k = nbi[c, NBI_DONE]
-            tz = nbf[c, NBF_TZ]
-            fend = nbf[c, NBF_FEND]
-            while k < ntot:
-                pas = p0 + k // nz
-                if pas == 1 and k % nz == 0 and fend > tz:
-                    tz = fend  # the writes start when every read has arrived
-                nd = nbi[c, NBI_SRC] if pas == 0 else nbi[c, NBI_DST]
-                kind = P_READ if pas == 0 else P_WRITE
-                zl = latr[nd] + (wr[nd] if pas == 0 else ww[nd])
-                zo = sh + off1
-                if zo >= nsl:
-                    zo -= nsl
-                zmin = sl[zo]
-                if zmin > tz:
-                    stall += zmin - tz
-                    tz = zmin
-                if tz >= t_end:
-                    break
-                wbh, nwb = _drain(wbqc, wbh, nwb, tz, rw, cw, sfl, service, pw)
-                if pas == 0:
-                    wz = _serve(rr, cr, nd, tz, sfl, service)
-                else:
-                    wz = _serve(rw, cw, nd, tz, sfl, service)
-                pw[nd * P_NKINDS + kind] += wz
-                dz = tz + zl + wz
-                sh = _refill(sl, sh, dz)
-                if dz > fend:
-                    fend = dz
-                if tz >= bend and bcur < nbin - 1:
-                    bcur, bend = _next_bin(pbinc, lb, tz, bcur, q_start, bin_inv, nbin)
-                lb[nd * P_NKINDS + kind] += 1
-                q_lat += zl + wz
-                q_nreq += 1.0
-                tz += zero_gap
-                k += 1
-            if k < ntot:
-                # the quantum ended mid-fault: the rest issues in the next one
-                nbi[c, NBI_DONE] = k
-                nbf[c, NBF_TZ] = tz
-                nbf[c, NBF_FEND] = fend
+        if nbi[c, NBI_PENDING] != 0:  # ---- the rest of a fault Python handled
+            fend, (sh, wbh, nwb, bcur, bend), (stall, q_lat, q_nreq, q_zstall) = \
+                _resume_fault(lx, kx, nbi, nbf, st, c, (sh, wbh, nwb, bcur, bend),
+                              (stall, q_lat, q_nreq, q_zstall), ti, base, t_end)
+            if nbi[c, NBI_PENDING] != 0:
                 if fend > last:
                     last = fend
                 break
-            nbi[c, NBI_PENDING] = 0
-            if nbi[c, NBI_SRC] < 0:
-                st[c, C.ST_ZERO_LINES] += nz
-            if fend > tz:
-                q_zstall += fend - tz
-            st[c, C.ST_FAULTS] += 1
-            st[c, C.ST_FAULT_CYCLES] += fend - nbf[c, NBF_T0]
-            if fend > last:
-                last = fend
-            ti = fend
-            so = C.slot_offset(ops, bufc[head, B_OP], prefetch_on, off1, line_b) \
-                if off1 > 0 else 0
-            so += sh
-            if so >= nsl:
-                so -= nsl
-            smin = sl[so]
-            if smin > ti:
-                ti = smin
-            base = ti
-            wbh, nwb = _drain(wbqc, wbh, nwb, ti, rw, cw, sfl, service, pw)
-        write = mode == STORE
+            ti, base, last, wbh, nwb = _fault_end(lx, kx, ops, bufc, head, sh, wbh, nwb,
+                                                  fend, last)
+        # ---- the page: cached, present, or a fault
+        write = bufc[head, B_MODE] == STORE
         off = line >> lpp_shift
         pslot = regions[r, R_PT] + off
-        fault = False
-        if pcache[r, 0] == pslot and (pcache[r, 3] != 0 or not write):
-            pg = pcache[r, 1]
-            node = pcache[r, 2]
-        else:
-            pg = pt_page[pslot]
-            node = -1
-            wok = 0
-            if pg >= 0 and core.pte_numa_hint(nb_prot, pt_page, pslot):
-                nbf[c, NBF_AT] = ti
-                status = NUMAB_HINT
-                break
-            if pg >= 0:
-                node = pages[pg, PG_NODE]
-                wok = 1
-                if not (pages[pg, PG_KIND] == PGK_ANON and pages[pg, PG_MAPCOUNT] <= 1):
-                    wok = 1 if vmas[pt_vma[pslot], V_SHARED] != 0 else 0
-                fault = write and wok == 0
-            elif not (pg == PT_ZERO and not write):
-                fault = True
-            if not fault:
-                pcache[r, 0] = pslot
-                pcache[r, 1] = pg
-                pcache[r, 2] = node
-                pcache[r, 3] = wok
-        if fault and sysvars[SV_THP] != 0:
-            # transparent huge pages: the huge fault path is Python's (numab_clock.thp_fault)
+        pg, node, fault, hint = _lookup(pcache, nb_prot, pt_page, pages, pt_vma, vmas, r,
+                                        pslot, write)
+        if hint or (fault and sysvars[SV_THP] != 0):
+            # a hinting fault, or transparent huge pages (the huge fault path is Python's:
+            # numab_clock.thp_fault)
             nbf[c, NBF_AT] = ti
-            status = NUMAB_THP
+            status = NUMAB_HINT if hint else NUMAB_THP
             break
         if fault:
-            status = core.handle_mm_fault_range(
-                zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, policies,
-                pol_nodes, tasks, task_mems, regions, vmas, objs, sp, pages, pt_page, pt_vma,
-                obj_pages, pgtables, t, r, regions[r, R_START] + off, 1, np.int64(write),
-                core.OOM_MAY, fres)
+            status, pg, node, nz = _fault(kern, fres, pcache, ci[c, C.CI_TASK], r, off, pslot,
+                                          write, lpp)
             if status != FAULT_OK:
                 nbf[c, NBF_AT] = ti  # direct reclaim (kswapd_clock) happens at this cycle
                 break
             stall += ti - base
-            nz = fres[core.R_ALLOCATED] * lpp
-            pg = pt_page[pslot]
-            pcache[:, 0] = -1  # the fault may have changed page tables (COW frees pages)
-            node = pages[pg, PG_NODE] if pg >= 0 else -1
             tz = ti + fault_cyc
-            fend = tz
-            if nz > 0:
-                zl = latr[node] + ww[node]
-                for _ in range(nz):
-                    zo = sh + off1
-                    if zo >= nsl:
-                        zo -= nsl
-                    zmin = sl[zo]
-                    if zmin > tz:
-                        stall += zmin - tz
-                        tz = zmin
-                    wbh, nwb = _drain(wbqc, wbh, nwb, tz, rw, cw, sfl, service, pw)
-                    wz = _serve(rw, cw, node, tz, sfl, service)
-                    pw[node * P_NKINDS + P_WRITE] += wz
-                    dz = tz + zl + wz
-                    sh = _refill(sl, sh, dz)
-                    if dz > fend:
-                        fend = dz
-                    if tz >= bend and bcur < nbin - 1:
-                        bcur, bend = _next_bin(pbinc, lb, tz, bcur, q_start, bin_inv, nbin)
-                    lb[node * P_NKINDS + P_WRITE] += 1
-                    q_lat += zl + wz
-                    tz += zero_gap
-                q_nreq += nz
-                st[c, C.ST_ZERO_LINES] += nz
-                # waiting for the last zeroing lines is a memory stall too (the weave's
-                # demand model must see a fault-bound CPU as memory-bound)
-                if fend > tz:
-                    q_zstall += fend - tz
-            st[c, C.ST_FAULTS] += 1
-            st[c, C.ST_FAULT_CYCLES] += fend - ti
-            if fend > last:
-                last = fend
-            ti = fend
-            so = C.slot_offset(ops, bufc[head, B_OP], prefetch_on, off1, line_b) \
-                if off1 > 0 else 0
-            so += sh
-            if so >= nsl:
-                so -= nsl
-            smin = sl[so]
-            if smin > ti:
-                ti = smin
-            base = ti
-            wbh, nwb = _drain(wbqc, wbh, nwb, ti, rw, cw, sfl, service, pw)
+            _, tz, fend, (sh, wbh, nwb, bcur, bend), (stall, q_lat, q_nreq) = _fault_lines(
+                lx, kx, (sh, wbh, nwb, bcur, bend), (stall, q_lat, q_nreq), -1, node, nz, 0,
+                tz, tz, np.inf)
+            q_zstall = _fault_done(st, c, -1, nz, ti, tz, fend, q_zstall)
+            ti, base, last, wbh, nwb = _fault_end(lx, kx, ops, bufc, head, sh, wbh, nwb,
+                                                  fend, last)
         stall += ti - base
         # ---- the access itself (and its page's accessed bit, for reclaim)
         if pg >= 0:
@@ -569,64 +712,9 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
         head += 1
         n_acc += 1.0
         nbytes += bufc[head - 1, B_BYTES]
-        if pg == PT_ZERO:
-            latv = hit_cyc
-            n_hits += 1.0
-        else:
-            hit = 0
-            if llc_on and (write_allocate or not write):
-                key = pg * lpp + (line & (lpp - 1))
-                hit, wbn = C.llc_access(llc_tags, llc_meta, llc_clock, cn, key, write, node)
-                if wbn >= 0:
-                    we = _serve(rw, cw, wbn, ti, sfl, service)
-                    pw[wbn * P_NKINDS + P_WB] += we
-                    if ti >= bend and bcur < nbin - 1:
-                        bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
-                    lb[wbn * P_NKINDS + P_WB] += 1
-                    n_wb += 1.0
-            if hit != 0:
-                latv = llc_hit
-                n_hits += 1.0
-            else:
-                # the wait behind others, uniform over [w/2, 3w/2) around its mean
-                # (splitmix64 of a per-CPU counter): one wait for all kept CPUs in lockstep
-                dkey += np.uint64(1)
-                dith = 0.5 + _splitmix_uniform(dkey)
-                # a non-temporal write goes to memory on the write route, anything else
-                # (a read, a read for ownership) comes back on the read route
-                if write and not write_allocate:
-                    route = rw
-                    rcost = cw
-                    kind = P_WRITE
-                    w = ww[node] * dith
-                else:
-                    route = rr
-                    rcost = cr
-                    kind = P_READ
-                    w = wr[node] * dith
-                ws = _serve(route, rcost, node, ti, sfl, service)
-                pw[node * P_NKINDS + kind] += ws
-                w += ws
-                if ti >= bend and bcur < nbin - 1:
-                    bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
-                lb[node * P_NKINDS + kind] += 1
-                latv = latr[node] + w
-                if write and write_allocate and not llc_on:
-                    # the dirty line is written back when it arrives: queue it by time
-                    tw = ti + latv
-                    if nwb > qmask:  # full (cannot happen: capacity > mlp)
-                        wbh, nwb = _drain(wbqc, wbh, nwb, wbqc[wbh, 0], rw, cw, sfl, service, pw)
-                    nwb = _post(wbqc, wbh, nwb, tw, node)
-                    if ti >= bend and bcur < nbin - 1:
-                        bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
-                    lb[node * P_NKINDS + P_WB] += 1
-                    n_wb += 1.0
-                n_mem += 1.0
-                lat_sum += latv
-                wait_sum += w
-                if node == cn:
-                    n_local += 1.0
-                histc[C.hist_bin(latv)] += 1
+        latv, hx, (wbh, nwb, bcur, bend) = _access(lx, kx, llc, hx, (wbh, nwb, bcur, bend),
+                                                    pg, line, node, write, ti, histc)
+        # ---- completion: the access holds its miss slot until its data is back
         done = ti + latv
         sh = _refill(sl, sh, done)
         issue = ti
@@ -634,7 +722,7 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
         if done > last:
             last = done
     _flush(pbinc, lb, bcur)
-    _save_rows(c, slots, sfree, pwait, sl, sh, sfl, pw)
+    _save_rows(c, slots, eng[5], eng[6], sl, sh, sfl, pw)
     ci[c, C.CI_HEAD] = head
     ci[c, C.CI_COUNT] = count
     ci[c, C.CI_WBN] = nwb
@@ -642,17 +730,5 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
     cs[c, C.CS_ISSUE] = issue
     cs[c, C.CS_DPREV] = dprev
     cs[c, C.CS_LAST] = last
-    st[c, C.ST_ACCESSES] += n_acc
-    st[c, C.ST_MEM] += n_mem
-    st[c, C.ST_HITS] += n_hits
-    st[c, C.ST_LAT_SUM] += lat_sum
-    st[c, C.ST_WAIT_SUM] += wait_sum
-    st[c, C.ST_LOCAL] += n_local
-    st[c, C.ST_BYTES] += nbytes
-    st[c, C.ST_STALL] += stall
-    st[c, C.ST_WRITEBACKS] += n_wb
-    st[c, C.ST_Q_NREQ] += q_nreq + n_mem
-    st[c, C.ST_Q_LAT] += q_lat + lat_sum
-    st[c, C.ST_Q_STALL] += stall + q_zstall
+    _save_stats(st, c, n_acc, nbytes, hx, (stall, q_lat, q_nreq, q_zstall))
     return status
-
