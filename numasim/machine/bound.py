@@ -62,6 +62,7 @@ from numasim.machine.numab_clock import (
     NUMAB_TICK,
 )
 from numasim.machine.prefetch import prefetch
+from numasim.machine.tlb import TLB_ON, tlb_access
 from numasim.mm import alloc_core as core
 from numasim.mm.state import (
     FAULT_OK,
@@ -70,6 +71,7 @@ from numasim.mm.state import (
     PG_NODE,
     PGK_ANON,
     PT_ZERO,
+    R_MM,
     R_PT,
     R_START,
     SV_KSWAPD_WAKE,
@@ -563,6 +565,46 @@ def _access(lx, kx, llc, hx, pos, pg, line, node, write, ti, histc):
 
 
 @njit(cache=True)
+def _walk(lx, kx, llc, tlb, st, c, hx, pos, kern, r, line, pg, ti):
+    """The TLB lookup of an access to page ``pg`` (:func:`numasim.machine.tlb.tlb_access`)
+    and on a miss the page walk's line load, issued at ``ti`` like a read (an LLC hit, or
+    the serve step plus the estimated wait drawn as :func:`_access` draws it) and counted in
+    its time bin.  Returns (cycles the access waits for the walk, hx, pos)."""
+    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, cr, cw, service, latr, wr, ww = lx
+    lpp, lpp_shift, llc_on, llc_hit = kx[5], kx[4], kx[7], kx[9]
+    q_start, bin_inv, nbin, cn = kx[12], kx[13], kx[14], kx[15]
+    regions, pages, pgtables = kern[11], kern[15], kern[19]
+    n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey = hx
+    wbh, nwb, bcur, bend = pos
+    vpn = regions[r, R_START] + (line >> lpp_shift)
+    tpg, tline, node = tlb_access(tlb, st, c, regions[r, R_MM], vpn, pg, pages, pgtables)
+    if tpg < 0:
+        return 0.0, hx, pos
+    if llc_on:
+        hit, wbn = C.llc_access(llc[0], llc[1], llc[2], cn, tpg * lpp + tline, False, node)
+        if wbn >= 0:
+            pw[wbn * P_NKINDS + P_WB] += _serve(rw, cw, wbn, ti, sfl, service)
+            if ti >= bend and bcur < nbin - 1:
+                bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
+            lb[wbn * P_NKINDS + P_WB] += 1
+            n_wb += 1.0
+        if hit != 0:
+            st[c, C.ST_WALK_CYC] += llc_hit
+            return llc_hit, (n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey), \
+                (wbh, nwb, bcur, bend)
+    dkey += np.uint64(1)
+    w = wr[node] * (0.5 + _splitmix_uniform(dkey))
+    ws = _serve(rr, cr, node, ti, sfl, service)
+    pw[node * P_NKINDS + P_READ] += ws
+    if ti >= bend and bcur < nbin - 1:
+        bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
+    lb[node * P_NKINDS + P_READ] += 1
+    latv = latr[node] + w + ws
+    st[c, C.ST_WALK_CYC] += latv
+    return latv, (n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey), (wbh, nwb, bcur, bend)
+
+
+@njit(cache=True)
 def _save_stats(st, c, n_acc, nbytes, hx, fx):
     """The quantum's counters into CPU c's statistics (the queue columns count every request
     that waited: misses and fault lines)."""
@@ -583,7 +625,7 @@ def _save_stats(st, c, n_acc, nbytes, hx, fx):
 
 
 @njit(cache=True)
-def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
+def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
     """Run CPU ``c`` until its next access would issue at or after ``t_end`` (or its thread
     has no more accesses).  The arrays come in bundles, unpacked at compile time: ``kern``
     the kernel's (``KernelState.core_args()``), ``fres`` the fault result, ``cpu`` the CPUs'
@@ -591,7 +633,8 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
     ``eng`` the engine's (waits, lat, route_r, route_w, service, sfree, pwait, wbq, pbin,
     cost_r, cost_w), ``llc`` the last-level caches (tags, meta, clock), ``numab`` NUMA
     balancing's (prot, nbi, nbf: :mod:`numasim.machine.numab_clock`; prot is empty when
-    balancing is off) and reclaim's accessed bits (young, :mod:`numasim.machine.kswapd_clock`).
+    balancing is off) and reclaim's accessed bits (young, :mod:`numasim.machine.kswapd_clock`),
+    ``tlb`` the CPUs' TLBs (:mod:`numasim.machine.tlb`; inert when off).
     Returns FAULT_OK, or the allocator's status when a fault needs Python (FAULT_NEED_ROOM,
     FAULT_OOM, FAULT_SEGV...), or NUMAB_TICK / NUMAB_HINT / NUMAB_THP when the thread's
     scheduler tick is due / its access is a hinting fault / a fault with THP on, or
@@ -712,8 +755,13 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
         head += 1
         n_acc += 1.0
         nbytes += bufc[head - 1, B_BYTES]
+        tw = 0.0  # ---- the TLB, and a page walk the access waits for (numasim.machine.tlb)
+        if tlb[4][TLB_ON] != 0:
+            tw, hx, (wbh, nwb, bcur, bend) = _walk(lx, kx, llc, tlb, st, c, hx,
+                                                   (wbh, nwb, bcur, bend), kern, r, line, pg, ti)
         latv, hx, (wbh, nwb, bcur, bend) = _access(lx, kx, llc, hx, (wbh, nwb, bcur, bend),
                                                     pg, line, node, write, ti, histc)
+        latv += tw
         # ---- completion: the access holds its miss slot until its data is back
         done = ti + latv
         sh = _refill(sl, sh, done)
