@@ -80,7 +80,8 @@ def run(machine, workload, *, engine: str = "fast", linux: str = "6.12", seed: i
     (``mlp``, ``l2_mlp``, ``prefetch``: ``"off"``/``"stream"``, ``write_allocate``,
     ``fault_ns``, ``hit_ns``, ``zero_gap_cycles``, ``llc``:
     ``{"size": ..., "ways": ...}``, ``tlb``: True or ``{"entries": 1536, "ways": 12, "walk":
-    True}``, a per-CPU TLB with page walks, :mod:`numasim.machine.tlb`); ``quantum``: fixed quantum of the fast engine in cycles;
+    True}``, a per-CPU TLB with page walks, :mod:`numasim.machine.tlb`); ``quantum``: fixed
+    quantum of the fast engine in cycles;
     ``concentration``: let the fast engine see requests bunched in time (convoys; see
     :class:`~numasim.machine.params.EngineParams`); ``weights``: weighted-interleave
     weights per node (as written to sysfs: ``{0: 3, 1: 1}``, ``"0=3,1=1"`` or ``"3:1"``);
