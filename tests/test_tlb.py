@@ -143,3 +143,20 @@ def test_workload_yaml_cpu_tlb(tmp_path, capsys):
                  "phases:\n  - {kernel: init}\n")
     assert main(["run", str(f), "--machine", "clx-2s", "--no-progress"]) == 2
     assert "entrys" in capsys.readouterr().err
+
+
+def test_experiment_cpu_tlb(tmp_path):
+    from numasim.experiments.expand import load_experiment, validate_file
+
+    text = ("experiment: e\nmachine: oracle-2node\nworkload: {kernel: gups, size: 1MiB}\n"
+            "cpu: {tlb: {entries: 16, ways: 4}}\n")
+    p = tmp_path / "e.yaml"
+    p.write_text(text)
+    c = load_experiment(p).points[0].config
+    assert c["cpu"]["tlb"] == {"entries": 16, "ways": 4, "walk": True}
+    p.write_text(text.replace("ways: 4", "ways: 5"))
+    problems = [pr.render() for pr in validate_file(p)]
+    assert any("cpu.tlb" in r and "multiple of ways" in r for r in problems), problems
+    # without a tlb key the resolved config is as before (no tlb entry at all)
+    p.write_text(text.replace("cpu: {tlb: {entries: 16, ways: 4}}\n", ""))
+    assert "tlb" not in load_experiment(p).points[0].config["cpu"]
