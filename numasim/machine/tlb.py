@@ -18,7 +18,8 @@ page table now pointing elsewhere (the page migrated -- NUMA balancing, demotion
 promotion, khugepaged's collapse -- or was reclaimed or replaced by COW) is a miss.  That
 is what a shootdown invalidating the entry in every CPU's TLB gives, each CPU seeing it at
 its next access to the page; the shootdown's time is charged where the kernel charges it
-(the hinting fault's cost, :mod:`numasim.machine.numab_clock`).  A PTE made PROT_NONE by
+(``TLB_SHOOTDOWN_NS`` of :mod:`numasim.machine.numab_clock`, in the hinting fault; the
+demotion, promotion and collapse paths charge their own costs).  A PTE made PROT_NONE by
 the NUMA scanner without a migration keeps its entry (the hinting fault itself is modelled).
 """
 
