@@ -564,22 +564,30 @@ def _access(lx, kx, llc, hx, pos, pg, line, node, write, ti, histc):
     return latv, (n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey), (wbh, nwb, bcur, bend)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _walk(lx, kx, llc, tlb, st, c, hx, pos, kern, r, line, pg, ti):
     """The TLB lookup of an access to page ``pg`` (:func:`numasim.machine.tlb.tlb_access`)
-    and on a miss the page walk's line load, issued at ``ti`` like a read (an LLC hit, or
-    the serve step plus the estimated wait drawn as :func:`_access` draws it) and counted in
-    its time bin.  Returns (cycles the access waits for the walk, hx, pos)."""
-    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, cr, cw, service, latr, wr, ww = lx
-    lpp, lpp_shift, llc_on, llc_hit = kx[5], kx[4], kx[7], kx[9]
-    q_start, bin_inv, nbin, cn = kx[12], kx[13], kx[14], kx[15]
+    and on a miss the page walk's line load (:func:`_walk_load`).  Returns (cycles the access
+    waits for the walk, hx, pos).  Only the arrays the lookup needs are taken here: every
+    array a step unpacks costs its reference counting on every access."""
     regions, pages, pgtables = kern[11], kern[15], kern[19]
-    n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey = hx
-    wbh, nwb, bcur, bend = pos
-    vpn = regions[r, R_START] + (line >> lpp_shift)
+    vpn = regions[r, R_START] + (line >> kx[4])
     tpg, tline, node = tlb_access(tlb, st, c, regions[r, R_MM], vpn, pg, pages, pgtables)
     if tpg < 0:
         return 0.0, hx, pos
+    return _walk_load(lx, kx, llc, st, c, hx, pos, tpg, tline, node, ti)
+
+
+@njit(cache=True)
+def _walk_load(lx, kx, llc, st, c, hx, pos, tpg, tline, node, ti):
+    """A page walk's line load (line ``tline`` of page-table page ``tpg`` on ``node``),
+    issued at ``ti`` like a read: an LLC hit, or the serve step plus the estimated wait drawn
+    as :func:`_access` draws it, counted in its time bin."""
+    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, cr, cw, service, latr, wr, ww = lx
+    lpp, llc_on, llc_hit = kx[5], kx[7], kx[9]
+    q_start, bin_inv, nbin, cn = kx[12], kx[13], kx[14], kx[15]
+    n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey = hx
+    wbh, nwb, bcur, bend = pos
     if llc_on:
         hit, wbn = C.llc_access(llc[0], llc[1], llc[2], cn, tpg * lpp + tline, False, node)
         if wbn >= 0:

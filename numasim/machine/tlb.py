@@ -58,7 +58,7 @@ def make_tlb(ncpu: int, nr_node_ids: int, params) -> tuple:
             np.zeros((ncpu, nr_node_ids)), cfg)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def tlb_lookup(tags, meta, clock, c, key, pg):
     """Look ``key`` up in CPU c's TLB; a miss (or an entry for another page row: a shootdown
     invalidated it) fills the LRU way.  Returns 1 on a hit."""
@@ -84,12 +84,13 @@ def tlb_lookup(tags, meta, clock, c, key, pg):
     return 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def tlb_access(tlb, st, c, mm, vpn, pg, pages, pgtables):
     """CPU c's access to virtual page ``vpn`` of ``mm``, mapped to page row ``pg`` (or the zero
     page): the TLB lookup, its counters (``st[c]``: misses, walks; walk lines by node).
     Returns (page row of the table line to load, the line in it, its node) for a walk, or
-    (-1, 0, -1) when nothing is loaded (a hit, walks off, a table numasim did not allocate)."""
+    (-1, 0, -1) when nothing is loaded (a hit, walks off, a table numasim did not allocate).
+    Inlined into the fast engine's loop (as a call it cost ~0.6 us more per access)."""
     tags, meta, clock, walk_nodes, cfg = tlb
     huge = pg >= 0 and pages[pg, PG_ORDER] == HUGE_ORDER
     key = (mm << 40) | ((vpn >> 9) | HUGE_BIT if huge else vpn)
