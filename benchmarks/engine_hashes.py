@@ -7,7 +7,8 @@ the fault path (``--init none``: every first store faults and zeroes its page), 
 dependent accesses, a zipf mix, transparent huge pages (the pending-fault path), NUMA
 balancing with migrations (hinting faults, copy lines), reclaim with demotion on a small tier
 machine (kswapd polls, direct reclaim), a last-level cache (hits, dirty victims), non-temporal
-writes (the write route) and the ``dram`` controller model (mix pricing).
+writes (the write route), the ``dram`` controller model (mix pricing) and the TLB's page
+walks (through the LLC).
 Sizes are small: the whole set runs in well under a minute once numba's cache is warm.
 
     python benchmarks/engine_hashes.py            # print "case md5" lines
@@ -80,6 +81,10 @@ def _cases():
                                cpu={"write_allocate": False}, numactl="--interleave=all"),
         "dram-copy": lambda: run(dram, "stream", op="copy", threads=8, size="4MiB",
                                  cpus=list(range(8)), numactl="--membind=0"),
+        "tlb-gups": lambda: run(clx, "gups", threads=8, size="16MiB", count=40000,
+                                numactl="--membind=1",
+                                cpu={"tlb": {"entries": 64, "ways": 4},
+                                     "llc": {"size": MIB, "ways": 8}}),
     }
 
 

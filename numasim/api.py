@@ -79,7 +79,9 @@ def run(machine, workload, *, engine: str = "fast", linux: str = "6.12", seed: i
     (``"--interleave=all"``), added after the workload's own; ``cpu``: CPU-model overrides
     (``mlp``, ``l2_mlp``, ``prefetch``: ``"off"``/``"stream"``, ``write_allocate``,
     ``fault_ns``, ``hit_ns``, ``zero_gap_cycles``, ``llc``:
-    ``{"size": ..., "ways": ...}``); ``quantum``: fixed quantum of the fast engine in cycles;
+    ``{"size": ..., "ways": ...}``, ``tlb``: True or ``{"entries": 1536, "ways": 12, "walk":
+    True}``, a per-CPU TLB with page walks, :mod:`numasim.machine.tlb`); ``quantum``: fixed
+    quantum of the fast engine in cycles;
     ``concentration``: let the fast engine see requests bunched in time (convoys; see
     :class:`~numasim.machine.params.EngineParams`); ``weights``: weighted-interleave
     weights per node (as written to sysfs: ``{0: 3, 1: 1}``, ``"0=3,1=1"`` or ``"3:1"``);

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from numasim.errors import ConfigError, NumasimError
-from numasim.machine.params import CpuParams, EngineParams, LlcParams
+from numasim.machine.params import CpuParams, EngineParams, LlcParams, TlbParams
 from numasim.mm.numactl import NumactlOptions, parse_numactl
 from numasim.topology.model import Machine
 from numasim.units import UnitError, parse_size
@@ -292,11 +292,15 @@ def cpu_params(workload_cpu: Mapping[str, Any], overrides: Mapping[str, Any] | N
     """The CPU model: defaults, then the workload's ``cpu:``, then ``overrides`` (``mlp``,
     ``l2_mlp``, ``prefetch``,
     ``write_allocate``, ``fault_ns``, ``hit_ns``, ``zero_gap_cycles``, ``start_skew_ns``,
-    ``llc``: True, a mapping ``{size, ways, hit_ns}`` or :class:`LlcParams`)."""
+    ``llc``: True, a mapping ``{size, ways, hit_ns}`` or :class:`LlcParams`; ``tlb``: True, a
+    mapping ``{entries, ways, walk}`` or :class:`TlbParams`, off by default)."""
     merged = dict(workload_cpu)
     merged.update(overrides or {})
     llc = merged.pop("llc", None)
+    tlb = merged.pop("tlb", None)
     params = CpuParams().with_overrides(**merged)
+    if tlb is not None and tlb is not False:
+        params = replace(params, tlb=tlb_params(tlb))
     if llc:
         if isinstance(llc, LlcParams):
             lp = llc
@@ -312,6 +316,44 @@ def cpu_params(workload_cpu: Mapping[str, Any], overrides: Mapping[str, Any] | N
         params = replace(params, llc=lp)
     params.check()
     return params
+
+
+def tlb_params(v: Any) -> TlbParams:
+    """A TLB from True, a TlbParams, or a mapping ``{entries, ways, walk}`` (whole numbers; walk
+    a yes/no); bad keys or values raise one ConfigError naming ``cpu.tlb``."""
+    if isinstance(v, TlbParams):
+        return v
+    if v is True or (isinstance(v, Mapping) and not v):
+        return TlbParams()
+    hint = ("cpu.tlb is true or a mapping with entries (e.g. 1536), ways (e.g. 12) and walk "
+            "(true/false); defaults: Skylake-SP STLB, 1536 entries, 12-way, walks on")
+    if not isinstance(v, Mapping):
+        raise ConfigError(f"bad TLB {v!r}", field="cpu.tlb", hint=hint)
+    names = set(TlbParams.__dataclass_fields__)
+    bad = sorted(set(v) - names, key=str)
+    if bad:
+        raise ConfigError(f"unknown TLB parameter {bad[0]!r}", field="cpu.tlb",
+                          hint="valid: " + ", ".join(sorted(names)))
+    given: dict[str, Any] = {}
+    for k in ("entries", "ways"):
+        if k in v:
+            x = v[k]
+            if isinstance(x, bool) or not isinstance(x, (int, str)) or \
+                    not str(x).strip().isdigit():
+                raise ConfigError(f"cpu.tlb.{k} must be a whole number, got {x!r}",
+                                  field=f"cpu.tlb.{k}", hint=hint)
+            given[k] = int(x)
+    if "walk" in v:
+        w = v["walk"]
+        words = {"true": True, "on": True, "yes": True, "1": True,
+                 "false": False, "off": False, "no": False, "0": False}
+        if not isinstance(w, bool) and str(w).lower() not in words:
+            raise ConfigError(f"cpu.tlb.walk must be true or false, got {w!r}",
+                              field="cpu.tlb.walk", hint=hint)
+        given["walk"] = w if isinstance(w, bool) else words[str(w).lower()]
+    out = TlbParams(**given)
+    replace(CpuParams(), tlb=out).check()
+    return out
 
 
 def _llc_params(given: dict[str, Any]) -> LlcParams:

@@ -41,6 +41,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="stores are non-temporal (no read for ownership)")
     p.add_argument("--llc", metavar="SIZE", help="per-node last-level cache of SIZE (e.g. "
                                                 "32MiB); off by default")
+    p.add_argument("--tlb", metavar="KEY=VALUE,...", nargs="?", const="on",
+                   help="a per-CPU TLB with page walks (off by default): 'on' for Skylake-SP's "
+                        "STLB (entries=1536, ways=12, walk=true), or keys to change, e.g. "
+                        "entries=64,ways=4 or walk=false (count misses only)")
     p.add_argument("--quantum", type=int, help="fast engine: fixed quantum in cycles "
                                                "(default: adaptive)")
     p.add_argument("--fast-forward", nargs="?", const=True, default=None,
@@ -94,7 +98,25 @@ def cpu_overrides(args: argparse.Namespace) -> dict:
             cpu["llc"] = {"size": units.parse_size(args.llc)}
         except units.UnitError as e:
             raise NumasimError(str(e), field="--llc") from None
+    if getattr(args, "tlb", None):
+        cpu["tlb"] = parse_tlb_option(args.tlb)
     return cpu
+
+
+def parse_tlb_option(text: str) -> dict:
+    """``--tlb``: ``on`` or ``entries=N,ways=W,walk=true|false`` (checked by
+    :func:`numasim.spec.tlb_params`)."""
+    if text.strip().lower() in ("on", "true", "yes", "1"):
+        return {}
+    out: dict = {}
+    for part in text.split(","):
+        k, eq, v = part.partition("=")
+        if not eq or not k.strip():
+            raise NumasimError(f"--tlb {text!r}: {part!r} is not KEY=VALUE", field="--tlb",
+                               hint="e.g. --tlb on, --tlb entries=64,ways=4, --tlb walk=false "
+                                    "(keys: entries, ways, walk)")
+        out[k.strip()] = v.strip()
+    return out
 
 
 def run_and_print(machine, workload, args: argparse.Namespace, *,

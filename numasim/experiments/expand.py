@@ -700,8 +700,8 @@ def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
         ok = False
     cpu = P.cpu_defaults()
     for k, v in {**wl_cpu, **cpu_over}.items():
-        if k == "llc":
-            v = P.check_cpu_field("llc", v if not hasattr(v, "__dataclass_fields__")
+        if k in ("llc", "tlb"):
+            v = P.check_cpu_field(k, v if not hasattr(v, "__dataclass_fields__")
                                   else v.__dict__)
         cpu[k] = v
     if cpu.get("llc") is not None and not isinstance(cpu["llc"], dict):
@@ -709,7 +709,7 @@ def _resolve(st: dict[str, Setting], ctx: _Ctx, checked: set
     try:
         from numasim.machine.params import CpuParams
 
-        CpuParams().with_overrides(**{k: v for k, v in cpu.items() if k != "llc"})
+        CpuParams().with_overrides(**{k: v for k, v in cpu.items() if k not in ("llc", "tlb")})
     except NumasimError as e:
         for p in e.problems:
             name = (p.field or "cpu").split(".")[-1]

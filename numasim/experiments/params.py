@@ -209,6 +209,20 @@ def _llc(v: Any) -> dict[str, Any] | None:
     return base
 
 
+def _tlb(v: Any) -> dict[str, Any] | None:
+    if v is None or v is False:
+        return None
+    from numasim.errors import NumasimError
+    from numasim.spec import tlb_params
+
+    try:
+        t = tlb_params(v)
+    except NumasimError as e:
+        p = e.problems[0]
+        raise ValueError(f"{p.message}; {p.hint}" if p.hint else p.message) from None
+    return {"entries": t.entries, "ways": t.ways, "walk": t.walk}
+
+
 _CPU_CHECKS: dict[str, Callable[[Any], Any]] = {
     "mlp": lambda v: _int(v, "cpu.mlp", 1),
     "l2_mlp": lambda v: _int(v, "cpu.l2_mlp", 1),
@@ -218,6 +232,7 @@ _CPU_CHECKS: dict[str, Callable[[Any], Any]] = {
     "zero_gap_cycles": lambda v: _num(v, "cpu.zero_gap_cycles"),
     "hit_ns": lambda v: _num(v, "cpu.hit_ns"),
     "llc": _llc,
+    "tlb": _tlb,
 }
 
 
@@ -225,7 +240,8 @@ def cpu_defaults() -> dict[str, Any]:
     from numasim.machine.params import CpuParams
 
     d = CpuParams()
-    return {f.name: getattr(d, f.name) for f in fields(CpuParams)}
+    # the TLB is off unless given: no key, so configs without it stay as they were
+    return {f.name: getattr(d, f.name) for f in fields(CpuParams) if f.name != "tlb"}
 
 
 def check_cpu_field(name: str, v: Any) -> Any:

@@ -28,7 +28,10 @@ One request from issue to completion, in :func:`run_quantum`'s loop:
    lines issue (:func:`_fault_lines`, the one loop of every fault's lines: zeroing, THP
    zeroing, migration copy), it is counted (:func:`_fault_done`) and the access resumes
    when its last line is back and a slot is free (:func:`_fault_end`, :func:`_slot_free`);
-5. the access itself: zero page or LLC hit (:func:`_llc`, a dirty victim written back),
+5. with a TLB modelled (off by default), its lookup and on a miss the page walk's line load
+   from the node holding the page table (:func:`_walk`, :mod:`numasim.machine.tlb`), which
+   the access waits for;
+   the access itself: zero page or LLC hit (:func:`_llc`, a dirty victim written back),
    else the serve step through the CPU's private FIFOs (:func:`_serve`) plus the estimated
    wait behind others, one count in its time bin (:func:`_next_bin`), a dirty line posted
    as a write-back (:func:`_post`);
@@ -68,6 +71,7 @@ from numasim.machine.numab_clock import (
     NUMAB_TICK,
 )
 from numasim.machine.prefetch import prefetch
+from numasim.machine.tlb import TLB_ON, tlb_access
 from numasim.mm import alloc_core as core
 from numasim.mm.state import (
     FAULT_OK,
@@ -76,6 +80,7 @@ from numasim.mm.state import (
     PG_NODE,
     PGK_ANON,
     PT_ZERO,
+    R_MM,
     R_PT,
     R_START,
     SV_KSWAPD_WAKE,
@@ -500,6 +505,54 @@ def _llc(llc, rw, cw, sfl, service, pw, pbinc, lb, kx, pos, pg, line, node, writ
     return hit, n_wb, (bcur, bend)
 
 
+@njit(cache=True, inline="always")
+def _walk(lx, kx, llc, tlb, st, c, hx, pos, kern, r, line, pg, ti):
+    """The TLB lookup of an access to page ``pg`` (:func:`numasim.machine.tlb.tlb_access`)
+    and on a miss the page walk's line load (:func:`_walk_load`).  Returns (cycles the access
+    waits for the walk, hx, pos).  Only the arrays the lookup needs are taken here: every
+    array a step unpacks costs its reference counting on every access."""
+    regions, pages, pgtables = kern[11], kern[15], kern[19]
+    vpn = regions[r, R_START] + (line >> kx[4])
+    tpg, tline, node = tlb_access(tlb, st, c, regions[r, R_MM], vpn, pg, pages, pgtables)
+    if tpg < 0:
+        return 0.0, hx, pos
+    return _walk_load(lx, kx, llc, st, c, hx, pos, tpg, tline, node, ti)
+
+
+@njit(cache=True)
+def _walk_load(lx, kx, llc, st, c, hx, pos, tpg, tline, node, ti):
+    """A page walk's line load (line ``tline`` of page-table page ``tpg`` on ``node``),
+    issued at ``ti`` like a read: an LLC hit, or the serve step plus the estimated wait drawn
+    as a miss in :func:`run_quantum` draws it, counted in its time bin."""
+    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, cr, cw, service, latr, wr, ww = lx
+    lpp, llc_on, llc_hit = kx[5], kx[7], kx[9]
+    q_start, bin_inv, nbin, cn = kx[12], kx[13], kx[14], kx[15]
+    n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey = hx
+    wbh, nwb, bcur, bend = pos
+    if llc_on:
+        hit, wbn = C.llc_access(llc[0], llc[1], llc[2], cn, tpg * lpp + tline, False, node)
+        if wbn >= 0:
+            pw[wbn * P_NKINDS + P_WB] += _serve(rw, cw, wbn, ti, sfl, service)
+            if ti >= bend and bcur < nbin - 1:
+                bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
+            lb[wbn * P_NKINDS + P_WB] += 1
+            n_wb += 1.0
+        if hit != 0:
+            st[c, C.ST_WALK_CYC] += llc_hit
+            return llc_hit, (n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey), \
+                (wbh, nwb, bcur, bend)
+    dkey += np.uint64(1)
+    w = wr[node] * (0.5 + _splitmix_uniform(dkey))
+    ws = _serve(rr, cr, node, ti, sfl, service)
+    pw[node * P_NKINDS + P_READ] += ws
+    if ti >= bend and bcur < nbin - 1:
+        bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
+    lb[node * P_NKINDS + P_READ] += 1
+    latv = latr[node] + w + ws
+    st[c, C.ST_WALK_CYC] += latv
+    return latv, (n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey), (wbh, nwb, bcur, bend)
+
+
 @njit(cache=True)
 def _save_stats(st, c, n_acc, nbytes, hx, fx):
     """The quantum's counters into CPU c's statistics (the queue columns count every request
@@ -521,18 +574,25 @@ def _save_stats(st, c, n_acc, nbytes, hx, fx):
 
 
 @njit(cache=True)
-def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
+def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
     """Run CPU ``c`` until its next access would issue at or after ``t_end`` (or its thread
-    has no more accesses).  The bundles, unpacked at compile time: ``kern`` the kernel's
-    arrays (``KernelState.core_args()``), ``fres`` the fault result, ``cpu`` the CPUs'
-    (ci, cs, slots, buf, ops, opf, ts, rngs, trace, st, hist, pf, pi), ``eng`` the engine's
-    (waits, lat, route_r, route_w, service, sfree, pwait, wbq, pbin, cost_r, cost_w), ``llc``
-    the last-level caches (tags, meta, clock), ``numab`` NUMA balancing's (prot, nbi, nbf:
-    :mod:`numasim.machine.numab_clock`) and reclaim's accessed bits (young).  Returns
-    FAULT_OK, the allocator's status when a fault needs Python, NUMAB_TICK / NUMAB_HINT /
-    NUMAB_THP (a tick due, a hinting fault, a fault with THP on) or KSWAPD_POLL; the access
-    then stays in the buffer.  The path every access takes is written here, the rarer ones
-    in the helpers above (why: the module docstring).
+    has no more accesses).  The arrays come in bundles, unpacked at compile time: ``kern``
+    the kernel's (``KernelState.core_args()``), ``fres`` the fault result, ``cpu`` the CPUs'
+    state and statistics (ci, cs, slots, buf, ops, opf, ts, rngs, trace, st, hist, pf, pi),
+    ``eng`` the engine's (waits, lat, route_r, route_w, service, sfree, pwait, wbq, pbin,
+    cost_r, cost_w), ``llc`` the last-level caches (tags, meta, clock), ``numab`` NUMA
+    balancing's (prot, nbi, nbf: :mod:`numasim.machine.numab_clock`; prot is empty when
+    balancing is off) and reclaim's accessed bits (young, :mod:`numasim.machine.kswapd_clock`),
+    ``tlb`` the CPUs' TLBs (:mod:`numasim.machine.tlb`; inert when off).
+    Returns FAULT_OK, or the allocator's status when a fault needs Python (FAULT_NEED_ROOM,
+    FAULT_OOM, FAULT_SEGV...), or NUMAB_TICK / NUMAB_HINT / NUMAB_THP when the thread's
+    scheduler tick is due / its access is a hinting fault / a fault with THP on, or
+    KSWAPD_POLL when reclaim's kswapd has to run first; the access then stays in the buffer
+    (a fault Python handled is charged when the access resumes: :func:`_resume_fault`).
+
+    Clocks, slots and counters live in locals (tuples across the steps) and are written back
+    at the end (:func:`_save_rows`, :func:`_save_stats`).  The path every access takes is
+    written here, the rarer ones in the helpers above (why: the module docstring).
     """
     ci, cs, slots, buf, ops, opf, ts, rngs, trace, st, hist, pf, pi = cpu
     regions, pages, pt_page, sysvars = kern[11], kern[15], kern[16], kern[4]
@@ -647,6 +707,12 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
         head += 1
         n_acc += 1.0
         nbytes += bufc[head - 1, B_BYTES]
+        tw = 0.0  # ---- the TLB, and a page walk the access waits for (numasim.machine.tlb)
+        if tlb[4][TLB_ON] != 0:
+            tw, hx, (wbh, nwb, bcur, bend) = _walk(
+                lx, kx, llc, tlb, st, c, (n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey),
+                (wbh, nwb, bcur, bend), kern, r, line, pg, ti)
+            n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey = hx
         hit = 0
         if pg == PT_ZERO:
             hit = 1
@@ -696,6 +762,7 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, c, t_end):
             if node == cn:
                 n_local += 1.0
             histc[C.hist_bin(latv)] += 1
+        latv += tw
         # ---- completion: the access holds its miss slot until its data is back
         done = ti + latv
         sh = _refill(sl, sh, done)

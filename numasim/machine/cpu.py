@@ -66,7 +66,10 @@ ST_WAIT_SUM = 11  # queueing part of ST_LAT_SUM
 ST_Q_NREQ = 12  # latency-bearing requests this quantum (incl. zeroing)
 ST_Q_LAT = 13
 ST_Q_STALL = 14
-ST_NCOLS = 15
+ST_TLB_MISSES = 15  # TLB misses (numasim.machine.tlb; 0 when the TLB is off)
+ST_WALKS = 16  # page-walk line loads issued
+ST_WALK_CYC = 17  # cycles of those loads (their latency, summed)
+ST_NCOLS = 18
 
 # ---- pf[:] float64 parameters
 PF_HIT = 0  # cycles of a hit

@@ -27,6 +27,7 @@ import simpy
 from numasim.machine import cpu as C
 from numasim.machine.mix import MixWindow, op_random
 from numasim.machine.resources import carried_lines
+from numasim.machine.tlb import TLB_ON, tlb_access
 from numasim.memctrl import WINDOW_CYCLES
 from numasim.mm import alloc_core as core
 from numasim.mm.state import (
@@ -37,6 +38,7 @@ from numasim.mm.state import (
     PG_NODE,
     PGK_ANON,
     PT_ZERO,
+    R_MM,
     R_PT,
     R_START,
     SV_THP,
@@ -419,6 +421,75 @@ class ExactEngine:
             yield self.env.timeout(fend - self.env.now)
         return fend
 
+    def _data(self, dx: tuple, ti: float, pg: int, node: int, line: int, write: bool,
+              rand: bool, ev, cn: int) -> None:
+        """The access's data at cycle ``ti`` (now): the zero page, an LLC hit, or a request
+        along its route.  ``dx``: the CPU slot and its process's completion callbacks."""
+        c, plain_done, data_done, tl_add = dx
+        sim = self.sim
+        env = self.env
+        st = sim.st[c]
+        if pg == PT_ZERO:
+            st[C.ST_HITS] += 1
+            hit_cyc = float(sim.pf[C.PF_HIT])
+            tev = env.timeout(hit_cyc)
+            tev.callbacks.append(lambda _e, d=ti + hit_cyc, e=ev: plain_done(d, e))
+            return
+        lpp = 1 << int(sim.pi[C.PI_LPP_SHIFT])
+        write_allocate = bool(sim.pi[C.PI_WRITE_ALLOCATE])
+        hit = 0
+        if sim.pi[C.PI_LLC] and (write_allocate or not write):
+            tags, meta, clock = sim.llc
+            key = pg * lpp + (line & (lpp - 1))
+            hit, wbn = C.llc_access(tags, meta, clock, cn, key, write, node)
+            if wbn >= 0:
+                self._posted(self.routes_w[(cn, int(wbn))], ti, c, now=True, rand=rand)
+                tl_add(ti, int(wbn))
+                st[C.ST_WRITEBACKS] += 1
+        if hit:
+            st[C.ST_HITS] += 1
+            llc_hit = float(sim.pf[C.PF_LLC_HIT])
+            tev = env.timeout(llc_hit)
+            tev.callbacks.append(lambda _e, d=ti + llc_hit, e=ev: plain_done(d, e))
+        else:
+            nt = write and not write_allocate
+            route = self.routes_w[(cn, node)] if nt else self.routes_r[(cn, node)]
+            self._start(_Req(route, ti, self.lat[cn][node], c,
+                             lambda rq, d, n=node, w=write, e=ev, a=cn:
+                             data_done(rq, d, n, w, e, a), read=not nt, rand=rand,
+                             addr=(pg * lpp + (line & (lpp - 1))) * 64, wr=nt))
+            tl_add(ti, node)
+
+    def _walk(self, c: int, cn: int, ti: float, tpg: int, tline: int, tnode: int,
+              rand: bool, tl_add, then) -> None:
+        """A page walk's line load (line ``tline`` of page-table page ``tpg`` on node
+        ``tnode``) issued now at ``ti``, as a read: an LLC hit, or a request along the read
+        route; ``then(cycle)`` runs when its data is back (the access it serves)."""
+        sim = self.sim
+        st = sim.st[c]
+        lpp = 1 << int(sim.pi[C.PI_LPP_SHIFT])
+        if sim.pi[C.PI_LLC]:
+            tags, meta, clock = sim.llc
+            hit, wbn = C.llc_access(tags, meta, clock, cn, tpg * lpp + tline, False, tnode)
+            if wbn >= 0:
+                self._posted(self.routes_w[(cn, int(wbn))], ti, c, now=True, rand=rand)
+                tl_add(ti, int(wbn))
+                st[C.ST_WRITEBACKS] += 1
+            if hit:
+                h = float(sim.pf[C.PF_LLC_HIT])
+                st[C.ST_WALK_CYC] += h
+                tev = self.env.timeout(h)
+                tev.callbacks.append(lambda _e, d=ti + h: then(d))
+                return
+
+        def back(_rq, d: float) -> None:
+            st[C.ST_WALK_CYC] += d - ti
+            then(d)
+
+        self._start(_Req(self.routes_r[(cn, tnode)], ti, self.lat[cn][tnode], c, back,
+                         read=True, rand=rand, addr=(tpg * lpp + tline) * 64))
+        tl_add(ti, tnode)
+
     def _direct_charge(self, state: dict, c: int, cn: int, ma: int, ti: float, src: int,
                        dst: int, lines: int, first: float, plain_done, tl_add):
         """A direct reclaim's cost in the faulting thread's time (as run_quantum charges a
@@ -453,14 +524,10 @@ class ExactEngine:
         lpp = 1 << lpp_shift
         write_allocate = bool(sim.pi[C.PI_WRITE_ALLOCATE])
         llc_on = bool(sim.pi[C.PI_LLC])
-        hit_cyc = float(sim.pf[C.PF_HIT])
-        llc_hit = float(sim.pf[C.PF_LLC_HIT])
         fault_cyc = float(sim.pf[C.PF_FAULT])
         line_bytes = float(sim.pf[C.PF_LINE])
         tl = sim.tl
-        lat = self.lat
-        routes_r, routes_w = self.routes_r, self.routes_w
-        llc_tags, llc_meta, llc_clock = sim.llc
+        routes_w = self.routes_w
         state = {"out": 0, "waiter": None, "last": float(sim.cs[c, C.CS_LAST])}
         hist_bin = C.hist_bin
 
@@ -503,6 +570,8 @@ class ExactEngine:
             complete(done)
             ev.succeed(done)
 
+        tlb_on = bool(sim.tlb[4][TLB_ON])
+        dx = (c, plain_done, data_done, tl_add)  # what the access's data step needs
         issue = float(sim.cs[c, C.CS_ISSUE])
         prev_ev = None
         pcache: dict = {}  # (region, page) -> (page row, node, writable), until a fault
@@ -598,33 +667,17 @@ class ExactEngine:
             st[C.ST_BYTES] += nb
             ev = env.event()
             state["out"] += 1
-            if pg == PT_ZERO:
-                st[C.ST_HITS] += 1
-                done = ti + hit_cyc
-                tev = env.timeout(hit_cyc)
-                tev.callbacks.append(lambda _e, d=done, e=ev: plain_done(d, e))
+            tpg = -1
+            if tlb_on:  # the TLB, and a page walk the access waits for (numasim.machine.tlb)
+                tpg, tline, tnode = tlb_access(
+                    sim.tlb, sim.st, c, int(ks.regions[r, R_MM]),
+                    int(ks.regions[r, R_START]) + off, pg, ks.pages, ks.pgtables)
+            if tpg >= 0:
+                self._walk(c, cn, ti, int(tpg), int(tline), int(tnode), rand, tl_add,
+                           lambda d, a=(pg, node, line, write, rand, ev, cn):
+                           self._data(dx, d, *a))
             else:
-                hit = 0
-                if llc_on and (write_allocate or not write):
-                    key = pg * lpp + (line & (lpp - 1))
-                    hit, wbn = C.llc_access(llc_tags, llc_meta, llc_clock, cn, key, write, node)
-                    if wbn >= 0:
-                        self._posted(routes_w[(cn, int(wbn))], ti, c, now=True, rand=rand)
-                        tl_add(ti, int(wbn))
-                        st[C.ST_WRITEBACKS] += 1
-                if hit:
-                    st[C.ST_HITS] += 1
-                    done = ti + llc_hit
-                    tev = env.timeout(llc_hit)
-                    tev.callbacks.append(lambda _e, d=done, e=ev: plain_done(d, e))
-                else:
-                    nt = write and not write_allocate
-                    route = routes_w[(cn, node)] if nt else routes_r[(cn, node)]
-                    self._start(_Req(route, ti, lat[cn][node], c,
-                                     lambda rq, d, n=node, w=write, e=ev, a=cn:
-                                     data_done(rq, d, n, w, e, a), read=not nt, rand=rand,
-                                     addr=(pg * lpp + (line & (lpp - 1))) * 64, wr=nt))
-                    tl_add(ti, node)
+                self._data(dx, ti, pg, node, line, write, rand, ev, cn)
             issue = ti
             prev_ev = ev
         # drain: the thread is done when its last request completes

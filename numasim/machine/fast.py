@@ -112,7 +112,8 @@ class FastEngine:
              self.pwait, self.wbq, self.pbin, self.cost_r, self.cost_w),
             tuple(sim.llc),
             (sim.numab.prot, sim.numab.nbi, sim.numab.nbf,  # NUMA balancing (numab_clock)
-             sim.kswapd.young_arr()))  # reclaim's accessed bits (kswapd_clock)
+             sim.kswapd.young_arr()),  # reclaim's accessed bits (kswapd_clock)
+            sim.tlb)  # the CPUs' TLBs (numasim.machine.tlb)
 
     def rehome(self, c: int, old_node: int) -> None:
         """CPU slot c's thread moved off ``old_node`` (NUMA balancing's task placement):

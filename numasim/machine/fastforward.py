@@ -95,8 +95,9 @@ from numasim.machine.fastforward_stream import advance_stream, buffered_safe, sa
 from numasim.machine.numab_clock import NBI_PENDING
 
 # the st columns a skipped stretch advances (the per-quantum ones are the weave's)
-ST_COUNTS = np.array([C.ST_MEM, C.ST_HITS, C.ST_LOCAL, C.ST_WRITEBACKS])  # whole numbers
-ST_SUMS = np.array([C.ST_LAT_SUM, C.ST_BYTES, C.ST_STALL, C.ST_WAIT_SUM])
+ST_COUNTS = np.array([C.ST_MEM, C.ST_HITS, C.ST_LOCAL, C.ST_WRITEBACKS, C.ST_TLB_MISSES,
+                      C.ST_WALKS])  # whole numbers
+ST_SUMS = np.array([C.ST_LAT_SUM, C.ST_BYTES, C.ST_STALL, C.ST_WAIT_SUM, C.ST_WALK_CYC])
 BUSY_FLOOR = 0.01  # resources with less than this share of the busiest one's lines: noise
 NOISE_SIGMAS = 4.0  # a thread's count may move by this many sqrt(count) between quanta
 

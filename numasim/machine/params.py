@@ -54,6 +54,24 @@ class LlcParams:
 
 
 @dataclass(frozen=True)
+class TlbParams:
+    """A per-CPU unified second-level TLB (4 KiB and 2 MiB entries share it), set-associative
+    LRU.  Defaults: Intel Skylake-SP / Cascade Lake STLB, 1536 entries, 12-way, shared by
+    4 KiB and 2 MiB pages (Intel 64 and IA-32 Architectures Optimization Reference Manual,
+    section 2.2 "Skylake Server microarchitecture", table "TLB parameters").
+
+    * ``entries`` (1536): translations held per CPU; 4 KiB pages reach 6 MiB, 2 MiB pages 3 GiB;
+    * ``ways`` (12): associativity (``entries`` must be a multiple of it);
+    * ``walk`` (True): a miss loads the line (8 entries of 8 B) of the page table that maps the
+      page -- the PTE table, or for a PMD-mapped THP the PMD table -- from the node that holds
+      that table page, before the access it serves; False counts misses only."""
+
+    entries: int = 1536
+    ways: int = 12
+    walk: bool = True
+
+
+@dataclass(frozen=True)
 class CpuParams:
     mlp: int = 10
     l2_mlp: int = 16
@@ -64,6 +82,7 @@ class CpuParams:
     hit_ns: float = 10.0
     start_skew_ns: float = 0.0
     llc: LlcParams | None = None
+    tlb: TlbParams | None = None
 
     @property
     def slots(self) -> int:
@@ -104,6 +123,13 @@ class CpuParams:
                                   "larger than any real last-level cache", field="cpu.llc",
                                   hint="at most 1 GiB per node and 1024 ways (the largest "
                                        "real ones hold about 1.1 GB per socket)")
+        if self.tlb is not None:
+            t = self.tlb
+            if not (1 <= t.ways <= t.entries <= 1 << 20) or t.entries % t.ways:
+                raise ConfigError(f"a tlb of {t.entries} entries and {t.ways} ways is not a "
+                                  "set-associative TLB", field="cpu.tlb",
+                                  hint="entries 1..1048576, a multiple of ways (>= 1); e.g. "
+                                       "entries: 1536, ways: 12 (Skylake-SP STLB)")
 
 
 MAX_LLC_BYTES = 1 << 30

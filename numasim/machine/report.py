@@ -191,6 +191,8 @@ def build_result(sim) -> RunResult:
         "notes": list(dict.fromkeys(sim.notes)),
         "kernel_mm": describe(sim.machine, sim.k, balancing=sim.numab.on),
     }
+    if sim.params.tlb is not None:
+        data["tlb"] = _tlb_doc(sim, threads)
     if sim.numab.on:
         data["numa_balancing"] = sim.numab.series(cycles)
     if sim.kswapd.active():  # reclaim ran (kswapd_clock): its section, and its share per
@@ -211,6 +213,28 @@ def build_result(sim) -> RunResult:
     if sim.numab.kh is not None:  # khugepaged ran on the clock (machine.khugepaged_clock)
         data["khugepaged"] = sim.numab.kh.report()
     return RunResult(data, sim.host_seconds, hist)
+
+
+def _tlb_doc(sim, threads: list[dict]) -> dict:
+    """The TLB's section (:mod:`numasim.machine.tlb`), and its per-thread counts added to
+    ``threads``: misses, page walks, walk latency, walk lines by the node holding the table."""
+    st = sim.st
+    ns = 1.0 / sim.ghz
+    wn = sim.tlb[3]
+    nodes = [int(n) for n in sim.machine.node_ids]
+    for t in threads:
+        s = st[t["thread"]]
+        t["tlb_misses"] = int(s[C.ST_TLB_MISSES])
+        t["page_walks"] = int(s[C.ST_WALKS])
+    walks = int(st[:, C.ST_WALKS].sum())
+    acc = int(st[:, C.ST_ACCESSES].sum())
+    tp = sim.params.tlb
+    return {"entries": tp.entries, "ways": tp.ways, "walk": tp.walk,
+            "tlb_misses": int(st[:, C.ST_TLB_MISSES].sum()), "page_walks": walks,
+            "miss_rate": _r(float(st[:, C.ST_TLB_MISSES].sum()) / acc, 6) if acc else None,
+            "walk_ns_mean": _r(float(st[:, C.ST_WALK_CYC].sum()) / walks * ns, 4)
+            if walks else None,
+            "walk_lines_per_node": {str(n): int(wn[:, n].sum()) for n in nodes}}
 
 
 # A workload's own figure, the one its users quote, per phase kernel: (name, unit, what).
@@ -384,6 +408,13 @@ def summary(result) -> str:
     pf = d["page_faults"]
     lines.append(f"  page faults {pf['count']} (mean {pf['mean_ns']:.0f} ns each, "
                  f"{pf['zeroed_bytes'] / 2**20:.1f} MiB zeroed)")
+    tl = d.get("tlb")
+    if tl:
+        where = "  ".join(f"{n}:{v}" for n, v in tl["walk_lines_per_node"].items())
+        lines.append(f"  tlb         {tl['entries']} entries {tl['ways']}-way: "
+                     f"{tl['tlb_misses']} misses ({_num(tl['miss_rate'], '.3f')} of the "
+                     f"accesses), {tl['page_walks']} page walks (mean "
+                     f"{_num(tl['walk_ns_mean'], '.1f')} ns), walk lines per node {where}")
     lines.append("  phases (each its own scope: time, program GB/s, mean latency, local "
                  "fraction, busiest resource):")
     for p in d["phases"]:

@@ -132,6 +132,9 @@ class Simulation:
             self.llc = C.make_llc(nr, self.params.llc.size, self.params.llc.ways, self.line)
         else:
             self.llc = C.no_llc()
+        from numasim.machine.tlb import make_tlb
+
+        self.tlb = make_tlb(n, nr, self.params.tlb)  # per-CPU TLBs (numasim.machine.tlb)
         self.phases: list[PhaseRecord] = []
         self.thread_cycles = np.zeros(n)
         self.fault_res = np.zeros(8, dtype=np.int64)

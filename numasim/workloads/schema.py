@@ -23,7 +23,8 @@ use, and NUMA balancing's task placement may move it: :mod:`numasim.mm.task_plac
 ``numactl`` (a string or a list of options), ``cpu`` (``mlp``, ``l2_mlp``,
 ``prefetch: off|stream`` (see :mod:`numasim.machine.params`), ``write_allocate``,
 ``fault``, ``hit``, ``zero_gap_cycles``, ``start_skew`` (threads start each phase up to this
-much apart, drawn from the seed), ``llc: {size, ways, hit}``), ``regions``,
+much apart, drawn from the seed), ``llc: {size, ways, hit}``, ``tlb: {entries, ways, walk}``
+or ``tlb: true``: a per-CPU TLB with page walks, :mod:`numasim.machine.tlb`), ``regions``,
 ``phases`` (required), ``trace`` (``{file, format: auto|npz|lackey, cpu, instructions}``;
 ``file`` is relative to the YAML file).
 
@@ -100,6 +101,12 @@ class LlcModel(StrictModel):
     hit: TimeNs = 20.0
 
 
+class TlbModel(StrictModel):
+    entries: PosInt = 1536
+    ways: PosInt = 12
+    walk: bool = True
+
+
 class CpuModel(StrictModel):
     mlp: Annotated[int, Field(ge=1, le=256)] | None = None
     l2_mlp: Annotated[int, Field(ge=1, le=256)] | None = None
@@ -110,6 +117,7 @@ class CpuModel(StrictModel):
     zero_gap_cycles: Annotated[float, Field(ge=0)] | None = None
     start_skew: TimeNs | None = None
     llc: LlcModel | None = None
+    tlb: TlbModel | bool | None = None
 
 
 class RegionModel(StrictModel):
@@ -238,6 +246,10 @@ def _build(model: WorkloadModel, file: str | None) -> Workload:
         cpu["start_skew_ns"] = c.start_skew
     if c.llc is not None:
         cpu["llc"] = {"size": c.llc.size, "ways": c.llc.ways, "hit_ns": c.llc.hit}
+    if isinstance(c.tlb, TlbModel):
+        cpu["tlb"] = {"entries": c.tlb.entries, "ways": c.tlb.ways, "walk": c.tlb.walk}
+    elif c.tlb:
+        cpu["tlb"] = True
     trace = None
     if model.trace is not None:
         base = Path(file).parent if file else Path(".")
