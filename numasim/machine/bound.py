@@ -576,23 +576,18 @@ def _save_stats(st, c, n_acc, nbytes, hx, fx):
 @njit(cache=True)
 def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
     """Run CPU ``c`` until its next access would issue at or after ``t_end`` (or its thread
-    has no more accesses).  The arrays come in bundles, unpacked at compile time: ``kern``
-    the kernel's (``KernelState.core_args()``), ``fres`` the fault result, ``cpu`` the CPUs'
-    state and statistics (ci, cs, slots, buf, ops, opf, ts, rngs, trace, st, hist, pf, pi),
-    ``eng`` the engine's (waits, lat, route_r, route_w, service, sfree, pwait, wbq, pbin,
-    cost_r, cost_w), ``llc`` the last-level caches (tags, meta, clock), ``numab`` NUMA
-    balancing's (prot, nbi, nbf: :mod:`numasim.machine.numab_clock`; prot is empty when
-    balancing is off) and reclaim's accessed bits (young, :mod:`numasim.machine.kswapd_clock`),
-    ``tlb`` the CPUs' TLBs (:mod:`numasim.machine.tlb`; inert when off).
-    Returns FAULT_OK, or the allocator's status when a fault needs Python (FAULT_NEED_ROOM,
-    FAULT_OOM, FAULT_SEGV...), or NUMAB_TICK / NUMAB_HINT / NUMAB_THP when the thread's
-    scheduler tick is due / its access is a hinting fault / a fault with THP on, or
-    KSWAPD_POLL when reclaim's kswapd has to run first; the access then stays in the buffer
-    (a fault Python handled is charged when the access resumes: :func:`_resume_fault`).
-
-    Clocks, slots and counters live in locals (tuples across the steps) and are written back
-    at the end (:func:`_save_rows`, :func:`_save_stats`).  The path every access takes is
-    written here, the rarer ones in the helpers above (why: the module docstring).
+    has no more accesses).  The bundles, unpacked at compile time: ``kern`` the kernel's
+    arrays (``KernelState.core_args()``), ``fres`` the fault result, ``cpu`` the CPUs'
+    (ci, cs, slots, buf, ops, opf, ts, rngs, trace, st, hist, pf, pi), ``eng`` the engine's
+    (waits, lat, route_r, route_w, service, sfree, pwait, wbq, pbin, cost_r, cost_w), ``llc``
+    the last-level caches (tags, meta, clock), ``numab`` NUMA balancing's (prot, nbi, nbf:
+    :mod:`numasim.machine.numab_clock`) and reclaim's accessed bits (young), ``tlb`` the
+    CPUs' TLBs (:mod:`numasim.machine.tlb`; inert when off).  Returns FAULT_OK, the
+    allocator's status when a fault needs Python, NUMAB_TICK / NUMAB_HINT / NUMAB_THP (a
+    tick due, a hinting fault, a fault with THP on) or KSWAPD_POLL; the access then stays in
+    the buffer.  The path every access takes is written here, the rarer ones in the helpers
+    above (why: the module docstring); clocks, slots and counters live in locals and are
+    written back at the end (:func:`_save_rows`, :func:`_save_stats`).
     """
     ci, cs, slots, buf, ops, opf, ts, rngs, trace, st, hist, pf, pi = cpu
     regions, pages, pt_page, sysvars = kern[11], kern[15], kern[16], kern[4]
