@@ -604,6 +604,7 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
     head, count = ci[c, C.CI_HEAD], ci[c, C.CI_COUNT]
     nwb, wbh = ci[c, C.CI_WBN], ci[c, C.CI_WBH]
     qmask = wbqc.shape[0] - 1  # capacity is a power of two
+    tlb_on = tlb[4][TLB_ON] != 0
     # the last page looked up in each region: (page-table slot, page, node, writable)
     pcache = np.zeros((regions.shape[0], 4), dtype=np.int64)
     pcache[:, 0] = -1
@@ -703,7 +704,7 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
         n_acc += 1.0
         nbytes += bufc[head - 1, B_BYTES]
         tw = 0.0  # ---- the TLB, and a page walk the access waits for (numasim.machine.tlb)
-        if tlb[4][TLB_ON] != 0:
+        if tlb_on:
             tw, hx, (wbh, nwb, bcur, bend) = _walk(
                 lx, kx, llc, tlb, st, c, (n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey),
                 (wbh, nwb, bcur, bend), kern, r, line, pg, ti)
