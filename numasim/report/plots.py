@@ -526,20 +526,27 @@ def fig_kernel_mm(data: SweepData):
     if numab:
         panels += [("numa_hint_faults", "NUMA hinting faults", "{:.0f}"),
                    ("numa_pages_migrated", "pages migrated (numa_pages_migrated)", "{:.0f}")]
+    return _panels_figure(view, panels, "Page faults, balance between nodes, NUMA balancing's "
+                          "work", log=("page_fault_ms",))
+
+
+def _panels_figure(view: SweepData, panels: list[tuple[str, str, str]], title: str,
+                   log: tuple[str, ...] = ()):
+    """One panel per (column, label, format), stacked, sharing the x axis when the sweep has
+    one; the series' legend below the last."""
     with S.style():
         n = len(panels)
-        if data.x is None:
-            fig = S.figure(8, n * (0.6 + 0.42 * len(data.series)) + 1.0)
+        if view.x is None:
+            fig = S.figure(8, n * (0.6 + 0.42 * len(view.series)) + 1.0)
             axs = fig.subplots(n, 1, squeeze=False)[:, 0]
         else:
             fig = S.figure(8, 2.9 * n + 1.2)
             axs = fig.subplots(n, 1, squeeze=False, sharex=True)[:, 0]
         for ax, (col, label, fmt) in zip(axs, panels, strict=True):
-            _panel(ax, view, col, label, fmt, log=col == "page_fault_ms")
-        if data.x is not None:
-            _legend_below(fig, axs[-1], len(data.series))
-        fig.suptitle(f"Page faults, balance between nodes, NUMA balancing's work\n"
-                     f"{_subject(data)}", fontweight="bold")
+            _panel(ax, view, col, label, fmt, log=col in log)
+        if view.x is not None:
+            _legend_below(fig, axs[-1], len(view.series))
+        fig.suptitle(f"{title}\n{_subject(view)}", fontweight="bold")
     return fig
 
 
@@ -555,23 +562,9 @@ def fig_tiering(data: SweepData):
         df[c] = df[c].fillna(0) if c in df else 0
     view = SweepData(data.root, data.manifest, df, data.docs)
     panels = [("hot_residency", "hot set in the top tier at the end (fraction)", "{:.3f}"),
-              ("tiering_promotions", "pages promoted (pgpromote_success)", "{:.0f}"),
-              ("tiering_demotions", "pages demoted (pgdemote_kswapd + _direct)", "{:.0f}")]
-    with S.style():
-        n = len(panels)
-        if data.x is None:
-            fig = S.figure(8, n * (0.6 + 0.42 * len(data.series)) + 1.0)
-            axs = fig.subplots(n, 1, squeeze=False)[:, 0]
-        else:
-            fig = S.figure(8, 2.9 * n + 1.2)
-            axs = fig.subplots(n, 1, squeeze=False, sharex=True)[:, 0]
-        for ax, (col, label, fmt) in zip(axs, panels, strict=True):
-            _panel(ax, view, col, label, fmt)
-        if data.x is not None:
-            _legend_below(fig, axs[-1], len(data.series))
-        fig.suptitle(f"Memory tiering: the hot set, promotions, demotions\n{_subject(data)}",
-                     fontweight="bold")
-    return fig
+              ("tiering_promotions", "pages promoted", "{:.0f}"),
+              ("tiering_demotions", "pages demoted (kswapd + direct)", "{:.0f}")]
+    return _panels_figure(view, panels, "Memory tiering: the hot set, promotions, demotions")
 
 
 def fig_tiering_timeline(data: SweepData):
