@@ -8,6 +8,8 @@ test_oracle_scenarios.py); these tests pin the mechanism on a small tiered machi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -19,24 +21,14 @@ from numasim.mm.script import run_script
 from numasim.mm.vmscan import reclaim
 from numasim.topology.loaders import layout
 
-TIER = """node 0 mem=128M cpus=0-1
-node 1 mem=128M cpus=- initiator=0
-dist 10 20
-dist 20 10
-qemu -machine hmat=on
-qemu -numa hmat-lb,initiator=0,target=0,hierarchy=memory,data-type=access-latency,latency=80
-qemu -numa hmat-lb,initiator=0,target=0,hierarchy=memory,data-type=access-bandwidth,bandwidth=100G
-qemu -numa hmat-lb,initiator=0,target=1,hierarchy=memory,data-type=access-latency,latency=300
-qemu -numa hmat-lb,initiator=0,target=1,hierarchy=memory,data-type=access-bandwidth,bandwidth=10G
-"""
+# node 0 DRAM, node 1 a CPU-less node in a lower tier (HMAT), 128 MiB each
+TIER_LAYOUT = Path(__file__).parent / "data" / "machines" / "tier-128m.layout"
 BASE = 0x40000  # 2 MiB aligned
 
 
 @pytest.fixture(scope="module")
-def tier(tmp_path_factory):
-    p = tmp_path_factory.mktemp("lay") / "tier.layout"
-    p.write_text(TIER)
-    return layout.load(p, kernel="6.12")
+def tier():
+    return layout.load(TIER_LAYOUT, kernel="6.12")
 
 
 def spill(machine, defrag: str, madvise: bool = False) -> Kernel:

@@ -7,6 +7,7 @@ test_oracle_scenarios.py; these tests pin the mechanisms with small machines."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,24 +22,14 @@ from numasim.mm.vmscan import BOOT_RECLAIMABLE, LRU_ACTIVE, lru_sizes, reclaim
 from numasim.topology.loaders import layout
 from numasim.topology.model import PAGE_SIZE
 
-TIER = """node 0 mem=128M cpus=0-1
-node 1 mem=128M cpus=- initiator=0
-dist 10 20
-dist 20 10
-qemu -machine hmat=on
-qemu -numa hmat-lb,initiator=0,target=0,hierarchy=memory,data-type=access-latency,latency=80
-qemu -numa hmat-lb,initiator=0,target=0,hierarchy=memory,data-type=access-bandwidth,bandwidth=100G
-qemu -numa hmat-lb,initiator=0,target=1,hierarchy=memory,data-type=access-latency,latency=300
-qemu -numa hmat-lb,initiator=0,target=1,hierarchy=memory,data-type=access-bandwidth,bandwidth=10G
-"""
+# node 0 DRAM, node 1 a CPU-less node in a lower tier (HMAT), 128 MiB each
+TIER_LAYOUT = Path(__file__).parent / "data" / "machines" / "tier-128m.layout"
 BASE = 0x40000  # vpn of the first mapping
 
 
 @pytest.fixture(scope="module")
-def tier_machine(tmp_path_factory):
-    p = tmp_path_factory.mktemp("lay") / "tier.layout"
-    p.write_text(TIER)
-    return layout.load(p, kernel="6.12")
+def tier_machine():
+    return layout.load(TIER_LAYOUT, kernel="6.12")
 
 
 def bind(k: Kernel, t: int, vpn: int, n: int, node: int, move: bool = False) -> None:
