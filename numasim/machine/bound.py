@@ -116,23 +116,38 @@ PF_PAGE = 8
 
 
 @njit(cache=True, inline="always")
-def _serve(route, cost, node, a, sfl, service):
+def _serve(route, hop, rlen, node, a, sfl):
     """The one serve step: a line arriving at cycle ``a`` passes the CPU's private FIFO copy
-    of every server on ``route[node]`` in turn (``sfl``: when each is next free; a route
-    ends at its first -1), each for ``cost[node, k]`` service times (1 for a data line, a
-    fraction for a protocol message: :mod:`numasim.machine.resources`); returns the time it
-    waited."""
+    of every server on ``route[node]`` in turn (``sfl``: when each is next free; the route
+    has ``rlen[node]`` hops), each for ``hop[node, k]`` cycles (its service time times the
+    hop's work: 1 for a data line, a fraction for a protocol message,
+    :mod:`numasim.machine.resources`; :func:`_hops` computes both once per quantum);
+    returns the time it waited."""
     w = 0.0
-    for k in range(route.shape[1]):
+    for k in range(rlen[node]):
         x = route[node, k]
-        if x >= 0:
-            f = sfl[x]
-            s0 = a if a > f else f
-            sv = service[x] * cost[node, k]
-            sfl[x] = s0 + sv
-            w += s0 - a
-            a = s0 + sv
+        f = sfl[x]
+        s0 = a if a > f else f
+        w += s0 - a
+        a = s0 + hop[node, k]
+        sfl[x] = a
     return w
+
+
+@njit(cache=True)
+def _hops(route, cost, service):
+    """Per route of one CPU node: every hop's service time in cycles (``service[x] *
+    cost``, the product :func:`_serve` once took per hop) and the route's length (its hops
+    end at the first -1)."""
+    hop = np.zeros(route.shape)
+    rlen = np.zeros(route.shape[0], dtype=np.int64)
+    for n in range(route.shape[0]):
+        k = 0
+        while k < route.shape[1] and route[n, k] >= 0:
+            hop[n, k] = service[route[n, k]] * cost[n, k]
+            k += 1
+        rlen[n] = k
+    return hop, rlen
 
 
 @njit(cache=True)
@@ -229,13 +244,13 @@ def _post(wbqc, wbh, nwb, tw, node):
 
 
 @njit(cache=True, inline="always")
-def _drain(wbqc, wbh, nwb, until, rw, cw, sfl, service, pw):
+def _drain(wbqc, wbh, nwb, until, rw, hw, lw, sfl, pw):
     """Posted write-backs due at or before ``until`` leave the CPU's ring (sorted by time)
     through the serve step, in time order; returns the ring's new head and length."""
     qmask = wbqc.shape[0] - 1
     while nwb > 0 and wbqc[wbh, 0] <= until:
         wm = np.int64(wbqc[wbh, 1])
-        pw[wm * P_NKINDS + P_WB] += _serve(rw, cw, wm, wbqc[wbh, 0], sfl, service)
+        pw[wm * P_NKINDS + P_WB] += _serve(rw, hw, lw, wm, wbqc[wbh, 0], sfl)
         wbh = (wbh + 1) & qmask
         nwb -= 1
     return wbh, nwb
@@ -290,8 +305,11 @@ def _begin(c, cpu, eng):
     pw = np.zeros(nn * P_NKINDS)  # private-FIFO waits by (node, kind), for burst factors
     # lines by (node, kind) in the current time bin; flushed to pbin when the bin changes
     lb = np.zeros(nn * P_NKINDS, dtype=np.int64)
-    lx = (sl, sfl, pw, lb, pbin[c], wbq[c], route_r[cn], route_w[cn], cost_r[cn], cost_w[cn],
-          service, latr, wr, ww)
+    op_so = C.slot_offsets(ops, pi[C.PI_PREFETCH] != 0, nsl - pi[C.PI_MLP], np.int64(pf[C.PF_LINE]))
+    hr, lr = _hops(route_r[cn], cost_r[cn], service)
+    hw, lw = _hops(route_w[cn], cost_w[cn], service)
+    lx = (sl, sfl, pw, lb, pbin[c], wbq[c], route_r[cn], route_w[cn], hr, hw, lr, lw, latr, wr,
+          ww, op_so)
     return kx, lx
 
 
@@ -308,13 +326,12 @@ def _first_bin(kx, t):
 
 
 @njit(cache=True, inline="always")
-def _slot_free(kx, ops, bufc, head, sl, sh):
+def _slot_free(kx, op_so, bufc, head, sl, sh):
     """When the miss slot the access at ``head`` waits for frees: the first to free, or with
     the stream prefetcher and a non-sweep access the one that leaves fewer than mlp in
-    flight."""
-    off1, nsl, prefetch_on, line_b = kx[0], kx[1], kx[2], kx[3]
-    so = C.slot_offset(ops, bufc[head, B_OP], prefetch_on, off1, line_b) if off1 > 0 else 0
-    so += sh
+    flight (``op_so``: :func:`numasim.machine.cpu.slot_offsets`)."""
+    nsl = kx[1]
+    so = op_so[bufc[head, B_OP]] + sh
     if so >= nsl:
         so -= nsl
     return sl[so]
@@ -380,7 +397,7 @@ def _fault_lines(lx, kx, pos, fx, src, dst, nz, k, tz, fend, stop):
     fault's rest issues in the next quantum; an ordinary fault passes inf).  ``pos``: (slots'
     head, write-back ring head and length, time bin and its end); ``fx``: (stall, queue
     latency, requests) of the quantum.  Returns (k, tz, fend, pos, fx)."""
-    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, cr, cw, service, latr, wr, ww = lx
+    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, hr, hw, lr, lw, latr, wr, ww, op_so = lx
     off1, nsl, zero_gap, q_start, bin_inv, nbin = kx[0], kx[1], kx[11], kx[12], kx[13], kx[14]
     sh, wbh, nwb, bcur, bend = pos
     stall, q_lat, q_nreq = fx
@@ -403,11 +420,11 @@ def _fault_lines(lx, kx, pos, fx, src, dst, nz, k, tz, fend, stop):
             tz = zmin
         if tz >= stop:
             break
-        wbh, nwb = _drain(wbqc, wbh, nwb, tz, rw, cw, sfl, service, pw)
+        wbh, nwb = _drain(wbqc, wbh, nwb, tz, rw, hw, lw, sfl, pw)
         if pas == 0:
-            wz = _serve(rr, cr, nd, tz, sfl, service)
+            wz = _serve(rr, hr, lr, nd, tz, sfl)
         else:
-            wz = _serve(rw, cw, nd, tz, sfl, service)
+            wz = _serve(rw, hw, lw, nd, tz, sfl)
         pw[nd * P_NKINDS + kind] += wz
         dz = tz + zl + wz
         sh = _refill(sl, sh, dz)
@@ -471,22 +488,22 @@ def _resume_fault(lx, kx, nbi, nbf, st, c, pos, fx, ti, base, t_end):
 
 
 @njit(cache=True, inline="always")
-def _fault_end(lx, kx, ops, bufc, head, sh, wbh, nwb, fend, last):
+def _fault_end(lx, kx, bufc, head, sh, wbh, nwb, fend, last):
     """After a fault the access issues when its last line arrived and a miss slot is free;
     write-backs due by then go first.  Returns (issue cycle, base, last, wbh, nwb)."""
-    sl, sfl, pw, rw, cw, service, wbqc = lx[0], lx[1], lx[2], lx[7], lx[9], lx[10], lx[5]
+    sl, sfl, pw, rw, hw, lw, wbqc = lx[0], lx[1], lx[2], lx[7], lx[9], lx[11], lx[5]
     if fend > last:
         last = fend
     ti = fend
-    smin = _slot_free(kx, ops, bufc, head, sl, sh)
+    smin = _slot_free(kx, lx[15], bufc, head, sl, sh)
     if smin > ti:
         ti = smin
-    wbh, nwb = _drain(wbqc, wbh, nwb, ti, rw, cw, sfl, service, pw)
+    wbh, nwb = _drain(wbqc, wbh, nwb, ti, rw, hw, lw, sfl, pw)
     return ti, ti, last, wbh, nwb
 
 
 @njit(cache=True, inline="always")
-def _llc(llc, rw, cw, sfl, service, pw, pbinc, lb, kx, pos, pg, line, node, write, ti):
+def _llc(llc, rw, hw, lw, sfl, pw, pbinc, lb, kx, pos, pg, line, node, write, ti):
     """The last-level cache: is line ``line`` of page ``pg`` a hit; a dirty victim goes out
     as a write-back through the serve step, counted in its time bin.  ``pos``: (time bin,
     its end).  Returns (hit, write-backs, pos)."""
@@ -497,7 +514,7 @@ def _llc(llc, rw, cw, sfl, service, pw, pbinc, lb, kx, pos, pg, line, node, writ
     hit, wbn = C.llc_access(llc_tags, llc_meta, llc_clock, cn, key, write, node)
     n_wb = 0.0
     if wbn >= 0:
-        pw[wbn * P_NKINDS + P_WB] += _serve(rw, cw, wbn, ti, sfl, service)
+        pw[wbn * P_NKINDS + P_WB] += _serve(rw, hw, lw, wbn, ti, sfl)
         if ti >= bend and bcur < nbin - 1:
             bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
         lb[wbn * P_NKINDS + P_WB] += 1
@@ -524,7 +541,7 @@ def _walk_load(lx, kx, llc, st, c, hx, pos, tpg, tline, node, ti):
     """A page walk's line load (line ``tline`` of page-table page ``tpg`` on ``node``),
     issued at ``ti`` like a read: an LLC hit, or the serve step plus the estimated wait drawn
     as a miss in :func:`run_quantum` draws it, counted in its time bin."""
-    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, cr, cw, service, latr, wr, ww = lx
+    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, hr, hw, lr, lw, latr, wr, ww, op_so = lx
     lpp, llc_on, llc_hit = kx[5], kx[7], kx[9]
     q_start, bin_inv, nbin, cn = kx[12], kx[13], kx[14], kx[15]
     n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey = hx
@@ -532,7 +549,7 @@ def _walk_load(lx, kx, llc, st, c, hx, pos, tpg, tline, node, ti):
     if llc_on:
         hit, wbn = C.llc_access(llc[0], llc[1], llc[2], cn, tpg * lpp + tline, False, node)
         if wbn >= 0:
-            pw[wbn * P_NKINDS + P_WB] += _serve(rw, cw, wbn, ti, sfl, service)
+            pw[wbn * P_NKINDS + P_WB] += _serve(rw, hw, lw, wbn, ti, sfl)
             if ti >= bend and bcur < nbin - 1:
                 bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
             lb[wbn * P_NKINDS + P_WB] += 1
@@ -543,7 +560,7 @@ def _walk_load(lx, kx, llc, st, c, hx, pos, tpg, tline, node, ti):
                 (wbh, nwb, bcur, bend)
     dkey += np.uint64(1)
     w = wr[node] * (0.5 + _splitmix_uniform(dkey))
-    ws = _serve(rr, cr, node, ti, sfl, service)
+    ws = _serve(rr, hr, lr, node, ti, sfl)
     pw[node * P_NKINDS + P_READ] += ws
     if ti >= bend and bcur < nbin - 1:
         bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
@@ -593,7 +610,7 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
     regions, pages, pt_page, sysvars = kern[11], kern[15], kern[16], kern[4]
     nb_prot, nbi, nbf, young = numab
     kx, lx = _begin(c, cpu, eng)
-    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, cr, cw, service, latr, wr, ww = lx
+    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, hr, hw, lr, lw, latr, wr, ww, op_so = lx
     (off1, nsl, prefetch_on, line_b, lpp_shift, lpp, write_allocate, llc_on, hit_cyc, llc_hit,
      fault_cyc, _, q_start, bin_inv, nbin, cn) = kx
     bufc = buf[c]
@@ -637,8 +654,7 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
         ti = base
         if bufc[head, B_DEP] != 0 and dprev + gap > ti:
             ti = dprev + gap
-        so = C.slot_offset(ops, bufc[head, B_OP], prefetch_on, off1, line_b) if off1 > 0 else 0
-        so += sh
+        so = op_so[bufc[head, B_OP]] + sh
         if so >= nsl:
             so -= nsl
         if sl[so] > ti:
@@ -656,7 +672,7 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
             status = KSWAPD_POLL
             break
         # write-backs that happened before now go through the queues first
-        wbh, nwb = _drain(wbqc, wbh, nwb, ti, rw, cw, sfl, service, pw)
+        wbh, nwb = _drain(wbqc, wbh, nwb, ti, rw, hw, lw, sfl, pw)
         if nbi[c, NBI_PENDING] != 0:  # ---- the rest of a fault Python handled
             fend, (sh, wbh, nwb, bcur, bend), (stall, q_lat, q_nreq, q_zstall) = \
                 _resume_fault(lx, kx, nbi, nbf, st, c, (sh, wbh, nwb, bcur, bend),
@@ -664,7 +680,7 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
             if nbi[c, NBI_PENDING] != 0:
                 last = max(last, fend)
                 break
-            ti, base, last, wbh, nwb = _fault_end(lx, kx, ops, bufc, head, sh, wbh, nwb,
+            ti, base, last, wbh, nwb = _fault_end(lx, kx, bufc, head, sh, wbh, nwb,
                                                   fend, last)
         # ---- the page: the region's cached one, else a lookup (present, zero, a fault)
         write = bufc[head, B_MODE] == STORE
@@ -694,7 +710,7 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
                 lx, kx, (sh, wbh, nwb, bcur, bend), (stall, q_lat, q_nreq), -1, node, nz, 0,
                 tz, tz, np.inf)
             q_zstall = _fault_done(st, c, -1, nz, ti, tz, fend, q_zstall)
-            ti, base, last, wbh, nwb = _fault_end(lx, kx, ops, bufc, head, sh, wbh, nwb,
+            ti, base, last, wbh, nwb = _fault_end(lx, kx, bufc, head, sh, wbh, nwb,
                                                   fend, last)
         stall += ti - base
         # ---- the access itself (and its page's accessed bit, for reclaim)
@@ -713,7 +729,7 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
         if pg == PT_ZERO:
             hit = 1
         elif llc_on and (write_allocate or not write):
-            hit, d, (bcur, bend) = _llc(llc, rw, cw, sfl, service, pw, pbinc, lb, kx,
+            hit, d, (bcur, bend) = _llc(llc, rw, hw, lw, sfl, pw, pbinc, lb, kx,
                                         (bcur, bend), pg, line, node, write, ti)
             n_wb += d
         if hit != 0:
@@ -727,16 +743,14 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
             # a non-temporal write goes to memory on the write route, anything else (a read,
             # a read for ownership) comes back on the read route
             if write and not write_allocate:
-                route = rw
-                rcost = cw
+                route, hop, rlen = rw, hw, lw
                 kind = P_WRITE
                 w = ww[node] * dith
             else:
-                route = rr
-                rcost = cr
+                route, hop, rlen = rr, hr, lr
                 kind = P_READ
                 w = wr[node] * dith
-            ws = _serve(route, rcost, node, ti, sfl, service)
+            ws = _serve(route, hop, rlen, node, ti, sfl)
             pw[node * P_NKINDS + kind] += ws
             w += ws
             if ti >= bend and bcur < nbin - 1:
@@ -746,7 +760,7 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
             if write and write_allocate and not llc_on:
                 # the dirty line is written back when it arrives: queue it by time
                 if nwb > qmask:  # full (cannot happen: capacity > mlp)
-                    wbh, nwb = _drain(wbqc, wbh, nwb, wbqc[wbh, 0], rw, cw, sfl, service, pw)
+                    wbh, nwb = _drain(wbqc, wbh, nwb, wbqc[wbh, 0], rw, hw, lw, sfl, pw)
                 nwb = _post(wbqc, wbh, nwb, ti + latv, node)
                 if ti >= bend and bcur < nbin - 1:
                     bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)

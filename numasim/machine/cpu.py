@@ -106,6 +106,19 @@ def slot_offset(ops, k, prefetch_on, off_l1, line):
         return 0
     return off_l1
 
+
+@njit(cache=True)
+def slot_offsets(ops, prefetch_on, off_l1, line):
+    """:func:`slot_offset` of every op, once per quantum: the fast engine's access path reads
+    one entry instead of calling it with the ops array (an array passed to an inlined helper
+    cost an atomic reference count increment and decrement per access, 12 % of the engine's
+    time on the STREAM triad)."""
+    out = np.zeros(ops.shape[0], dtype=np.int64)
+    if off_l1 > 0:
+        for k in range(ops.shape[0]):
+            out[k] = slot_offset(ops, k, prefetch_on, off_l1, line)
+    return out
+
 # request kinds in the per-resource counters cnt[c, r, k]
 CNT_ALL = 0  # every line that passed
 CNT_LAT = 1  # those a CPU waited for
