@@ -10,9 +10,7 @@ arrays.
 
 from __future__ import annotations
 
-import gc
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -263,8 +261,7 @@ class Simulation:
                             leave=False, desc=f"{self.wl.name} ({engine_name})")
         t_host = time.perf_counter()
         done = self.env.process(self._main(engine))
-        with _gc_frozen():
-            self.env.run(until=done)
+        self.env.run(until=done)
         self.host_seconds = time.perf_counter() - t_host
         if self.bar is not None:
             self.bar.close()
@@ -329,18 +326,4 @@ class Simulation:
         d = self.ks.numastat - self.numastat0
         return {nid: dict(zip(NUMASTAT_NAMES, map(int, d[nid]), strict=True))
                 for nid in self.machine.node_ids}
-
-
-@contextmanager
-def _gc_frozen():
-    """Python's cyclic garbage collector leaves the objects that exist before a run alone
-    during it (``gc.freeze``): numba's compiled code and the machine are hundreds of thousands
-    of objects, and a full collection walking them took 5-12 % of a fast-engine run
-    (perf on the STREAM triad).  Objects the run creates are still collected; afterwards
-    everything is handed back (``gc.unfreeze``)."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
