@@ -326,4 +326,3 @@ class Simulation:
         d = self.ks.numastat - self.numastat0
         return {nid: dict(zip(NUMASTAT_NAMES, map(int, d[nid]), strict=True))
                 for nid in self.machine.node_ids}
-
