@@ -305,11 +305,12 @@ def _begin(c, cpu, eng):
     pw = np.zeros(nn * P_NKINDS)  # private-FIFO waits by (node, kind), for burst factors
     # lines by (node, kind) in the current time bin; flushed to pbin when the bin changes
     lb = np.zeros(nn * P_NKINDS, dtype=np.int64)
-    op_so = C.slot_offsets(ops, pi[C.PI_PREFETCH] != 0, nsl - pi[C.PI_MLP], np.int64(pf[C.PF_LINE]))
+    opc = C.op_constants(ops, pi[C.PI_PREFETCH] != 0, nsl - pi[C.PI_MLP], np.int64(pf[C.PF_LINE]),
+                         np.int64(1) << lpp_shift)
     hr, lr = _hops(route_r[cn], cost_r[cn], service)
     hw, lw = _hops(route_w[cn], cost_w[cn], service)
     lx = (sl, sfl, pw, lb, pbin[c], wbq[c], route_r[cn], route_w[cn], hr, hw, lr, lw, latr, wr,
-          ww, op_so)
+          ww, opc)
     return kx, lx
 
 
@@ -326,12 +327,12 @@ def _first_bin(kx, t):
 
 
 @njit(cache=True, inline="always")
-def _slot_free(kx, op_so, bufc, head, sl, sh):
+def _slot_free(kx, opc, bufc, head, sl, sh):
     """When the miss slot the access at ``head`` waits for frees: the first to free, or with
     the stream prefetcher and a non-sweep access the one that leaves fewer than mlp in
-    flight (``op_so``: :func:`numasim.machine.cpu.slot_offsets`)."""
+    flight (``opc``: :func:`numasim.machine.cpu.op_constants`)."""
     nsl = kx[1]
-    so = op_so[bufc[head, B_OP]] + sh
+    so = opc[bufc[head, B_OP], C.OPC_SLOT] + sh
     if so >= nsl:
         so -= nsl
     return sl[so]
@@ -397,7 +398,7 @@ def _fault_lines(lx, kx, pos, fx, src, dst, nz, k, tz, fend, stop):
     fault's rest issues in the next quantum; an ordinary fault passes inf).  ``pos``: (slots'
     head, write-back ring head and length, time bin and its end); ``fx``: (stall, queue
     latency, requests) of the quantum.  Returns (k, tz, fend, pos, fx)."""
-    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, hr, hw, lr, lw, latr, wr, ww, op_so = lx
+    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, hr, hw, lr, lw, latr, wr, ww, opc = lx
     off1, nsl, zero_gap, q_start, bin_inv, nbin = kx[0], kx[1], kx[11], kx[12], kx[13], kx[14]
     sh, wbh, nwb, bcur, bend = pos
     stall, q_lat, q_nreq = fx
@@ -541,7 +542,7 @@ def _walk_load(lx, kx, llc, st, c, hx, pos, tpg, tline, node, ti):
     """A page walk's line load (line ``tline`` of page-table page ``tpg`` on ``node``),
     issued at ``ti`` like a read: an LLC hit, or the serve step plus the estimated wait drawn
     as a miss in :func:`run_quantum` draws it, counted in its time bin."""
-    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, hr, hw, lr, lw, latr, wr, ww, op_so = lx
+    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, hr, hw, lr, lw, latr, wr, ww, opc = lx
     lpp, llc_on, llc_hit = kx[5], kx[7], kx[9]
     q_start, bin_inv, nbin, cn = kx[12], kx[13], kx[14], kx[15]
     n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey = hx
@@ -610,7 +611,7 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
     regions, pages, pt_page, sysvars = kern[11], kern[15], kern[16], kern[4]
     nb_prot, nbi, nbf, young = numab
     kx, lx = _begin(c, cpu, eng)
-    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, hr, hw, lr, lw, latr, wr, ww, op_so = lx
+    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, hr, hw, lr, lw, latr, wr, ww, opc = lx
     (off1, nsl, prefetch_on, line_b, lpp_shift, lpp, write_allocate, llc_on, hit_cyc, llc_hit,
      fault_cyc, _, q_start, bin_inv, nbin, cn) = kx
     bufc = buf[c]
@@ -638,12 +639,12 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
             if count == 0:
                 ci[c, C.CI_FINISHED] = 1
                 break
-        if head + PF_SLOT < count:
+        if head + PF_SLOT < count and opc[bufc[head + PF_SLOT, B_OP], C.OPC_LOOKAHEAD]:
             r2 = bufc[head + PF_SLOT, B_R]
             s2 = regions[r2, R_PT] + (bufc[head + PF_SLOT, B_LINE] >> lpp_shift)
             if s2 != pcache[r2, 0]:
                 prefetch(pt_page, s2)
-        if head + PF_PAGE < count:
+        if head + PF_PAGE < count and opc[bufc[head + PF_PAGE, B_OP], C.OPC_LOOKAHEAD]:
             r2 = bufc[head + PF_PAGE, B_R]
             s2 = regions[r2, R_PT] + (bufc[head + PF_PAGE, B_LINE] >> lpp_shift)
             if s2 != pcache[r2, 0]:
@@ -654,7 +655,7 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
         ti = base
         if bufc[head, B_DEP] != 0 and dprev + gap > ti:
             ti = dprev + gap
-        so = op_so[bufc[head, B_OP]] + sh
+        so = opc[bufc[head, B_OP], C.OPC_SLOT] + sh
         if so >= nsl:
             so -= nsl
         if sl[so] > ti:

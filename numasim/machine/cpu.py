@@ -107,16 +107,25 @@ def slot_offset(ops, k, prefetch_on, off_l1, line):
     return off_l1
 
 
+# per-op constants of a quantum (op_constants): columns
+OPC_SLOT = 0  # the miss slot its accesses wait for (slot_offset)
+OPC_LOOKAHEAD = 1  # 1: its accesses rarely share a page with the one before (random, trace,
+#                    chase, a stride of a page or more): starting their page lookups ahead pays
+OPC_NCOLS = 2
+
+
 @njit(cache=True)
-def slot_offsets(ops, prefetch_on, off_l1, line):
-    """:func:`slot_offset` of every op, once per quantum: the fast engine's access path reads
-    one entry instead of calling it with the ops array (an array passed to an inlined helper
-    cost an atomic reference count increment and decrement per access, 12 % of the engine's
-    time on the STREAM triad)."""
-    out = np.zeros(ops.shape[0], dtype=np.int64)
-    if off_l1 > 0:
-        for k in range(ops.shape[0]):
-            out[k] = slot_offset(ops, k, prefetch_on, off_l1, line)
+def op_constants(ops, prefetch_on, off_l1, line, lpp):
+    """The :data:`OPC_SLOT` / :data:`OPC_LOOKAHEAD` row of every op, once per quantum: the
+    fast engine's access path reads one entry instead of working them out per access (a
+    sequential sweep's page lookups ahead were 9 % of the steady STREAM triad's time and
+    never missed the region's cached page)."""
+    out = np.zeros((ops.shape[0], OPC_NCOLS), dtype=np.int64)
+    for k in range(ops.shape[0]):
+        if off_l1 > 0:
+            out[k, OPC_SLOT] = slot_offset(ops, k, prefetch_on, off_l1, line)
+        out[k, OPC_LOOKAHEAD] = 0 if ops[k, G.O_KIND] == G.OP_SWEEP and \
+            ops[k, G.O_STRIDE] < lpp else 1
     return out
 
 # request kinds in the per-resource counters cnt[c, r, k]
