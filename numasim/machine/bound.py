@@ -40,7 +40,12 @@ One request from issue to completion, in :func:`run_quantum`'s loop:
 The path every access takes (steps 1, 2, 5, 6) is written out in :func:`run_quantum`: in a
 loop this large numba could not prune the reference counting of arrays passed to inlined
 helpers, and LLVM inlines small jitted callees on its own, so a version with every step a
-helper ran 5x slower (see the commit log); the rarer steps are helpers.
+helper ran 5x slower (see the commit log); the rarer steps are helpers.  The helpers that
+are real calls (a page lookup the region's cached page did not serve, a fault, its lines,
+the page walk's load, the end-of-quantum saves) are compiled without numba's reference
+counting (``_nrt=False``: they only index the arrays they are given): with it, each call
+took an atomic increment and decrement per array it was passed -- with the kernel's entry
+points, some 230 atomic operations per page fault, a third of a fault-heavy run's time.
 
 At the quantum's end the bin counts, rows and counters are saved (:func:`_flush`,
 :func:`_save_rows`, :func:`_save_stats`).
@@ -171,7 +176,7 @@ def _cpu_rows(c, cn, slots, waits, lat, sfree):
     return sl, wr, ww, latr, sfl
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _save_rows(c, slots, sfree, pwait, sl, sh, sfl, pw):
     """The hot loop's locals back into CPU c's rows (pwait accumulates over the quantum);
     the slots' ring from its head ``sh``, so the row stays sorted."""
@@ -338,7 +343,7 @@ def _slot_free(kx, opc, bufc, head, sl, sh):
     return sl[so]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _lookup(pcache, nb_prot, pt_page, pages, pt_vma, vmas, r, pslot, write):
     """The page behind page-table slot ``pslot`` of region ``r``: (page, its node, whether the
     access faults, whether it is a NUMA hinting fault).  Which accesses fault is the kernel's
@@ -368,7 +373,7 @@ def _lookup(pcache, nb_prot, pt_page, pages, pt_vma, vmas, r, pslot, write):
     return pg, node, fault, False
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _fault(kern, fres, pcache, t, r, off, pslot, write, lpp):
     """An ordinary fault through the allocator core: (status, page, its node, lines to zero).
     The page cache of every region is dropped (the fault may have changed page tables: COW
@@ -388,7 +393,7 @@ def _fault(kern, fres, pcache, t, r, off, pslot, write, lpp):
     return status, pg, node, fres[core.R_ALLOCATED] * lpp
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _fault_lines(lx, kx, pos, fx, src, dst, nz, k, tz, fend, stop):
     """The one loop of a fault's lines: ``nz`` lines read from ``src`` (none when src < 0),
     then ``nz`` written to ``dst`` -- a fresh page's zeroing (src < 0), a migration's copy,
@@ -455,7 +460,7 @@ def _fault_done(st, c, src, nz, t0, tz, fend, q_zstall):
     return q_zstall
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _resume_fault(lx, kx, nbi, nbf, st, c, pos, fx, ti, base, t_end):
     """The fault the kernel's Python side handled (a hinting fault: fault_ns + the TLB
     shootdown, then the migration's copy; a THP fault: fault_ns, then the zeroing) issues
@@ -537,7 +542,7 @@ def _walk(lx, kx, llc, tlb, st, c, hx, pos, kern, r, line, pg, ti):
     return _walk_load(lx, kx, llc, st, c, hx, pos, tpg, tline, node, ti)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _walk_load(lx, kx, llc, st, c, hx, pos, tpg, tline, node, ti):
     """A page walk's line load (line ``tline`` of page-table page ``tpg`` on ``node``),
     issued at ``ti`` like a read: an LLC hit, or the serve step plus the estimated wait drawn
@@ -571,7 +576,7 @@ def _walk_load(lx, kx, llc, st, c, hx, pos, tpg, tline, node, ti):
     return latv, (n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey), (wbh, nwb, bcur, bend)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _save_stats(st, c, n_acc, nbytes, hx, fx):
     """The quantum's counters into CPU c's statistics (the queue columns count every request
     that waited: misses and fault lines)."""

@@ -910,7 +910,7 @@ def interleave_run(pol_nodes, nodeinfo, p, mode, il_nodes, il_cum):
     return il_n, il_total
 
 
-@kernel_jit
+@kernel_jit(nrt=True)  # its per-batch caches are arrays
 def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat,
                           policies, pol_nodes, tasks, task_mems, regions, vmas, objs, sp, pages,
                           pt_page, pt_vma, obj_pages, pgtables, t, r, first_vpn, n, write,
