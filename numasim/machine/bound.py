@@ -42,7 +42,7 @@ loop this large numba could not prune the reference counting of arrays passed to
 helpers, and LLVM inlines small jitted callees on its own, so a version with every step a
 helper ran 5x slower (see the commit log); the rarer steps are helpers.  The helpers that
 are real calls (a page lookup the region's cached page did not serve, a fault, its lines,
-the page walk's load, the end-of-quantum saves) are compiled without numba's reference
+the LLC and TLB steps, the end-of-quantum saves) are compiled without numba's reference
 counting (``_nrt=False``: they only index the arrays they are given): with it, each call
 took an atomic increment and decrement per array it was passed -- with the kernel's entry
 points, some 230 atomic operations per page fault, a third of a fault-heavy run's time.
@@ -508,7 +508,7 @@ def _fault_end(lx, kx, bufc, head, sh, wbh, nwb, fend, last):
     return ti, ti, last, wbh, nwb
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _llc(llc, rw, hw, lw, sfl, pw, pbinc, lb, kx, pos, pg, line, node, write, ti):
     """The last-level cache: is line ``line`` of page ``pg`` a hit; a dirty victim goes out
     as a write-back through the serve step, counted in its time bin.  ``pos``: (time bin,
@@ -528,7 +528,7 @@ def _llc(llc, rw, hw, lw, sfl, pw, pbinc, lb, kx, pos, pg, line, node, write, ti
     return hit, n_wb, (bcur, bend)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _walk(lx, kx, llc, tlb, st, c, hx, pos, kern, r, line, pg, ti):
     """The TLB lookup of an access to page ``pg`` (:func:`numasim.machine.tlb.tlb_access`)
     and on a miss the page walk's line load (:func:`_walk_load`).  Returns (cycles the access

@@ -177,7 +177,7 @@ def hist_percentile(hist: np.ndarray, q: float) -> float:
 
 
 # ---- the last-level cache: tags[cache, set, way], meta[cache, set, way, (stamp, dirty, node)]
-@njit(cache=True)
+@njit(cache=True, _nrt=False)  # only indexes its arrays: no reference counts per call
 def llc_access(tags, meta, clock, cache, key, write, node):
     """Look ``key`` (a physical line) up in cache ``cache``; allocate it on a miss (LRU victim).
 
