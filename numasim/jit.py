@@ -41,13 +41,17 @@ ARG_TYPES: dict[str, types.Type] = {
 ARG_TYPES["kern"] = types.Tuple([ARG_TYPES[n] for n in CORE_ARRAYS])
 
 
-def kernel_jit(fn=None, *, extra: dict[str, types.Type] | None = None):
-    """``@kernel_jit``: njit with one eager signature derived from the parameter names."""
+def kernel_jit(fn=None, *, extra: dict[str, types.Type] | None = None, inline: str = "never"):
+    """``@kernel_jit``: njit with one eager signature derived from the parameter names.
+
+    ``inline="always"`` also inlines the function into its jitted callers (numba IR): for an
+    entry point that takes ``kern`` and that the fault loop calls, passing the bundle costs
+    the reference counting of its twenty arrays at every call."""
 
     def wrap(f):
         names = list(inspect.signature(f).parameters)
         table = dict(ARG_TYPES, **(extra or {}))
         sig = tuple(table.get(n, types.int64) for n in names)
-        return njit(sig, cache=True, nogil=True)(f)
+        return njit(sig, cache=True, nogil=True, inline=inline)(f)
 
     return wrap(fn) if fn is not None else wrap

@@ -638,7 +638,7 @@ def bind_zonelist_alloc(zones, sysvars, numastat, vmstat, pol_nodes, task_mems, 
         res[R_ZONE] = ALLOC_FAIL
 
 
-@kernel_jit
+@kernel_jit(inline="always")
 def alloc_pages_nid(kern, t, gfp, order, p, mode, kind, obj, index, may_oom, res):
     """The second half of ``alloc_pages_mpol``: given res[R_NID] and the nodemask from
     :func:`policy_nodemask`, run ``__alloc_pages`` (or ``alloc_pages_preferred_many``, or
@@ -691,7 +691,7 @@ def alloc_pages_nid(kern, t, gfp, order, p, mode, kind, obj, index, may_oom, res
     return rmqueue(zones, sysvars, vmstat, pages, z, order, kind, obj, index)
 
 
-@kernel_jit
+@kernel_jit(inline="always")
 def alloc_pages_mpol(kern, t, gfp, order, p, ilx, kind, obj, index, may_oom, res):
     """``alloc_pages_mpol``: place one allocation under policy ``p`` (-1 = no policy: the
     per-node default, i.e. local) with interleave index ``ilx`` (NO_ILX = the task's
@@ -815,7 +815,7 @@ def pgt_slot(pgtables, key):
         i = (i + 1) & (cap - 1)
 
 
-@kernel_jit
+@kernel_jit(inline="always")
 def pgtable_alloc(kern, t, mm, vpn, oom_mode, res):
     """Allocate the PUD/PMD/PTE table pages a fault at ``vpn`` needs (``__pud_alloc``,
     ``__pmd_alloc``, ``__pte_alloc``): GFP_KERNEL under the task policy, counter interleave.
