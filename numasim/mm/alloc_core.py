@@ -57,13 +57,16 @@ from numasim.mm.state import (
     FAULT_SIGBUS,
     K_NODEINFO,
     K_NUMASTAT,
+    K_OBJS,
     K_PAGES,
     K_PGTABLES,
     K_POL_NODES,
     K_POLICIES,
+    K_SP,
     K_SYSVARS,
     K_TASK_MEMS,
     K_TASKS,
+    K_VMAS,
     K_VMSTAT,
     K_ZONELIST,
     K_ZONES,
@@ -923,7 +926,7 @@ def interleave_run(pol_nodes, nodeinfo, p, mode, il_nodes, il_cum):
     return il_n, il_total
 
 
-@kernel_jit(extra={"il_nodes": I64_1D, "il_cum": I64_1D})
+@kernel_jit(extra={"il_nodes": I64_1D, "il_cum": I64_1D}, inline="always")
 def vma_policy_run(kern, t, v, index, run, il_nodes, il_cum, res):
     """What stays fixed along a run of pages of VMA ``v`` from page ``index`` on (the run is
     run[0:2], :func:`get_vma_policy`'s): the policy and its interleave index base, its mode,
@@ -932,9 +935,10 @@ def vma_policy_run(kern, t, v, index, run, il_nodes, il_cum, res):
     interleave mode (:func:`interleave_run`).  Once per run, so the fault loop keeps only the
     per-page choice.  Returns (policy, ilx base, mode, interleave nodes, their total weight,
     node, mask kind, mask index)."""
-    (zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, policies, pol_nodes,
-     tasks, task_mems, regions, vmas, objs, sp, pages, pt_page, pt_vma, obj_pages,
-     pgtables) = kern
+    nodeinfo, sysvars, policies, pol_nodes, tasks = (kern[K_NODEINFO], kern[K_SYSVARS],
+                                                     kern[K_POLICIES], kern[K_POL_NODES],
+                                                     kern[K_TASKS])
+    task_mems, vmas, objs, sp = kern[K_TASK_MEMS], kern[K_VMAS], kern[K_OBJS], kern[K_SP]
     p, ilx_base = get_vma_policy(vmas, objs, sp, tasks, t, v, index, run)
     mode = policy_mode(policies, p, GFP_USER_MOVABLE)
     il_n, il_total = interleave_run(pol_nodes, nodeinfo, p, mode, il_nodes, il_cum)
@@ -943,7 +947,7 @@ def vma_policy_run(kern, t, v, index, run, il_nodes, il_cum, res):
     return p, ilx_base, mode, il_n, il_total, res[R_NID], res[R_MASK_KIND], res[R_MASK_IDX]
 
 
-@kernel_jit
+@kernel_jit(inline="always")
 def handle_mm_fault_range(kern, t, r, first_vpn, n, write, oom_mode, res):
     """Touch pages ``first_vpn .. first_vpn+n-1`` of region ``r`` as task ``t`` (write or
     read), faulting in what is missing as ``handle_mm_fault`` would: private pages under the
@@ -962,9 +966,8 @@ def handle_mm_fault_range(kern, t, r, first_vpn, n, write, oom_mode, res):
     ``benchmarks/bench_faults.py``, moving the page mapping or the interleave node choice into
     a helper taking arrays made faults 25 % to 4x slower, even with numba's IR inlining.
     """
-    (zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, policies, pol_nodes,
-     tasks, task_mems, regions, vmas, objs, sp, pages, pt_page, pt_vma, obj_pages,
-     pgtables) = kern
+    (zones, _, nodeinfo, _, sysvars, numastat, vmstat, policies, pol_nodes, tasks, task_mems,
+     regions, vmas, objs, _, pages, pt_page, pt_vma, obj_pages, _) = kern
     nr = nodeinfo.shape[0]
     mm, base, rstart = regions[r, R_MM], regions[r, R_PT], regions[r, R_START]
     cpu_nid = tasks[t, T_NODE]
