@@ -6,9 +6,13 @@ Read beside ``mm/mempolicy.c`` (``get_vma_policy``, ``policy_nodemask``, ``inter
 ``get_page_from_freelist``, ``zone_watermark_fast``, ``zone_statistics``).  Every function
 here has the kernel's name when it does the kernel function's job.
 
-All state is the arrays of :class:`numasim.mm.state.KernelState`; entry points take them in
-``KernelState.core_args()`` order and do a whole batch per call (a range of pages, not one
-page), because a jitted call from Python costs as much as the fault itself.  The plain-Python
+All state is the arrays of :class:`numasim.mm.state.KernelState`; entry points take them as
+one bundle, ``kern`` (``KernelState.core_args()``: a tuple in ``CORE_ARRAYS`` order, unpacked
+at compile time; ``kern[K_PAGES]`` names one), and do a whole batch per call (a range of
+pages, not one page), because a jitted call from Python costs as much as the fault itself.
+The entry points the fault loop calls are inlined into their jitted callers
+(``kernel_jit(inline="always")``): passed across a call, the bundle costs the reference
+counting of every array in it.  The plain-Python
 twin, :mod:`numasim.mm.alloc_ref`, must make exactly the same decisions; the differential
 tests hold the two together.
 
