@@ -6,14 +6,17 @@ WEIGHTED_INTERLEAVE 3:1:1:1 -- each written in one call, so every page takes a f
 (page tables, policy lookup, zonelist walk, watermarks, numastat).  Both backends run in the
 same process on the same machine; the twin gets fewer pages (it is ~100x slower) and rates are
 compared as pages per second.  Compile time of the core is measured first (cold if numba's
-cache is empty).
+cache is empty).  Last, single-page faults called from a jitted loop through a jitted step, the
+shape of the fast engine's ``bound._fault`` (one call per fault: the ``kern`` bundle unpacked,
+the zone cache and the policy run set up afresh each time), best of 5.
 
-    python benchmarks/bench_faults.py [--pages N] [--twin-pages N]
+    python benchmarks/bench_faults.py [--pages N] [--twin-pages N] [--single-pages N]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 from numasim.topology.build import make_machine
@@ -55,10 +58,64 @@ def run(backend: str, pages: int) -> tuple[float, int, dict]:
     return dt, n, per_node
 
 
+@functools.cache
+def _single_loop():
+    """The jitted loop of :func:`single`, compiled once per process."""
+    from numba import njit
+
+    from numasim.mm import alloc_core as core
+
+    @njit
+    def step(kern, t, r, vpn, res):  # bound._fault's call
+        return core.handle_mm_fault_range(kern, t, r, vpn, 1, 1, core.OOM_MAY, res)
+
+    @njit
+    def loop(kern, t, r, start, n, res):
+        bad = 0
+        for i in range(n):
+            bad += step(kern, t, r, start + i, res)
+        return bad
+
+    return loop
+
+
+def single(pages: int, interleave: bool) -> float:
+    """Seconds for ``pages`` first-touch write faults of one page per core call, made from
+    jitted code as the fast engine makes them."""
+    import numpy as np
+
+    from numasim.mm import alloc_core as core
+    from numasim.mm import syscalls as sc
+    from numasim.mm.constants import MPOL_INTERLEAVE
+    from numasim.mm.kernel import Kernel
+    from numasim.mm.nodemask import UserMask
+    from numasim.mm.state import R_ALIVE, R_START
+
+    loop = _single_loop()
+    k = Kernel(machine(), backend="numba")
+    t = k.new_process(0)
+    vpn = 0x100000
+    k.mmap(t, pages, vpn=vpn)
+    if interleave:
+        sc.mbind(k, t, vpn << 12, pages << 12, MPOL_INTERLEAVE, UserMask.of((0, 1, 2, 3)),
+                 1025, 0)
+    ks = k.ks
+    ks.ensure_pages(pages + pages // 256 + 4096)
+    r = int(np.nonzero((ks.regions[:, R_START] == vpn) & (ks.regions[:, R_ALIVE] == 1))[0][0])
+    res = core.fault_res(int(ks.nodeinfo.shape[0]))
+    t0 = time.perf_counter()
+    bad = loop(ks.core_args(), t, r, vpn, pages, res)
+    dt = time.perf_counter() - t0
+    assert bad == 0, bad
+    return dt
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pages", type=int, default=1 << 20, help="pages per region (numba)")
     ap.add_argument("--twin-pages", type=int, default=1 << 14, help="pages per region (twin)")
+    ap.add_argument("--single-pages", type=int, default=1 << 16,
+                    help="pages faulted one per call (0: skip)")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
@@ -75,6 +132,12 @@ def main() -> None:
     print(f"python twin : {n_p:>10} faults in {dt_p:7.3f} s = {rate_p / 1e6:8.3f} M faults/s"
           f"   pages per node {nodes_p}")
     print(f"ratio numba / twin: {rate_n / rate_p:.1f}x")
+    if args.single_pages:
+        for il in (False, True):
+            single(64, il)  # compiles the loop
+            best = min(single(args.single_pages, il) for _ in range(5))
+            print(f"single-page ({'interleave' if il else 'local':10}): {args.single_pages:>10} "
+                  f"faults in {best:7.3f} s = {args.single_pages / best / 1e6:8.3f} M faults/s")
 
 
 if __name__ == "__main__":

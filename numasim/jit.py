@@ -5,8 +5,9 @@ with, literal constants included (``f(zones, 0)`` and ``f(zones, 1)`` compile tw
 allocator core calls its helpers with many constants, which multiplied its first-call compile
 time several-fold.  :func:`kernel_jit` gives every function one signature, built from its
 parameter names (``zones`` is always a C-contiguous 2-D int64 array, ``pol_nodes`` a 2-D
-uint8 array, any name not listed is an int64 scalar), compiles it eagerly, and caches it on
-disk (``cache=True``).  Boundaries are typed arrays, never Python objects.
+uint8 array, ``kern`` the tuple of the kernel's state arrays, any name not listed is an int64
+scalar), compiles it eagerly, and caches it on disk (``cache=True``).  Boundaries are typed
+arrays (or tuples of them), never Python objects.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from numasim.jitcache import announce_cold_compile
 announce_cold_compile()  # before numba is imported: the compile that follows is silent
 
 from numba import njit, types  # noqa: E402
+
+from numasim.mm.state import CORE_ARRAYS  # noqa: E402
 
 I64_2D = types.Array(types.int64, 2, "C")
 I64_1D = types.Array(types.int64, 1, "C")
@@ -34,21 +37,26 @@ ARG_TYPES: dict[str, types.Type] = {
     "pt_vma": I64_1D, "obj_pages": I64_1D, "pgtables": I64_2D, "res": I64_1D,
     "run": I64_1D, "out_pages": I64_1D,
 }
+# ``kern``: the kernel state as one bundle (KernelState.core_args(), CORE_ARRAYS order)
+ARG_TYPES["kern"] = types.Tuple([ARG_TYPES[n] for n in CORE_ARRAYS])
 
 
-def kernel_jit(fn=None, *, extra: dict[str, types.Type] | None = None, nrt: bool = False):
+def kernel_jit(fn=None, *, extra: dict[str, types.Type] | None = None, nrt: bool = False,
+               inline: str = "never"):
     """``@kernel_jit``: njit with one eager signature derived from the parameter names.
 
     Without numba's reference counting (``nrt=False``, the default): the kernel's functions
     only index the arrays they are given and return integers, and with it every call took
-    an atomic increment and decrement per array argument -- some 230 atomic operations per
-    page fault, a third of the fast engine's time on a fault-heavy run (perf and gdb, 512 MiB
-    ``--init none`` copy).  A function that allocates an array says ``nrt=True``."""
+    an atomic increment and decrement per array argument (``kern`` alone is twenty) -- some
+    230 atomic operations per page fault, a third of the fast engine's time on a fault-heavy
+    run (perf and gdb, 512 MiB ``--init none`` copy).  A function that allocates an array
+    says ``nrt=True``.  ``inline="always"`` inlines the function into its jitted callers
+    (numba IR)."""
 
     def wrap(f):
         names = list(inspect.signature(f).parameters)
         table = dict(ARG_TYPES, **(extra or {}))
         sig = tuple(table.get(n, types.int64) for n in names)
-        return njit(sig, cache=True, nogil=True, _nrt=nrt)(f)
+        return njit(sig, cache=True, nogil=True, _nrt=nrt, inline=inline)(f)
 
     return wrap(fn) if fn is not None else wrap

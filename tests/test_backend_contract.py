@@ -51,3 +51,30 @@ def test_unknown_backend_is_refused():
     assert not isinstance(Half(), AllocatorBackend)
     with pytest.raises(ConfigError, match="unknown allocator backend 'rust'"):
         Kernel(load_machine("oracle-2node"), backend="rust")
+
+
+def test_kern_bundle_is_the_state_in_core_arrays_order():
+    """``kern`` (KernelState.core_args()) holds the state arrays in CORE_ARRAYS order, and
+    numba sees it as exactly the tuple type the core was compiled for (jit.ARG_TYPES): a
+    reordered or retyped array would otherwise reach the wrong parameter at run time or
+    fail to dispatch."""
+    from numba import typeof
+
+    from numasim.jit import ARG_TYPES
+    from numasim.mm import state as S
+
+    ks = Kernel(load_machine("oracle-2node")).ks
+    kern = ks.core_args()
+    assert len(kern) == len(S.CORE_ARRAYS)
+    for i, name in enumerate(S.CORE_ARRAYS):
+        assert kern[i] is getattr(ks, name), name
+        assert getattr(S, "K_" + name.upper()) == i
+    assert typeof(kern) == ARG_TYPES["kern"]
+
+
+@pytest.mark.parametrize("name", ["handle_mm_fault_range", "alloc_pages_mpol",
+                                  "alloc_pages_nid", "pgtable_alloc"])
+def test_entry_points_take_the_bundle(name):
+    """The state arrays travel as one ``kern`` argument, first, in the core and the twin."""
+    assert _params(getattr(alloc_core, name))[0] == "kern"
+    assert _params(getattr(alloc_ref, name))[0] == "kern"

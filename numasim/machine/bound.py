@@ -80,6 +80,13 @@ from numasim.machine.tlb import TLB_ON, tlb_access
 from numasim.mm import alloc_core as core
 from numasim.mm.state import (
     FAULT_OK,
+    K_PAGES,
+    K_PGTABLES,
+    K_PT_PAGE,
+    K_PT_VMA,
+    K_REGIONS,
+    K_SYSVARS,
+    K_VMAS,
     PG_KIND,
     PG_MAPCOUNT,
     PG_NODE,
@@ -378,13 +385,9 @@ def _fault(kern, fres, pcache, t, r, off, pslot, write, lpp):
     """An ordinary fault through the allocator core: (status, page, its node, lines to zero).
     The page cache of every region is dropped (the fault may have changed page tables: COW
     frees pages)."""
-    (zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, policies, pol_nodes,
-     tasks, task_mems, regions, vmas, objs, sp, pages, pt_page, pt_vma, obj_pages,
-     pgtables) = kern
-    status = core.handle_mm_fault_range(
-        zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, policies, pol_nodes,
-        tasks, task_mems, regions, vmas, objs, sp, pages, pt_page, pt_vma, obj_pages,
-        pgtables, t, r, regions[r, R_START] + off, 1, np.int64(write), core.OOM_MAY, fres)
+    regions, pages, pt_page = kern[K_REGIONS], kern[K_PAGES], kern[K_PT_PAGE]
+    status = core.handle_mm_fault_range(kern, t, r, regions[r, R_START] + off, 1,
+                                        np.int64(write), core.OOM_MAY, fres)
     if status != FAULT_OK:
         return status, -1, -1, 0
     pg = pt_page[pslot]
@@ -534,7 +537,7 @@ def _walk(lx, kx, llc, tlb, st, c, hx, pos, kern, r, line, pg, ti):
     and on a miss the page walk's line load (:func:`_walk_load`).  Returns (cycles the access
     waits for the walk, hx, pos).  Only the arrays the lookup needs are taken here: every
     array a step unpacks costs its reference counting on every access."""
-    regions, pages, pgtables = kern[11], kern[15], kern[19]
+    regions, pages, pgtables = kern[K_REGIONS], kern[K_PAGES], kern[K_PGTABLES]
     vpn = regions[r, R_START] + (line >> kx[4])
     tpg, tline, node = tlb_access(tlb, st, c, regions[r, R_MM], vpn, pg, pages, pgtables)
     if tpg < 0:
@@ -613,7 +616,8 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
     written back at the end (:func:`_save_rows`, :func:`_save_stats`).
     """
     ci, cs, slots, buf, ops, opf, ts, rngs, trace, st, hist, pf, pi = cpu
-    regions, pages, pt_page, sysvars = kern[11], kern[15], kern[16], kern[4]
+    regions, pages, pt_page, sysvars = (kern[K_REGIONS], kern[K_PAGES], kern[K_PT_PAGE],
+                                         kern[K_SYSVARS])
     nb_prot, nbi, nbf, young = numab
     kx, lx = _begin(c, cpu, eng)
     sl, sfl, pw, lb, pbinc, wbqc, rr, rw, hr, hw, lr, lw, latr, wr, ww, opc = lx
@@ -696,8 +700,8 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
         if pcache[r, 0] == pslot and (pcache[r, 3] != 0 or not write):
             pg, node = pcache[r, 1], pcache[r, 2]
         else:
-            pg, node, fault, hint = _lookup(pcache, nb_prot, pt_page, pages, kern[17],
-                                            kern[12], r, pslot, write)
+            pg, node, fault, hint = _lookup(pcache, nb_prot, pt_page, pages, kern[K_PT_VMA],
+                                            kern[K_VMAS], r, pslot, write)
             if hint or (fault and sysvars[SV_THP] != 0):
                 # a hinting fault, or a fault under transparent huge pages (the huge fault
                 # path is Python's: numab_clock.thp_fault)

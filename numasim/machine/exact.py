@@ -347,7 +347,7 @@ class ExactEngine:
         while True:
             ks.ensure_pages(64)
             status = core.handle_mm_fault_range(
-                *ks.core_args(), t, r, int(ks.regions[r, R_START]) + off, 1,
+                ks.core_args(), t, r, int(ks.regions[r, R_START]) + off, 1,
                 int(write), core.OOM_MAY, sim.fault_res)
             if status == FAULT_OK:
                 return charges

@@ -21,6 +21,7 @@ from numasim.errors import ConfigError, NumasimError
 from numasim.machine import cpu as C
 from numasim.machine.resources import Resources, build_resources
 from numasim.mm import state as S
+from numasim.mm.alloc_core import fault_res
 from numasim.workloads import gen as G
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ class Simulation:
         self.tlb = make_tlb(n, nr, self.params.tlb)  # per-CPU TLBs (numasim.machine.tlb)
         self.phases: list[PhaseRecord] = []
         self.thread_cycles = np.zeros(n)
-        self.fault_res = np.zeros(8, dtype=np.int64)
+        self.fault_res = fault_res(self.ks.nodeinfo.shape[0])
         from numasim.machine.numab_clock import NumabClock
 
         self.numab = NumabClock(self)  # NUMA balancing on the run's clock (off: inert)

@@ -6,9 +6,14 @@ Read beside ``mm/mempolicy.c`` (``get_vma_policy``, ``policy_nodemask``, ``inter
 ``get_page_from_freelist``, ``zone_watermark_fast``, ``zone_statistics``).  Every function
 here has the kernel's name when it does the kernel function's job.
 
-All state is the arrays of :class:`numasim.mm.state.KernelState`; entry points take them in
-``KernelState.core_args()`` order and do a whole batch per call (a range of pages, not one
-page), because a jitted call from Python costs as much as the fault itself.  The plain-Python
+All state is the arrays of :class:`numasim.mm.state.KernelState`; entry points take them as
+one bundle, ``kern`` (``KernelState.core_args()``: a tuple in ``CORE_ARRAYS`` order, unpacked
+at compile time; ``kern[K_PAGES]`` names one), and do a whole batch per call (a range of
+pages, not one page), because a jitted call from Python costs as much as the fault itself.
+The core runs without numba's reference counting (:func:`numasim.jit.kernel_jit`), so passing
+the bundle across a call costs nothing per array; the entry points the fault loop calls are
+also inlined into their jitted callers (``kernel_jit(inline="always")``), as measured when
+the bundle still cost the reference counting of every array in it.  The plain-Python
 twin, :mod:`numasim.mm.alloc_ref`, must make exactly the same decisions; the differential
 tests hold the two together.
 
@@ -55,6 +60,21 @@ from numasim.mm.state import (
     FAULT_OOM,
     FAULT_SEGV,
     FAULT_SIGBUS,
+    K_NODEINFO,
+    K_NUMASTAT,
+    K_OBJS,
+    K_PAGES,
+    K_PGTABLES,
+    K_POL_NODES,
+    K_POLICIES,
+    K_SP,
+    K_SYSVARS,
+    K_TASK_MEMS,
+    K_TASKS,
+    K_VMAS,
+    K_VMSTAT,
+    K_ZONELIST,
+    K_ZONES,
     KIND_ANON,
     KIND_FILE,
     KIND_SHMEM,
@@ -163,6 +183,15 @@ R_PASS = 5
 R_ALLOCATED = 6  # pages allocated by a fault batch
 R_DONE = 7  # pages handled by a fault batch
 R_SIZE = 8
+# handle_mm_fault_range's per-batch caches live in the result array after R_SIZE (5 rows of
+# nr_node_ids and 2): the core runs without numba's reference counting, and an array it
+# allocated itself would need it (fault_res sizes the array)
+R_SCRATCH = R_SIZE
+
+
+def fault_res(nr_node_ids: int) -> np.ndarray:
+    """The result array of the core's entry points, with room for the fault batch's caches."""
+    return np.zeros(R_SCRATCH + 5 * nr_node_ids + 2, dtype=np.int64)
 
 # what an allocation may do when memory is exhausted (the ``may_oom`` argument)
 OOM_NEVER = 0  # fail (no direct reclaim, __GFP_RETRY_MAYFAIL, first preferred-many pass)
@@ -626,10 +655,8 @@ def bind_zonelist_alloc(zones, sysvars, numastat, vmstat, pol_nodes, task_mems, 
         res[R_ZONE] = ALLOC_FAIL
 
 
-@kernel_jit
-def alloc_pages_nid(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies, pol_nodes,
-                    tasks, task_mems, pages, t, gfp, order, p, mode, kind, obj, index, may_oom,
-                    res):
+@kernel_jit(inline="always")
+def alloc_pages_nid(kern, t, gfp, order, p, mode, kind, obj, index, may_oom, res):
     """The second half of ``alloc_pages_mpol``: given res[R_NID] and the nodemask from
     :func:`policy_nodemask`, run ``__alloc_pages`` (or ``alloc_pages_preferred_many``, or
     the THP node-only attempt), count interleave_hit, and take the page.
@@ -637,6 +664,12 @@ def alloc_pages_nid(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, polici
     Returns a page row, or ALLOC_FAIL / ALLOC_OOM / ALLOC_NEED_ROOM; also writes
     res[R_ZONE], res[R_PREF] and res[R_PASS] (0: LOW fast path, 1: MIN slow path).
     """
+    zones, zonelist, nodeinfo, sysvars, numastat = (kern[K_ZONES], kern[K_ZONELIST],
+                                                    kern[K_NODEINFO], kern[K_SYSVARS],
+                                                    kern[K_NUMASTAT])
+    vmstat, pol_nodes, tasks, task_mems, pages = (kern[K_VMSTAT], kern[K_POL_NODES],
+                                                  kern[K_TASKS], kern[K_TASK_MEMS],
+                                                  kern[K_PAGES])
     if sysvars[SV_NEXT_PAGE] >= pages.shape[0]:
         return ALLOC_NEED_ROOM
     nid = res[R_NID]
@@ -675,19 +708,16 @@ def alloc_pages_nid(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, polici
     return rmqueue(zones, sysvars, vmstat, pages, z, order, kind, obj, index)
 
 
-@kernel_jit
-def alloc_pages_mpol(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies, pol_nodes,
-                     tasks, task_mems, pages, t, gfp, order, p, ilx, kind, obj, index, may_oom,
-                     res):
+@kernel_jit(inline="always")
+def alloc_pages_mpol(kern, t, gfp, order, p, ilx, kind, obj, index, may_oom, res):
     """``alloc_pages_mpol``: place one allocation under policy ``p`` (-1 = no policy: the
     per-node default, i.e. local) with interleave index ``ilx`` (NO_ILX = the task's
     counter).  Returns a page row or ALLOC_FAIL / ALLOC_OOM / ALLOC_NEED_ROOM; res[R_NID]
     is the node the policy asked for."""
-    mode = policy_nodemask(policies, pol_nodes, nodeinfo, sysvars, tasks, task_mems, t, p, gfp,
-                           ilx, res)
-    return alloc_pages_nid(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies,
-                           pol_nodes, tasks, task_mems, pages, t, gfp, order, p, mode, kind, obj,
-                           index, may_oom, res)
+    mode = policy_nodemask(kern[K_POLICIES], kern[K_POL_NODES], kern[K_NODEINFO],
+                           kern[K_SYSVARS], kern[K_TASKS], kern[K_TASK_MEMS], t, p, gfp, ilx,
+                           res)
+    return alloc_pages_nid(kern, t, gfp, order, p, mode, kind, obj, index, may_oom, res)
 
 
 # ------------------------------------------------------------------ faults
@@ -802,21 +832,21 @@ def pgt_slot(pgtables, key):
         i = (i + 1) & (cap - 1)
 
 
-@kernel_jit
-def pgtable_alloc(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies, pol_nodes,
-                  tasks, task_mems, pages, pgtables, t, mm, vpn, oom_mode, res):
+@kernel_jit(inline="always")
+def pgtable_alloc(kern, t, mm, vpn, oom_mode, res):
     """Allocate the PUD/PMD/PTE table pages a fault at ``vpn`` needs (``__pud_alloc``,
     ``__pmd_alloc``, ``__pte_alloc``): GFP_KERNEL under the task policy, counter interleave.
     Returns FAULT_OK, FAULT_OOM or FAULT_NEED_ROOM."""
+    tasks, pages, vmstat = kern[K_TASKS], kern[K_PAGES], kern[K_VMSTAT]
+    pgtables = kern[K_PGTABLES]
     for level in (PGT_PUD, PGT_PMD, PGT_PTE):
         shift = 27 if level == PGT_PUD else (18 if level == PGT_PMD else 9)
         key = (mm << 40) | (level << 36) | (vpn >> shift)
         i = pgt_slot(pgtables, key)
         if pgtables[i, 0] == key:
             continue
-        pg = alloc_pages_mpol(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies,
-                              pol_nodes, tasks, task_mems, pages, t, GFP_KERNEL, 0,
-                              tasks[t, T_POLICY], NO_ILX, PGK_PGTABLE, -1, key, oom_mode, res)
+        pg = alloc_pages_mpol(kern, t, GFP_KERNEL, 0, tasks[t, T_POLICY], NO_ILX, PGK_PGTABLE,
+                              -1, key, oom_mode, res)
         if pg == ALLOC_NEED_ROOM:
             return FAULT_NEED_ROOM
         if pg < 0:
@@ -910,11 +940,29 @@ def interleave_run(pol_nodes, nodeinfo, p, mode, il_nodes, il_cum):
     return il_n, il_total
 
 
-@kernel_jit(nrt=True)  # its per-batch caches are arrays
-def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat,
-                          policies, pol_nodes, tasks, task_mems, regions, vmas, objs, sp, pages,
-                          pt_page, pt_vma, obj_pages, pgtables, t, r, first_vpn, n, write,
-                          oom_mode, res):
+@kernel_jit(extra={"il_nodes": I64_1D, "il_cum": I64_1D}, inline="always")
+def vma_policy_run(kern, t, v, index, run, il_nodes, il_cum, res):
+    """What stays fixed along a run of pages of VMA ``v`` from page ``index`` on (the run is
+    run[0:2], :func:`get_vma_policy`'s): the policy and its interleave index base, its mode,
+    the node and nodemask of a non-interleave mode (``policy_nodemask``: res[R_NID],
+    res[R_MASK_KIND], res[R_MASK_IDX]), the node list and cumulative weights of an
+    interleave mode (:func:`interleave_run`).  Once per run, so the fault loop keeps only the
+    per-page choice.  Returns (policy, ilx base, mode, interleave nodes, their total weight,
+    node, mask kind, mask index)."""
+    nodeinfo, sysvars, policies, pol_nodes, tasks = (kern[K_NODEINFO], kern[K_SYSVARS],
+                                                     kern[K_POLICIES], kern[K_POL_NODES],
+                                                     kern[K_TASKS])
+    task_mems, vmas, objs, sp = kern[K_TASK_MEMS], kern[K_VMAS], kern[K_OBJS], kern[K_SP]
+    p, ilx_base = get_vma_policy(vmas, objs, sp, tasks, t, v, index, run)
+    mode = policy_mode(policies, p, GFP_USER_MOVABLE)
+    il_n, il_total = interleave_run(pol_nodes, nodeinfo, p, mode, il_nodes, il_cum)
+    policy_nodemask(policies, pol_nodes, nodeinfo, sysvars, tasks, task_mems, t, p,
+                    GFP_USER_MOVABLE, 0, res)
+    return p, ilx_base, mode, il_n, il_total, res[R_NID], res[R_MASK_KIND], res[R_MASK_IDX]
+
+
+@kernel_jit
+def handle_mm_fault_range(kern, t, r, first_vpn, n, write, oom_mode, res):
     """Touch pages ``first_vpn .. first_vpn+n-1`` of region ``r`` as task ``t`` (write or
     read), faulting in what is missing as ``handle_mm_fault`` would: private pages under the
     VMA policy (read faults map the zero page), shmem pages found or allocated under the
@@ -928,37 +976,29 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
     node as long as that zone still passes its LOW mark; this is exactly what a fresh
     zonelist walk would pick, because within a batch zones only lose pages (the cache is
     dropped when a copy-on-write frees one).  Per-run work lives in helpers
-    (:func:`interleave_run`); per-page work stays in this loop: measured with
+    (:func:`vma_policy_run`); per-page work stays in this loop: measured with
     ``benchmarks/bench_faults.py``, moving the page mapping or the interleave node choice into
     a helper taking arrays made faults 25 % to 4x slower, even with numba's IR inlining.
     """
+    (zones, _, nodeinfo, _, sysvars, numastat, vmstat, policies, pol_nodes, tasks, task_mems,
+     regions, vmas, objs, _, pages, pt_page, pt_vma, obj_pages, _) = kern
     nr = nodeinfo.shape[0]
-    mm = regions[r, R_MM]
-    base = regions[r, R_PT]
-    rstart = regions[r, R_START]
+    mm, base, rstart = regions[r, R_MM], regions[r, R_PT], regions[r, R_START]
     cpu_nid = tasks[t, T_NODE]
     stats = sysvars[SV_STATS_ENABLED] != 0
-    cache_zone = np.full(nr, -1, dtype=np.int64)
-    cache_pref = np.zeros(nr, dtype=np.int64)
-    cache_thresh = np.zeros(nr, dtype=np.int64)
-    run = np.zeros(2, dtype=np.int64)
-    run_v = -1
-    run_lo = 0
-    run_hi = -1
-    p = -1
-    ilx_base = 0
-    mode = -1
-    cacheable = False
     kgen = sysvars[SV_KGEN]
-    il_nodes = np.zeros(nr, dtype=np.int64)
-    il_cum = np.zeros(nr, dtype=np.int64)
-    il_n = 0
-    il_total = 0
-    run_nid = 0
-    run_mask_kind = 0
-    run_mask_idx = 0
-    last_v = -1
-    last_pte = -1
+    # per target node: zone, preferred, mark; the run; the interleave nodes (fault_res)
+    cache_zone, cache_pref, cache_thresh, run, il_nodes, il_cum = (
+        res[R_SCRATCH:R_SCRATCH + nr], res[R_SCRATCH + nr:R_SCRATCH + 2 * nr],
+        res[R_SCRATCH + 2 * nr:R_SCRATCH + 3 * nr], res[R_SCRATCH + 3 * nr:R_SCRATCH + 3 * nr + 2],
+        res[R_SCRATCH + 3 * nr + 2:R_SCRATCH + 4 * nr + 2],
+        res[R_SCRATCH + 4 * nr + 2:R_SCRATCH + 5 * nr + 2])
+    res[R_SCRATCH:R_SCRATCH + 5 * nr + 2] = 0
+    cache_zone[:] = -1
+    # the current run of pages under one policy (vma_policy_run), the last VMA and PTE table
+    run_v, run_lo, run_hi, p, ilx_base, mode, cacheable = -1, 0, -1, -1, 0, -1, False
+    il_n, il_total, run_nid, run_mask_kind, run_mask_idx = 0, 0, 0, 0, 0
+    last_v, last_pte = -1, -1
     res[R_DONE] = 0
     res[R_ALLOCATED] = 0
     for i in range(n):
@@ -985,9 +1025,7 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
             continue
         vmstat[VM_PGFAULT] += 1
         if vpn >> 9 != last_pte:
-            st = pgtable_alloc(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies,
-                               pol_nodes, tasks, task_mems, pages, pgtables, t, mm, vpn,
-                               oom_mode, res)
+            st = pgtable_alloc(kern, t, mm, vpn, oom_mode, res)
             if st != FAULT_OK:
                 return st
             last_pte = vpn >> 9
@@ -996,7 +1034,7 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
         o = vmas[v, V_OBJ]
         private = kind == KIND_ANON or (not shared and write)  # MAP_PRIVATE file: COW
         oslot = -1
-        if private:
+        if private:  # do_anonymous_page / wp_page_copy
             if kind == KIND_ANON and cur == PT_NONE and not write:
                 pt_page[slot] = PT_ZERO  # read fault: map the shared zero page
                 res[R_DONE] += 1
@@ -1005,7 +1043,7 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
                 anon_vma_prepare(vmas, policies, pol_nodes, sysvars, v)
                 last_v = v
             pk = PGK_ANON
-        else:
+        else:  # do_shared_fault / do_read_fault: the object's page, if it has one
             if index >= objs[o, O_SIZE] or index >= objs[o, O_NPAGES]:
                 return FAULT_SIGBUS
             oslot = objs[o, O_BASE] + index
@@ -1024,30 +1062,18 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
             if v != run_v or run_hi != -2:
                 p = tasks[t, T_POLICY]  # page cache: task policy, counter interleave
                 cache_zone[:] = -1
-                run_v = v
-                run_hi = -2
+                run_v, run_hi = v, -2
                 mode = policy_mode(policies, p, GFP_USER_MOVABLE)
-                cacheable = mode != MPOL_PREFERRED_MANY and sysvars[SV_KGEN] != KGEN_2_6_7
+                cacheable = mode != MPOL_PREFERRED_MANY and kgen != KGEN_2_6_7
             ilx = NO_ILX
         else:
             if v != run_v or index < run_lo or index >= run_hi:
-                q, ilx_base = get_vma_policy(vmas, objs, sp, tasks, t, v, index, run)
-                run_v = v
-                run_lo = run[0]
-                run_hi = run[1]
+                q, ilx_base, mode, il_n, il_total, run_nid, run_mask_kind, run_mask_idx = \
+                    vma_policy_run(kern, t, v, index, run, il_nodes, il_cum, res)
                 if q != p:
                     cache_zone[:] = -1
-                p = q
-                mode = policy_mode(policies, p, GFP_USER_MOVABLE)
-                cacheable = mode != MPOL_PREFERRED_MANY and sysvars[SV_KGEN] != KGEN_2_6_7
-                # what stays fixed along the run: the node and mask of non-interleave modes,
-                # the node list (and cumulative weights) of interleave modes
-                il_n, il_total = interleave_run(pol_nodes, nodeinfo, p, mode, il_nodes, il_cum)
-                run_nid = policy_nodemask(policies, pol_nodes, nodeinfo, sysvars, tasks,
-                                          task_mems, t, p, GFP_USER_MOVABLE, 0, res)
-                run_nid = res[R_NID]
-                run_mask_kind = res[R_MASK_KIND]
-                run_mask_idx = res[R_MASK_IDX]
+                p, run_v, run_lo, run_hi = q, v, run[0], run[1]
+                cacheable = mode != MPOL_PREFERRED_MANY and kgen != KGEN_2_6_7
             ilx = ilx_base + index
         if ilx == NO_ILX:
             policy_nodemask(policies, pol_nodes, nodeinfo, sysvars, tasks, task_mems, t, p,
@@ -1102,9 +1128,8 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
                         and sysvars[SV_INTERLEAVE_HIT_WEIGHTED] != 0)):
                     numastat[nid, NUMA_INTERLEAVE_HIT] += 1
         else:
-            pg = alloc_pages_nid(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies,
-                                 pol_nodes, tasks, task_mems, pages, t, GFP_USER_MOVABLE, 0, p,
-                                 mode, pk, o if not private else -1, index, oom_mode, res)
+            pg = alloc_pages_nid(kern, t, GFP_USER_MOVABLE, 0, p, mode, pk,
+                                 o if not private else -1, index, oom_mode, res)
             if pg == ALLOC_NEED_ROOM:
                 return FAULT_NEED_ROOM
             if pg < 0:
@@ -1135,22 +1160,19 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
         res[R_DONE] += 1
     return FAULT_OK
 
-
 @kernel_jit
-def alloc_counted(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies, pol_nodes,
-                  tasks, task_mems, pages, t, gfp, p, n, kind, obj, first_index, ilx_base,
-                  oom_mode, res, out_pages):
+def alloc_counted(kern, t, gfp, p, n, kind, obj, first_index, ilx_base, oom_mode, res,
+                  out_pages):
     """``n`` separate order-0 allocations without a page-table mapping (page cache written
     with write(2), kernel memory) under policy ``p``: ilx = ilx_base + i, or the task's
     counter when ilx_base is NO_ILX.  Fills ``out_pages``; returns how many succeeded and
     stores the failure code after the last good one."""
+    pages = kern[K_PAGES]
     done = 0
     for i in range(n):
         ilx = NO_ILX if ilx_base == NO_ILX else ilx_base + i
         idx = first_index + i if first_index >= 0 else -1
-        pg = alloc_pages_mpol(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies,
-                              pol_nodes, tasks, task_mems, pages, t, gfp, 0, p, ilx, kind, obj,
-                              idx, oom_mode, res)
+        pg = alloc_pages_mpol(kern, t, gfp, 0, p, ilx, kind, obj, idx, oom_mode, res)
         out_pages[i] = pg
         if pg < 0:
             return done

@@ -297,9 +297,12 @@ def free_page(zones, vmstat, pages, pg) -> None:
     pages[pg, S.PG_MAPCOUNT] = 0
 
 
-def alloc_pages_nid(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies, pol_nodes,
-                    tasks, task_mems, pages, t, gfp, order, p, mode, kind, obj, index, may_oom,
-                    res) -> int:
+def alloc_pages_nid(kern, t, gfp, order, p, mode, kind, obj, index, may_oom, res) -> int:
+    zones, zonelist, sysvars, numastat, vmstat = (kern[S.K_ZONES], kern[S.K_ZONELIST],
+                                                  kern[S.K_SYSVARS], kern[S.K_NUMASTAT],
+                                                  kern[S.K_VMSTAT])
+    pol_nodes, tasks, task_mems, pages = (kern[S.K_POL_NODES], kern[S.K_TASKS],
+                                          kern[S.K_TASK_MEMS], kern[S.K_PAGES])
     if sysvars[S.SV_NEXT_PAGE] >= pages.shape[0]:
         return ALLOC_NEED_ROOM
     nid, mask_kind, mask_idx = int(res[R_NID]), int(res[R_MASK_KIND]), int(res[R_MASK_IDX])
@@ -329,14 +332,11 @@ def alloc_pages_nid(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, polici
     return rmqueue(zones, sysvars, vmstat, pages, z, order, kind, obj, index)
 
 
-def alloc_pages_mpol(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies, pol_nodes,
-                     tasks, task_mems, pages, t, gfp, order, p, ilx, kind, obj, index, may_oom,
-                     res) -> int:
-    mode = policy_nodemask(policies, pol_nodes, nodeinfo, sysvars, tasks, task_mems, t, p, gfp,
+def alloc_pages_mpol(kern, t, gfp, order, p, ilx, kind, obj, index, may_oom, res) -> int:
+    mode = policy_nodemask(kern[S.K_POLICIES], kern[S.K_POL_NODES], kern[S.K_NODEINFO],
+                           kern[S.K_SYSVARS], kern[S.K_TASKS], kern[S.K_TASK_MEMS], t, p, gfp,
                            ilx, res)
-    return alloc_pages_nid(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies,
-                           pol_nodes, tasks, task_mems, pages, t, gfp, order, p, mode, kind, obj,
-                           index, may_oom, res)
+    return alloc_pages_nid(kern, t, gfp, order, p, mode, kind, obj, index, may_oom, res)
 
 
 # ----------------------------------------------------------------------- faults
@@ -397,17 +397,16 @@ def pgt_find(pgtables, key) -> int:
     return i
 
 
-def pgtable_alloc(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies, pol_nodes,
-                  tasks, task_mems, pages, pgtables, t, mm, vpn, oom_mode, res) -> int:
+def pgtable_alloc(kern, t, mm, vpn, oom_mode, res) -> int:
+    tasks, pages, vmstat = kern[S.K_TASKS], kern[S.K_PAGES], kern[S.K_VMSTAT]
+    pgtables = kern[S.K_PGTABLES]
     for level, shift in ((S.PGT_PUD, 27), (S.PGT_PMD, 18), (S.PGT_PTE, 9)):
         key = S.pgtable_key(mm, level, vpn >> shift)
         i = pgt_find(pgtables, key)
         if pgtables[i, 0] == key:
             continue
-        pg = alloc_pages_mpol(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies,
-                              pol_nodes, tasks, task_mems, pages, t, GFP_KERNEL, 0,
-                              int(tasks[t, S.T_POLICY]), NO_ILX, S.PGK_PGTABLE, -1, key,
-                              oom_mode, res)
+        pg = alloc_pages_mpol(kern, t, GFP_KERNEL, 0, int(tasks[t, S.T_POLICY]), NO_ILX,
+                              S.PGK_PGTABLE, -1, key, oom_mode, res)
         if pg == ALLOC_NEED_ROOM:
             return S.FAULT_NEED_ROOM
         if pg < 0:
@@ -418,14 +417,12 @@ def pgtable_alloc(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies
     return S.FAULT_OK
 
 
-def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat,
-                          policies, pol_nodes, tasks, task_mems, regions, vmas, objs, sp, pages,
-                          pt_page, pt_vma, obj_pages, pgtables, t, r, first_vpn, n, write,
-                          oom_mode, res) -> int:
+def handle_mm_fault_range(kern, t, r, first_vpn, n, write, oom_mode, res) -> int:
     """Page by page, the fault path: find the VMA, decide whether this access faults, make
     the page tables, pick the policy, allocate, map."""
-    alloc_args = (zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies, pol_nodes,
-                  tasks, task_mems, pages)
+    (zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat, policies, pol_nodes,
+     tasks, task_mems, regions, vmas, objs, sp, pages, pt_page, pt_vma, obj_pages,
+     pgtables) = kern
     res[R_DONE] = res[R_ALLOCATED] = 0
     mm, base, rstart, rend = (int(regions[r, c]) for c in (S.R_MM, S.R_PT, S.R_START, S.R_END))
     for vpn in range(first_vpn, first_vpn + n):
@@ -450,7 +447,7 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
             res[R_DONE] += 1
             continue
         vmstat[S.VM_PGFAULT] += 1
-        st = pgtable_alloc(*alloc_args, pgtables, t, mm, vpn, oom_mode, res)
+        st = pgtable_alloc(kern, t, mm, vpn, oom_mode, res)
         if st != S.FAULT_OK:
             return st
         index = int(vmas[v, S.V_PGOFF]) + vpn - int(vmas[v, S.V_START])
@@ -463,8 +460,8 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
                 continue
             anon_vma_prepare(vmas, policies, pol_nodes, sysvars, v)
             p, ilx = vma_policy(vmas, objs, sp, tasks, t, v, index)
-            pg = alloc_pages_mpol(*alloc_args, t, GFP_USER_MOVABLE, 0, p, ilx, S.PGK_ANON, -1,
-                                  index, oom_mode, res)
+            pg = alloc_pages_mpol(kern, t, GFP_USER_MOVABLE, 0, p, ilx, S.PGK_ANON, -1, index,
+                                  oom_mode, res)
             if pg == ALLOC_NEED_ROOM:
                 return S.FAULT_NEED_ROOM
             if pg < 0:
@@ -487,7 +484,7 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
                     pk = S.PGK_SHMEM
                 else:
                     p, ilx, pk = int(tasks[t, S.T_POLICY]), NO_ILX, S.PGK_FILE
-                pg = alloc_pages_mpol(*alloc_args, t, GFP_USER_MOVABLE, 0, p, ilx, pk, o, index,
+                pg = alloc_pages_mpol(kern, t, GFP_USER_MOVABLE, 0, p, ilx, pk, o, index,
                                       oom_mode, res)
                 if pg == ALLOC_NEED_ROOM:
                     return S.FAULT_NEED_ROOM
@@ -512,16 +509,14 @@ def handle_mm_fault_range(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat
     return S.FAULT_OK
 
 
-def alloc_counted(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies, pol_nodes,
-                  tasks, task_mems, pages, t, gfp, p, n, kind, obj, first_index, ilx_base,
-                  oom_mode, res, out_pages) -> int:
+def alloc_counted(kern, t, gfp, p, n, kind, obj, first_index, ilx_base, oom_mode, res,
+                  out_pages) -> int:
+    pages = kern[S.K_PAGES]
     done = 0
     for i in range(n):
         ilx = NO_ILX if ilx_base == NO_ILX else ilx_base + i
         idx = first_index + i if first_index >= 0 else -1
-        pg = alloc_pages_mpol(zones, zonelist, nodeinfo, sysvars, numastat, vmstat, policies,
-                              pol_nodes, tasks, task_mems, pages, t, gfp, 0, p, ilx, kind, obj,
-                              idx, oom_mode, res)
+        pg = alloc_pages_mpol(kern, t, gfp, 0, p, ilx, kind, obj, idx, oom_mode, res)
         out_pages[i] = pg
         if pg < 0:
             return done

@@ -3,10 +3,12 @@ allocate and free pages, which the numba core (:mod:`numasim.mm.alloc_core`) and
 plain-Python twin (:mod:`numasim.mm.alloc_ref`) both implement.
 
 ``Kernel(machine, backend="numba")`` uses the core, ``backend="python"`` the twin; both are
-called with the same arguments over the same state arrays (``KernelState.core_args()`` and
-friends) and must make the same decisions (``tests/test_twin.py``).  An entry point returns
-a status (``FAULT_*``/``ALLOC_*``) or a page index, and writes its results into the arrays
-it is given (pages, zones, page tables, numastat, vmstat, the result row); nothing else.
+called with the same arguments over the same state arrays -- the kernel state as one bundle,
+``kern`` = ``KernelState.core_args()`` (``state.CORE_ARRAYS`` order), then the call's own
+scalars and result rows -- and must make the same decisions (``tests/test_twin.py``).  An
+entry point returns a status (``FAULT_*``/``ALLOC_*``) or a page index, and writes its results
+into the arrays it is given (pages, zones, page tables, numastat, vmstat, the result row);
+nothing else.
 
 ``tests/test_backend_contract.py`` checks that both modules provide every entry point below
 with the same parameters, so a change to one that the other does not follow fails there

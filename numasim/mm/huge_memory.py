@@ -251,7 +251,7 @@ def do_huge_pmd_anonymous_page(k: Kernel, t: int, r: int, vpn: int, write: bool)
         if not getattr(k, "huge_zero_page", False):
             k.huge_zero_page = True
             ev["thp_zero_page_alloc"] += 1
-        st = k.core.pgtable_alloc(*k._pgt_args(), t, mm, h, core.OOM_NEVER, res)
+        st = k.core.pgtable_alloc(ks.core_args(), t, mm, h, core.OOM_NEVER, res)
         if st != S.FAULT_OK:
             return 0
         ks.vmstat[S.VM_PGFAULT] += 1
@@ -263,7 +263,7 @@ def do_huge_pmd_anonymous_page(k: Kernel, t: int, r: int, vpn: int, write: bool)
         ks.vmstat[S.VM_THP_FAULT_FALLBACK] += 1
         return 0
     # __do_huge_pmd_anonymous_page: the deposited page table, then the PMD
-    st = k.core.pgtable_alloc(*k._pgt_args(), t, mm, h, core.OOM_NEVER, res)
+    st = k.core.pgtable_alloc(ks.core_args(), t, mm, h, core.OOM_NEVER, res)
     if st != S.FAULT_OK:
         core_free(k, pg)
         ks.vmstat[S.VM_THP_FAULT_FALLBACK] += 1
@@ -295,11 +295,8 @@ def _alloc_huge(k: Kernel, t: int, v: int, h: int) -> int:
     p = int(p)
     ilx = int(ilx_base) + (int(ks.vmas[v, S.V_PGOFF]) >> HPAGE_PMD_ORDER) + \
         ((h - int(ks.vmas[v, S.V_START])) >> HPAGE_PMD_ORDER)
-    pg = int(k.core.alloc_pages_mpol(ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars,
-                                     ks.numastat, ks.vmstat, ks.policies, ks.pol_nodes,
-                                     ks.tasks, ks.task_mems, ks.pages, t, gfp,
-                                     HPAGE_PMD_ORDER, p, ilx, S.PGK_ANON, -1, index,
-                                     core.OOM_NEVER, res))
+    pg = int(k.core.alloc_pages_mpol(ks.core_args(), t, gfp, HPAGE_PMD_ORDER, p, ilx,
+                                     S.PGK_ANON, -1, index, core.OOM_NEVER, res))
     if pg >= 0 or gfp != GFP_TRANSHUGE:
         return pg
     mode = int(k.core.policy_nodemask(ks.policies, ks.pol_nodes, ks.nodeinfo, ks.sysvars,

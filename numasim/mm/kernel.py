@@ -111,7 +111,7 @@ class Kernel:
         self.forked_anon: set[int] = set()  # anon_vmas made by fork (non-singular chains)
         self.task_names: dict[int, dict] = {}  # pid, comm, uid, cpuset for the kernel log
         self.console: list[str] = []  # log lines printed on the console (loglevel <= 3)
-        self._res = np.zeros(core.R_SIZE, dtype=np.int64)
+        self._res = core.fault_res(int(self.ks.nodeinfo.shape[0]))
         # the khugepaged thread (numasim.mm.khugepaged), with the machine YAML's knobs
         self.khugepaged = Khugepaged(self, **dict(getattr(machine, "khugepaged", ()) or ()))
         # vm.min_free_kbytes / watermark_scale_factor as the zones' marks were made from;
@@ -279,15 +279,10 @@ class Kernel:
             return
         self.ks.ensure_pages(3 * len(vpns) + 8)
         for vpn in vpns:
-            st = self.core.pgtable_alloc(*self._pgt_args(), parent, cmm, vpn, core.OOM_MAY,
-                                    self._res)
+            st = self.core.pgtable_alloc(self.ks.core_args(), parent, cmm, vpn, core.OOM_MAY,
+                                         self._res)
             if st != S.FAULT_OK:
                 break
-
-    def _pgt_args(self) -> tuple:
-        ks = self.ks
-        return (ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars, ks.numastat, ks.vmstat,
-                ks.policies, ks.pol_nodes, ks.tasks, ks.task_mems, ks.pages, ks.pgtables)
 
     def exec(self, t: int) -> None:
         """``execve``: a fresh address space; the task policy (and counter) survive."""
@@ -680,8 +675,8 @@ class Kernel:
             if vm.awake:  # reclaim hook: kswapd runs beside the task, chunk by chunk
                 n = min(n, KSWAPD_CHUNK)
             ks.ensure_pages(n + n // 256 + 64)  # data pages + page tables
-            st = self.core.handle_mm_fault_range(*ks.core_args(), t, r, cur, n, int(write),
-                                            oom_mode, self._res)
+            st = self.core.handle_mm_fault_range(ks.core_args(), t, r, cur, n, int(write),
+                                                 oom_mode, self._res)
             done = int(self._res[core.R_DONE])
             done_total += done
             allocated += int(self._res[core.R_ALLOCATED])
@@ -766,10 +761,8 @@ class Kernel:
             else:
                 p, ilx, pk = int(ks.tasks[t, S.T_POLICY]), core.NO_ILX, S.PGK_FILE
             while True:
-                pg = self.core.alloc_pages_mpol(
-                    ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars, ks.numastat, ks.vmstat,
-                    ks.policies, ks.pol_nodes, ks.tasks, ks.task_mems, ks.pages, t,
-                    GFP_USER_MOVABLE, 0, p, ilx, pk, o, i, core.OOM_MAY, self._res)
+                pg = self.core.alloc_pages_mpol(ks.core_args(), t, GFP_USER_MOVABLE, 0, p, ilx,
+                                                pk, o, i, core.OOM_MAY, self._res)
                 if pg != core.ALLOC_OOM:
                     break
                 victim = self.oom_kill(t)
@@ -792,11 +785,9 @@ class Kernel:
         node, or -1 when nothing could be allocated."""
         ks = self.ks
         ks.ensure_pages(4)
-        pg = self.core.alloc_pages_mpol(
-            ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars, ks.numastat, ks.vmstat, ks.policies,
-            ks.pol_nodes, ks.tasks, ks.task_mems, ks.pages, t, gfp, 0,
-            int(ks.tasks[t, S.T_POLICY]), core.NO_ILX, S.PGK_KERNEL, -1, -1, core.OOM_NEVER,
-            self._res)
+        pg = self.core.alloc_pages_mpol(ks.core_args(), t, gfp, 0, int(ks.tasks[t, S.T_POLICY]),
+                                        core.NO_ILX, S.PGK_KERNEL, -1, -1, core.OOM_NEVER,
+                                        self._res)
         if pg < 0:
             return -1
         node = int(ks.pages[pg, S.PG_NODE])

@@ -765,14 +765,13 @@ class NumaBalancing:
             pmode, pflags = int(ks.policies[p, S.P_MODE]), int(ks.policies[p, S.P_FLAGS])
             pnodes[:] = ks.pol_nodes[p]
         batch = np.array(sorted(self._batched_rows()), dtype=np.int64)
+        pol = (int(pmode), int(pflags), int(ks.vmas[v, S.V_START]), int(ks.vmas[v, S.V_PGOFF]))
+        task = (int(t), int(ks.tasks[t, S.T_CPU]), int(thisnid), int(tn.numa_preferred_nid),
+                int(tn.numa_scan_seq))
         done = int(numab_core.numa_hint_faults(
-            ks.zones, ks.zonelist, ks.nodeinfo, ks.cpu_node, ks.sysvars, ks.numastat,
-            ks.vmstat, ks.policies, ks.pol_nodes, ks.tasks, ks.task_mems, ks.objs, ks.pages,
-            ks.pt_page, self.prot, self.lc, self.lc_key, np.ascontiguousarray(slots),
-            np.ascontiguousarray(vpns), pnodes, pmode, pflags, int(ks.vmas[v, S.V_START]),
-            int(ks.vmas[v, S.V_PGOFF]), t, int(ks.tasks[t, S.T_CPU]), thisnid,
-            tn.numa_preferred_nid, tn.numa_scan_seq, batch, self.cnt, tn.membuf, tn.cpubuf,
-            tn.locality, tn.tstat, k._res))
+            ks.core_args(), self.prot, self.lc, self.lc_key, np.ascontiguousarray(slots),
+            np.ascontiguousarray(vpns), pnodes, pol, task, batch, self.cnt,
+            (tn.membuf, tn.cpubuf, tn.locality, tn.tstat), k._res))
         if done and k.kgen != KGEN_6_1:
             st = self.vmas.get(v)
             if st is not None:
@@ -948,11 +947,8 @@ class NumaBalancing:
         kind, obj, index = (int(ks.pages[pg, c]) for c in (S.PG_KIND, S.PG_OBJ, S.PG_INDEX))
         src_nid = int(ks.pages[pg, S.PG_NODE])
         order = int(ks.pages[pg, S.PG_ORDER])  # a THP moves whole
-        new = int(k.core.alloc_pages_nid(ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars,
-                                         ks.numastat, ks.vmstat, ks.policies, ks.pol_nodes,
-                                         ks.tasks, ks.task_mems, ks.pages, t, GFP_THISNODE,
-                                         order, -1, -1, kind, obj, index, core.OOM_NEVER,
-                                         res))
+        new = int(k.core.alloc_pages_nid(ks.core_args(), t, GFP_THISNODE, order, -1, -1, kind,
+                                         obj, index, core.OOM_NEVER, res))
         if new < 0:
             ks.vmstat[S.VM_PGMIGRATE_FAIL] += 1 << order
             return -1

@@ -39,6 +39,15 @@ from numasim.mm.constants import (
     MPOL_WEIGHTED_INTERLEAVE,
 )
 from numasim.mm.state import (
+    K_CPU_NODE,
+    K_NODEINFO,
+    K_OBJS,
+    K_PAGES,
+    K_PT_PAGE,
+    K_SYSVARS,
+    K_VMSTAT,
+    K_ZONELIST,
+    K_ZONES,
     N_MEMORY,
     O_BASE,
     PG_DIRTY,
@@ -59,9 +68,15 @@ from numasim.mm.state import (
 )
 
 U8_1D = types.Array(types.uint8, 1, "C")
+# the run's bundles: ``pol`` the VMA's policy (mode, flags, vm_start, vm_pgoff) with its nodes
+# in ``pnodes``; ``task`` the faulting task (t, cpu, its node, numa_preferred_nid,
+# numa_scan_seq); ``tnf`` its task_numa_fault buffers (membuf, cpubuf, locality, tstat)
+POL_MODE, POL_FLAGS, POL_VSTART, POL_VPGOFF = range(4)
+TASK_T, TASK_CPU, TASK_NID, TASK_PREFERRED_NID, TASK_SCAN_SEQ = range(5)
 EXTRA = {"prot": I64_1D, "lc": I64_1D, "lc_key": I64_1D, "slots": I64_1D, "vpns": I64_1D,
-         "pnodes": U8_1D, "batch": I64_1D, "counters": I64_1D, "membuf": I64_2D,
-         "cpubuf": I64_2D, "locality": I64_1D, "tstat": I64_1D}
+         "pnodes": U8_1D, "batch": I64_1D, "counters": I64_1D,
+         "pol": types.UniTuple(types.int64, 4), "task": types.UniTuple(types.int64, 5),
+         "tnf": types.Tuple((I64_2D, I64_2D, I64_1D, I64_1D))}
 
 # counters[]: the order of numa_balancing.COUNTERS
 C_PTE_UPDATES = 0
@@ -112,10 +127,12 @@ def should_migrate(nodeinfo, cpu_node, lc, lc_key, pages, objs, pg, slot, t, kge
 
 
 @kernel_jit(extra=EXTRA)
-def misplaced(zonelist, zones, nodeinfo, cpu_node, lc, lc_key, pages, objs, pnodes, pmode,
-              pflags, pg, slot, vpn, vstart, vpgoff, curnid, t, kgen, cpu, thisnid,
-              preferred_nid, task_seq):
-    """``mpol_misplaced`` for a policy given as (mode, flags, nodes): target node or -1."""
+def misplaced(kern, lc, lc_key, pnodes, pol, task, pg, slot, vpn, curnid):
+    """``mpol_misplaced`` for a policy given as ``pol`` and ``pnodes``: target node or -1."""
+    zones, zonelist, nodeinfo, cpu_node = (kern[K_ZONES], kern[K_ZONELIST], kern[K_NODEINFO],
+                                           kern[K_CPU_NODE])
+    pmode, pflags, vstart, vpgoff = pol
+    t, cpu, thisnid, preferred_nid, task_seq = task
     if pflags & MPOL_F_MOF == 0:
         return -1
     if pmode == MPOL_INTERLEAVE or pmode == MPOL_WEIGHTED_INTERLEAVE:
@@ -160,21 +177,22 @@ def misplaced(zonelist, zones, nodeinfo, cpu_node, lc, lc_key, pages, objs, pnod
         return -1
     if pflags & MPOL_F_MORON:
         polnid = thisnid
-        if not should_migrate(nodeinfo, cpu_node, lc, lc_key, pages, objs, pg, slot, t,
-                              kgen, cpu, thisnid, preferred_nid, task_seq):
+        if not should_migrate(nodeinfo, cpu_node, lc, lc_key, kern[K_PAGES], kern[K_OBJS], pg,
+                              slot, t, kern[K_SYSVARS][SV_KGEN], cpu, thisnid, preferred_nid,
+                              task_seq):
             return -1
     return polnid if polnid != curnid else -1
 
 
 @kernel_jit(extra=EXTRA)
-def numa_hint_faults(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vmstat,
-                     policies, pol_nodes, tasks, task_mems, objs, pages, pt_page, prot, lc,
-                     lc_key, slots, vpns, pnodes, pmode, pflags, vstart, vpgoff, t, cpu,
-                     thisnid, preferred_nid, task_seq, batch, counters, membuf, cpubuf,
-                     locality, tstat, res):
+def numa_hint_faults(kern, prot, lc, lc_key, slots, vpns, pnodes, pol, task, batch, counters,
+                     tnf, res):
     """Hinting faults on ``slots`` (PROT_NONE pages of one VMA, address order).  Returns
     how many were handled; the page at that index (if any) needs the Python path."""
-    kgen = sysvars[SV_KGEN]
+    zones, vmstat, objs, pages, pt_page = (kern[K_ZONES], kern[K_VMSTAT], kern[K_OBJS],
+                                           kern[K_PAGES], kern[K_PT_PAGE])
+    t, thisnid = task[TASK_T], task[TASK_NID]
+    membuf, cpubuf, locality, tstat = tnf
     for i in range(slots.shape[0]):
         slot = slots[i]
         pg = pt_page[slot]
@@ -189,9 +207,7 @@ def numa_hint_faults(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vms
         if nid == thisnid:
             counters[C_HINT_FAULTS_LOCAL] += 1
             flags |= TNF_FAULT_LOCAL
-        target = misplaced(zonelist, zones, nodeinfo, cpu_node, lc, lc_key, pages, objs,
-                           pnodes, pmode, pflags, pg, slot, vpns[i], vstart, vpgoff, nid, t,
-                           kgen, cpu, thisnid, preferred_nid, task_seq)
+        target = misplaced(kern, lc, lc_key, pnodes, pol, task, pg, slot, vpns[i], nid)
         mem_node = nid
         if target >= 0:
             ok = pages[pg, PG_KIND] != PGK_FILE and node_balanced(zones, target) == 1
@@ -204,9 +220,7 @@ def numa_hint_faults(zones, zonelist, nodeinfo, cpu_node, sysvars, numastat, vms
                 res[R_NID] = target
                 res[R_MASK_KIND] = MASK_NODE
                 res[R_MASK_IDX] = target
-                new = alloc_pages_nid(zones, zonelist, nodeinfo, sysvars, numastat, vmstat,
-                                      policies, pol_nodes, tasks, task_mems, pages, t,
-                                      GFP_THISNODE, 0, -1, -1, pages[pg, PG_KIND], -1,
+                new = alloc_pages_nid(kern, t, GFP_THISNODE, 0, -1, -1, pages[pg, PG_KIND], -1,
                                       pages[pg, PG_INDEX], OOM_NEVER, res)
                 if new < 0:
                     vmstat[VM_PGMIGRATE_FAIL] += 1

@@ -222,6 +222,19 @@ def _grow(a: np.ndarray, rows: int, fill: int = 0) -> np.ndarray:
     return out
 
 
+# The kernel state the allocator core takes as ONE argument, ``kern`` (KernelState.core_args()):
+# a tuple of these arrays in this order, unpacked inside the jitted functions at compile time
+# (numasim.jit types it from the same names).  One bundle instead of twenty parameters keeps
+# the entry points short and the core and its twin (alloc_ref) in step.
+CORE_ARRAYS = ("zones", "zonelist", "nodeinfo", "cpu_node", "sysvars", "numastat", "vmstat",
+               "policies", "pol_nodes", "tasks", "task_mems", "regions", "vmas", "objs", "sp",
+               "pages", "pt_page", "pt_vma", "obj_pages", "pgtables")
+# their positions, for a function that takes ``kern`` and needs only a few (``kern[K_PAGES]``)
+(K_ZONES, K_ZONELIST, K_NODEINFO, K_CPU_NODE, K_SYSVARS, K_NUMASTAT, K_VMSTAT, K_POLICIES,
+ K_POL_NODES, K_TASKS, K_TASK_MEMS, K_REGIONS, K_VMAS, K_OBJS, K_SP, K_PAGES, K_PT_PAGE,
+ K_PT_VMA, K_OBJ_PAGES, K_PGTABLES) = range(len(CORE_ARRAYS))
+
+
 class KernelState:
     """All mm state of one simulated machine, plus row allocators for its tables."""
 
@@ -513,7 +526,9 @@ class KernelState:
         return int(self.zones[self.zones[:, Z_NODE] == nid, Z_FREE].sum())
 
     def core_args(self) -> tuple:
-        """The arrays every core entry point takes, in the canonical order."""
+        """``kern``: the arrays every core entry point takes as one bundle, in
+        :data:`CORE_ARRAYS` order.  Built afresh per call: ``ensure_pages`` and the page-table
+        hash may have replaced an array since the last one."""
         return (self.zones, self.zonelist, self.nodeinfo, self.cpu_node, self.sysvars,
                 self.numastat, self.vmstat, self.policies, self.pol_nodes, self.tasks,
                 self.task_mems, self.regions, self.vmas, self.objs, self.sp, self.pages,

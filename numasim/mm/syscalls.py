@@ -475,16 +475,12 @@ def migrate_pages_list(k: Kernel, t: int, pages: list[tuple[int, int, int]], *, 
             res[core.R_NID] = dest
             res[core.R_MASK_KIND] = core.MASK_NODE
             res[core.R_MASK_IDX] = dest
-            new = k.core.alloc_pages_nid(ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars,
-                                       ks.numastat, ks.vmstat, ks.policies, ks.pol_nodes,
-                                       ks.tasks, ks.task_mems, ks.pages, t, GFP_THISNODE,
-                                       order, -1, -1, kind, obj, index, core.OOM_NEVER, res)
+            new = k.core.alloc_pages_nid(ks.core_args(), t, GFP_THISNODE, order, -1, -1, kind,
+                                         obj, index, core.OOM_NEVER, res)
         else:
             ilx = ilx_base + index
-            new = k.core.alloc_pages_mpol(ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars,
-                                        ks.numastat, ks.vmstat, ks.policies, ks.pol_nodes,
-                                        ks.tasks, ks.task_mems, ks.pages, t, GFP_USER_MOVABLE,
-                                        order, pol, ilx, kind, obj, index, core.OOM_NEVER, res)
+            new = k.core.alloc_pages_mpol(ks.core_args(), t, GFP_USER_MOVABLE, order, pol, ilx,
+                                          kind, obj, index, core.OOM_NEVER, res)
         if new < 0:
             failed += 1
             ks.vmstat[S.VM_PGMIGRATE_FAIL] += 1 << order

@@ -426,10 +426,8 @@ class Reclaim:
             res[core.R_NID] = nid
             res[core.R_MASK_KIND] = core.MASK_NODE
             res[core.R_MASK_IDX] = nid
-            new = int(k.core.alloc_pages_nid(
-                ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars, ks.numastat, ks.vmstat,
-                ks.policies, ks.pol_nodes, ks.tasks, ks.task_mems, ks.pages, self.task,
-                GFP_THISNODE, order, -1, -1, kind, obj, index, core.OOM_NEVER, res))
+            new = int(k.core.alloc_pages_nid(ks.core_args(), self.task, GFP_THISNODE, order, -1,
+                                             -1, kind, obj, index, core.OOM_NEVER, res))
             if new >= 0:
                 self._fit()
                 return new
@@ -501,10 +499,8 @@ class Reclaim:
         if who == "kswapd" and self._kswapd_cpu >= 0:
             k.set_cpu(t, self._kswapd_cpu)
         try:
-            pg = int(k.core.alloc_pages_mpol(
-                ks.zones, ks.zonelist, ks.nodeinfo, ks.sysvars, ks.numastat, ks.vmstat,
-                ks.policies, ks.pol_nodes, ks.tasks, ks.task_mems, ks.pages, t, GFP_KERNEL, 0,
-                pol, core.NO_ILX, S.PGK_KERNEL, -1, -1, core.OOM_NEVER, k._res))
+            pg = int(k.core.alloc_pages_mpol(ks.core_args(), t, GFP_KERNEL, 0, pol, core.NO_ILX,
+                                             S.PGK_KERNEL, -1, -1, core.OOM_NEVER, k._res))
         finally:
             if int(ks.tasks[t, S.T_CPU]) != saved:
                 k.set_cpu(t, saved)
