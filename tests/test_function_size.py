@@ -12,15 +12,12 @@ import ast
 import functools
 from pathlib import Path
 
-import pytest
-
 PKG = Path(__file__).resolve().parent.parent / "numasim"  # the source, not an installed copy
 MAX_LINES = 200
 MAX_PARAMS = 16
 
-# Functions still over the bar, each with why; remove an entry when its function is reshaped
-# (the test fails on a stale entry, so the list only shrinks).
-EXCEPTIONS: dict[str, str] = {}
+# No function is excepted any more: the last ones (the allocator core's entry points, which
+# took the kernel's state arrays one by one) were reshaped in issue 9.
 
 
 def _n_params(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
@@ -47,16 +44,9 @@ def function_shapes() -> dict[str, tuple[int, int]]:
 def test_no_function_over_the_bar():
     shapes = function_shapes()
     over = {k: v for k, v in shapes.items()
-            if (v[0] > MAX_LINES or v[1] > MAX_PARAMS) and k not in EXCEPTIONS}
+            if v[0] > MAX_LINES or v[1] > MAX_PARAMS}
     assert not over, \
         f"over {MAX_LINES} lines or {MAX_PARAMS} parameters (lines, params): {over}"
-
-
-@pytest.mark.parametrize("key", sorted(EXCEPTIONS))
-def test_exceptions_are_still_needed(key):
-    lines, params = function_shapes().get(key, (0, 0))
-    assert lines > MAX_LINES or params > MAX_PARAMS, \
-        f"{key} is within the bar now ({lines} lines, {params} params): drop its exception"
 
 
 def test_the_scan_sees_functions():

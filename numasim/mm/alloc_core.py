@@ -1160,6 +1160,7 @@ def handle_mm_fault_range(kern, t, r, first_vpn, n, write, oom_mode, res):
         res[R_DONE] += 1
     return FAULT_OK
 
+
 @kernel_jit
 def alloc_counted(kern, t, gfp, p, n, kind, obj, first_index, ilx_base, oom_mode, res,
                   out_pages):
