@@ -508,6 +508,42 @@ class ExactEngine:
             state["last"] = fend
         return (yield from _issue_at(self.env, state, ma, fend))
 
+    def _page_fault(self, state: dict, cx: tuple, ax: tuple, ti: float, base: float,
+                    pslot: int):
+        """An ordinary fault of the access ``ax`` (region, page offset, line, mode, write)
+        by the CPU of ``cx`` (slot, task, node, miss slots, completion callbacks): the
+        allocator core, direct reclaim's charges, then the zeroing lines.  Returns (page,
+        node, the cycle the access issues again)."""
+        sim, env, ks = self.sim, self.env, self.sim.ks
+        c, t, cn, ma, plain_done, tl_add = cx
+        r, off, line, mode, write = ax
+        st = sim.st[c]
+        lpp = 1 << int(sim.pi[C.PI_LPP_SHIFT])
+        fault_cyc = float(sim.pf[C.PF_FAULT])
+        charges = self._fault_in(c, t, r, off, line, mode, write, ti)
+        st[C.ST_STALL] += ti - base
+        nz = int(sim.fault_res[core.R_ALLOCATED]) * lpp
+        pg = int(ks.pt_page[pslot])
+        node = int(ks.pages[pg, PG_NODE]) if pg >= 0 else -1
+        t_re = ti
+        for src, dst, nl, cyc in charges:  # direct reclaim, then the retried fault
+            t_re = yield from self._direct_charge(state, c, cn, ma, t_re, src, dst, nl,
+                                                  max(fault_cyc, cyc), plain_done, tl_add)
+        tz = t_re + fault_cyc
+        fend = tz
+        if nz > 0:
+            fend = yield from self._zero_fill(state, c, cn, node, nz, tz, fend, plain_done,
+                                              tl_add, addr0=pg * lpp * 64 if pg >= 0 else -1)
+            st[C.ST_ZERO_LINES] += nz
+        elif fend > env.now:
+            yield env.timeout(fend - env.now)
+        st[C.ST_FAULTS] += 1
+        st[C.ST_FAULT_CYCLES] += fend - ti
+        if fend > state["last"]:
+            state["last"] = fend
+        ti = yield from _issue_at(env, state, ma, fend)
+        return pg, node, ti
+
     def _cpu(self, c: int, t0: float):
         sim = self.sim
         env = self.env
@@ -521,10 +557,8 @@ class ExactEngine:
         nslots = int(sim.slots.shape[1])  # l2_mlp with the stream prefetcher, else mlp
         prefetch_on = bool(sim.pi[C.PI_PREFETCH])
         lpp_shift = int(sim.pi[C.PI_LPP_SHIFT])
-        lpp = 1 << lpp_shift
         write_allocate = bool(sim.pi[C.PI_WRITE_ALLOCATE])
         llc_on = bool(sim.pi[C.PI_LLC])
-        fault_cyc = float(sim.pf[C.PF_FAULT])
         line_bytes = float(sim.pf[C.PF_LINE])
         tl = sim.tl
         routes_w = self.routes_w
@@ -634,31 +668,9 @@ class ExactEngine:
                 seen_version = self.version
                 pg, node, fault, pslot = _translate(ks, pcache, key, r, off, write, prot)
             if fault:
-                charges = self._fault_in(c, t, r, off, line, mode, write, ti)
-                st[C.ST_STALL] += ti - base
-                nz = int(sim.fault_res[core.R_ALLOCATED]) * lpp
-                pg = int(ks.pt_page[pslot])
-                node = int(ks.pages[pg, PG_NODE]) if pg >= 0 else -1
-                t_re = ti
-                for src, dst, nl, cyc in charges:  # direct reclaim, then the retried fault
-                    t_re = yield from self._direct_charge(state, c, cn, ma, t_re, src, dst,
-                                                          nl, max(fault_cyc, cyc),
-                                                          plain_done, tl_add)
-                tz = t_re + fault_cyc
-                fend = tz
-                if nz > 0:
-                    fend = yield from self._zero_fill(state, c, cn, node, nz, tz, fend,
-                                                      plain_done, tl_add,
-                                                      addr0=pg * lpp * 64 if pg >= 0 else -1)
-                    st[C.ST_ZERO_LINES] += nz
-                elif fend > env.now:
-                    yield env.timeout(fend - env.now)
-                st[C.ST_FAULTS] += 1
-                st[C.ST_FAULT_CYCLES] += fend - ti
-                if fend > state["last"]:
-                    state["last"] = fend
-                ti = fend
-                ti = yield from _issue_at(env, state, ma, ti)
+                pg, node, ti = yield from self._page_fault(
+                    state, (c, t, cn, ma, plain_done, tl_add), (r, off, line, mode, write),
+                    ti, base, pslot)
                 base = ti
             st[C.ST_STALL] += ti - base
             # ---- the access (and its page's accessed bit, for reclaim)
