@@ -978,7 +978,9 @@ def handle_mm_fault_range(kern, t, r, first_vpn, n, write, oom_mode, res):
     dropped when a copy-on-write frees one).  Per-run work lives in helpers
     (:func:`vma_policy_run`); per-page work stays in this loop: measured with
     ``benchmarks/bench_faults.py``, moving the page mapping or the interleave node choice into
-    a helper taking arrays made faults 25 % to 4x slower, even with numba's IR inlining.
+    a helper taking arrays made faults 25 % to 4x slower -- while calls still counted
+    references to their arrays, which the core no longer does (its batch caches live in
+    ``res``, :func:`fault_res`); a split into the kernel's steps is not yet measured.
     """
     (zones, _, nodeinfo, _, sysvars, numastat, vmstat, policies, pol_nodes, tasks, task_mems,
      regions, vmas, objs, _, pages, pt_page, pt_vma, obj_pages, _) = kern
