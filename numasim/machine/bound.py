@@ -535,8 +535,8 @@ def _llc(llc, rw, hw, lw, sfl, pw, pbinc, lb, kx, pos, pg, line, node, write, ti
 def _walk(lx, kx, llc, tlb, st, c, hx, pos, kern, r, line, pg, ti):
     """The TLB lookup of an access to page ``pg`` (:func:`numasim.machine.tlb.tlb_access`)
     and on a miss the page walk's line load (:func:`_walk_load`).  Returns (cycles the access
-    waits for the walk, hx, pos).  Only the arrays the lookup needs are taken here: every
-    array a step unpacks costs its reference counting on every access."""
+    waits for the walk, hx, pos).  A call without reference counting (the module
+    docstring)."""
     regions, pages, pgtables = kern[K_REGIONS], kern[K_PAGES], kern[K_PGTABLES]
     vpn = regions[r, R_START] + (line >> kx[4])
     tpg, tline, node = tlb_access(tlb, st, c, regions[r, R_MM], vpn, pg, pages, pgtables)
@@ -621,7 +621,7 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
     nb_prot, nbi, nbf, young = numab
     kx, lx = _begin(c, cpu, eng)
     sl, sfl, pw, lb, pbinc, wbqc, rr, rw, hr, hw, lr, lw, latr, wr, ww, opc = lx
-    (off1, nsl, prefetch_on, line_b, lpp_shift, lpp, write_allocate, llc_on, hit_cyc, llc_hit,
+    (_, nsl, _, _, lpp_shift, lpp, write_allocate, llc_on, hit_cyc, llc_hit,
      fault_cyc, _, q_start, bin_inv, nbin, cn) = kx
     bufc = buf[c]
     histc = hist[c]
