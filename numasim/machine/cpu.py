@@ -128,6 +128,7 @@ def op_constants(ops, prefetch_on, off_l1, line, lpp):
             ops[k, G.O_STRIDE] < lpp else 1
     return out
 
+
 # request kinds in the per-resource counters cnt[c, r, k]
 CNT_ALL = 0  # every line that passed
 CNT_LAT = 1  # those a CPU waited for
