@@ -62,11 +62,13 @@ from numasim.mm.state import (
     FAULT_SIGBUS,
     K_NODEINFO,
     K_NUMASTAT,
+    K_OBJ_PAGES,
     K_OBJS,
     K_PAGES,
     K_PGTABLES,
     K_POL_NODES,
     K_POLICIES,
+    K_PT_PAGE,
     K_SP,
     K_SYSVARS,
     K_TASK_MEMS,
@@ -961,6 +963,86 @@ def vma_policy_run(kern, t, v, index, run, il_nodes, il_cum, res):
     return p, ilx_base, mode, il_n, il_total, res[R_NID], res[R_MASK_KIND], res[R_MASK_IDX]
 
 
+@kernel_jit(extra={"il_nodes": I64_1D, "il_cum": I64_1D}, inline="always")
+def run_interleave_nid(mode, kgen, ilx, run_nid, il_nodes, il_cum, il_n, il_total):
+    """The node of interleave index ``ilx`` along a run (``interleave_nid`` /
+    ``weighted_interleave_nid`` over the run's node list, :func:`interleave_run`); the run's
+    node when the mode does not interleave."""
+    if il_n == 0:
+        return run_nid
+    if mode == MPOL_INTERLEAVE:
+        if kgen == KGEN_6_1 or kgen == KGEN_2_6_7:
+            return il_nodes[(ilx & 0xFFFFFFFF) % il_n]  # offset_il_node's unsigned int
+        return il_nodes[ilx % il_n]
+    target = ilx % il_total
+    k = 0
+    while il_cum[k] <= target:
+        k += 1
+    return il_nodes[k]
+
+
+@kernel_jit(inline="always")
+def take_cached_zone_page(kern, z, pref, nid, mode, kind, obj, index, cpu_nid):
+    """A page from zone ``z``, the zone the zonelist walk for target ``nid`` would stop at
+    again (the fault batch's cache: :func:`handle_mm_fault_range`), with the counters
+    ``rmqueue`` and ``zone_statistics`` move (``pref``: the walk's preferred zone)."""
+    zones, sysvars, numastat, vmstat, pages = (kern[K_ZONES], kern[K_SYSVARS],
+                                               kern[K_NUMASTAT], kern[K_VMSTAT], kern[K_PAGES])
+    pg = sysvars[SV_NEXT_PAGE]
+    sysvars[SV_NEXT_PAGE] = pg + 1
+    zones[z, Z_FREE] -= 1
+    vmstat[VM_PGALLOC] += 1
+    znode = zones[z, Z_NODE]
+    pages[pg, PG_NODE] = znode
+    pages[pg, PG_ZONE] = z
+    pages[pg, PG_KIND] = kind
+    pages[pg, PG_OBJ] = obj
+    pages[pg, PG_INDEX] = index
+    pages[pg, PG_ORDER] = 0
+    pages[pg, PG_DIRTY] = 0
+    if sysvars[SV_STATS_ENABLED] != 0:
+        pnode = zones[pref, Z_NODE]
+        if znode == pnode:
+            numastat[znode, NUMA_HIT] += 1
+        else:
+            numastat[znode, NUMA_MISS] += 1
+            numastat[pnode, NUMA_FOREIGN] += 1
+        if znode == cpu_nid:
+            numastat[znode, NUMA_LOCAL] += 1
+        else:
+            numastat[znode, NUMA_OTHER] += 1
+        if znode == nid and (mode == MPOL_INTERLEAVE or (
+                mode == MPOL_WEIGHTED_INTERLEAVE and sysvars[SV_INTERLEAVE_HIT_WEIGHTED] != 0)):
+            numastat[nid, NUMA_INTERLEAVE_HIT] += 1
+    return pg
+
+
+@kernel_jit(inline="always")
+def map_new_page(kern, pg, cur, private, oslot, slot, write):
+    """Map the fresh page ``pg`` at page-table slot ``slot`` (``do_anonymous_page`` /
+    ``wp_page_copy``'s ``set_pte_at``; a shared object's page goes into the object at
+    ``oslot`` too).  Returns 1 when copy-on-write freed the page it replaced."""
+    zones, vmstat, pages, pt_page, obj_pages = (kern[K_ZONES], kern[K_VMSTAT], kern[K_PAGES],
+                                                kern[K_PT_PAGE], kern[K_OBJ_PAGES])
+    freed = 0
+    if private:
+        if cur == PT_SWAP:
+            vmstat[VM_SWPIN] += 1
+        if cur >= 0:
+            pages[cur, PG_MAPCOUNT] -= 1  # copy-on-write: the old page loses a mapping
+            if pages[cur, PG_MAPCOUNT] <= 0 and pages[cur, PG_KIND] == PGK_ANON:
+                free_page(zones, vmstat, pages, cur)
+                freed = 1
+    else:
+        if obj_pages[oslot] == PT_SWAP:
+            vmstat[VM_SWPIN] += 1
+        obj_pages[oslot] = pg
+    pages[pg, PG_MAPCOUNT] = 1
+    pt_page[slot] = pg
+    pages[pg, PG_DIRTY] = write
+    return freed
+
+
 @kernel_jit
 def handle_mm_fault_range(kern, t, r, first_vpn, n, write, oom_mode, res):
     """Touch pages ``first_vpn .. first_vpn+n-1`` of region ``r`` as task ``t`` (write or
@@ -975,19 +1057,17 @@ def handle_mm_fault_range(kern, t, r, first_vpn, n, write, oom_mode, res):
     Speed: consecutive pages under the same policy reuse the zone chosen for the same target
     node as long as that zone still passes its LOW mark; this is exactly what a fresh
     zonelist walk would pick, because within a batch zones only lose pages (the cache is
-    dropped when a copy-on-write frees one).  Per-run work lives in helpers
-    (:func:`vma_policy_run`); per-page work stays in this loop: measured with
-    ``benchmarks/bench_faults.py``, moving the page mapping or the interleave node choice into
-    a helper taking arrays made faults 25 % to 4x slower -- while calls still counted
-    references to their arrays, which the core no longer does (its batch caches live in
-    ``res``, :func:`fault_res`); a split into the kernel's steps is not yet measured.
+    dropped when a copy-on-write frees one).  Per-run work lives in :func:`vma_policy_run`,
+    the per-page steps in :func:`run_interleave_nid`, :func:`take_cached_zone_page` and
+    :func:`map_new_page`, inlined here.  (Such helpers once made faults 25 % to 4x slower,
+    while every call counted references to the arrays it was passed; the core no longer
+    does: its batch caches live in ``res``, :func:`fault_res`.)
     """
     (zones, _, nodeinfo, _, sysvars, numastat, vmstat, policies, pol_nodes, tasks, task_mems,
      regions, vmas, objs, _, pages, pt_page, pt_vma, obj_pages, _) = kern
     nr = nodeinfo.shape[0]
     mm, base, rstart = regions[r, R_MM], regions[r, R_PT], regions[r, R_START]
     cpu_nid = tasks[t, T_NODE]
-    stats = sysvars[SV_STATS_ENABLED] != 0
     kgen = sysvars[SV_KGEN]
     # per target node: zone, preferred, mark; the run; the interleave nodes (fault_res)
     cache_zone, cache_pref, cache_thresh, run, il_nodes, il_cum = (
@@ -1081,20 +1161,8 @@ def handle_mm_fault_range(kern, t, r, first_vpn, n, write, oom_mode, res):
             policy_nodemask(policies, pol_nodes, nodeinfo, sysvars, tasks, task_mems, t, p,
                             GFP_USER_MOVABLE, ilx, res)
         else:
-            if il_n == 0:
-                nid = run_nid
-            elif mode == MPOL_INTERLEAVE:
-                if kgen == KGEN_6_1 or kgen == KGEN_2_6_7:
-                    nid = il_nodes[(ilx & 0xFFFFFFFF) % il_n]  # offset_il_node's unsigned int
-                else:
-                    nid = il_nodes[ilx % il_n]
-            else:
-                target = ilx % il_total
-                k = 0
-                while il_cum[k] <= target:
-                    k += 1
-                nid = il_nodes[k]
-            res[R_NID] = nid
+            res[R_NID] = run_interleave_nid(mode, kgen, ilx, run_nid, il_nodes, il_cum, il_n,
+                                            il_total)
             res[R_MASK_KIND] = run_mask_kind
             res[R_MASK_IDX] = run_mask_idx
         nid = res[R_NID]
@@ -1102,33 +1170,8 @@ def handle_mm_fault_range(kern, t, r, first_vpn, n, write, oom_mode, res):
         if z >= 0 and zones[z, Z_FREE] > cache_thresh[nid] and \
                 sysvars[SV_NEXT_PAGE] < pages.shape[0]:
             # the zonelist walk would stop at the same zone: take the page directly
-            pg = sysvars[SV_NEXT_PAGE]
-            sysvars[SV_NEXT_PAGE] = pg + 1
-            zones[z, Z_FREE] -= 1
-            vmstat[VM_PGALLOC] += 1
-            znode = zones[z, Z_NODE]
-            pages[pg, PG_NODE] = znode
-            pages[pg, PG_ZONE] = z
-            pages[pg, PG_KIND] = pk
-            pages[pg, PG_OBJ] = o if not private else -1
-            pages[pg, PG_INDEX] = index
-            pages[pg, PG_ORDER] = 0
-            pages[pg, PG_DIRTY] = 0
-            if stats:
-                pnode = zones[cache_pref[nid], Z_NODE]
-                if znode == pnode:
-                    numastat[znode, NUMA_HIT] += 1
-                else:
-                    numastat[znode, NUMA_MISS] += 1
-                    numastat[pnode, NUMA_FOREIGN] += 1
-                if znode == cpu_nid:
-                    numastat[znode, NUMA_LOCAL] += 1
-                else:
-                    numastat[znode, NUMA_OTHER] += 1
-                if znode == nid and (mode == MPOL_INTERLEAVE or (
-                        mode == MPOL_WEIGHTED_INTERLEAVE
-                        and sysvars[SV_INTERLEAVE_HIT_WEIGHTED] != 0)):
-                    numastat[nid, NUMA_INTERLEAVE_HIT] += 1
+            pg = take_cached_zone_page(kern, z, cache_pref[nid], nid, mode, pk,
+                                       o if not private else -1, index, cpu_nid)
         else:
             pg = alloc_pages_nid(kern, t, GFP_USER_MOVABLE, 0, p, mode, pk,
                                  o if not private else -1, index, oom_mode, res)
@@ -1143,22 +1186,8 @@ def handle_mm_fault_range(kern, t, r, first_vpn, n, write, oom_mode, res):
                 cache_thresh[nid] = zones[z, Z_LOW] + zones[z, Z_RES + ZONE_MOVABLE]
         # ---- map it
         res[R_ALLOCATED] += 1
-        if private:
-            if cur == PT_SWAP:
-                vmstat[VM_SWPIN] += 1
-            if cur >= 0:
-                pages[cur, PG_MAPCOUNT] -= 1  # copy-on-write: the old page loses a mapping
-                if pages[cur, PG_MAPCOUNT] <= 0 and pages[cur, PG_KIND] == PGK_ANON:
-                    free_page(zones, vmstat, pages, cur)
-                    cache_zone[:] = -1
-            pages[pg, PG_MAPCOUNT] = 1
-        else:
-            if obj_pages[oslot] == PT_SWAP:
-                vmstat[VM_SWPIN] += 1
-            obj_pages[oslot] = pg
-            pages[pg, PG_MAPCOUNT] = 1
-        pt_page[slot] = pg
-        pages[pg, PG_DIRTY] = write
+        if map_new_page(kern, pg, cur, private, oslot, slot, write):
+            cache_zone[:] = -1  # copy-on-write freed the old page
         res[R_DONE] += 1
     return FAULT_OK
 
