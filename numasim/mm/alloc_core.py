@@ -507,6 +507,16 @@ def __alloc_pages(zones, zonelist, sysvars, numastat, vmstat, pol_nodes, task_me
 
 
 @kernel_jit
+def interleave_hit(numastat, sysvars, zones, z, nid, mode):
+    """numa_interleave_hit: an interleave allocation (weighted too where the kernel counts
+    it) that landed on the node it asked for."""
+    counts_hit = mode == MPOL_INTERLEAVE or (mode == MPOL_WEIGHTED_INTERLEAVE
+                                             and sysvars[SV_INTERLEAVE_HIT_WEIGHTED] != 0)
+    if counts_hit and zones[z, Z_NODE] == nid and sysvars[SV_STATS_ENABLED] != 0:
+        numastat[nid, NUMA_INTERLEAVE_HIT] += 1
+
+
+@kernel_jit
 def rmqueue(zones, sysvars, vmstat, pages, z, order, kind, obj, index):
     """Take ``2^order`` pages from zone ``z``; returns the new page row."""
     pg = sysvars[SV_NEXT_PAGE]
@@ -703,10 +713,7 @@ def alloc_pages_nid(kern, t, gfp, order, p, mode, kind, obj, index, may_oom, res
     z = res[R_ZONE]
     if z < 0:
         return z
-    counts_hit = mode == MPOL_INTERLEAVE or (mode == MPOL_WEIGHTED_INTERLEAVE
-                                             and sysvars[SV_INTERLEAVE_HIT_WEIGHTED] != 0)
-    if counts_hit and zones[z, Z_NODE] == nid and sysvars[SV_STATS_ENABLED] != 0:
-        numastat[nid, NUMA_INTERLEAVE_HIT] += 1
+    interleave_hit(numastat, sysvars, zones, z, nid, mode)
     return rmqueue(zones, sysvars, vmstat, pages, z, order, kind, obj, index)
 
 
@@ -988,32 +995,9 @@ def take_cached_zone_page(kern, z, pref, nid, mode, kind, obj, index, cpu_nid):
     ``rmqueue`` and ``zone_statistics`` move (``pref``: the walk's preferred zone)."""
     zones, sysvars, numastat, vmstat, pages = (kern[K_ZONES], kern[K_SYSVARS],
                                                kern[K_NUMASTAT], kern[K_VMSTAT], kern[K_PAGES])
-    pg = sysvars[SV_NEXT_PAGE]
-    sysvars[SV_NEXT_PAGE] = pg + 1
-    zones[z, Z_FREE] -= 1
-    vmstat[VM_PGALLOC] += 1
-    znode = zones[z, Z_NODE]
-    pages[pg, PG_NODE] = znode
-    pages[pg, PG_ZONE] = z
-    pages[pg, PG_KIND] = kind
-    pages[pg, PG_OBJ] = obj
-    pages[pg, PG_INDEX] = index
-    pages[pg, PG_ORDER] = 0
-    pages[pg, PG_DIRTY] = 0
-    if sysvars[SV_STATS_ENABLED] != 0:
-        pnode = zones[pref, Z_NODE]
-        if znode == pnode:
-            numastat[znode, NUMA_HIT] += 1
-        else:
-            numastat[znode, NUMA_MISS] += 1
-            numastat[pnode, NUMA_FOREIGN] += 1
-        if znode == cpu_nid:
-            numastat[znode, NUMA_LOCAL] += 1
-        else:
-            numastat[znode, NUMA_OTHER] += 1
-        if znode == nid and (mode == MPOL_INTERLEAVE or (
-                mode == MPOL_WEIGHTED_INTERLEAVE and sysvars[SV_INTERLEAVE_HIT_WEIGHTED] != 0)):
-            numastat[nid, NUMA_INTERLEAVE_HIT] += 1
+    pg = rmqueue(zones, sysvars, vmstat, pages, z, 0, kind, obj, index)
+    zone_statistics(numastat, sysvars, zones, pref, z, cpu_nid)
+    interleave_hit(numastat, sysvars, zones, z, nid, mode)
     return pg
 
 
