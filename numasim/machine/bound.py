@@ -14,38 +14,39 @@ but widened the latency distribution of a saturated controller, where every requ
 behind a nearly constant queue: p50 34 % below the exact engine's, p99 49 % above.)
 It counts the lines each (CPU, memory node, kind) moved, per time bin of the quantum.
 
-One request from issue to completion, in :func:`run_quantum`'s loop:
+One request from issue to completion, in :func:`_quantum`'s loop (:func:`run_quantum`
+makes the quantum's arrays, :func:`_begin`, and calls it):
 
 1. the next access comes from the thread's buffer (``fill_batch``), the page lookups of the
-   accesses ahead are started (``prefetch``);
-2. it issues after its gap (and the access it depends on) when a miss slot is free; a due
-   scheduler tick or kswapd step returns to Python first; posted write-backs due by then
-   pass the queues (:func:`_drain`);
+   accesses ahead are started (:func:`_look_ahead`);
+2. it issues after its gap (and the access it depends on) when a miss slot is free
+   (:func:`_issue_at`); the quantum's end, a due scheduler tick or kswapd step stops the CPU
+   first (:func:`_due`); posted write-backs due by then pass the queues (:func:`_drain`);
 3. a fault Python handled (hinting fault, THP) issues the rest of its lines
    (:func:`_resume_fault`);
-4. the page: the region's cached one, else :func:`_lookup` (present, zero page, or a
-   fault); an ordinary fault goes through the allocator core (:func:`_fault`), its zeroing
-   lines issue (:func:`_fault_lines`, the one loop of every fault's lines: zeroing, THP
-   zeroing, migration copy), it is counted (:func:`_fault_done`) and the access resumes
-   when its last line is back and a slot is free (:func:`_fault_end`, :func:`_slot_free`);
+4. the page (:func:`_page`): the region's cached one, else :func:`_lookup` (present, zero
+   page, or a fault); an ordinary fault goes through the allocator core (:func:`_fault`),
+   its zeroing lines issue (:func:`_fault_lines`, the one loop of every fault's lines:
+   zeroing, THP zeroing, migration copy), it is counted (:func:`_fault_done`) and the access
+   resumes when its last line is back and a slot is free (:func:`_fault_end`,
+   :func:`_slot_free`);
 5. with a TLB modelled (off by default), its lookup and on a miss the page walk's line load
    from the node holding the page table (:func:`_walk`, :mod:`numasim.machine.tlb`), which
    the access waits for;
-   the access itself: zero page or LLC hit (:func:`_llc`, a dirty victim written back),
-   else the serve step through the CPU's private FIFOs (:func:`_serve`) plus the estimated
-   wait behind others, one count in its time bin (:func:`_next_bin`), a dirty line posted
-   as a write-back (:func:`_post`);
+   the access itself (:func:`_access`): zero page or LLC hit (:func:`_llc`, a dirty victim
+   written back), else a miss (:func:`_miss`): the serve step through the CPU's private
+   FIFOs (:func:`_serve`) plus the estimated wait behind others, one count in its time bin
+   (:func:`_next_bin`), a dirty line posted as a write-back (:func:`_post`);
 6. completion: it holds its miss slot until its data is back (:func:`_refill`).
 
-The path every access takes (steps 1, 2, 5, 6) is written out in :func:`run_quantum`: in a
-loop this large numba could not prune the reference counting of arrays passed to inlined
-helpers, and LLVM inlines small jitted callees on its own, so a version with every step a
-helper ran 5x slower (see the commit log); the rarer steps are helpers.  The helpers that
-are real calls (a page lookup the region's cached page did not serve, a fault, its lines,
-the LLC and TLB steps, the end-of-quantum saves) are compiled without numba's reference
-counting (``_nrt=False``: they only index the arrays they are given): with it, each call
-took an atomic increment and decrement per array it was passed -- with the kernel's entry
-points, some 230 atomic operations per page fault, a third of a fault-heavy run's time.
+:func:`_quantum` and its helpers are compiled without numba's reference counting
+(``_nrt=False``: they only index the arrays they are given; the arrays are made by
+:func:`run_quantum` before).  With it, every call -- and every helper inlined into a loop
+this large -- took an atomic increment and decrement per array it was passed: a version of
+the loop with every step a helper ran 5x slower, and the kernel's entry points cost some
+230 atomic operations per page fault, a third of a fault-heavy run's time.  Without it, the
+steps are named inline helpers at no cost (the rarer ones -- a lookup the cached page did
+not serve, a fault, its lines, the LLC and TLB steps, the saves -- real calls).
 
 At the quantum's end the bin counts, rows and counters are saved (:func:`_flush`,
 :func:`_save_rows`, :func:`_save_stats`).
@@ -122,7 +123,7 @@ PF_SLOT = 16
 PF_PAGE = 8
 
 
-# The three steps every line takes, written once.  They are inlined into run_quantum by
+# The three steps every line takes, written once.  They are inlined into _quantum by
 # numba (a call passing arrays costs tens of ns); their loops have no ``break``: an inlined
 # loop with a second exit cost 35 ns per call (numba 0.68), against 4 ns without.
 
@@ -290,7 +291,7 @@ def _next_bin(pbinc, lb, t, bcur, q_start, bin_inv, nbin):
     return bcur, q_start + (bcur + 1) / bin_inv
 
 
-# ---- the steps of one request, in the order run_quantum takes them.  ``kx`` (the CPU's
+# ---- the steps of one request, in the order _quantum takes them.  ``kx`` (the CPU's
 # constants for the quantum) and ``lx`` (the arrays every line touches) are tuples built once
 # per quantum by _begin; numba unpacks them at compile time, so a helper pays nothing for the
 # fields it does not use.  The scalars a step changes come back in its return value.
@@ -549,7 +550,7 @@ def _walk(lx, kx, llc, tlb, st, c, hx, pos, kern, r, line, pg, ti):
 def _walk_load(lx, kx, llc, st, c, hx, pos, tpg, tline, node, ti):
     """A page walk's line load (line ``tline`` of page-table page ``tpg`` on ``node``),
     issued at ``ti`` like a read: an LLC hit, or the serve step plus the estimated wait drawn
-    as a miss in :func:`run_quantum` draws it, counted in its time bin."""
+    as :func:`_miss` draws a miss, counted in its time bin."""
     sl, sfl, pw, lb, pbinc, wbqc, rr, rw, hr, hw, lr, lw, latr, wr, ww, opc = lx
     lpp, llc_on, llc_hit = kx[5], kx[7], kx[9]
     q_start, bin_inv, nbin, cn = kx[12], kx[13], kx[14], kx[15]
@@ -599,6 +600,138 @@ def _save_stats(st, c, n_acc, nbytes, hx, fx):
     st[c, C.ST_Q_STALL] += stall + q_zstall
 
 
+@njit(cache=True, inline="always")
+def _look_ahead(kern, pcache, opc, bufc, head, count, lpp_shift):
+    """Start the page lookups of the accesses ahead (:func:`numasim.machine.prefetch.prefetch`):
+    the page-table slot PF_SLOT ahead, the page row PF_PAGE ahead (it needs the slot's
+    value); not for sequential sweeps, whose accesses hit the region's cached page."""
+    regions, pages, pt_page = kern[K_REGIONS], kern[K_PAGES], kern[K_PT_PAGE]
+    if head + PF_SLOT < count and opc[bufc[head + PF_SLOT, B_OP], C.OPC_LOOKAHEAD]:
+        r2 = bufc[head + PF_SLOT, B_R]
+        s2 = regions[r2, R_PT] + (bufc[head + PF_SLOT, B_LINE] >> lpp_shift)
+        if s2 != pcache[r2, 0]:
+            prefetch(pt_page, s2)
+    if head + PF_PAGE < count and opc[bufc[head + PF_PAGE, B_OP], C.OPC_LOOKAHEAD]:
+        r2 = bufc[head + PF_PAGE, B_R]
+        s2 = regions[r2, R_PT] + (bufc[head + PF_PAGE, B_LINE] >> lpp_shift)
+        if s2 != pcache[r2, 0]:
+            prefetch(pages, pt_page[s2])
+
+
+@njit(cache=True, inline="always")
+def _issue_at(kx, lx, bufc, head, sh, issue, dprev, nbi, nbf, c):
+    """When the access at ``head`` issues: after its gap (and the access it depends on), when
+    its miss slot is free; a fault's lines still to issue come first.  Returns (issue
+    cycle, base: the cycle it would issue at with nothing to wait for)."""
+    gap = bufc[head, B_GAP]
+    base = issue + gap
+    ti = base
+    if bufc[head, B_DEP] != 0 and dprev + gap > ti:
+        ti = dprev + gap
+    smin = _slot_free(kx, lx[15], bufc, head, lx[0], sh)
+    if smin > ti:
+        ti = smin
+    if nbi[c, NBI_PENDING] == 2:
+        ti = nbf[c, NBF_TZ]  # a fault's lines still to issue: the CPU resumes them
+    return ti, base
+
+
+GO = -1  # _due: nothing stops the access
+
+
+@njit(cache=True, inline="always")
+def _due(sysvars, nbf, c, ti, t_end):
+    """What stops the CPU before an access at ``ti``: the quantum's end (FAULT_OK), a
+    scheduler tick of NUMA balancing (NUMAB_TICK), a woken kswapd or an awake one's step
+    (KSWAPD_POLL, :mod:`numasim.machine.kswapd_clock`); GO when nothing does."""
+    if ti >= t_end:
+        return FAULT_OK
+    if ti >= nbf[c, NBF_TICK]:
+        return NUMAB_TICK
+    if sysvars[SV_KSWAPD_WAKE] != 0 or ti >= nbf[c, NBF_KSWAPD]:
+        nbf[c, NBF_AT] = ti
+        return KSWAPD_POLL
+    return GO
+
+
+@njit(cache=True, inline="always")
+def _page(kern, pcache, nb_prot, r, pslot, write):
+    """The page of an access: the region's cached one, else :func:`_lookup`.  Returns (page,
+    its node, whether the access faults, whether it is a NUMA hinting fault)."""
+    if pcache[r, 0] == pslot and (pcache[r, 3] != 0 or not write):
+        return pcache[r, 1], pcache[r, 2], False, False
+    return _lookup(pcache, nb_prot, kern[K_PT_PAGE], kern[K_PAGES], kern[K_PT_VMA],
+                   kern[K_VMAS], r, pslot, write)
+
+
+@njit(cache=True, inline="always")
+def _miss(lx, kx, histc, pos, hx, node, write, ti):
+    """A miss goes to memory: the wait behind others, uniform over [w/2, 3w/2) around its
+    mean (splitmix64 of a per-CPU counter: one wait for all kept CPUs in lockstep), plus the
+    serve step through the CPU's private FIFOs, one count in its time bin; a line written
+    with no LLC to hold it is posted as a write-back when it arrives.  Returns (latency,
+    pos, hx)."""
+    sl, sfl, pw, lb, pbinc, wbqc, rr, rw, hr, hw, lr, lw, latr, wr, ww, opc = lx
+    write_allocate, llc_on, q_start, bin_inv, nbin, cn = kx[6], kx[7], kx[12], kx[13], kx[14], \
+        kx[15]
+    wbh, nwb, bcur, bend = pos
+    n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey = hx
+    dkey += np.uint64(1)
+    dith = 0.5 + _splitmix_uniform(dkey)
+    # a non-temporal write goes to memory on the write route, anything else (a read, a read
+    # for ownership) comes back on the read route
+    if write and not write_allocate:
+        route, hop, rlen = rw, hw, lw
+        kind = P_WRITE
+        w = ww[node] * dith
+    else:
+        route, hop, rlen = rr, hr, lr
+        kind = P_READ
+        w = wr[node] * dith
+    ws = _serve(route, hop, rlen, node, ti, sfl)
+    pw[node * P_NKINDS + kind] += ws
+    w += ws
+    if ti >= bend and bcur < nbin - 1:
+        bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
+    lb[node * P_NKINDS + kind] += 1
+    latv = latr[node] + w
+    if write and write_allocate and not llc_on:
+        # the dirty line is written back when it arrives: queue it by time
+        if nwb > wbqc.shape[0] - 1:  # full (cannot happen: capacity > mlp)
+            wbh, nwb = _drain(wbqc, wbh, nwb, wbqc[wbh, 0], rw, hw, lw, sfl, pw)
+        nwb = _post(wbqc, wbh, nwb, ti + latv, node)
+        if ti >= bend and bcur < nbin - 1:
+            bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
+        lb[node * P_NKINDS + P_WB] += 1
+        n_wb += 1.0
+    n_mem += 1.0
+    lat_sum += latv
+    wait_sum += w
+    if node == cn:
+        n_local += 1.0
+    histc[C.hist_bin(latv)] += 1
+    return latv, (wbh, nwb, bcur, bend), (n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey)
+
+
+@njit(cache=True, inline="always")
+def _access(lx, kx, llc, histc, pos, hx, pg, line, node, write, ti):
+    """The access itself: the zero page or an LLC hit (:func:`_llc`, a dirty victim written
+    back), else a miss (:func:`_miss`).  Returns (latency, pos, hx)."""
+    write_allocate, llc_on, hit_cyc, llc_hit = kx[6], kx[7], kx[8], kx[9]
+    wbh, nwb, bcur, bend = pos
+    hit = 0
+    if pg == PT_ZERO:
+        hit = 1
+    elif llc_on and (write_allocate or not write):
+        hit, d, (bcur, bend) = _llc(llc, lx[7], lx[9], lx[11], lx[1], lx[2], lx[4], lx[3], kx,
+                                    (bcur, bend), pg, line, node, write, ti)
+        hx = (hx[0], hx[1] + d, hx[2], hx[3], hx[4], hx[5], hx[6])
+    if hit == 0:
+        return _miss(lx, kx, histc, (wbh, nwb, bcur, bend), hx, node, write, ti)
+    latv = hit_cyc if pg == PT_ZERO else llc_hit
+    return latv, (wbh, nwb, bcur, bend), (hx[0] + 1.0, hx[1], hx[2], hx[3], hx[4], hx[5], hx[6])
+
+
 @njit(cache=True)
 def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
     """Run CPU ``c`` until its next access would issue at or after ``t_end`` (or its thread
@@ -611,35 +744,39 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
     CPUs' TLBs (:mod:`numasim.machine.tlb`; inert when off).  Returns FAULT_OK, the
     allocator's status when a fault needs Python, NUMAB_TICK / NUMAB_HINT / NUMAB_THP (a
     tick due, a hinting fault, a fault with THP on) or KSWAPD_POLL; the access then stays in
-    the buffer.  The path every access takes is written here, the rarer ones in the helpers
-    above (why: the module docstring); clocks, slots and counters live in locals and are
-    written back at the end (:func:`_save_rows`, :func:`_save_stats`).
-    """
-    ci, cs, slots, buf, ops, opf, ts, rngs, trace, st, hist, pf, pi = cpu
-    regions, pages, pt_page, sysvars = (kern[K_REGIONS], kern[K_PAGES], kern[K_PT_PAGE],
-                                         kern[K_SYSVARS])
-    nb_prot, nbi, nbf, young = numab
+    the buffer.  The quantum's arrays are made here (:func:`_begin`), the accesses run in
+    :func:`_quantum`, which counts no references."""
     kx, lx = _begin(c, cpu, eng)
+    # the last page looked up in each region: (page-table slot, page, node, writable)
+    pcache = np.zeros((kern[K_REGIONS].shape[0], 4), dtype=np.int64)
+    pcache[:, 0] = -1
+    return _quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end, kx, lx, pcache)
+
+
+@njit(cache=True, _nrt=False)
+def _quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end, kx, lx, pcache):
+    """:func:`run_quantum`'s accesses, one request at a time from issue to completion (the
+    module docstring); clocks, slots and counters live in locals and are written back at
+    the end (:func:`_save_rows`, :func:`_save_stats`).  Compiled without numba's reference
+    counting, so its steps are inlined helpers at no cost."""
+    ci, cs, slots, buf, ops, opf, ts, rngs, trace, st, hist, pf, pi = cpu
+    sysvars = kern[K_SYSVARS]
+    nb_prot, nbi, nbf, young = numab
     sl, sfl, pw, lb, pbinc, wbqc, rr, rw, hr, hw, lr, lw, latr, wr, ww, opc = lx
-    (_, nsl, _, _, lpp_shift, lpp, write_allocate, llc_on, hit_cyc, llc_hit,
-     fault_cyc, _, q_start, bin_inv, nbin, cn) = kx
+    lpp_shift, lpp, fault_cyc = kx[4], kx[5], kx[10]
     bufc = buf[c]
-    histc = hist[c]
     issue, dprev, last = cs[c, C.CS_ISSUE], cs[c, C.CS_DPREV], cs[c, C.CS_LAST]
     sh = 0  # head of the slots' ring: the slot that frees first
     bcur, bend = _first_bin(kx, issue)
     head, count = ci[c, C.CI_HEAD], ci[c, C.CI_COUNT]
     nwb, wbh = ci[c, C.CI_WBN], ci[c, C.CI_WBH]
-    qmask = wbqc.shape[0] - 1  # capacity is a power of two
     tlb_on = tlb[4][TLB_ON] != 0
-    # the last page looked up in each region: (page-table slot, page, node, writable)
-    pcache = np.zeros((regions.shape[0], 4), dtype=np.int64)
-    pcache[:, 0] = -1
-    # the wait spread's draws: a splitmix64 counter keyed by CPU and access number, resumed
+    # the counters (hits, write-backs, misses, latency and wait sums, local misses) and the
+    # wait spread's draws: a splitmix64 counter keyed by CPU and access number, resumed
     # where the last quantum stopped
-    dkey = (np.uint64(c) << np.uint64(40)) + np.uint64(st[c, C.ST_ACCESSES])
-    n_acc = n_mem = n_hits = lat_sum = wait_sum = n_local = nbytes = n_wb = 0.0
-    stall = q_nreq = q_lat = q_zstall = 0.0
+    hx = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+          (np.uint64(c) << np.uint64(40)) + np.uint64(st[c, C.ST_ACCESSES]))
+    n_acc = nbytes = stall = q_nreq = q_lat = q_zstall = 0.0
     status = FAULT_OK
     while True:
         if head >= count:
@@ -648,38 +785,11 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
             if count == 0:
                 ci[c, C.CI_FINISHED] = 1
                 break
-        if head + PF_SLOT < count and opc[bufc[head + PF_SLOT, B_OP], C.OPC_LOOKAHEAD]:
-            r2 = bufc[head + PF_SLOT, B_R]
-            s2 = regions[r2, R_PT] + (bufc[head + PF_SLOT, B_LINE] >> lpp_shift)
-            if s2 != pcache[r2, 0]:
-                prefetch(pt_page, s2)
-        if head + PF_PAGE < count and opc[bufc[head + PF_PAGE, B_OP], C.OPC_LOOKAHEAD]:
-            r2 = bufc[head + PF_PAGE, B_R]
-            s2 = regions[r2, R_PT] + (bufc[head + PF_PAGE, B_LINE] >> lpp_shift)
-            if s2 != pcache[r2, 0]:
-                prefetch(pages, pt_page[s2])
-        # ---- when the access issues: after its gap (and its dependency), with a slot free
-        r, line, gap = bufc[head, B_R], bufc[head, B_LINE], bufc[head, B_GAP]
-        base = issue + gap
-        ti = base
-        if bufc[head, B_DEP] != 0 and dprev + gap > ti:
-            ti = dprev + gap
-        so = opc[bufc[head, B_OP], C.OPC_SLOT] + sh
-        if so >= nsl:
-            so -= nsl
-        if sl[so] > ti:
-            ti = sl[so]
-        if nbi[c, NBI_PENDING] == 2:
-            ti = nbf[c, NBF_TZ]  # a fault's lines still to issue: the CPU resumes them
-        if ti >= t_end:
-            break
-        if ti >= nbf[c, NBF_TICK]:  # NUMA balancing: the scheduler tick runs first
-            status = NUMAB_TICK
-            break
-        # reclaim (kswapd_clock): a kswapd woken, or an awake one's step due
-        if sysvars[SV_KSWAPD_WAKE] != 0 or ti >= nbf[c, NBF_KSWAPD]:
-            nbf[c, NBF_AT] = ti
-            status = KSWAPD_POLL
+        _look_ahead(kern, pcache, opc, bufc, head, count, lpp_shift)
+        ti, base = _issue_at(kx, lx, bufc, head, sh, issue, dprev, nbi, nbf, c)
+        due = _due(sysvars, nbf, c, ti, t_end)
+        if due != GO:
+            status = due
             break
         # write-backs that happened before now go through the queues first
         wbh, nwb = _drain(wbqc, wbh, nwb, ti, rw, hw, lw, sfl, pw)
@@ -693,22 +803,18 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
             ti, base, last, wbh, nwb = _fault_end(lx, kx, bufc, head, sh, wbh, nwb,
                                                   fend, last)
         # ---- the page: the region's cached one, else a lookup (present, zero, a fault)
+        r, line = bufc[head, B_R], bufc[head, B_LINE]
         write = bufc[head, B_MODE] == STORE
         off = line >> lpp_shift
-        pslot = regions[r, R_PT] + off
-        fault = False
-        if pcache[r, 0] == pslot and (pcache[r, 3] != 0 or not write):
-            pg, node = pcache[r, 1], pcache[r, 2]
-        else:
-            pg, node, fault, hint = _lookup(pcache, nb_prot, pt_page, pages, kern[K_PT_VMA],
-                                            kern[K_VMAS], r, pslot, write)
-            if hint or (fault and sysvars[SV_THP] != 0):
-                # a hinting fault, or a fault under transparent huge pages (the huge fault
-                # path is Python's: numab_clock.thp_fault)
-                nbf[c, NBF_AT] = ti
-                status = NUMAB_HINT if hint else NUMAB_THP
-                break
-        if fault:
+        pslot = kern[K_REGIONS][r, R_PT] + off
+        pg, node, fault, hint = _page(kern, pcache, nb_prot, r, pslot, write)
+        if hint or (fault and sysvars[SV_THP] != 0):
+            # a hinting fault, or a fault under transparent huge pages (the huge fault path
+            # is Python's: numab_clock.thp_fault)
+            nbf[c, NBF_AT] = ti
+            status = NUMAB_HINT if hint else NUMAB_THP
+            break
+        if fault:  # ---- an ordinary fault: the allocator core, then the zeroing lines
             status, pg, node, nz = _fault(kern, fres, pcache, ci[c, C.CI_TASK], r, off, pslot,
                                           write, lpp)
             if status != FAULT_OK:
@@ -731,57 +837,11 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
         nbytes += bufc[head - 1, B_BYTES]
         tw = 0.0  # ---- the TLB, and a page walk the access waits for (numasim.machine.tlb)
         if tlb_on:
-            tw, hx, (wbh, nwb, bcur, bend) = _walk(
-                lx, kx, llc, tlb, st, c, (n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey),
-                (wbh, nwb, bcur, bend), kern, r, line, pg, ti)
-            n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey = hx
-        hit = 0
-        if pg == PT_ZERO:
-            hit = 1
-        elif llc_on and (write_allocate or not write):
-            hit, d, (bcur, bend) = _llc(llc, rw, hw, lw, sfl, pw, pbinc, lb, kx,
-                                        (bcur, bend), pg, line, node, write, ti)
-            n_wb += d
-        if hit != 0:
-            latv = hit_cyc if pg == PT_ZERO else llc_hit
-            n_hits += 1.0
-        else:
-            # a miss: the wait behind others, uniform over [w/2, 3w/2) around its mean
-            # (splitmix64 of a per-CPU counter): one wait for all kept CPUs in lockstep
-            dkey += np.uint64(1)
-            dith = 0.5 + _splitmix_uniform(dkey)
-            # a non-temporal write goes to memory on the write route, anything else (a read,
-            # a read for ownership) comes back on the read route
-            if write and not write_allocate:
-                route, hop, rlen = rw, hw, lw
-                kind = P_WRITE
-                w = ww[node] * dith
-            else:
-                route, hop, rlen = rr, hr, lr
-                kind = P_READ
-                w = wr[node] * dith
-            ws = _serve(route, hop, rlen, node, ti, sfl)
-            pw[node * P_NKINDS + kind] += ws
-            w += ws
-            if ti >= bend and bcur < nbin - 1:
-                bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
-            lb[node * P_NKINDS + kind] += 1
-            latv = latr[node] + w
-            if write and write_allocate and not llc_on:
-                # the dirty line is written back when it arrives: queue it by time
-                if nwb > qmask:  # full (cannot happen: capacity > mlp)
-                    wbh, nwb = _drain(wbqc, wbh, nwb, wbqc[wbh, 0], rw, hw, lw, sfl, pw)
-                nwb = _post(wbqc, wbh, nwb, ti + latv, node)
-                if ti >= bend and bcur < nbin - 1:
-                    bcur, bend = _next_bin(pbinc, lb, ti, bcur, q_start, bin_inv, nbin)
-                lb[node * P_NKINDS + P_WB] += 1
-                n_wb += 1.0
-            n_mem += 1.0
-            lat_sum += latv
-            wait_sum += w
-            if node == cn:
-                n_local += 1.0
-            histc[C.hist_bin(latv)] += 1
+            tw, hx, (wbh, nwb, bcur, bend) = _walk(lx, kx, llc, tlb, st, c, hx,
+                                                   (wbh, nwb, bcur, bend), kern, r, line, pg,
+                                                   ti)
+        latv, (wbh, nwb, bcur, bend), hx = _access(lx, kx, llc, hist[c], (wbh, nwb, bcur, bend),
+                                                   hx, pg, line, node, write, ti)
         latv += tw
         # ---- completion: the access holds its miss slot until its data is back
         done = ti + latv
@@ -794,6 +854,5 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
     _save_rows(c, slots, eng[5], eng[6], sl, sh, sfl, pw)
     ci[c, C.CI_HEAD], ci[c, C.CI_COUNT], ci[c, C.CI_WBN], ci[c, C.CI_WBH] = head, count, nwb, wbh
     cs[c, C.CS_ISSUE], cs[c, C.CS_DPREV], cs[c, C.CS_LAST] = issue, dprev, last
-    _save_stats(st, c, n_acc, nbytes, (n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey),
-                (stall, q_lat, q_nreq, q_zstall))
+    _save_stats(st, c, n_acc, nbytes, hx, (stall, q_lat, q_nreq, q_zstall))
     return status
