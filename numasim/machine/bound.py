@@ -308,18 +308,19 @@ def _begin(c, cpu, eng):
     lpp_shift = pi[C.PI_LPP_SHIFT]
     nsl = slots.shape[1]
     nbin = np.int64(pf[C.PF_NBINS])
+    opc = C.op_constants(ops, pi[C.PI_PREFETCH] != 0, nsl - pi[C.PI_MLP], np.int64(pf[C.PF_LINE]),
+                         np.int64(1) << lpp_shift)
     kx = (nsl - pi[C.PI_MLP],  # a non-prefetched miss waits for this slot (0: no prefetch)
           nsl, pi[C.PI_PREFETCH] != 0, np.int64(pf[C.PF_LINE]), lpp_shift,
           np.int64(1) << lpp_shift, pi[C.PI_WRITE_ALLOCATE] != 0, pi[C.PI_LLC] != 0,
           pf[C.PF_HIT], pf[C.PF_LLC_HIT], pf[C.PF_FAULT], pf[C.PF_ZERO_GAP],
-          pf[C.PF_Q_START], pf[C.PF_BIN_INV], nbin, cn)
+          pf[C.PF_Q_START], pf[C.PF_BIN_INV], nbin, cn,
+          opc[:, C.OPC_LOOKAHEAD].any())  # any op whose page lookups start ahead
     sl, wr, ww, latr, sfl = _cpu_rows(c, cn, slots, waits, lat, sfree)
     nn = waits.shape[2]
     pw = np.zeros(nn * P_NKINDS)  # private-FIFO waits by (node, kind), for burst factors
     # lines by (node, kind) in the current time bin; flushed to pbin when the bin changes
     lb = np.zeros(nn * P_NKINDS, dtype=np.int64)
-    opc = C.op_constants(ops, pi[C.PI_PREFETCH] != 0, nsl - pi[C.PI_MLP], np.int64(pf[C.PF_LINE]),
-                         np.int64(1) << lpp_shift)
     hr, lr = _hops(route_r[cn], cost_r[cn], service)
     hw, lw = _hops(route_w[cn], cost_w[cn], service)
     lx = (sl, sfl, pw, lb, pbin[c], wbq[c], route_r[cn], route_w[cn], hr, hw, lr, lw, latr, wr,
@@ -785,7 +786,8 @@ def _quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end, kx, lx, pcache):
             if count == 0:
                 ci[c, C.CI_FINISHED] = 1
                 break
-        _look_ahead(kern, pcache, opc, bufc, head, count, lpp_shift)
+        if kx[16]:  # (a program of sequential sweeps skips the checks)
+            _look_ahead(kern, pcache, opc, bufc, head, count, lpp_shift)
         ti, base = _issue_at(kx, lx, bufc, head, sh, issue, dprev, nbi, nbf, c)
         due = _due(sysvars, nbf, c, ti, t_end)
         if due != GO:
