@@ -778,6 +778,9 @@ def _quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end, kx, lx, pcache):
     hx = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
           (np.uint64(c) << np.uint64(40)) + np.uint64(st[c, C.ST_ACCESSES]))
     n_acc = nbytes = stall = q_nreq = q_lat = q_zstall = 0.0
+    # the first cycle something stops the CPU (_due): the quantum's end, a tick, kswapd's
+    # step; Python sets them between quanta, so the loop compares once
+    t_stop = min(t_end, nbf[c, NBF_TICK], nbf[c, NBF_KSWAPD])
     status = FAULT_OK
     while True:
         if head >= count:
@@ -789,10 +792,11 @@ def _quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end, kx, lx, pcache):
         if kx[16]:  # (a program of sequential sweeps skips the checks)
             _look_ahead(kern, pcache, opc, bufc, head, count, lpp_shift)
         ti, base = _issue_at(kx, lx, bufc, head, sh, issue, dprev, nbi, nbf, c)
-        due = _due(sysvars, nbf, c, ti, t_end)
-        if due != GO:
-            status = due
-            break
+        if ti >= t_stop or sysvars[SV_KSWAPD_WAKE] != 0:
+            due = _due(sysvars, nbf, c, ti, t_end)
+            if due != GO:
+                status = due
+                break
         # write-backs that happened before now go through the queues first
         wbh, nwb = _drain(wbqc, wbh, nwb, ti, rw, hw, lw, sfl, pw)
         if nbi[c, NBI_PENDING] != 0:  # ---- the rest of a fault Python handled
