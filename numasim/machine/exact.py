@@ -544,6 +544,28 @@ class ExactEngine:
         ti = yield from _issue_at(env, state, ma, fend)
         return pg, node, ti
 
+    def _charged(self, state: dict, c: int, ma: int, ti: float, base: float, work,
+                 hint: bool):
+        """A fault the kernel's Python side runs in the thread's time (``work``, a generator
+        returning when its last line is back: a hinting fault's migration, khugepaged's
+        collapse copy), counted as a fault; then the access issues again when a slot is
+        free.  A hinting fault changed page tables (the page caches are stale) and may have
+        moved the thread: its node is read again.  Returns (issue cycle, the CPU's node,
+        or -1 when not read)."""
+        st = self.sim.st[c]
+        st[C.ST_STALL] += ti - base
+        fend = yield from work
+        cn = -1
+        if hint:
+            cn = int(self.sim.ci[c, C.CI_NODE])  # the fault may have moved the thread
+            self.version += 1
+        st[C.ST_FAULTS] += 1
+        st[C.ST_FAULT_CYCLES] += fend - ti
+        if fend > state["last"]:
+            state["last"] = fend
+        ti = yield from _issue_at(self.env, state, ma, fend)
+        return ti, cn
+
     def _cpu(self, c: int, t0: float):
         sim = self.sim
         env = self.env
@@ -632,13 +654,9 @@ class ExactEngine:
             if ksw.pending(ti) and ksw.poll(c, ti):  # reclaim: kswapd moved pages
                 self.version += 1
             if clock.nbi[c, 0]:  # khugepaged's collapse copy, charged to this thread
-                st[C.ST_STALL] += ti - base
-                fend = yield from self._kernel_copy(state, c, cn, ti, plain_done, tl_add)
-                st[C.ST_FAULTS] += 1
-                st[C.ST_FAULT_CYCLES] += fend - ti
-                if fend > state["last"]:
-                    state["last"] = fend
-                ti = yield from _issue_at(env, state, ma, fend)
+                ti, _ = yield from self._charged(
+                    state, c, ma, ti, base,
+                    self._kernel_copy(state, c, cn, ti, plain_done, tl_add), False)
                 base = ti
             write = mode == STORE
             rand = rand_of.get(op)
@@ -652,17 +670,11 @@ class ExactEngine:
                 prot = clock.prot
             pg, node, fault, pslot = _translate(ks, pcache, key, r, off, write, prot)
             if fault == HINT:
-                st[C.ST_STALL] += ti - base
-                fend = yield from self._numa_hint(state, c, cn, ti, pslot, r, off,
-                                                  plain_done, tl_add)
-                cn = int(ci[c, C.CI_NODE])  # the fault may have moved the thread
-                self.version += 1
+                ti, cn = yield from self._charged(
+                    state, c, ma, ti, base,
+                    self._numa_hint(state, c, cn, ti, pslot, r, off, plain_done, tl_add),
+                    True)
                 prot = clock.prot
-                st[C.ST_FAULTS] += 1
-                st[C.ST_FAULT_CYCLES] += fend - ti
-                if fend > state["last"]:
-                    state["last"] = fend
-                ti = yield from _issue_at(env, state, ma, fend)
                 base = ti
                 pcache.clear()
                 seen_version = self.version
