@@ -217,8 +217,9 @@ def _grow(a: np.ndarray, rows: int, fill: int = 0) -> np.ndarray:
         return a
     new_rows = max(rows, 2 * a.shape[0], 16)
     shape = (new_rows,) + a.shape[1:]
-    out = np.full(shape, fill, dtype=a.dtype)
+    out = np.empty(shape, dtype=a.dtype)  # each byte written once: the copy, then the fill
     out[: a.shape[0]] = a
+    out[a.shape[0]:] = fill
     return out
 
 
