@@ -136,12 +136,14 @@ def _serve(route, hop, rlen, node, a, sfl):
     :mod:`numasim.machine.resources`; :func:`_hops` computes both once per quantum);
     returns the time it waited."""
     w = 0.0
-    for k in range(rlen[node]):
-        x = route[node, k]
+    nu = np.uint64(node)  # unsigned indices: no negative-index fix-up per hop
+    for k in range(rlen[nu]):
+        ku = np.uint64(k)
+        x = np.uint64(route[nu, ku])
         f = sfl[x]
         s0 = a if a > f else f
         w += s0 - a
-        a = s0 + hop[node, k]
+        a = s0 + hop[nu, ku]
         sfl[x] = a
     return w
 
@@ -271,12 +273,15 @@ def _post(wbqc, wbh, nwb, tw, node):
     length."""
     qmask = wbqc.shape[0] - 1
     k = nwb
-    while k > 0 and wbqc[(wbh + k - 1) & qmask, 0] > tw:
-        wbqc[(wbh + k) & qmask, 0] = wbqc[(wbh + k - 1) & qmask, 0]
-        wbqc[(wbh + k) & qmask, 1] = wbqc[(wbh + k - 1) & qmask, 1]
+    while k > 0 and wbqc[np.uint64((wbh + k - 1) & qmask), 0] > tw:
+        p = np.uint64((wbh + k - 1) & qmask)  # unsigned: no negative-index fix-up
+        q = np.uint64((wbh + k) & qmask)
+        wbqc[q, 0] = wbqc[p, 0]
+        wbqc[q, 1] = wbqc[p, 1]
         k -= 1
-    wbqc[(wbh + k) & qmask, 0] = tw
-    wbqc[(wbh + k) & qmask, 1] = node
+    q = np.uint64((wbh + k) & qmask)
+    wbqc[q, 0] = tw
+    wbqc[q, 1] = node
     return nwb + 1
 
 
@@ -285,9 +290,10 @@ def _drain(wbqc, wbh, nwb, until, rw, hw, lw, sfl, pw):
     """Posted write-backs due at or before ``until`` leave the CPU's ring (sorted by time)
     through the serve step, in time order; returns the ring's new head and length."""
     qmask = wbqc.shape[0] - 1
-    while nwb > 0 and wbqc[wbh, 0] <= until:
-        wm = np.int64(wbqc[wbh, 1])
-        pw[wm * P_NKINDS + P_WB] += _serve(rw, hw, lw, wm, wbqc[wbh, 0], sfl)
+    while nwb > 0 and wbqc[np.uint64(wbh), 0] <= until:
+        hu = np.uint64(wbh)  # unsigned: no negative-index fix-up
+        wm = np.int64(wbqc[hu, 1])
+        pw[np.uint64(wm * P_NKINDS + P_WB)] += _serve(rw, hw, lw, wm, wbqc[hu, 0], sfl)
         wbh = (wbh + 1) & qmask
         nwb -= 1
     return wbh, nwb
