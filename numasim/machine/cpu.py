@@ -139,15 +139,24 @@ HIST_SUB = 64
 HIST_BINS = HIST_LINEAR + 40 * HIST_SUB
 
 
+# the bin of a latency of 1024 cycles or more, from its float64 bits: bits >> 46 is
+# (biased exponent) * HIST_SUB + the mantissa's top 6 bits, 1033 the bias of 2**10
+_HIST_BITS_OFF = 1033 * HIST_SUB - HIST_LINEAR
+
+
 @njit(cache=True, inline="always")
 def hist_bin(lat):
-    if lat < HIST_LINEAR:
-        if lat < 0.0:
+    """The histogram bin of latency ``lat`` (cycles): the bin whose edges
+    (:func:`hist_edges`) hold it.  From 1024 cycles on, read off the float's exponent and
+    mantissa bits (a division by a power of two is exact, so this is the bin the formula
+    ``(e - 10) * 64 + int((lat / 2**e - 1) * 64)`` gives for ``e`` the true exponent);
+    ``math.log2`` and ``2.0 ** e`` there were two libm calls per access, and log2 rounds a
+    value a few ulps below a power of two up to it, one bin too high."""
+    if not lat >= HIST_LINEAR:
+        if not lat >= 0.0:  # negative (or NaN)
             return 0
         return np.int64(lat)
-    e = np.int64(math.floor(math.log2(lat)))
-    base = 2.0 ** e
-    b = HIST_LINEAR + (e - 10) * HIST_SUB + np.int64((lat / base - 1.0) * HIST_SUB)
+    b = (np.float64(lat).view(np.int64) >> 46) - _HIST_BITS_OFF
     if b >= HIST_BINS:
         return HIST_BINS - 1
     return b

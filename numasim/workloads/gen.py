@@ -240,7 +240,9 @@ def fill_batch(ops, opf, ts, rngs, t, trace, buf, c):
     """Generate thread ``t``'s next accesses into ``buf[c]`` (up to its length); returns how
     many (0 when the thread has no more).  Advances ``ts[t]`` and ``rngs[t]``.
 
-    The state lives in locals inside the loops, so a batch costs a few ns per access.
+    The state lives in locals inside the loops, so a batch costs a few ns per access.  The
+    buffer and op rows are indexed with unsigned integers (``u``): numba then leaves out the
+    fix-up of a negative index (a sweep access: 4.4 -> 3.6 ns).
     """
     nmax = buf.shape[1]
     n = 0
@@ -258,13 +260,16 @@ def fill_batch(ops, opf, ts, rngs, t, trace, buf, c):
             stride = ops[k, O_STRIDE]
             s = ts[t, TS_S]
             while n < nmax and i < hi:
-                buf[c, n, B_R] = ops[k, O_R + s]
-                buf[c, n, B_LINE] = ops[k, O_B + s] + i
-                buf[c, n, B_MODE] = ops[k, O_M + s]
-                buf[c, n, B_DEP] = 0
-                buf[c, n, B_GAP] = gap
-                buf[c, n, B_BYTES] = nb
-                buf[c, n, B_OP] = k
+                # unsigned indices: numba leaves out the negative-index fix-up
+                u = np.uint64(n)
+                su = np.uint64(s)
+                buf[c, u, B_R] = ops[k, np.uint64(O_R) + su]
+                buf[c, u, B_LINE] = ops[k, np.uint64(O_B) + su] + i
+                buf[c, u, B_MODE] = ops[k, np.uint64(O_M) + su]
+                buf[c, u, B_DEP] = 0
+                buf[c, u, B_GAP] = gap
+                buf[c, u, B_BYTES] = nb
+                buf[c, u, B_OP] = k
                 n += 1
                 s += 1
                 if s >= ns:
@@ -277,13 +282,15 @@ def fill_batch(ops, opf, ts, rngs, t, trace, buf, c):
         elif kind == OP_TRACE:
             hi = ops[k, O_HI]
             while n < nmax and i < hi:
-                buf[c, n, B_R] = trace[i, 0]
-                buf[c, n, B_LINE] = trace[i, 1]
-                buf[c, n, B_MODE] = trace[i, 2]
-                buf[c, n, B_DEP] = 0
-                buf[c, n, B_GAP] = gap
-                buf[c, n, B_BYTES] = nb
-                buf[c, n, B_OP] = k
+                u = np.uint64(n)
+                ui = np.uint64(i)
+                buf[c, u, B_R] = trace[ui, 0]
+                buf[c, u, B_LINE] = trace[ui, 1]
+                buf[c, u, B_MODE] = trace[ui, 2]
+                buf[c, u, B_DEP] = 0
+                buf[c, u, B_GAP] = gap
+                buf[c, u, B_BYTES] = nb
+                buf[c, u, B_OP] = k
                 n += 1
                 i += 1
             ts[t, TS_I] = i
@@ -321,13 +328,14 @@ def fill_batch(ops, opf, ts, rngs, t, trace, buf, c):
                         x, st = zipf_item(opf, k, nitems, off, seed, mode, wppm, st)
                     line = base + (x >> 1) * vl + j
                     amode = x & 1
-                buf[c, n, B_R] = r
-                buf[c, n, B_LINE] = line
-                buf[c, n, B_MODE] = amode
-                buf[c, n, B_DEP] = dep
-                buf[c, n, B_GAP] = gap
-                buf[c, n, B_BYTES] = nb
-                buf[c, n, B_OP] = k
+                u = np.uint64(n)
+                buf[c, u, B_R] = r
+                buf[c, u, B_LINE] = line
+                buf[c, u, B_MODE] = amode
+                buf[c, u, B_DEP] = dep
+                buf[c, u, B_GAP] = gap
+                buf[c, u, B_BYTES] = nb
+                buf[c, u, B_OP] = k
                 n += 1
                 i += 1
             rngs[t] = st
