@@ -88,6 +88,9 @@ def run(machine, workload, *, engine: str = "fast", linux: str = "6.12", seed: i
     ``fast_forward``: sample long steady phases instead of simulating every access (fast
     engine; off by default; True, ``"WINDOW,SKIP[,TOLERANCE]"`` such as ``"2,20"``, or
     ``{"window": 2, "skip": 20}``; see :mod:`numasim.machine.fastforward`);
+    the keyword ``host_threads``: the host threads the fast engine's bound phase runs on
+    (default: the ``NUMASIM_HOST_THREADS`` variable, else every CPU this process may use;
+    the result is the same bytes whatever the number: :mod:`numasim.machine.ahead`);
     ``numa_balancing`` (True/1; 2 = memory tiering, 3 = both), ``balancing_knobs``
     (``{"scan_delay_ms": 100, "promote_rate_limit_MBps": 256}``...), ``thp``
     (``"always"``...), and the keyword ``thp_defrag`` (``"defer"``...; Linux's default
@@ -110,13 +113,14 @@ def run(machine, workload, *, engine: str = "fast", linux: str = "6.12", seed: i
     linux = _generation(linux, options)
     khugepaged_knobs = options.pop("khugepaged_knobs", None)
     thp_defrag = options.pop("thp_defrag", None)
+    host_threads = options.pop("host_threads", None)
     m = with_kernel_settings(_machine(machine), numa_balancing=numa_balancing,
                              knobs=balancing_knobs, thp=thp, khugepaged=khugepaged_knobs,
                              thp_defrag=thp_defrag)
     spec = build_spec(m, _workload(workload, options), engine=engine,
                       linux=linux, seed=seed, numactl=numactl, cpu=cpu, quantum=quantum,
                       concentration=concentration, weights=weights,
-                      fast_forward=fast_forward)
+                      fast_forward=fast_forward, host_threads=host_threads)
     return simulate(spec, progress=progress)
 
 

@@ -372,13 +372,22 @@ def _llc_params(given: dict[str, Any]) -> LlcParams:
     return LlcParams(**given)
 
 
+def _host_threads(value: Any) -> int | None:
+    if value is None:
+        return None
+    from numasim.machine.ahead import check_host_threads
+
+    return check_host_threads(value)
+
+
 # ------------------------------------------------------------------------ the spec
 def build_spec(machine: Machine, workload: Workload, *, engine: str = "fast",
                linux: str = "6.12", seed: int = 0,
                numactl: list[str] | tuple[str, ...] | str | None = None,
                cpu: Mapping[str, Any] | None = None, quantum: int | None = None,
                concentration: bool = True, weights: Any = None,
-               parsed: NumactlOptions | None = None, fast_forward: Any = None) -> RunSpec:
+               parsed: NumactlOptions | None = None, fast_forward: Any = None,
+               host_threads: Any = None) -> RunSpec:
     """Check every part of a run and parse its options once.
 
     ``numactl``: extra task options placed after the workload's own (a string is split on
@@ -387,7 +396,9 @@ def build_spec(machine: Machine, workload: Workload, *, engine: str = "fast",
     :func:`read_weights` reads; ``parsed``: ``numactl`` as :func:`split_command` already
     read it (used when the workload has no options of its own); ``fast_forward``: the fast
     engine's sampling (None/False off, True, ``"WINDOW,SKIP[,TOLERANCE]"`` or a mapping:
-    :func:`~numasim.machine.fastforward.check_fast_forward`).
+    :func:`~numasim.machine.fastforward.check_fast_forward`); ``host_threads``: the host
+    threads the fast engine's bound phase runs on (None: ``NUMASIM_HOST_THREADS``, else every
+    CPU this process may use; never changes a result: :mod:`numasim.machine.ahead`).
     """
     extra = numactl.split() if isinstance(numactl, str) else list(numactl or [])
     argv = tuple(workload.numactl) + tuple(extra)
@@ -408,6 +419,7 @@ def build_spec(machine: Machine, workload: Workload, *, engine: str = "fast",
                    engine_params=EngineParams(quantum=check_quantum(quantum),
                                               concentration=bool(concentration),
                                               fast_forward=fast_forward_for(engine,
-                                                                            fast_forward)),
+                                                                            fast_forward),
+                                              host_threads=_host_threads(host_threads)),
                    linux=check_linux(linux), seed=check_seed(seed),
                    weights=weights_for(machine, weights))

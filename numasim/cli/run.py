@@ -52,6 +52,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="fast engine: sample long steady phases -- after WINDOW quanta agree "
                         "within TOL, skip SKIP times their length at their rates (default "
                         "2,20,0.02; off unless given)")
+    p.add_argument("--host-threads", metavar="N", default=None,
+                   help="fast engine: run the CPUs' quanta on N host threads where no CPU "
+                        "faults (default: $NUMASIM_HOST_THREADS, else every CPU this process "
+                        "may use; the result is the same bytes for any N)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--plot", metavar="FILE", help="also draw the run's figure (RunResult.plot: "
                    "pages, latency, bandwidth over time, utilisation; with NUMA balancing, "
@@ -135,7 +139,7 @@ def run_and_print(machine, workload, args: argparse.Namespace, *,
                       linux=args.linux, seed=args.seed, numactl=numactl,
                       cpu=cpu_overrides(args), quantum=args.quantum,
                       weights=_weights_text(args.weights), parsed=parsed,
-                      fast_forward=args.fast_forward)
+                      fast_forward=args.fast_forward, host_threads=args.host_threads)
     result = simulate(spec, progress=not args.no_progress and sys.stderr.isatty())
     text = result.to_json(host=not args.no_host_time)
     if getattr(args, "plot", None):

@@ -9,6 +9,7 @@ from the config as every other front door does, and does no timing of its own.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 
@@ -56,8 +57,10 @@ def run_point(config: dict[str, Any]) -> dict[str, Any]:
     """Simulate one point; returns :meth:`RunResult.to_dict` without host data.
 
     ``host_seconds`` is left out so that results are the same bytes on every computer; the
-    runner measures the time a point took itself.
+    runner measures the time a point took itself.  A point runs on one host thread (the
+    sweep runs points in parallel) unless ``NUMASIM_HOST_THREADS`` says otherwise.
     """
+    from numasim.machine.ahead import ENV as AHEAD_ENV
     from numasim.spec import build_spec
     from numasim.wiring import simulate
 
@@ -67,5 +70,6 @@ def run_point(config: dict[str, Any]) -> dict[str, Any]:
                       engine=config["engine"], linux=config["linux"], seed=config["seed"],
                       numactl=list(config["numactl"]), cpu=dict(config["cpu"]),
                       quantum=config.get("quantum"), weights=config.get("weights"),
-                      fast_forward=config.get("fast_forward"))
+                      fast_forward=config.get("fast_forward"),
+                      host_threads=None if os.environ.get(AHEAD_ENV) else 1)
     return simulate(spec).to_dict(host=False)

@@ -764,8 +764,13 @@ def _access(lx, kx, llc, histc, pos, hx, pg, line, node, write, ti):
     return latv, (wbh, nwb, bcur, bend), (hx[0] + 1.0, hx[1], hx[2], hx[3], hx[4], hx[5], hx[6])
 
 
-@njit(cache=True)
-def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
+# run_quantum's status when, run ahead (``spec``), CPU c reached a fault: nothing of the
+# kernel's was changed; the caller puts the CPUs' rows back and runs the quantum in order
+SPEC_ABORT = 20
+
+
+@njit(cache=True, nogil=True)
+def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end, spec):
     """Run CPU ``c`` until its next access would issue at or after ``t_end`` (or its thread
     has no more accesses).  The bundles, unpacked at compile time: ``kern`` the kernel's
     arrays (``KernelState.core_args()``), ``fres`` the fault result, ``cpu`` the CPUs'
@@ -782,11 +787,11 @@ def run_quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end):
     # the last page looked up in each region: (page-table slot, page, node, writable)
     pcache = np.zeros((kern[K_REGIONS].shape[0], 4), dtype=np.int64)
     pcache[:, 0] = -1
-    return _quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end, kx, lx, pcache)
+    return _quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end, kx, lx, pcache, spec)
 
 
 @njit(cache=True, _nrt=False)
-def _quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end, kx, lx, pcache):
+def _quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end, kx, lx, pcache, spec):
     """:func:`run_quantum`'s accesses, one request at a time from issue to completion (the
     module docstring); clocks, slots and counters live in locals and are written back at
     the end (:func:`_save_rows`, :func:`_save_stats`).  Compiled without numba's reference
@@ -851,6 +856,9 @@ def _quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end, kx, lx, pcache):
             nbf[c, NBF_AT] = ti
             status = NUMAB_HINT if hint else NUMAB_THP
             break
+        if fault and spec:  # run ahead of the others: a fault must wait for its turn
+            status = SPEC_ABORT
+            break
         if fault:  # ---- an ordinary fault: the allocator core, then the zeroing lines
             status, pg, node, nz = _fault(kern, fres, pcache, ci[c, C.CI_TASK], r, off, pslot,
                                           write, lpp)
@@ -866,8 +874,10 @@ def _quantum(kern, fres, cpu, eng, llc, numab, tlb, c, t_end, kx, lx, pcache):
             ti, base, last, wbh, nwb = _fault_end(lx, kx, bufc, head, sh, wbh, nwb,
                                                   fend, last)
         stall += ti - base
-        # ---- the access itself (and its page's accessed bit, for reclaim)
-        if pg >= 0:
+        # ---- the access itself (and its page's accessed bit, for reclaim: written only
+        # when it changes -- a store every access kept the bits' cache lines, which hold 64
+        # pages of all CPUs, moving between the host cores that run the bound phase)
+        if pg >= 0 and young[pg] == 0:
             young[pg] = 1
         head += 1
         n_acc += 1.0

@@ -21,6 +21,8 @@ it the engine
 * may ask ``sim.next_event_cycle(now)`` when the simulation has one (optional, default
   absent: the cycle of the next external event at or after ``now``, or None), so that
   fast-forward (:mod:`numasim.machine.fastforward`) never skips over it;
+* may say how the host ran the run in ``host_note`` (optional, a short text for the
+  summary, never in the result: the fast engine's host threads, :mod:`numasim.machine.ahead`);
 * writes, and nothing else: the per-thread state (``ci``, ``cs``, ``slots``, ``buf``, ``ts``),
   the statistics (``st``, ``hist``, ``res_lines``, ``tl`` via ``ensure_timeline``,
   ``fault_res``), and reports progress with ``progress_to``.

@@ -18,11 +18,13 @@ from __future__ import annotations
 import numpy as np
 
 from numasim.machine import cpu as C
+from numasim.machine.ahead import RunAhead, host_threads
 from numasim.machine.bound import P_NKINDS, P_READ, P_WB, P_WRITE, run_quantum
 from numasim.machine.kswapd_clock import KSWAPD_POLL
 from numasim.machine.mix import cpu_random, fast_service
 from numasim.machine.numab_clock import NBF_AT, NUMAB_TICK
 from numasim.machine.resources import KIND_MC, carried_lines
+from numasim.machine.tlb import TLB_ON
 from numasim.machine.weave import (
     concentration,
     estimate_waits,
@@ -93,6 +95,9 @@ class FastEngine:
         self.moved_cnt = np.zeros((n, nres, 2))
         sim.rehome = self.rehome
         # ---- fast-forward hook (numasim.machine.fastforward; None: off, the default)
+        # ---- the bound phase on several host threads (numasim.machine.ahead)
+        self.ahead = RunAhead(host_threads(getattr(sim.eparams, "host_threads", None)))
+        self.ahead_done = False  # this quantum ran ahead: the CPUs' turns find it done
         ff = getattr(sim.eparams, "fast_forward", None)
         self.ff = None
         if ff is not None:
@@ -176,8 +181,10 @@ class FastEngine:
     # one quantum of one CPU, with the Python side of faults
     def _run_cpu(self, c: int, t_end: float) -> None:
         sim = self.sim
+        if self.ahead_done:  # _run_ahead ran it already
+            return
         while True:
-            st = run_quantum(*self.args, c, t_end)
+            st = run_quantum(*self.args, c, t_end, 0)
             if st == FAULT_OK:
                 return
             if st == KSWAPD_POLL:  # reclaim: kswapd wakes or takes its next step
@@ -190,6 +197,34 @@ class FastEngine:
                 sim.fault_status(st, c)
                 sim.ks.ensure_pages(4096)
             self._args()
+
+    @property
+    def host_note(self) -> str:
+        """The summary's word on the host threads (:mod:`numasim.machine.ahead`)."""
+        a = self.ahead
+        if a.threads < 2:
+            return "bound phase on 1 host thread"
+        return (f"bound phase on {a.threads} host threads: {a.done} of {self.quanta} quanta "
+                f"run at once, {a.put_back} tried and run in order")
+
+    def _ahead_arrays(self) -> list[np.ndarray]:
+        """Every array a CPU's quantum writes when it takes no fault: its rows of these."""
+        sim = self.sim
+        return [sim.ci, sim.cs, sim.slots, sim.buf, sim.ts, sim.rngs, sim.st, sim.hist,
+                self.sfree, self.pwait, self.wbq, self.pbin[: sim.nthreads], sim.numab.nbi,
+                sim.numab.nbf, sim.kswapd.young_arr()]
+
+    def _run_ahead(self, active: list[int]) -> bool:
+        """Every running CPU's quantum at once on the host's threads, kept only if none
+        faulted or stopped (:mod:`numasim.machine.ahead`); not with an LLC or a TLB
+        modelled (state the CPUs share, or rows not copied)."""
+        sim = self.sim
+        if sim.pi[C.PI_LLC] != 0 or sim.tlb[4][TLB_ON] != 0:
+            return False
+        running = [c for c in active if not sim.ci[c, C.CI_FINISHED]]
+        args, t_end = self.args, self.t_end
+        return self.ahead.run(running, self._ahead_arrays(),
+                              lambda c: run_quantum(*args, c, t_end, 1))
 
     def _queue_ends(self) -> np.ndarray:
         """When each CPU's private copy of each server would be free, counting the posted
@@ -242,6 +277,7 @@ class FastEngine:
         sim.programs_ops, sim.programs_opf = prog.ops, prog.opf
         ep = sim.eparams
         q = float(ep.quantum or ep.quantum_min)
+        self.ahead.phase_start()  # the host threads of the bound phase (machine.ahead)
         # a new phase is a new load: estimate it afresh (the first quantum is short)
         self.wres[:] = 0.0
         self.waits[:] = 0.0
@@ -279,9 +315,11 @@ class FastEngine:
             live_before = self.live
             self.reported = 0
             self.all_ran = env.event()
+            self.ahead_done = self._run_ahead(active)
             old, self.tick = self.tick, env.event()
             old.succeed()
             yield self.all_ran
+            self.ahead_done = False
             self.quanta += 1
             # kswapd's copy lines of this quantum (kswapd_clock; none without reclaim)
             sim.kswapd.issue_fast(self.pbin, q_start, binw, nbins_used, (P_READ, P_WRITE))
@@ -349,6 +387,7 @@ class FastEngine:
                 remaining -= adv
                 acc_before += adv
             sim.progress_to()
+        self.ahead.phase_end()
         yield simpy_all(env, procs)
         end = float(max(sim.cs[c, C.CS_LAST] for c in active))
         # the lines still queued at the end: the CPUs' own FIFOs (the fluid backlog of the

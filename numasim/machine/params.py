@@ -148,5 +148,9 @@ class EngineParams:
     quantum_min: int = 2_000
     quantum_max: int = 2_000_000
     concentration: bool = True
+    # host threads of the bound phase (numasim.machine.ahead.host_threads); None: the
+    # NUMASIM_HOST_THREADS variable, else the CPUs this process may use.  Never changes a
+    # result, so it is not part of a result's config
+    host_threads: int | None = None
     # fast-forward (numasim.machine.fastforward.FastForwardParams); None: off, the default
     fast_forward: Any = None

@@ -39,6 +39,8 @@ class RunResult:
     data: dict[str, Any]
     host_seconds: float = 0.0
     histogram: np.ndarray | None = field(default=None, repr=False)
+    # how the host ran it (the fast engine's host threads); never part of the JSON document
+    host_note: str = ""
 
     def __getattr__(self, name: str) -> Any:
         data = self.__dict__.get("data")
@@ -212,7 +214,7 @@ def build_result(sim) -> RunResult:
             sim.numab.hotres if on else None)
     if sim.numab.kh is not None:  # khugepaged ran on the clock (machine.khugepaged_clock)
         data["khugepaged"] = sim.numab.kh.report()
-    return RunResult(data, sim.host_seconds, hist)
+    return RunResult(data, sim.host_seconds, hist, getattr(sim, "host_note", ""))
 
 
 def _tlb_doc(sim, threads: list[dict]) -> dict:
@@ -474,5 +476,6 @@ def summary(result) -> str:
                      + hot)
     for note in d["notes"]:
         lines.append(f"  note: {note}")
-    lines.append(f"  simulated in {d['host_seconds']:.2f} s")
+    lines.append(f"  simulated in {d['host_seconds']:.2f} s"
+                 + (f" ({result.host_note})" if result.host_note else ""))
     return "\n".join(lines) + "\n"

@@ -264,6 +264,7 @@ class Simulation:
         done = self.env.process(self._main(engine))
         self.env.run(until=done)
         self.host_seconds = time.perf_counter() - t_host
+        self.host_note = getattr(engine, "host_note", "")  # optional (machine.engine)
         if self.bar is not None:
             self.bar.close()
         self.end_cycles = max([p.end for p in self.phases], default=0.0)
