@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import inspect
 
-from numasim.jitcache import announce_cold_compile
+from numba import njit, types
 
-announce_cold_compile()  # before numba is imported: the compile that follows is silent
+from numasim.jitcache import listen_for_compiles
+from numasim.mm.state import CORE_ARRAYS
 
-from numba import njit, types  # noqa: E402
-
-from numasim.mm.state import CORE_ARRAYS  # noqa: E402
+listen_for_compiles()  # "compiling numasim's kernels..." when numba compiles one
 
 I64_2D = types.Array(types.int64, 2, "C")
 I64_1D = types.Array(types.int64, 1, "C")

@@ -1,8 +1,18 @@
-"""Whether numba's on-disk cache holds numasim's compiled kernels, checked without numba.
+"""Whether numba's on-disk cache holds numasim's compiled kernels, and saying so when numba
+compiles them.
 
 The first run on a computer compiles the allocator core, the fast engine and the workload
-generators: tens of seconds with nothing on the screen.  :func:`announce_cold_compile` says so
-on stderr before it happens, once per process tree, and says nothing when the cache is warm.
+generators: tens of seconds with nothing on the screen.  :func:`listen_for_compiles` (called
+when :mod:`numasim.jit` is imported) says so on stderr when numba starts compiling one of
+numasim's functions, once per process tree, and says nothing when every function a run calls
+comes from the cache.  It listens to numba's ``numba:compile`` event, which numba broadcasts
+only when it compiles (a cache load is silent), so the note is never wrong: a check of the
+cache's files before the run could not tell which functions the run would call (after a
+``git pull`` emptied the caches, ``numasim script`` -- which never calls the engine -- said
+"compiling" on every run until an engine run refilled them).
+
+:func:`announce_cold_compile` checks the files instead, without importing numba: the sweep
+says it once before its workers (on other computers with Dask) start.
 
 The check reads numba's cache index files (``<module>.<function>-<line>.py311.nbi``) where
 numba looks for them (``NUMBA_CACHE_DIR``, the ``__pycache__`` beside the source, the user's
@@ -105,6 +115,33 @@ def announce_cold_compile() -> bool:
     return True
 
 
+_listening = False
+
+
+def listen_for_compiles() -> None:
+    """From now on, say :data:`MESSAGE` on stderr when numba starts compiling a function of
+    numasim's (numba's ``numba:compile`` event: a compile, never a cache load); once per
+    process tree (child processes inherit the note that it was said)."""
+    global _listening
+    if _listening:
+        return
+    from numba.core import event
+
+    class _SayCompiling(event.Listener):
+        def on_start(self, ev) -> None:
+            disp = (ev.data or {}).get("dispatcher")
+            module = getattr(getattr(disp, "py_func", None), "__module__", "") or ""
+            if module.startswith("numasim.") and not os.environ.get(ENV_SAID):
+                os.environ[ENV_SAID] = "1"
+                print(MESSAGE, file=sys.stderr, flush=True)
+
+        def on_end(self, ev) -> None:
+            pass
+
+    event.register("numba:compile", _SayCompiling())
+    _listening = True
+
+
 # the source folders numba compiles from or freezes constants of (with numasim/jit.py)
 JIT_TREES = ("mm", "machine", "workloads", "memctrl")
 STAMP_FILE = "numasim-sources.stamp"
@@ -141,10 +178,10 @@ def drop_stale_caches(root: Path | None = None) -> int:
             except OSError:
                 pass
             try:
-                if not d.is_dir():
-                    if d.name != "__pycache__":
-                        continue  # numba's user cache folder: stamped once numba made it
-                    d.mkdir()
+                # made and stamped now, not when numba first writes into it: a folder
+                # without a stamp is emptied (whose sources it holds is unknown), so leaving
+                # it to numba made the second run after a fresh cache compile everything again
+                d.mkdir(parents=True, exist_ok=True)
                 for f in [*d.glob("*.nbi"), *d.glob("*.nbc")]:
                     f.unlink(missing_ok=True)
                     removed += 1
