@@ -94,10 +94,10 @@ class FastEngine:
         self.moved_part = np.zeros((n, nr, P_NKINDS), dtype=np.int64)
         self.moved_cnt = np.zeros((n, nres, 2))
         sim.rehome = self.rehome
-        # ---- fast-forward hook (numasim.machine.fastforward; None: off, the default)
         # ---- the bound phase on several host threads (numasim.machine.ahead)
         self.ahead = RunAhead(host_threads(getattr(sim.eparams, "host_threads", None)))
         self.ahead_done = False  # this quantum ran ahead: the CPUs' turns find it done
+        # ---- fast-forward hook (numasim.machine.fastforward; None: off, the default)
         ff = getattr(sim.eparams, "fast_forward", None)
         self.ff = None
         if ff is not None:
