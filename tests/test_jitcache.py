@@ -90,17 +90,23 @@ def test_the_check_does_not_import_numba():
     assert r.returncode == 0, r.stderr
 
 
-def test_a_changed_source_empties_the_cache_numba_would_load(tmp_path, monkeypatch):
-    """numba stamps a cached function with its own file only: a change in a module it calls
-    (gen.py under the engine loop) would load stale machine code.  numasim stamps each cache
-    folder with the hash of all its jitted sources and empties a folder whose stamp differs."""
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+def _sources(tmp_path: Path, cache_root: Path, monkeypatch) -> tuple[Path, Path]:
+    """A source tree shaped as numasim's jitted trees, numba's cache under ``cache_root``;
+    (the tree, the cache folder numba would use for its machine/ sources)."""
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache_root))
     src = tmp_path / "src"
     for tree in jitcache.JIT_TREES:
         (src / tree).mkdir(parents=True)
         (src / tree / "a.py").write_text("X = 1\n")
     (src / "jit.py").write_text("")
-    cache = jitcache._cache_dirs(src / "machine" / "a.py")[0]
+    return src, jitcache._cache_dirs(src / "machine" / "a.py")[0]
+
+
+def test_a_changed_source_empties_the_cache_numba_would_load(tmp_path, monkeypatch):
+    """numba stamps a cached function with its own file only: a change in a module it calls
+    (gen.py under the engine loop) would load stale machine code.  numasim stamps each cache
+    folder with the hash of all its jitted sources and empties a folder whose stamp differs."""
+    src, cache = _sources(tmp_path, tmp_path, monkeypatch)
     cache.mkdir(parents=True)
     (cache / "a.f-1.py311.nbi").write_bytes(b"old")
     assert jitcache.drop_stale_caches(src) == 1  # no stamp yet: not known to be fresh
@@ -127,13 +133,7 @@ def test_a_fresh_cache_folder_is_stamped_before_numba_writes_into_it(tmp_path, m
     """numba's user-wide cache folder does not exist before the first compile: numasim makes
     and stamps it, so what numba then writes there is kept by the next run (left unstamped,
     the second run emptied it and compiled everything again)."""
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
-    src = tmp_path / "src"
-    for tree in jitcache.JIT_TREES:
-        (src / tree).mkdir(parents=True)
-        (src / tree / "a.py").write_text("X = 1\n")
-    (src / "jit.py").write_text("")
-    cache = jitcache._cache_dirs(src / "machine" / "a.py")[0]
+    src, cache = _sources(tmp_path, tmp_path / "cache", monkeypatch)
     assert not cache.exists()
     jitcache.drop_stale_caches(src)  # the first run, before numba compiles
     assert (cache / jitcache.STAMP_FILE).read_text() == jitcache.sources_stamp(src)
