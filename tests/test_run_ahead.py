@@ -56,6 +56,19 @@ def test_numa_balancing_ticks_and_three_threads_same_bytes():
     assert one.to_dict()["numa_balancing"]["intervals"]
 
 
+@pytest.mark.parametrize("kw", [dict(fast_forward="2,20"), dict(thp="always"),
+                                dict(cpu={"start_skew_ns": 5000})],
+                         ids=["fast-forward", "thp", "start-skew"])
+def test_where_it_meets_fast_forward_thp_and_skewed_starts(kw):
+    """Skipped stretches (fast-forward), huge-page faults (Python's, mid-quantum) and threads
+    that start apart: quanta still run at once, and the bytes are the same."""
+    base = dict(kernel="stream", op="triad", threads=8, size="8MiB", repeat=12,
+                machine="clx-2s", numactl="--interleave=all", **kw)
+    one, two = _run(1, **base), _run(2, **base)
+    assert _counts(two)[0] > 0
+    assert two.to_json(host=False) == one.to_json(host=False)
+
+
 def test_threads_are_gone_after_a_run():
     """A sweep forks its workers after runs in its own process: no pool may outlive a run."""
     _run(2)
