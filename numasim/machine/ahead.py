@@ -25,8 +25,10 @@ once.
 Not run ahead: runs with a modelled LLC or TLB (CPUs share the cache's sets, and the TLB
 keeps rows this module does not copy), quanta with fewer than two CPUs running, and whatever
 runs on one host thread.  Where the time goes then is unchanged, so the speed-up is that of
-the steady phases only: on the shared 2-core host of the README, the 80 MB contended triad's
-triad phase ran about 1.3x faster on two threads and its first-touch phase not at all.
+the steady phases only.  ``python benchmarks/bench_host_threads.py`` on the README's shared
+2-vCPU host (which runs a plain throughput-bound numba loop 1.8x faster on two threads): the
+80 MB contended triad's triad phase 1.21x and 1.60x faster on two threads in two runs, its
+first-touch phase 0.90x and 0.98x (seven attempts put back, about 1 ms each).
 
 Host threads: ``numasim.run(..., host_threads=N)``, ``--host-threads N`` on ``numasim run``
 and ``numasim numactl``, or the environment variable ``NUMASIM_HOST_THREADS``; by default the
@@ -41,6 +43,8 @@ import os
 from collections.abc import Callable
 
 import numpy as np
+
+from numasim.mm.state import FAULT_OK
 
 ENV = "NUMASIM_HOST_THREADS"
 MAX_BACKOFF = 64  # quanta a put-back attempt makes the next ones wait, at most
@@ -119,7 +123,7 @@ class RunAhead:
             for c in part:
                 if stop[0]:
                     return
-                if quantum(c) != 0:  # FAULT_OK
+                if quantum(c) != FAULT_OK:
                     stop[0] = True
                     return
 
