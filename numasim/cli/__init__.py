@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from numasim.cli.startup import remove_blas_probe_hook, skip_numba_blas_probe
 from numasim.errors import NumasimError
 
 MACHINE_HELP = ("machine: a numasim YAML file, a shipped machine name (see `numasim topo list`), "
@@ -225,6 +226,14 @@ def _external(module: str) -> Callable[[argparse.Namespace], int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    skip_numba_blas_probe()
+    try:
+        return _main(argv)
+    finally:
+        remove_blas_probe_hook()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
