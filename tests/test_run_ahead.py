@@ -1,6 +1,6 @@
 """The bound phase on several host threads (numasim.machine.ahead): the same bytes as the CPUs'
 turns in order, whatever the number of threads -- where it runs quanta at once, where a fault
-puts a quantum back, where NUMA balancing's ticks stop the CPUs."""
+puts a quantum back, where NUMA balancing's ticks fall inside quanta."""
 
 from __future__ import annotations
 
@@ -54,6 +54,39 @@ def test_numa_balancing_ticks_and_three_threads_same_bytes():
     one, three = _run(1, **kw), _run(3, **kw)
     assert three.to_json(host=False) == one.to_json(host=False)
     assert one.to_dict()["numa_balancing"]["intervals"]
+
+
+def test_ticks_inside_quanta_run_after_them_and_give_the_same_bytes(monkeypatch):
+    """Quanta of 10 M cycles (4.3 ms) hold every thread's scheduler tick (every 4 ms).  Under
+    ``--membind`` the scanner never acts, so each tick only adds CPU time and counts
+    requests: the CPUs go on past it and the ticks run once the quantum is kept.  Without
+    that no quantum would run at once."""
+    from numasim.machine.numab_clock import NumabClock
+
+    kw = dict(kernel="stream", op="triad", threads=4, size="16MiB", repeat=20,
+              numactl="--membind=0", numa_balancing=True, machine="clx-2s",
+              quantum=10_000_000)
+    one, two = _run(1, **kw), _run(2, **kw)
+    done, _ = _counts(two)
+    assert done >= 10
+    assert two.to_json(host=False) == one.to_json(host=False)
+    assert one.to_dict()["numa_balancing"]["intervals"]  # the ticks' series is there
+    monkeypatch.setattr(NumabClock, "may_defer_tick", lambda self, c, k: False)
+    stopped = _run(2, **kw)
+    assert _counts(stopped)[0] <= 1
+    assert stopped.to_json(host=False) == one.to_json(host=False)
+
+
+def test_ticks_passed_beside_scans_and_migrations_give_the_same_bytes():
+    """Serial init and a 4 ms scan period: scans, hinting faults and migrations between the
+    quanta whose ticks ran after them."""
+    kw = dict(kernel="stream", op="triad", threads=8, size="8MiB", repeat=30, init="serial",
+              numactl=None, numa_balancing=True, machine="clx-2s",
+              balancing_knobs={"scan_delay_ms": 2, "scan_period_min_ms": 4})
+    one, two = _run(1, **kw), _run(2, **kw)
+    assert _counts(two)[0] > 20
+    assert one.to_dict()["numa_balancing"]["pages_migrated"] > 1000
+    assert two.to_json(host=False) == one.to_json(host=False)
 
 
 @pytest.mark.parametrize("kw", [dict(fast_forward="2,20"), dict(thp="always"),

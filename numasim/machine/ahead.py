@@ -10,17 +10,22 @@ private FIFOs, time bins, statistics, latency histogram, thread state and access
 NUMA balancing's per-CPU rows) and the accessed bits reclaim reads (a 1, whoever writes it).
 So when no CPU faults or stops in a quantum, running them all at once on host threads leaves
 every array exactly as the turns in order would: the same bytes, whatever the number of
-threads.  That is the test (``tests/test_run_ahead.py``; ``benchmarks/engine_hashes.py
---check`` with ``NUMASIM_HOST_THREADS=2``).
+threads.  A scheduler tick of NUMA balancing inside the quantum stops its CPU for Python,
+but most ticks only add CPU time to their own task and count its requests (the quantum ends
+before any tick that may scan); such a tick is noted (its cycle and the thread's request
+counts) and the CPU goes on, and once the quantum is kept the noted ticks run in the order
+the turns would have run them (:meth:`~numasim.machine.numab_clock.NumabClock.may_defer_tick`
+says which ticks qualify).  That is the test (``tests/test_run_ahead.py``;
+``benchmarks/engine_hashes.py --check`` with ``NUMASIM_HOST_THREADS=2``).
 
 How a quantum is run ahead (:meth:`RunAhead.run`): the arrays the CPUs write are copied;
 every CPU's ``run_quantum`` is called with ``spec=1``, which stops at the first ordinary
 fault instead of taking it (``SPEC_ABORT``: nothing of the kernel's changed); if every CPU
 returned ``FAULT_OK`` the quantum is done and the CPUs' turns find it so, otherwise (a fault,
-a tick of NUMA balancing, kswapd's step, an OOM) the copies are put back and the quantum runs
-in order.  After a quantum put back, the next 1, 2, 4 ... up to :data:`MAX_BACKOFF` quanta run
-in order without trying (a first-touch phase faults in every quantum); a new phase tries at
-once.
+a hinting fault, a tick that may act, kswapd's step, an OOM) the copies are put back and the
+quantum runs in order.  After a quantum put back, the next 1, 2, 4 ... up to
+:data:`MAX_BACKOFF` quanta run in order without trying (a first-touch phase faults in every
+quantum); a new phase tries at once.
 
 Not run ahead: runs with a modelled LLC or TLB (CPUs share the cache's sets, and the TLB
 keeps rows this module does not copy), quanta with fewer than two CPUs running, and whatever
@@ -28,7 +33,10 @@ runs on one host thread.  Where the time goes then is unchanged, so the speed-up
 the steady phases only.  ``python benchmarks/bench_host_threads.py`` on the README's shared
 2-vCPU host (which runs a plain throughput-bound numba loop 1.8x faster on two threads): the
 80 MB contended triad's triad phase 1.21x and 1.60x faster on two threads in two runs, its
-first-touch phase 0.90x and 0.98x (seven attempts put back, about 1 ms each).
+first-touch phase 0.90x and 0.98x (seven attempts put back, about 1 ms each).  With NUMA
+balancing on (``numasim numactl --numa-balancing -- stream --kernel triad --threads 16 --size
+32MiB --repeat 60 --machine clx-2s --host-threads 2``), passing the ticks took the quanta run
+at once from 63 to 87 of 110 (the rest is the first-touch phase).
 
 Host threads: ``numasim.run(..., host_threads=N)``, ``--host-threads N`` on ``numasim run``
 and ``numasim numactl``, or the environment variable ``NUMASIM_HOST_THREADS``; by default the
@@ -106,10 +114,14 @@ class RunAhead:
             self.pool = None
 
     def run(self, cpus: list[int], arrays: list[np.ndarray],
-            quantum: Callable[[int], int]) -> bool:
+            quantum: Callable[[int], int],
+            pause: Callable[[int, int], bool] | None = None) -> bool:
         """Run ``quantum(c)`` (a CPU's ``run_quantum`` with ``spec=1``; its status) for every
         CPU in ``cpus`` on the threads; True when all returned FAULT_OK and the quantum is
-        done, False when ``arrays`` were put back as they were (or nothing was tried)."""
+        done, False when ``arrays`` were put back as they were (or nothing was tried).
+        ``pause(c, status)``, called on the CPU's thread for any other status, may let the
+        CPU go on (True: it noted what to do once the quantum is kept; ``quantum(c)`` is
+        called again)."""
         if self.pool is None or len(cpus) < 2:
             return False
         if self.skip > 0:
@@ -121,11 +133,15 @@ class RunAhead:
 
         def work(part: list[int]) -> None:
             for c in part:
-                if stop[0]:
-                    return
-                if quantum(c) != FAULT_OK:
-                    stop[0] = True
-                    return
+                while True:
+                    if stop[0]:
+                        return
+                    st = quantum(c)
+                    if st == FAULT_OK:
+                        break
+                    if pause is None or not pause(c, st):
+                        stop[0] = True
+                        return
 
         # neighbouring CPUs on the same thread: their rows share cache lines at the edges
         list(self.pool.map(work, [cpus[len(cpus) * i // k: len(cpus) * (i + 1) // k]

@@ -223,8 +223,22 @@ class FastEngine:
             return False
         running = [c for c in active if not sim.ci[c, C.CI_FINISHED]]
         args, t_end = self.args, self.t_end
-        return self.ahead.run(running, self._ahead_arrays(),
-                              lambda c: run_quantum(*args, c, t_end, 1))
+        clock = sim.numab
+        ticks: dict[int, list] = {c: [] for c in running}  # ticks passed, per CPU
+
+        def pause(c: int, status: int) -> bool:  # a tick that only adds CPU time: go on
+            if status != NUMAB_TICK or not clock.may_defer_tick(c, len(ticks[c])):
+                return False
+            ticks[c].append(clock.defer_tick(c))
+            return True
+
+        if not self.ahead.run(running, self._ahead_arrays(),
+                              lambda c: run_quantum(*args, c, t_end, 1), pause):
+            return False
+        for c in running:  # the ticks as the CPUs' turns would have run them
+            for at in ticks[c]:
+                clock.tick(c, at)
+        return True
 
     def _queue_ends(self) -> np.ndarray:
         """When each CPU's private copy of each server would be free, counting the posted

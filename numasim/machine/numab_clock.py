@@ -15,7 +15,9 @@ so that a run with one thread gives the same result in both, to the bit:
   before any access at or after it.  The exact engine calls it before every access; the
   fast engine at every quantum boundary, ending quanta at the next tick that may scan
   (:meth:`NumabClock.next_acting_tick`); a tick that only adds CPU time may fall inside
-  a quantum, where run_quantum stops with :data:`NUMAB_TICK` and the thread runs its own.
+  a quantum, where run_quantum stops with :data:`NUMAB_TICK` and the thread runs its own
+  (run ahead on host threads, the CPU goes on and the tick runs after the quantum, in the
+  same order: :meth:`NumabClock.may_defer_tick`, :mod:`numasim.machine.ahead`).
   What stays approximate in the fast engine: within one quantum the CPUs' hinting faults
   are handled CPU after CPU, not in time order (a fault's migration decision and a task
   move may see another thread's later faults), and a tick the prediction called idle may
@@ -309,12 +311,15 @@ class NumabClock:
         self.next_tick()
         return self.version != v0
 
-    def tick(self, c: int) -> None:
+    def tick(self, c: int, at: tuple[float, int, int] | None = None) -> None:
         """Thread c's scheduler tick (``task_tick_numa``, then the queued
-        ``task_numa_work``), at its tick's cycle."""
+        ``task_numa_work``), at its tick's cycle.  ``at``: a tick the thread went past while
+        run ahead (:meth:`defer_tick`), run now with its cycle and request counts as they
+        were then."""
         nb = self.nb
-        when = float(self.nbf[c, NBF_TICK])
-        self.nbf[c, NBF_TICK] = when + self.tick_cyc
+        if at is None:
+            at = self.defer_tick(c)
+        when, mem, local = at
         nb.now = self.ms0 + when / self.cyc_per_ms
         if self.kh is not None and c == self.leader and \
                 self.kh.after_tick(self, c, float(nb.now)):
@@ -329,13 +334,37 @@ class NumabClock:
             nb.task_numa_work(t)
             if int(nb.cnt[0]) + int(nb.cnt[1]) != before:
                 self.version += 1
-        st = self.sim.st[c]
         b = self._bin(when)
-        self.samples[b, SM_MEM] += int(st[C.ST_MEM] - self.mem_seen[c, 0])
-        self.samples[b, SM_LOCAL] += int(st[C.ST_LOCAL] - self.mem_seen[c, 1])
-        self.mem_seen[c] = (st[C.ST_MEM], st[C.ST_LOCAL])
+        self.samples[b, SM_MEM] += mem - int(self.mem_seen[c, 0])
+        self.samples[b, SM_LOCAL] += local - int(self.mem_seen[c, 1])
+        self.mem_seen[c] = (mem, local)
         if c == self.leader and b > 0:  # the pages as the previous interval ended
             self._snapshot(b - 1)
+
+    def defer_tick(self, c: int) -> tuple[float, int, int]:
+        """Thread c passes its tick: (its cycle, the thread's requests and local ones so
+        far) for :meth:`tick`, and its next tick due one tick later."""
+        when = float(self.nbf[c, NBF_TICK])
+        self.nbf[c, NBF_TICK] = when + self.tick_cyc
+        st = self.sim.st[c]
+        return when, int(st[C.ST_MEM]), int(st[C.ST_LOCAL])
+
+    def may_defer_tick(self, c: int, k: int) -> bool:
+        """Whether thread c's next tick, its k-th (from 0) passed in a quantum run ahead
+        (:mod:`numasim.machine.ahead`), may run after every CPU's quantum instead of in its
+        thread's turn: it must only add CPU time to its own task and count its requests.
+        Not so when ``task_tick_numa`` would pass ``node_stamp`` plus the scan period (with
+        a tick to spare for rounding), and not for the leader's tick when khugepaged runs
+        (its pass, its copies posted to the thread) or memory tiers are on (the hot set's
+        residency reads every thread's position)."""
+        if c == self.leader and (self.kh is not None or self.tier.on):
+            return False
+        if not self.on:
+            return True
+        tn = self.nb.tasks.get(int(self.sim.tasks[c]))
+        if tn is None:
+            return False
+        return tn.runtime + (k + 2) * TICK_MS <= tn.node_stamp + tn.numa_scan_period
 
     def next_event(self, now: float) -> float | None:
         """For fast-forward (:func:`numasim.machine.fastforward.next_event`): the cycle
