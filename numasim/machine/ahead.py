@@ -36,7 +36,8 @@ the steady phases only.  ``python benchmarks/bench_host_threads.py`` on the READ
 first-touch phase 0.90x and 0.98x (seven attempts put back, about 1 ms each).  With NUMA
 balancing on (``numasim numactl --numa-balancing -- stream --kernel triad --threads 16 --size
 32MiB --repeat 60 --machine clx-2s --host-threads 2``), passing the ticks took the quanta run
-at once from 63 to 87 of 110 (the rest is the first-touch phase).
+at once from 63 to 87 of 110 (the rest is the first-touch phase) and the run from 3.64-4.39 s
+to 2.74-2.90 s (three alternations, one process, a 2-vCPU EPYC host).
 
 Host threads: ``numasim.run(..., host_threads=N)``, ``--host-threads N`` on ``numasim run``
 and ``numasim numactl``, or the environment variable ``NUMASIM_HOST_THREADS``; by default the
