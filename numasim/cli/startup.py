@@ -26,7 +26,7 @@ _PROBE_FILE = os.path.join("numba", "np", "arraymath.py")
 class _SkipBlasProbe(importlib.abc.MetaPathFinder):
     """Refuses ``scipy.linalg`` to numba's ``_check_blas``, and to nobody else."""
 
-    def find_spec(self, fullname, path, target=None):  # noqa: ANN001, ANN201
+    def find_spec(self, fullname: str, path: object, target: object = None) -> None:
         if fullname != "scipy.linalg":
             return None
         frame = sys._getframe(1)
