@@ -102,6 +102,25 @@ def test_where_it_meets_fast_forward_thp_and_skewed_starts(kw):
     assert two.to_json(host=False) == one.to_json(host=False)
 
 
+def test_tlb_walks_run_at_once_and_give_the_same_bytes():
+    """Per-CPU TLBs with page walks: their rows are copied and put back like the rest."""
+    kw = dict(kernel="gups", threads=8, size="16MiB", count=40000, cpu={"tlb": True},
+              machine="clx-2s")
+    one, two = _run(1, **kw), _run(2, **kw)
+    assert _counts(two)[0] > 5
+    assert one.to_dict()["tlb"]["page_walks"] > 1000
+    assert two.to_json(host=False) == one.to_json(host=False)
+
+
+def test_an_llc_keeps_the_quanta_in_order():
+    """The CPUs share the LLC's sets: no quantum runs at once, the same bytes."""
+    kw = dict(kernel="gups", threads=8, size="16MiB", count=40000,
+              cpu={"llc": {"size": "1MiB"}}, machine="clx-2s")
+    one, two = _run(1, **kw), _run(2, **kw)
+    assert _counts(two) == (0, 0)
+    assert two.to_json(host=False) == one.to_json(host=False)
+
+
 def test_threads_are_gone_after_a_run():
     """A sweep forks its workers after runs in its own process: no pool may outlive a run."""
     _run(2)

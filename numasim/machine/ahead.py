@@ -27,10 +27,11 @@ quantum runs in order.  After a quantum put back, the next 1, 2, 4 ... up to
 :data:`MAX_BACKOFF` quanta run in order without trying (a first-touch phase faults in every
 quantum); a new phase tries at once.
 
-Not run ahead: runs with a modelled LLC or TLB (CPUs share the cache's sets, and the TLB
-keeps rows this module does not copy), quanta with fewer than two CPUs running, and whatever
-runs on one host thread.  Where the time goes then is unchanged, so the speed-up is that of
-the steady phases only.  ``python benchmarks/bench_host_threads.py`` on the README's shared
+Not run ahead: runs with a modelled LLC (the CPUs share the cache's sets), quanta with fewer
+than two CPUs running, and whatever runs on one host thread.  A modelled TLB is per CPU:
+its rows are copied with the rest, and a page walk reads only page tables.  Where the time
+goes then is unchanged, so the speed-up is that of the steady phases only.  ``python
+benchmarks/bench_host_threads.py`` on the README's shared
 2-vCPU host (which runs a plain throughput-bound numba loop 1.8x faster on two threads): the
 80 MB contended triad's triad phase 1.21x and 1.60x faster on two threads in two runs, its
 first-touch phase 0.90x and 0.98x (seven attempts put back, about 1 ms each).  With NUMA

@@ -208,18 +208,22 @@ class FastEngine:
                 f"run at once, {a.put_back} tried and run in order")
 
     def _ahead_arrays(self) -> list[np.ndarray]:
-        """Every array a CPU's quantum writes when it takes no fault: its rows of these."""
+        """Every array a CPU's quantum writes when it takes no fault: its rows of these (and
+        of its TLB, when TLBs are modelled: tags, entries, LRU clock, walk lines)."""
         sim = self.sim
-        return [sim.ci, sim.cs, sim.slots, sim.buf, sim.ts, sim.rngs, sim.st, sim.hist,
-                self.sfree, self.pwait, self.wbq, self.pbin[: sim.nthreads], sim.numab.nbi,
-                sim.numab.nbf, sim.kswapd.young_arr()]
+        arrays = [sim.ci, sim.cs, sim.slots, sim.buf, sim.ts, sim.rngs, sim.st, sim.hist,
+                  self.sfree, self.pwait, self.wbq, self.pbin[: sim.nthreads], sim.numab.nbi,
+                  sim.numab.nbf, sim.kswapd.young_arr()]
+        if sim.tlb[4][TLB_ON] != 0:
+            arrays += list(sim.tlb[:4])
+        return arrays
 
     def _run_ahead(self, active: list[int]) -> bool:
         """Every running CPU's quantum at once on the host's threads, kept only if none
-        faulted or stopped (:mod:`numasim.machine.ahead`); not with an LLC or a TLB
-        modelled (state the CPUs share, or rows not copied)."""
+        faulted or stopped (:mod:`numasim.machine.ahead`); not with an LLC modelled (its
+        sets are shared by the CPUs)."""
         sim = self.sim
-        if sim.pi[C.PI_LLC] != 0 or sim.tlb[4][TLB_ON] != 0:
+        if sim.pi[C.PI_LLC] != 0:
             return False
         running = [c for c in active if not sim.ci[c, C.CI_FINISHED]]
         args, t_end = self.args, self.t_end
