@@ -36,9 +36,14 @@ def _fake_scipy(root: Path) -> Path:
     return root
 
 
-def test_the_command_skips_numbas_blas_probe_and_nothing_else(tmp_path):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+def _env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a child Python that finds the stand-in scipy first."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(_fake_scipy(tmp_path)), os.environ.get("PYTHONPATH", "")]))
+
+
+def test_the_command_skips_numbas_blas_probe_and_nothing_else(tmp_path):
+    env = _env(tmp_path)
     out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
@@ -50,8 +55,7 @@ def test_the_command_skips_numbas_blas_probe_and_nothing_else(tmp_path):
 
 
 def test_the_probe_runs_as_usual_without_the_command(tmp_path):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(_fake_scipy(tmp_path)), os.environ.get("PYTHONPATH", "")]))
+    env = _env(tmp_path)
     code = ("import os, numba.np.arraymath as am; "
             "print(os.environ.get('FAKE_SCIPY_LINALG', 'no'), am._HAVE_BLAS)")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
