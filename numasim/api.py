@@ -17,6 +17,7 @@ determinism test compares that form.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -117,11 +118,23 @@ def run(machine, workload, *, engine: str = "fast", linux: str = "6.12", seed: i
     m = with_kernel_settings(_machine(machine), numa_balancing=numa_balancing,
                              knobs=balancing_knobs, thp=thp, khugepaged=khugepaged_knobs,
                              thp_defrag=thp_defrag)
-    spec = build_spec(m, _workload(workload, options), engine=engine,
+    spec = build_spec(m, _keyword_fields(_workload, workload, options), engine=engine,
                       linux=linux, seed=seed, numactl=numactl, cpu=cpu, quantum=quantum,
                       concentration=concentration, weights=weights,
                       fast_forward=fast_forward, host_threads=host_threads)
     return simulate(spec, progress=progress)
+
+
+def _keyword_fields(fn, *args):
+    """``fn(*args)``, its input errors naming the keyword a Python caller passed
+    (``threads``, ``write_fraction``) where the kernels name the command's flag
+    (``--threads``, ``--write-fraction``)."""
+    try:
+        return fn(*args)
+    except ConfigError as e:
+        raise ConfigError(problems=[
+            dataclasses.replace(p, field=p.field[2:].replace("-", "_"))
+            if p.field and p.field.startswith("--") else p for p in e.problems]) from None
 
 
 def _generation(linux: str, options: dict[str, Any]) -> str:

@@ -67,6 +67,22 @@ def test_bad_options(kw, field):
     assert e.value.field == field
 
 
+@pytest.mark.parametrize("kernel,kw,field", [("stream", {"op": "triadd"}, "op"),
+                                             ("prodcons", {"threads": 1}, "threads"),
+                                             ("kv", {"write_fraction": 2}, "write_fraction")])
+def test_python_callers_see_their_keyword_not_the_flag(kernel, kw, field, capsys):
+    """``numasim.run`` names the keyword its caller passed; the command keeps the flag."""
+    with pytest.raises(ConfigError) as e:
+        run(CLX, kernel, **kw)
+    assert e.value.field == field
+    from numasim.cli import main
+
+    flag = "--" + field.replace("_", "-")
+    argv = ["numactl", "--", kernel, flag, str(next(iter(kw.values()))), "--machine", "clx-2s"]
+    assert main(argv) == 2
+    assert f"field '{flag}'" in capsys.readouterr().err
+
+
 def test_unknown_kernel_suggests():
     with pytest.raises(ConfigError) as e:
         build_kernel("straem")
