@@ -8,6 +8,8 @@ import re
 import threading
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import numasim
 from numasim.errors import ConfigError
@@ -99,6 +101,35 @@ def test_where_it_meets_fast_forward_thp_and_skewed_starts(kw):
                 machine="clx-2s", numactl="--interleave=all", **kw)
     one, two = _run(1, **base), _run(2, **base)
     assert _counts(two)[0] > 0
+    assert two.to_json(host=False) == one.to_json(host=False)
+
+
+@settings(max_examples=8, deadline=None, derandomize=True)
+# the case that found the tiering hot set reading the last phase's program at a phase start
+# (an IndexError): serial init long enough to end past NUMA balancing's first sample bin
+@example(machine="cxl-1s", kernel="stream", numactl="--interleave=all", balancing=1,
+         thp=None, pin=False, ff=False, threads=2, size="2MiB")
+@given(machine=st.sampled_from(["clx-2s", "cxl-1s", "skx-2s-snc2", "cxl-small"]),
+       kernel=st.sampled_from(["stream", "gups", "zipf", "kv"]),
+       numactl=st.sampled_from([None, "--interleave=all", "--preferred=1",
+                                "--weighted-interleave=all", "--cpunodebind=0 --membind=1"]),
+       balancing=st.sampled_from([None, 1, 2, 3]), thp=st.sampled_from([None, "always"]),
+       pin=st.booleans(), ff=st.booleans(), threads=st.sampled_from([2, 4]),
+       size=st.just("1MiB"))
+def test_features_together_give_the_same_bytes_on_one_and_two_threads(
+        machine, kernel, numactl, balancing, thp, pin, ff, threads, size):
+    """Where the features meet (a policy, NUMA balancing or tiering scanning every
+    millisecond, huge pages, threads free to move, fast-forward): two host threads give the
+    bytes one gives, and nothing fails on the way (the example above raised an IndexError
+    until the run pointed ``programs_ops`` at a phase's program before the phase started)."""
+    kw = dict(kernel=kernel, threads=threads, size=size, machine=machine, numactl=numactl,
+              thp=thp, pin=pin, fast_forward="2,20" if ff else None, seed=3)
+    if kernel == "stream":
+        kw.update(op="triad", repeat=6, init="serial")
+    if balancing:
+        kw.update(numa_balancing=balancing,
+                  balancing_knobs={"scan_delay_ms": 1, "scan_period_min_ms": 1})
+    one, two = _run(1, **kw), _run(2, **kw)
     assert two.to_json(host=False) == one.to_json(host=False)
 
 

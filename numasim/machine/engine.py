@@ -12,7 +12,8 @@ at which the phase's last thread finished.  Before it is called, the run has poi
 active thread at its ops (``ts``, ``cs``, ``ci``; :meth:`Simulation.reset_clocks`).  During
 it the engine
 
-* reads the program: ``prog.ops``/``prog.opf`` (set into ``programs_ops``/``programs_opf``),
+* reads the program: ``prog.ops``/``prog.opf`` (also ``programs_ops``/``programs_opf``,
+  which ``reset_clocks`` pointed at them),
   ``ts``, ``rngs``, ``trace_arr``, ``buf``; the machine: ``res`` (routes, service times,
   latencies), ``cpu_nodes``, ``params`` (CPU model), ``eparams`` (engine knobs), ``pf``/``pi``
   (packed parameters), ``llc``; and the kernel's state ``ks`` (page tables, allocator), into

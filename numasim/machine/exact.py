@@ -300,7 +300,6 @@ class ExactEngine:
     # ---------------------------------------------------------------- phases
     def phase(self, prog, active: list[int], t0: float):
         sim = self.sim
-        sim.programs_ops, sim.programs_opf = prog.ops, prog.opf
         procs = [self.env.process(self._cpu(c, t0)) for c in active]
         yield simpy.AllOf(self.env, procs)
         end = float(max(sim.cs[c, C.CS_LAST] for c in active))

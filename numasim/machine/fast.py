@@ -292,7 +292,6 @@ class FastEngine:
     def phase(self, prog, active: list[int], t0: float):
         sim = self.sim
         env = sim.env
-        sim.programs_ops, sim.programs_opf = prog.ops, prog.opf
         ep = sim.eparams
         q = float(ep.quantum or ep.quantum_min)
         self.ahead.phase_start()  # the host threads of the bound phase (machine.ahead)

@@ -209,7 +209,10 @@ class Simulation:
     def reset_clocks(self, t0: float, prog: PhaseProgram) -> list[int]:
         """Point every thread at its ops and start its clock: at ``t0`` plus its release
         skew (threads leave a barrier, or get created, a little apart; drawn from the run's
-        seed)."""
+        seed).  The phase's ops become ``programs_ops``/``programs_opf`` here, with the
+        threads' pointers into them: whatever reads a thread's position before the engine
+        runs (NUMA balancing's phase start, the tiering hot set) reads the same program."""
+        self.programs_ops, self.programs_opf = prog.ops, prog.opf
         active = []
         skew = self.params.start_skew_ns * self.ghz
         offsets = self.rng.random(self.nthreads) * skew if skew > 0 else \
