@@ -104,7 +104,7 @@ def test_where_it_meets_fast_forward_thp_and_skewed_starts(kw):
     assert two.to_json(host=False) == one.to_json(host=False)
 
 
-@settings(max_examples=8, deadline=None, derandomize=True)
+@settings(max_examples=16, deadline=None, derandomize=True)
 # the case that found the tiering hot set reading the last phase's program at a phase start
 # (an IndexError): serial init long enough to end past NUMA balancing's first sample bin
 @example(machine="cxl-1s", kernel="stream", numactl="--interleave=all", balancing=1,
