@@ -50,6 +50,17 @@ def test_prodcons_producers_own_the_buffer():
     assert [p["name"] for p in d["phases"]] == ["init", "prodcons"]
 
 
+def test_prodcons_without_a_thread_count_runs_a_producer_and_a_consumer(capsys):
+    """`numasim run prodcons` (or `numactl -- prodcons`) without --threads failed: one thread."""
+    w = build_kernel("prodcons", size="1MiB")
+    assert w.threads == 2 and [p.threads for p in w.phases] == [[0], None]
+    from numasim.cli import main
+
+    assert main(["numactl", "--", "prodcons", "--size", "1MiB", "--machine", "clx-2s"]) == 0
+    assert main(["numactl", "--", "prodcons", "--threads", "1", "--machine", "clx-2s"]) == 2
+    assert "prodcons needs at least 2 threads" in capsys.readouterr().err
+
+
 def test_no_write_allocate_halves_store_traffic():
     wa = run(CLX, "stream", op="copy", threads=1, size="1MiB", init="none").to_dict()
     nt = run(CLX, "stream", op="copy", threads=1, size="1MiB", init="none",

@@ -46,7 +46,8 @@ def kernel_parser() -> argparse.ArgumentParser:
     p.add_argument("--op", "--kernel", dest="op", default="triad",
                    help="the STREAM operation: copy, scale, add, triad (default triad; "
                         "--kernel is its old name)")
-    p.add_argument("--threads", "-t", type=int, default=1)
+    p.add_argument("--threads", "-t", type=int,
+                   help="threads, one per CPU (default 1; prodcons 2)")
     p.add_argument("--size", "-s", help="bytes per array / table (e.g. 1GiB)")
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--init", default="parallel", help="first touch: parallel, serial, none")

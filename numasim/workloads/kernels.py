@@ -68,14 +68,17 @@ def _shift(v: Any) -> float:
     return b
 
 
-def build_kernel(name: str, *, op: str = "triad", threads: int = 1, size: Any = None,
+def build_kernel(name: str, *, op: str = "triad", threads: int | None = None, size: Any = None,
                  init: str = "parallel", repeat: int = 1, compute: int | None = None,
                  placement: str = "spread", cpus: list[int] | None = None,
                  pin: bool = True, stride: Any = 64, theta: float = 0.99, count: int | None = None,
                  producers: int | None = None, write: bool = False, **more: Any) -> Workload:
     """A built-in kernel as a workload (see the module table).  ``more``: ``cpu`` (the CPU
     model's options, a dict) and the zipf/kv options ``shift``, ``value``,
-    ``write_fraction`` (:data:`KEYLESS` has their defaults)."""
+    ``write_fraction`` (:data:`KEYLESS` has their defaults).  ``threads`` not given: one,
+    or for ``prodcons`` two (a producer and a consumer, the least it can run)."""
+    if threads is None:
+        threads = 2 if name == "prodcons" else 1
     unknown = sorted(set(more) - set(KEYLESS) - {"cpu"})
     if unknown:
         raise ConfigError(f"unknown option {unknown[0]!r}", field=unknown[0],
