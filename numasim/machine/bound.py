@@ -552,8 +552,8 @@ def _llc(llc, rw, hw, lw, sfl, pw, pbinc, lb, kx, pos, pg, line, node, write, ti
     lpp, q_start, bin_inv, nbin, cn = kx[5], kx[12], kx[13], kx[14], kx[15]
     bcur, bend = pos
     llc_tags, llc_meta, llc_clock = llc
-    key = pg * lpp + (line & (lpp - 1))
-    hit, wbn = C.llc_access(llc_tags, llc_meta, llc_clock, cn, key, write, node)
+    hit, wbn = C.llc_access(llc_tags, llc_meta, llc_clock, cn, C.llc_key(pg, line, lpp), write,
+                            node)
     n_wb = 0.0
     if wbn >= 0:
         pw[wbn * P_NKINDS + P_WB] += _serve(rw, hw, lw, wbn, ti, sfl)
@@ -589,7 +589,8 @@ def _walk_load(lx, kx, llc, st, c, hx, pos, tpg, tline, node, ti):
     n_hits, n_wb, n_mem, lat_sum, wait_sum, n_local, dkey = hx
     wbh, nwb, bcur, bend = pos
     if llc_on:
-        hit, wbn = C.llc_access(llc[0], llc[1], llc[2], cn, tpg * lpp + tline, False, node)
+        hit, wbn = C.llc_access(llc[0], llc[1], llc[2], cn, C.llc_key(tpg, tline, lpp), False,
+                                node)
         if wbn >= 0:
             pw[wbn * P_NKINDS + P_WB] += _serve(rw, hw, lw, wbn, ti, sfl)
             if ti >= bend and bcur < nbin - 1:

@@ -439,8 +439,7 @@ class ExactEngine:
         hit = 0
         if sim.pi[C.PI_LLC] and (write_allocate or not write):
             tags, meta, clock = sim.llc
-            key = pg * lpp + (line & (lpp - 1))
-            hit, wbn = C.llc_access(tags, meta, clock, cn, key, write, node)
+            hit, wbn = C.llc_access(tags, meta, clock, cn, C.llc_key(pg, line, lpp), write, node)
             if wbn >= 0:
                 self._posted(self.routes_w[(cn, int(wbn))], ti, c, now=True, rand=rand)
                 tl_add(ti, int(wbn))
@@ -469,7 +468,8 @@ class ExactEngine:
         lpp = 1 << int(sim.pi[C.PI_LPP_SHIFT])
         if sim.pi[C.PI_LLC]:
             tags, meta, clock = sim.llc
-            hit, wbn = C.llc_access(tags, meta, clock, cn, tpg * lpp + tline, False, tnode)
+            hit, wbn = C.llc_access(tags, meta, clock, cn, C.llc_key(tpg, tline, lpp), False,
+                                       tnode)
             if wbn >= 0:
                 self._posted(self.routes_w[(cn, int(wbn))], ti, c, now=True, rand=rand)
                 tl_add(ti, int(wbn))
