@@ -219,8 +219,7 @@ def llc_access(tags, meta, clock, cache, key, write, node):
     return 0, wb
 
 
-_COLOR_BITS = np.uint64(40)  # page rows stay below 2**40
-_COLOR_MASK = np.uint64((1 << 40) - 1)
+_COLOR_MASK = np.uint64((1 << 40) - 1)  # page rows stay below 2**40
 _COLOR_HALF = np.uint64(20)
 _COLOR_MUL = np.uint64(0x9E3779B97F)  # odd: a bijection on 40 bits
 

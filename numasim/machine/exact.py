@@ -469,7 +469,7 @@ class ExactEngine:
         if sim.pi[C.PI_LLC]:
             tags, meta, clock = sim.llc
             hit, wbn = C.llc_access(tags, meta, clock, cn, C.llc_key(tpg, tline, lpp), False,
-                                       tnode)
+                                    tnode)
             if wbn >= 0:
                 self._posted(self.routes_w[(cn, int(wbn))], ti, c, now=True, rand=rand)
                 tl_add(ti, int(wbn))
